@@ -1,0 +1,1 @@
+//! sundial daemon library.

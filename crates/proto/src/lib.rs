@@ -1,0 +1,38 @@
+//! sundial's NTP core. It performs no I/O: it never reads a clock, opens a socket or draws
+//! ambient randomness. Time, received bytes and random numbers come in as arguments; replies,
+//! clock commands and timer requests go out as return values. That keeps every protocol
+//! decision deterministic and testable in virtual time (see `sundial-sim`).
+//!
+//! ```text
+//!   socket ──bytes + kernel RX timestamp──▶ server::Server::handle ──reply bytes──▶ socket
+//!                                              ▲
+//!                          system::SystemState │ (published by the main loop)
+//! ```
+//!
+//! A daemon's serving loop, in outline:
+//!
+//! ```ignore
+//! use sundial_proto::server::{Action, RequestMeta, Server};
+//! use sundial_proto::system::SystemState;
+//! # fn recv() -> (Vec<u8>, RequestMeta) { unimplemented!() }
+//! # fn send(_: &[u8]) {}
+//! # fn clock_now() -> sundial_proto::time::NtpTimestamp { unimplemented!() }
+//! let mut server = Server::new(Default::default());
+//! let state = SystemState::unsynchronized(sundial_proto::time::Log2Seconds::new(-20));
+//! let mut out = [0u8; 1024];
+//! loop {
+//!     let (request, meta) = recv();
+//!     match server.handle(&meta, &request, &state, &mut out, clock_now) {
+//!         Action::Reply(len) => send(&out[..len]),
+//!         Action::Drop(_reason) => {} // counted in server.counters()
+//!     }
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs, clippy::indexing_slicing)]
+
+pub mod access;
+pub mod packet;
+pub mod server;
+pub mod system;
+pub mod time;

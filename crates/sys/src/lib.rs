@@ -1,0 +1,1 @@
+//! Kernel interfaces for sundial (placeholder until filled in).
