@@ -72,7 +72,10 @@ impl RestrictFlags {
     /// The flag of an ntp.conf keyword, if it names one. (`ntpport` is a match modifier and
     /// `serverresponse fuzz` takes two words; the config parser handles both.)
     pub fn from_keyword(word: &str) -> Option<Self> {
-        Self::NAMES.iter().find(|(n, _)| *n == word).map(|(_, f)| *f)
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == word)
+            .map(|(_, f)| *f)
     }
 
     /// Whether every flag in `other` is set here.
@@ -140,7 +143,12 @@ impl RestrictEntry {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::BROADCAST),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(u128::MAX)),
         };
-        Self { addr, mask, ntpport: false, flags }
+        Self {
+            addr,
+            mask,
+            ntpport: false,
+            flags,
+        }
     }
 
     /// An entry for `addr/prefix_len` (CIDR); the prefix is clamped to the family's width.
@@ -152,22 +160,33 @@ impl RestrictEntry {
             }
             IpAddr::V6(_) => {
                 let bits = u32::from(prefix_len.min(128));
-                IpAddr::V6(Ipv6Addr::from(u128::MAX.checked_shl(128 - bits).unwrap_or(0)))
+                IpAddr::V6(Ipv6Addr::from(
+                    u128::MAX.checked_shl(128 - bits).unwrap_or(0),
+                ))
             }
         };
-        Self { addr, mask, ntpport: false, flags: RestrictFlags::NONE }
+        Self {
+            addr,
+            mask,
+            ntpport: false,
+            flags: RestrictFlags::NONE,
+        }
     }
 
     fn key(&self) -> Option<(u128, u128)> {
         match (self.addr, self.mask) {
-            (IpAddr::V4(a), IpAddr::V4(m)) => Some((u128::from(u32::from(a)), u128::from(u32::from(m)))),
+            (IpAddr::V4(a), IpAddr::V4(m)) => {
+                Some((u128::from(u32::from(a)), u128::from(u32::from(m))))
+            }
             (IpAddr::V6(a), IpAddr::V6(m)) => Some((u128::from(a), u128::from(m))),
             _ => None,
         }
     }
 
     fn matches(&self, src: &SocketAddr) -> bool {
-        let Some((addr, mask)) = self.key() else { return false };
+        let Some((addr, mask)) = self.key() else {
+            return false;
+        };
         let src_bits = match (src.ip(), self.addr) {
             (IpAddr::V4(s), IpAddr::V4(_)) => u128::from(u32::from(s)),
             (IpAddr::V6(s), IpAddr::V6(_)) => u128::from(s),
@@ -226,7 +245,8 @@ impl AccessTable {
         }
         self.entries.push(entry);
         // Stable sort keeps configuration order among equally specific entries.
-        self.entries.sort_by_key(|e| core::cmp::Reverse(e.specificity()));
+        self.entries
+            .sort_by_key(|e| core::cmp::Reverse(e.specificity()));
     }
 
     /// `unrestrict`: clears `flags` from the matching entry, or deletes it when `flags` is
@@ -258,10 +278,20 @@ impl AccessTable {
     /// address entry (as opposed to the default).
     pub fn lookup(&self, src: &SocketAddr) -> Lookup {
         if let Some(e) = self.entries.iter().find(|e| e.matches(src)) {
-            return Lookup { flags: e.flags, explicit: true };
+            return Lookup {
+                flags: e.flags,
+                explicit: true,
+            };
         }
-        let flags = if src.is_ipv4() { self.default_v4 } else { self.default_v6 };
-        Lookup { flags, explicit: false }
+        let flags = if src.is_ipv4() {
+            self.default_v4
+        } else {
+            self.default_v6
+        };
+        Lookup {
+            flags,
+            explicit: false,
+        }
     }
 
     fn find_mut(&mut self, entry: &RestrictEntry) -> Option<&mut RestrictEntry> {
@@ -281,7 +311,10 @@ pub struct Lookup {
 fn same_key(a: &RestrictEntry, b: &RestrictEntry) -> bool {
     match (a.key(), b.key()) {
         (Some((aa, am)), Some((ba, bm))) => {
-            a.addr.is_ipv4() == b.addr.is_ipv4() && aa & am == ba & bm && am == bm && a.ntpport == b.ntpport
+            a.addr.is_ipv4() == b.addr.is_ipv4()
+                && aa & am == ba & bm
+                && am == bm
+                && a.ntpport == b.ntpport
         }
         _ => false,
     }
@@ -299,9 +332,20 @@ mod tests {
 
     fn seed_table() -> AccessTable {
         let mut t = AccessTable::new();
-        let f = |names: &[&str]| names.iter().fold(RestrictFlags::NONE, |acc, n| acc | RestrictFlags::from_keyword(n).unwrap());
-        t.add_default(true, true, f(&["kod", "nomodify", "notrap", "nopeer", "noquery"]));
-        t.add(RestrictEntry::host("127.0.0.1".parse().unwrap(), RestrictFlags::NONE));
+        let f = |names: &[&str]| {
+            names.iter().fold(RestrictFlags::NONE, |acc, n| {
+                acc | RestrictFlags::from_keyword(n).unwrap()
+            })
+        };
+        t.add_default(
+            true,
+            true,
+            f(&["kod", "nomodify", "notrap", "nopeer", "noquery"]),
+        );
+        t.add(RestrictEntry::host(
+            "127.0.0.1".parse().unwrap(),
+            RestrictFlags::NONE,
+        ));
         let mut lan = RestrictEntry::prefix("192.168.1.0".parse().unwrap(), 24);
         lan.flags = f(&["nomodify", "notrap"]);
         t.add(lan);
@@ -317,7 +361,11 @@ mod tests {
         assert!(!lan.flags.contains(RestrictFlags::NOQUERY));
         let outside = t.lookup(&sa("10.9.0.10:4000"));
         assert!(!outside.explicit && outside.flags.contains(RestrictFlags::NOQUERY));
-        assert!(t.lookup(&sa("[2001:db8::1]:123")).flags.contains(RestrictFlags::NOQUERY));
+        assert!(
+            t.lookup(&sa("[2001:db8::1]:123"))
+                .flags
+                .contains(RestrictFlags::NOQUERY)
+        );
     }
 
     #[test]
@@ -329,7 +377,10 @@ mod tests {
         t.add(e);
         e.flags = RestrictFlags::IGNORE;
         t.add(e);
-        assert_eq!(t.lookup(&sa("10.1.2.3:5")).flags, RestrictFlags::NOQUERY | RestrictFlags::IGNORE);
+        assert_eq!(
+            t.lookup(&sa("10.1.2.3:5")).flags,
+            RestrictFlags::NOQUERY | RestrictFlags::IGNORE
+        );
         e.flags = RestrictFlags::IGNORE;
         assert!(t.remove(&e));
         assert_eq!(t.lookup(&sa("10.1.2.3:5")).flags, RestrictFlags::NOQUERY);

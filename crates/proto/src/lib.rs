@@ -11,13 +11,13 @@
 //!
 //! A daemon's serving loop, in outline:
 //!
-//! ```ignore
+//! ```no_run
 //! use sundial_proto::server::{Action, RequestMeta, Server};
 //! use sundial_proto::system::SystemState;
 //! # fn recv() -> (Vec<u8>, RequestMeta) { unimplemented!() }
 //! # fn send(_: &[u8]) {}
 //! # fn clock_now() -> sundial_proto::time::NtpTimestamp { unimplemented!() }
-//! let mut server = Server::new(Default::default());
+//! let server = Server::new(Default::default());
 //! let state = SystemState::unsynchronized(sundial_proto::time::Log2Seconds::new(-20));
 //! let mut out = [0u8; 1024];
 //! loop {
@@ -32,7 +32,12 @@
 #![warn(missing_docs, clippy::indexing_slicing)]
 
 pub mod access;
+pub mod clock;
+pub mod fallback;
+pub mod filter;
 pub mod packet;
+pub mod select;
 pub mod server;
+pub mod source;
 pub mod system;
 pub mod time;

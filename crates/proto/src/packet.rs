@@ -185,7 +185,13 @@ impl ReferenceId {
             self.0
                 .iter()
                 .take_while(|&&b| b != 0)
-                .map(|&b| if b.is_ascii_graphic() { char::from(b) } else { '.' })
+                .map(|&b| {
+                    if b.is_ascii_graphic() {
+                        char::from(b)
+                    } else {
+                        '.'
+                    }
+                })
                 .collect()
         }
     }
@@ -193,7 +199,11 @@ impl ReferenceId {
 
 impl fmt::Debug for ReferenceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == 0) {
+        if self
+            .0
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == 0)
+        {
             write!(f, "ReferenceId({:?})", self.display_for_stratum(1))
         } else {
             write!(f, "ReferenceId({})", self.display_for_stratum(2))
@@ -256,7 +266,9 @@ impl NtpHeader {
     /// wrong. Version and mode are checked by [`Packet::parse`].
     pub fn decode(bytes: &[u8; HEADER_LEN]) -> Self {
         let u32_of = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap_or_default());
-        let ts_of = |b: &[u8]| NtpTimestamp::from_bits(u64::from_be_bytes(b.try_into().unwrap_or_default()));
+        let ts_of = |b: &[u8]| {
+            NtpTimestamp::from_bits(u64::from_be_bytes(b.try_into().unwrap_or_default()))
+        };
         Self {
             leap: Leap::from_bits(bytes[0] >> 6),
             version: (bytes[0] >> 3) & 7,
@@ -314,11 +326,15 @@ impl<'a> Packet<'a> {
     /// own layouts after the first octet and are rejected here with [`ParseError::NotNtp`].
     pub fn parse(datagram: &'a [u8]) -> Result<Self, ParseError> {
         let Some((head, rest)) = datagram.split_first_chunk::<HEADER_LEN>() else {
-            return Err(ParseError::TooShort { len: datagram.len() });
+            return Err(ParseError::TooShort {
+                len: datagram.len(),
+            });
         };
         let header = NtpHeader::decode(head);
         if !(1..=4).contains(&header.version) {
-            return Err(ParseError::BadVersion { version: header.version });
+            return Err(ParseError::BadVersion {
+                version: header.version,
+            });
         }
         if matches!(header.mode, Mode::Control | Mode::Private) {
             return Err(ParseError::NotNtp { mode: header.mode });
@@ -328,7 +344,11 @@ impl<'a> Packet<'a> {
         } else {
             split_trailer_v3(rest)?
         };
-        Ok(Self { header, extensions: ExtensionFields { bytes: extensions }, mac })
+        Ok(Self {
+            header,
+            extensions: ExtensionFields { bytes: extensions },
+            mac,
+        })
     }
 }
 
@@ -338,7 +358,9 @@ fn split_trailer_v4(rest: &[u8]) -> Result<(&[u8], Option<Mac<'_>>), ParseError>
     let mut offset = 0;
     loop {
         let Some(remaining) = rest.get(offset..) else {
-            return Err(ParseError::TruncatedExtension { offset: HEADER_LEN + offset });
+            return Err(ParseError::TruncatedExtension {
+                offset: HEADER_LEN + offset,
+            });
         };
         if remaining.is_empty() {
             return Ok((rest, None));
@@ -348,14 +370,22 @@ fn split_trailer_v4(rest: &[u8]) -> Result<(&[u8], Option<Mac<'_>>), ParseError>
             return Ok((fields, Some(Mac::from_trailer(remaining))));
         }
         let Some(&[_, _, hi, lo]) = remaining.first_chunk::<4>() else {
-            return Err(ParseError::BadTrailer { offset: HEADER_LEN + offset, len: remaining.len() });
+            return Err(ParseError::BadTrailer {
+                offset: HEADER_LEN + offset,
+                len: remaining.len(),
+            });
         };
         let len = usize::from(u16::from_be_bytes([hi, lo]));
         if len < MIN_EXTENSION_LEN || len % 4 != 0 {
-            return Err(ParseError::BadExtensionLength { offset: HEADER_LEN + offset, len });
+            return Err(ParseError::BadExtensionLength {
+                offset: HEADER_LEN + offset,
+                len,
+            });
         }
         if len > remaining.len() {
-            return Err(ParseError::TruncatedExtension { offset: HEADER_LEN + offset });
+            return Err(ParseError::TruncatedExtension {
+                offset: HEADER_LEN + offset,
+            });
         }
         offset += len;
     }
@@ -366,7 +396,10 @@ fn split_trailer_v3(rest: &[u8]) -> Result<(&[u8], Option<Mac<'_>>), ParseError>
     match rest.len() {
         0 => Ok((&[], None)),
         n if MAC_LENS_V3.contains(&n) => Ok((&[], Some(Mac::from_trailer(rest)))),
-        len => Err(ParseError::BadTrailer { offset: HEADER_LEN, len }),
+        len => Err(ParseError::BadTrailer {
+            offset: HEADER_LEN,
+            len,
+        }),
     }
 }
 
@@ -443,8 +476,13 @@ pub struct Mac<'a> {
 
 impl<'a> Mac<'a> {
     fn from_trailer(trailer: &'a [u8]) -> Self {
-        let (id, digest) = trailer.split_first_chunk::<4>().map_or(([0; 4], &[][..]), |(a, b)| (*a, b));
-        Self { key_id: u32::from_be_bytes(id), digest }
+        let (id, digest) = trailer
+            .split_first_chunk::<4>()
+            .map_or(([0; 4], &[][..]), |(a, b)| (*a, b));
+        Self {
+            key_id: u32::from_be_bytes(id),
+            digest,
+        }
     }
 
     /// Whether this is a crypto-NAK: a key id with no digest.
@@ -461,7 +499,10 @@ impl<'a> Mac<'a> {
 impl fmt::Debug for Mac<'_> {
     /// Shows the key id and digest length, never the digest.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mac").field("key_id", &self.key_id).field("digest_len", &self.digest.len()).finish()
+        f.debug_struct("Mac")
+            .field("key_id", &self.key_id)
+            .field("digest_len", &self.digest.len())
+            .finish()
     }
 }
 
@@ -513,13 +554,22 @@ impl fmt::Display for ParseError {
             Self::BadVersion { version } => write!(f, "unsupported NTP version {version}"),
             Self::NotNtp { mode } => write!(f, "mode {} is not a time packet", mode.bits()),
             Self::BadExtensionLength { offset, len } => {
-                write!(f, "extension field at octet {offset} has invalid length {len}")
+                write!(
+                    f,
+                    "extension field at octet {offset} has invalid length {len}"
+                )
             }
             Self::TruncatedExtension { offset } => {
-                write!(f, "extension field at octet {offset} runs past the end of the packet")
+                write!(
+                    f,
+                    "extension field at octet {offset} runs past the end of the packet"
+                )
             }
             Self::BadTrailer { offset, len } => {
-                write!(f, "{len} trailing octets at {offset} are neither extension field nor MAC")
+                write!(
+                    f,
+                    "{len} trailing octets at {offset} are neither extension field nor MAC"
+                )
             }
         }
     }
@@ -572,11 +622,17 @@ mod tests {
 
     #[test]
     fn rejects_short_datagrams_and_bad_versions() {
-        assert_eq!(Packet::parse(&[0u8; 47]), Err(ParseError::TooShort { len: 47 }));
+        assert_eq!(
+            Packet::parse(&[0u8; 47]),
+            Err(ParseError::TooShort { len: 47 })
+        );
         for v in [0u8, 5, 6, 7] {
             let mut b = request(4);
             b[0] = (v << 3) | 3;
-            assert_eq!(Packet::parse(&b), Err(ParseError::BadVersion { version: v }));
+            assert_eq!(
+                Packet::parse(&b),
+                Err(ParseError::BadVersion { version: v })
+            );
         }
     }
 
@@ -584,9 +640,19 @@ mod tests {
     fn control_and_private_modes_are_not_time_packets() {
         let mut b = request(2);
         b[0] = (2 << 3) | 6;
-        assert!(matches!(Packet::parse(&b), Err(ParseError::NotNtp { mode: Mode::Control })));
+        assert!(matches!(
+            Packet::parse(&b),
+            Err(ParseError::NotNtp {
+                mode: Mode::Control
+            })
+        ));
         b[0] = (2 << 3) | 7;
-        assert!(matches!(Packet::parse(&b), Err(ParseError::NotNtp { mode: Mode::Private })));
+        assert!(matches!(
+            Packet::parse(&b),
+            Err(ParseError::NotNtp {
+                mode: Mode::Private
+            })
+        ));
     }
 
     #[test]
@@ -634,17 +700,29 @@ mod tests {
         // Length below 16.
         let mut short = vec![0, 1, 0, 8];
         short.extend_from_slice(&[0; 24]);
-        assert!(matches!(with(&short), Err(ParseError::BadExtensionLength { len: 8, .. })));
+        assert!(matches!(
+            with(&short),
+            Err(ParseError::BadExtensionLength { len: 8, .. })
+        ));
         // Length not a multiple of 4.
         let mut odd = vec![0, 1, 0, 30];
         odd.extend_from_slice(&[0; 28]);
-        assert!(matches!(with(&odd), Err(ParseError::BadExtensionLength { len: 30, .. })));
+        assert!(matches!(
+            with(&odd),
+            Err(ParseError::BadExtensionLength { len: 30, .. })
+        ));
         // Length past the end.
         let mut long = vec![0, 1, 0, 64];
         long.extend_from_slice(&[0; 28]);
-        assert!(matches!(with(&long), Err(ParseError::TruncatedExtension { .. })));
+        assert!(matches!(
+            with(&long),
+            Err(ParseError::TruncatedExtension { .. })
+        ));
         // Three stray octets.
-        assert!(matches!(with(&[1, 2, 3]), Err(ParseError::BadTrailer { .. })));
+        assert!(matches!(
+            with(&[1, 2, 3]),
+            Err(ParseError::BadTrailer { .. })
+        ));
     }
 
     #[test]
@@ -654,23 +732,38 @@ mod tests {
         assert!(Packet::parse(&b).unwrap().mac.is_some());
         let mut b = request(3).to_vec();
         b.extend_from_slice(&[0; 32]);
-        assert!(matches!(Packet::parse(&b), Err(ParseError::BadTrailer { .. })));
+        assert!(matches!(
+            Packet::parse(&b),
+            Err(ParseError::BadTrailer { .. })
+        ));
     }
 
     #[test]
     fn ipv6_refid_is_md5_prefix() {
         let id = ReferenceId::from_ip("::1".parse().unwrap());
-        assert_eq!(id.to_bytes(), md5_prefix(&core::net::Ipv6Addr::LOCALHOST.octets()));
+        assert_eq!(
+            id.to_bytes(),
+            md5_prefix(&core::net::Ipv6Addr::LOCALHOST.octets())
+        );
         // MD5("") = d41d8cd9…, a known vector for the helper itself.
         assert_eq!(md5_prefix(b""), [0xd4, 0x1d, 0x8c, 0xd9]);
-        assert_eq!(ReferenceId::from_ip("192.0.2.1".parse().unwrap()).to_bytes(), [192, 0, 2, 1]);
+        assert_eq!(
+            ReferenceId::from_ip("192.0.2.1".parse().unwrap()).to_bytes(),
+            [192, 0, 2, 1]
+        );
     }
 
     #[test]
     fn refid_text_matches_ntpq() {
         assert_eq!(ReferenceId::INIT.display_for_stratum(16), "INIT");
-        assert_eq!(ReferenceId::from_bytes(*b"GP\0\0").display_for_stratum(1), "GP");
-        assert_eq!(ReferenceId::from_bytes([10, 0, 0, 1]).display_for_stratum(3), "10.0.0.1");
+        assert_eq!(
+            ReferenceId::from_bytes(*b"GP\0\0").display_for_stratum(1),
+            "GP"
+        );
+        assert_eq!(
+            ReferenceId::from_bytes([10, 0, 0, 1]).display_for_stratum(3),
+            "10.0.0.1"
+        );
     }
 
     proptest! {

@@ -53,7 +53,11 @@ impl SystemState {
 
     /// The stratum as it goes on the wire: 16 (unsynchronised) is sent as 0 (RFC 5905 §7.3).
     pub fn wire_stratum(&self) -> u8 {
-        if self.stratum >= MAX_STRATUM { 0 } else { self.stratum }
+        if self.stratum >= MAX_STRATUM {
+            0
+        } else {
+            self.stratum
+        }
     }
 
     /// Root dispersion as of `now`: the value at the last update grown by PHI per second since

@@ -72,7 +72,10 @@ impl UnixTime {
         let nanos = total.rem_euclid(1_000_000_000);
         let secs = i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX });
         // rem_euclid by 1e9 is always in 0..1e9, which fits a u32.
-        Self { secs, nanos: u32::try_from(nanos).unwrap_or(0) }
+        Self {
+            secs,
+            nanos: u32::try_from(nanos).unwrap_or(0),
+        }
     }
 }
 
@@ -122,7 +125,11 @@ impl NtpTimestamp {
     pub fn from_unix(t: UnixTime) -> Self {
         let ntp_secs = t.secs.wrapping_add(NTP_UNIX_OFFSET);
         // Keep only the seconds within the era: the low 32 bits.
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "era wrap")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "era wrap"
+        )]
         let secs = ntp_secs as u32;
         Self::from_parts(secs, nanos_to_fraction(t.nanos))
     }
@@ -135,15 +142,21 @@ impl NtpTimestamp {
         let offset = self - Self::from_unix(pivot);
         // The pivot's own fraction was rounded when it became a timestamp; start from the
         // timestamp's exact value so the result does not depend on that rounding.
-        let pivot_rounded = UnixTime::new(pivot.secs, 0)
-            .add_duration(NtpDuration::from_bits(i64::from(nanos_to_fraction(pivot.nanos))));
+        let pivot_rounded = UnixTime::new(pivot.secs, 0).add_duration(NtpDuration::from_bits(
+            i64::from(nanos_to_fraction(pivot.nanos)),
+        ));
         pivot_rounded.add_duration(offset)
     }
 }
 
 impl fmt::Debug for NtpTimestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NtpTimestamp({:08x}.{:08x})", self.seconds(), self.fraction())
+        write!(
+            f,
+            "NtpTimestamp({:08x}.{:08x})",
+            self.seconds(),
+            self.fraction()
+        )
     }
 }
 
@@ -159,7 +172,10 @@ impl Sub for NtpTimestamp {
 
     /// The signed time from `rhs` to `self`, across era boundaries (spans below 68 years).
     fn sub(self, rhs: Self) -> NtpDuration {
-        #[expect(clippy::cast_possible_wrap, reason = "two's complement is the era rule")]
+        #[expect(
+            clippy::cast_possible_wrap,
+            reason = "two's complement is the era rule"
+        )]
         NtpDuration(self.0.wrapping_sub(rhs.0) as i64)
     }
 }
@@ -215,7 +231,10 @@ impl NtpDuration {
 
     /// A duration from seconds as a float, rounded to the nearest 2^-32 s; saturates at the
     /// ends of the range and maps NaN to zero.
-    #[expect(clippy::cast_possible_truncation, reason = "saturating float cast is intended")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "saturating float cast is intended"
+    )]
     pub fn from_seconds_f64(secs: f64) -> Self {
         if secs.is_nan() {
             return Self::ZERO;
@@ -224,7 +243,10 @@ impl NtpDuration {
     }
 
     /// Seconds as a float.
-    #[expect(clippy::cast_precision_loss, reason = "f64 keeps 53 bits, well below 1 ns")]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "f64 keeps 53 bits, well below 1 ns"
+    )]
     pub fn to_seconds_f64(self) -> f64 {
         self.0 as f64 / TWO_POW_32
     }
@@ -239,7 +261,11 @@ impl NtpDuration {
         let scaled = i128::from(self.0) * 1_000_000_000;
         // Round half away from zero.
         let half = 1_i128 << 31;
-        if scaled >= 0 { (scaled + half) >> 32 } else { -((-scaled + half) >> 32) }
+        if scaled >= 0 {
+            (scaled + half) >> 32
+        } else {
+            -((-scaled + half) >> 32)
+        }
     }
 
     fn from_nanos_i128(nanos: i128) -> Self {
@@ -374,12 +400,57 @@ impl Log2Seconds {
     }
 
     /// The exponent whose power of two is closest to `secs` from above (for precision).
-    #[expect(clippy::cast_possible_truncation, reason = "clamped to the i8 range first")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "clamped to the i8 range first"
+    )]
     pub fn ceil_from_seconds(secs: f64) -> Self {
         if secs.is_nan() || secs <= 0.0 {
             return Self(i8::MIN);
         }
-        Self(secs.log2().ceil().clamp(f64::from(i8::MIN), f64::from(i8::MAX)) as i8)
+        Self(
+            secs.log2()
+                .ceil()
+                .clamp(f64::from(i8::MIN), f64::from(i8::MAX)) as i8,
+        )
+    }
+}
+
+/// A reading of a monotonic clock: time since an arbitrary origin (the daemon's start, or the
+/// start of a simulation). Timers are scheduled in monotonic time so that a clock step never
+/// makes a poll fire early or late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct MonoTime(core::time::Duration);
+
+impl MonoTime {
+    /// The origin.
+    pub const ZERO: Self = Self(core::time::Duration::ZERO);
+
+    /// A reading `since` the origin.
+    pub const fn from_duration(since: core::time::Duration) -> Self {
+        Self(since)
+    }
+
+    /// Time since the origin.
+    pub const fn as_duration(self) -> core::time::Duration {
+        self.0
+    }
+
+    /// Seconds since the origin, as a float.
+    pub fn as_seconds_f64(self) -> f64 {
+        self.0.as_secs_f64()
+    }
+
+    /// Time from `earlier` to `self`, zero if `earlier` is later.
+    pub fn saturating_since(self, earlier: Self) -> core::time::Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl Add<core::time::Duration> for MonoTime {
+    type Output = Self;
+    fn add(self, rhs: core::time::Duration) -> Self {
+        Self(self.0.saturating_add(rhs))
     }
 }
 
@@ -429,25 +500,38 @@ mod tests {
 
     #[test]
     fn short_format_rounds_and_saturates() {
-        assert_eq!(NtpDuration::from_seconds_f64(1.5).to_short().to_bits(), 0x0001_8000);
-        assert_eq!(NtpDuration::from_seconds_f64(-1.0).to_short(), NtpShort::ZERO);
-        assert_eq!(NtpDuration::from_seconds(70_000).to_short().to_bits(), u32::MAX);
+        assert_eq!(
+            NtpDuration::from_seconds_f64(1.5).to_short().to_bits(),
+            0x0001_8000
+        );
+        assert_eq!(
+            NtpDuration::from_seconds_f64(-1.0).to_short(),
+            NtpShort::ZERO
+        );
+        assert_eq!(
+            NtpDuration::from_seconds(70_000).to_short().to_bits(),
+            u32::MAX
+        );
     }
 
     #[test]
     fn log2_precision_of_a_microsecond_is_minus_19() {
         assert_eq!(Log2Seconds::ceil_from_seconds(1e-6).exponent(), -19);
-        assert_eq!(Log2Seconds::new(6).as_seconds_f64(), 64.0);
+        assert!((Log2Seconds::new(6).as_seconds_f64() - 64.0).abs() < 1e-12);
     }
 
     #[test]
     fn duration_display_is_seconds() {
-        assert_eq!(format!("{:?}", NtpDuration::from_seconds(2)), "2.000000000s");
+        assert_eq!(
+            format!("{:?}", NtpDuration::from_seconds(2)),
+            "2.000000000s"
+        );
     }
 
     fn unix_time() -> impl Strategy<Value = UnixTime> {
         // 1900 .. 2200, which covers eras 0, 1 and 2.
-        (-NTP_UNIX_OFFSET..7_258_118_400_i64, 0u32..1_000_000_000).prop_map(|(s, n)| UnixTime::new(s, n))
+        (-NTP_UNIX_OFFSET..7_258_118_400_i64, 0u32..1_000_000_000)
+            .prop_map(|(s, n)| UnixTime::new(s, n))
     }
 
     proptest! {

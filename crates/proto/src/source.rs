@@ -1,0 +1,510 @@
+//! One upstream association (`server`, or one address of a `pool`): when to poll, the request,
+//! the on-wire checks on the reply (RFC 5905 §8, §9.2), kiss-o'-death handling (§7.4), the
+//! reach register and the clock filter.
+//!
+//! Call order, driven by the caller's event loop:
+//! 1. sleep until [`Source::poll_timeout`];
+//! 2. [`Source::poll_transmit`] writes a request if one is due; send it, then report the local
+//!    send time with [`Source::handle_sent`];
+//! 3. pass every datagram that arrives on the source's socket to [`Source::handle_response`].
+//!
+//! Requests carry a random transmit timestamp (RFC 9109 / data minimisation): only a reply
+//! echoing that exact value can be ours, which defeats off-path spoofing; the true send time
+//! never leaves the host.
+
+use core::time::Duration;
+
+use crate::filter::{ClockFilter, Estimate, MAX_DISPERSION, PHI, Sample};
+use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
+use crate::select::Candidate;
+use crate::time::{Log2Seconds, MonoTime, NtpShort, NtpTimestamp};
+
+/// Requests sent by `iburst` while a source is unreachable (ntpd `NTP_IBURST`).
+pub const IBURST_PACKETS: u8 = 6;
+
+/// Most requests `burst` sends per poll (ntpd `NTP_BURST`... capped at 8).
+pub const BURST_MAX: u8 = 8;
+
+/// Spacing of burst requests (ntpd `ntp_minpkt`, 2 s).
+pub const BURST_SPACING: Duration = Duration::from_secs(2);
+
+/// Polls without a reply after which the poll interval backs off (ntpd `NTP_UNREACH`).
+pub const UNREACH_BACKOFF: u32 = 10;
+
+/// Polling parameters of one association.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceParams {
+    /// `minpoll`, log2 s.
+    pub minpoll: i8,
+    /// `maxpoll`, log2 s.
+    pub maxpoll: i8,
+    /// `iburst`.
+    pub iburst: bool,
+    /// `burst`.
+    pub burst: bool,
+    /// NTP version to send (1–4).
+    pub version: u8,
+}
+
+impl Default for SourceParams {
+    /// ntpd's defaults: minpoll 6, maxpoll 10, version 4.
+    fn default() -> Self {
+        Self {
+            minpoll: 6,
+            maxpoll: 10,
+            iburst: false,
+            burst: false,
+            version: 4,
+        }
+    }
+}
+
+/// Why a reply was not used. Counted per source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rejection {
+    /// Not a well-formed NTP packet, or not a server (mode 4) reply.
+    Malformed,
+    /// RFC test 2 (bogus): no request outstanding, or the origin timestamp is not our nonce.
+    BogusOrigin,
+    /// RFC test 1: the same transmit timestamp as the previous reply.
+    Duplicate,
+    /// RFC test 3: zero receive or transmit timestamp.
+    ZeroTimestamp,
+    /// RFC test 6: the server is unsynchronised (LI=3 or stratum 16).
+    Unsynchronized,
+    /// RFC test 7: root delay/2 + root dispersion beyond MAXDISP.
+    RootDistance,
+    /// The server's transmit time is before its receive time.
+    Inconsistent,
+}
+
+impl Rejection {
+    /// Every rejection, in counter order.
+    pub const ALL: [Self; 7] = [
+        Self::Malformed,
+        Self::BogusOrigin,
+        Self::Duplicate,
+        Self::ZeroTimestamp,
+        Self::Unsynchronized,
+        Self::RootDistance,
+        Self::Inconsistent,
+    ];
+
+    /// Short name for logs and statistics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::BogusOrigin => "bogus-origin",
+            Self::Duplicate => "duplicate",
+            Self::ZeroTimestamp => "zero-timestamp",
+            Self::Unsynchronized => "unsynchronized",
+            Self::RootDistance => "root-distance",
+            Self::Inconsistent => "inconsistent",
+        }
+    }
+}
+
+/// A kiss-o'-death code that passed the origin check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kiss {
+    /// `RATE`: poll less often.
+    Rate,
+    /// `DENY` or `RSTR`: stop polling this server.
+    Deny(ReferenceId),
+    /// Any other code: ignored (counted).
+    Other(ReferenceId),
+}
+
+/// What [`Source::handle_response`] made of a datagram.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// A good reply; the filter produced a new estimate (or `None` if its best sample is
+    /// unchanged).
+    Sample(Option<Estimate>),
+    /// A reply that was not used.
+    Rejected(Rejection),
+    /// A kiss-o'-death.
+    Kiss(Kiss),
+}
+
+/// What the server told us about itself in its last good reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerInfo {
+    /// Leap indicator.
+    pub leap: Leap,
+    /// Stratum (0 read as 16).
+    pub stratum: u8,
+    /// The server's precision.
+    pub precision: i8,
+    /// Root delay.
+    pub root_delay: NtpShort,
+    /// Root dispersion.
+    pub root_dispersion: NtpShort,
+    /// Reference id.
+    pub reference_id: ReferenceId,
+    /// Reference time.
+    pub reference_time: NtpTimestamp,
+    /// The poll exponent the server put in its reply.
+    pub poll: i8,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    nonce: NtpTimestamp,
+    sent: Option<NtpTimestamp>,
+}
+
+/// One association's state.
+#[derive(Debug, Clone)]
+pub struct Source {
+    params: SourceParams,
+    hpoll: i8,
+    kod_minpoll: i8,
+    reach: u8,
+    unreach: u32,
+    burst_left: u8,
+    next_poll: MonoTime,
+    outstanding: Option<Outstanding>,
+    last_transmit: NtpTimestamp,
+    denied: Option<ReferenceId>,
+    filter: ClockFilter,
+    estimate: Option<Estimate>,
+    peer: Option<PeerInfo>,
+    last_receive: NtpTimestamp,
+    rejections: [u64; Rejection::ALL.len()],
+    sent: u64,
+    received: u64,
+}
+
+impl Source {
+    /// A new association whose first poll is at `first_poll` (callers spread the first polls of
+    /// several sources over a few seconds).
+    pub fn new(params: SourceParams, first_poll: MonoTime) -> Self {
+        let minpoll = params.minpoll.clamp(0, 17);
+        let params = SourceParams {
+            minpoll,
+            maxpoll: params.maxpoll.clamp(minpoll, 17),
+            ..params
+        };
+        Self {
+            params,
+            hpoll: params.minpoll,
+            kod_minpoll: params.minpoll,
+            reach: 0,
+            unreach: 0,
+            burst_left: 0,
+            next_poll: first_poll,
+            outstanding: None,
+            last_transmit: NtpTimestamp::ZERO,
+            denied: None,
+            filter: ClockFilter::new(),
+            estimate: None,
+            peer: None,
+            last_receive: NtpTimestamp::ZERO,
+            rejections: [0; Rejection::ALL.len()],
+            sent: 0,
+            received: 0,
+        }
+    }
+
+    /// When the source next wants to send; `None` once a server has denied us service.
+    pub fn poll_timeout(&self) -> Option<MonoTime> {
+        self.denied.is_none().then_some(self.next_poll)
+    }
+
+    /// If a poll is due at `now`, writes the request into `out` and returns its length.
+    /// `random` supplies 64 unpredictable bits per call (the nonce and the poll jitter).
+    pub fn poll_transmit(
+        &mut self,
+        now: MonoTime,
+        random: &mut impl FnMut() -> u64,
+        out: &mut [u8; HEADER_LEN],
+    ) -> Option<usize> {
+        if self.denied.is_some() || now < self.next_poll {
+            return None;
+        }
+        if self.burst_left > 0 {
+            self.burst_left -= 1;
+        } else {
+            self.reach <<= 1;
+            if self.reach == 0 {
+                self.unreach = self.unreach.saturating_add(1);
+                if self.unreach >= UNREACH_BACKOFF {
+                    self.hpoll = (self.hpoll + 1).min(self.params.maxpoll);
+                }
+                if self.params.iburst && self.unreach <= 1 {
+                    self.burst_left = IBURST_PACKETS - 1;
+                }
+            } else {
+                if self.reach & 0x07 == 0 {
+                    self.filter.add_gap(self.last_receive);
+                }
+                if self.params.burst {
+                    let n = 1u8
+                        .checked_shl(u32::try_from(self.hpoll - self.params.minpoll).unwrap_or(0))
+                        .unwrap_or(BURST_MAX);
+                    self.burst_left = n.clamp(1, BURST_MAX) - 1;
+                }
+            }
+        }
+        self.next_poll = if self.burst_left > 0 {
+            now + BURST_SPACING
+        } else {
+            // Up to 1/16 of the interval later, so sources and clients do not synchronise.
+            let interval = self.poll_interval();
+            let jitter = interval.mul_f64(f64::from((random() & 0xff) as u8) / 4096.0);
+            now + interval + jitter
+        };
+        let nonce = NtpTimestamp::from_bits(random());
+        self.outstanding = Some(Outstanding { nonce, sent: None });
+        let mut request = NtpHeader::new(self.params.version, Mode::Client);
+        request.poll = Log2Seconds::new(self.hpoll);
+        request.transmit_timestamp = nonce;
+        request.emit(out);
+        self.sent += 1;
+        Some(HEADER_LEN)
+    }
+
+    /// Records the local time at which the last request left (T1).
+    pub fn handle_sent(&mut self, t1: NtpTimestamp) {
+        if let Some(o) = self.outstanding.as_mut() {
+            o.sent = Some(t1);
+        }
+    }
+
+    /// Processes a datagram from the server that arrived at local time `t4`. `precision` is the
+    /// local clock's precision in seconds.
+    pub fn handle_response(
+        &mut self,
+        t4: NtpTimestamp,
+        datagram: &[u8],
+        precision: f64,
+    ) -> Outcome {
+        let outcome = self.check_response(t4, datagram, precision);
+        if let Outcome::Rejected(r) = outcome
+            && let Some(c) = self
+                .rejections
+                .get_mut(Rejection::ALL.iter().position(|x| *x == r).unwrap_or(0))
+        {
+            *c += 1;
+        }
+        outcome
+    }
+
+    fn check_response(&mut self, t4: NtpTimestamp, datagram: &[u8], precision: f64) -> Outcome {
+        let Ok(packet) = Packet::parse(datagram) else {
+            return Outcome::Rejected(Rejection::Malformed);
+        };
+        let h = packet.header;
+        if h.mode != Mode::Server {
+            return Outcome::Rejected(Rejection::Malformed);
+        }
+        // The origin check comes first: nothing that fails it may change any state.
+        let Some(out) = self
+            .outstanding
+            .filter(|o| !o.nonce.is_zero() && o.nonce == h.origin_timestamp)
+        else {
+            return Outcome::Rejected(Rejection::BogusOrigin);
+        };
+        if h.is_kiss_of_death() {
+            self.outstanding = None;
+            return Outcome::Kiss(self.handle_kiss(&h));
+        }
+        if h.transmit_timestamp == self.last_transmit {
+            return Outcome::Rejected(Rejection::Duplicate);
+        }
+        if h.transmit_timestamp.is_zero() || h.receive_timestamp.is_zero() {
+            return Outcome::Rejected(Rejection::ZeroTimestamp);
+        }
+        // One reply per request: a replay or a second reply now fails the origin check.
+        self.outstanding = None;
+        self.last_transmit = h.transmit_timestamp;
+        self.reach |= 1;
+        self.unreach = 0;
+        self.received += 1;
+        self.last_receive = t4;
+        let stratum = if h.stratum == 0 { 16 } else { h.stratum };
+        self.peer = Some(PeerInfo {
+            leap: h.leap,
+            stratum,
+            precision: h.precision.exponent(),
+            root_delay: h.root_delay,
+            root_dispersion: h.root_dispersion,
+            reference_id: h.reference_id,
+            reference_time: h.reference_timestamp,
+            poll: h.poll.exponent(),
+        });
+        if h.leap == Leap::Unsynchronized || stratum >= 16 {
+            return Outcome::Rejected(Rejection::Unsynchronized);
+        }
+        if h.root_delay.to_seconds_f64() / 2.0 + h.root_dispersion.to_seconds_f64()
+            >= MAX_DISPERSION
+        {
+            return Outcome::Rejected(Rejection::RootDistance);
+        }
+        if (h.transmit_timestamp - h.receive_timestamp).is_negative() {
+            return Outcome::Rejected(Rejection::Inconsistent);
+        }
+        let Some(t1) = out.sent else {
+            // The caller never told us when the request left; without T1 there is no sample.
+            return Outcome::Rejected(Rejection::BogusOrigin);
+        };
+        let (t2, t3) = (h.receive_timestamp, h.transmit_timestamp);
+        let offset = ((t2 - t1) + (t3 - t4)).to_seconds_f64() / 2.0;
+        let delay = ((t4 - t1) - (t3 - t2)).to_seconds_f64().max(precision);
+        let dispersion =
+            h.precision.as_seconds_f64() + precision + PHI * (t4 - t1).to_seconds_f64().max(0.0);
+        let estimate = self.filter.add(
+            Sample {
+                offset,
+                delay,
+                dispersion,
+                time: t4,
+            },
+            precision,
+        );
+        if estimate.is_some() {
+            self.estimate = estimate;
+        }
+        Outcome::Sample(estimate)
+    }
+
+    fn handle_kiss(&mut self, h: &NtpHeader) -> Kiss {
+        let code = h.reference_id;
+        if code.is_code(b"RATE") {
+            // Poll no faster than the server asks, and at least one step slower than now.
+            let asked = h.poll.exponent().clamp(self.params.minpoll, 17);
+            self.kod_minpoll = asked.max(self.hpoll + 1).min(17);
+            self.hpoll = self.hpoll.max(self.kod_minpoll);
+            self.burst_left = 0;
+            Kiss::Rate
+        } else if code.is_code(b"DENY") || code.is_code(b"RSTR") {
+            self.denied = Some(code);
+            Kiss::Deny(code)
+        } else {
+            Kiss::Other(code)
+        }
+    }
+
+    /// Sets the poll exponent the system wants (RFC 5905 §13: every association tracks the
+    /// system time constant within its own minpoll..maxpoll and any RATE limit).
+    pub fn set_system_poll(&mut self, tc: i8) {
+        self.hpoll = tc
+            .clamp(self.params.minpoll, self.params.maxpoll)
+            .max(self.kod_minpoll);
+    }
+
+    /// Forgets all samples (after the clock was stepped).
+    pub fn reset_filter(&mut self) {
+        self.filter.reset();
+        self.estimate = None;
+    }
+
+    /// The association as an input to selection at local time `now`, or `None` if it is unfit
+    /// (RFC 5905 A.5.5.3 `fit()`): unreachable, unsynchronised, outside the stratum limits, or
+    /// too far away. `mindist` floors the root distance; `maxdist` is `tos maxdist`.
+    pub fn candidate(&self, now: NtpTimestamp, mindist: f64, maxdist: f64) -> Option<Candidate> {
+        let peer = self.peer?;
+        let est = self.estimate?;
+        if self.reach == 0 || peer.leap == Leap::Unsynchronized || peer.stratum >= 16 {
+            return None;
+        }
+        let distance = self.root_distance(now)?.max(mindist);
+        if distance > maxdist + PHI * self.poll_interval().as_secs_f64() {
+            return None;
+        }
+        Some(Candidate {
+            offset: est.offset,
+            root_distance: distance,
+            stratum: peer.stratum,
+            jitter: est.jitter,
+            prefer: false,
+            truechimer: false,
+            was_system_peer: false,
+        })
+    }
+
+    /// λ = (root delay + δ)/2 + root dispersion + ε + PHI·age + ψ (RFC 5905 A.5.5.2).
+    pub fn root_distance(&self, now: NtpTimestamp) -> Option<f64> {
+        let peer = self.peer?;
+        let est = self.estimate?;
+        let age = (now - est.time).to_seconds_f64().max(0.0);
+        Some(
+            (peer.root_delay.to_seconds_f64() + est.delay) / 2.0
+                + peer.root_dispersion.to_seconds_f64()
+                + est.dispersion
+                + PHI * age
+                + est.jitter,
+        )
+    }
+
+    /// The current poll interval.
+    pub fn poll_interval(&self) -> Duration {
+        // hpoll stays within 0..=17 (minpoll and maxpoll are clamped there).
+        Duration::from_secs(1u64 << self.hpoll.clamp(0, 17))
+    }
+
+    /// The poll exponent in use (ntpq `hpoll`).
+    pub fn hpoll(&self) -> i8 {
+        self.hpoll
+    }
+
+    /// The reach register: bit 0 is the latest poll.
+    pub fn reach(&self) -> u8 {
+        self.reach
+    }
+
+    /// Polls since the source was last heard from.
+    pub fn unreach(&self) -> u32 {
+        self.unreach
+    }
+
+    /// The kiss code that stopped polling, if any.
+    pub fn denied(&self) -> Option<ReferenceId> {
+        self.denied
+    }
+
+    /// The filter's current estimate.
+    pub fn estimate(&self) -> Option<Estimate> {
+        self.estimate
+    }
+
+    /// What the server said about itself.
+    pub fn peer(&self) -> Option<PeerInfo> {
+        self.peer
+    }
+
+    /// Local time of the last good reply.
+    pub fn last_receive(&self) -> NtpTimestamp {
+        self.last_receive
+    }
+
+    /// The clock filter (for ntpq's `filtdelay`/`filtoffset`/`filtdisp`).
+    pub fn filter(&self) -> &ClockFilter {
+        &self.filter
+    }
+
+    /// The configured parameters.
+    pub fn params(&self) -> &SourceParams {
+        &self.params
+    }
+
+    /// Requests sent and good replies received.
+    pub fn packet_counts(&self) -> (u64, u64) {
+        (self.sent, self.received)
+    }
+
+    /// How many replies were rejected for `reason`.
+    pub fn rejected(&self, reason: Rejection) -> u64 {
+        Rejection::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.rejections.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod tests;

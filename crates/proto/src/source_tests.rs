@@ -1,0 +1,266 @@
+use super::*;
+use crate::time::NtpDuration;
+
+const BASE: NtpTimestamp = NtpTimestamp::from_parts(0xec00_0000, 0);
+
+fn secs(s: u64) -> MonoTime {
+    MonoTime::from_duration(Duration::from_secs(s))
+}
+
+fn ts(offset_s: f64) -> NtpTimestamp {
+    BASE + NtpDuration::from_seconds_f64(offset_s)
+}
+
+struct Counter(u64);
+
+impl Counter {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0
+    }
+}
+
+/// A server reply to the request in `req`, with the server `offset` ahead and `delay` round
+/// trip, sent at local time `t1`.
+fn reply_to(req: &[u8; 48], t1: f64, offset: f64, delay: f64) -> ([u8; 48], NtpTimestamp) {
+    let r = NtpHeader::decode(req);
+    let mut h = NtpHeader::new(4, Mode::Server);
+    h.stratum = 2;
+    h.leap = Leap::NoWarning;
+    h.precision = Log2Seconds::new(-20);
+    h.reference_id = ReferenceId::from_bytes([192, 0, 2, 1]);
+    h.reference_timestamp = ts(t1 - 10.0);
+    h.origin_timestamp = r.transmit_timestamp;
+    h.receive_timestamp = ts(t1 + delay / 2.0 + offset);
+    h.transmit_timestamp = ts(t1 + delay / 2.0 + offset + 1e-6);
+    h.poll = r.poll;
+    let mut out = [0u8; 48];
+    h.emit(&mut out);
+    (out, ts(t1 + delay + 1e-6))
+}
+
+fn poll(s: &mut Source, now: u64, rng: &mut Counter) -> Option<[u8; 48]> {
+    let mut out = [0u8; 48];
+    s.poll_transmit(secs(now), &mut || rng.next(), &mut out)?;
+    Some(out)
+}
+
+#[test]
+fn requests_carry_a_random_nonce_and_nothing_else() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(1);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    let h = NtpHeader::decode(&req);
+    assert_eq!((h.mode, h.version, h.stratum), (Mode::Client, 4, 0));
+    assert!(h.reference_timestamp.is_zero() && h.origin_timestamp.is_zero());
+    assert!(!h.transmit_timestamp.is_zero());
+    let req2 = poll(&mut s, 1000, &mut rng).unwrap();
+    assert_ne!(
+        NtpHeader::decode(&req2).transmit_timestamp,
+        h.transmit_timestamp
+    );
+}
+
+#[test]
+fn good_reply_gives_offset_and_delay_and_sets_reach() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(2);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (rep, t4) = reply_to(&req, 0.0, 0.003, 0.0004);
+    let Outcome::Sample(Some(e)) = s.handle_response(t4, &rep, 1e-7) else {
+        panic!("no sample")
+    };
+    assert!((e.offset - 0.003).abs() < 1e-6, "{}", e.offset);
+    assert!((e.delay - 0.0004).abs() < 1e-5, "{}", e.delay);
+    assert_eq!(s.reach(), 1);
+    assert_eq!(s.peer().unwrap().stratum, 2);
+    // One sample leaves seven empty stages: its dispersion is too large to be selected yet.
+    assert!(s.candidate(t4, 0.001, 1.5).is_none());
+    let mut t4 = t4;
+    for i in 1..4u32 {
+        let t = f64::from(i) * 64.0;
+        let req = poll(&mut s, u64::from(i) * 70, &mut rng).unwrap();
+        s.handle_sent(ts(t));
+        let (rep, at) = reply_to(&req, t, 0.003, 0.0004);
+        assert!(matches!(
+            s.handle_response(at, &rep, 1e-7),
+            Outcome::Sample(_)
+        ));
+        t4 = at;
+    }
+    let c = s
+        .candidate(t4, 0.001, 1.5)
+        .expect("four samples make a source selectable");
+    assert!((c.offset - 0.003).abs() < 1e-6);
+}
+
+#[test]
+fn wrong_origin_is_ignored_and_leaves_the_request_outstanding() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(3);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (mut spoof, t4) = reply_to(&req, 0.0, 5.0, 0.0004);
+    spoof[24] ^= 0xff;
+    assert_eq!(
+        s.handle_response(t4, &spoof, 1e-7),
+        Outcome::Rejected(Rejection::BogusOrigin)
+    );
+    assert_eq!(s.reach(), 0);
+    let (good, t4) = reply_to(&req, 0.0, 0.001, 0.0004);
+    assert!(matches!(
+        s.handle_response(t4, &good, 1e-7),
+        Outcome::Sample(Some(_))
+    ));
+    // A replay of the same good reply fails: the nonce was used up.
+    assert_eq!(
+        s.handle_response(t4, &good, 1e-7),
+        Outcome::Rejected(Rejection::BogusOrigin)
+    );
+    assert_eq!(s.rejected(Rejection::BogusOrigin), 2);
+}
+
+#[test]
+fn hostile_replies_are_rejected_with_their_reason() {
+    type Case = (&'static str, fn(&mut NtpHeader), Outcome);
+    let cases: [Case; 4] = [
+        (
+            "zero timestamps",
+            |h| h.receive_timestamp = NtpTimestamp::ZERO,
+            Outcome::Rejected(Rejection::ZeroTimestamp),
+        ),
+        (
+            "LI=3",
+            |h| h.leap = Leap::Unsynchronized,
+            Outcome::Rejected(Rejection::Unsynchronized),
+        ),
+        (
+            "stratum 16",
+            |h| h.stratum = 16,
+            Outcome::Rejected(Rejection::Unsynchronized),
+        ),
+        (
+            "huge root dispersion",
+            |h| h.root_dispersion = NtpShort::from_bits(20 << 16),
+            Outcome::Rejected(Rejection::RootDistance),
+        ),
+    ];
+    for (name, mutate, expected) in cases {
+        let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+        let mut rng = Counter(4);
+        let req = poll(&mut s, 0, &mut rng).unwrap();
+        s.handle_sent(ts(0.0));
+        let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
+        let mut h = NtpHeader::decode(&rep);
+        mutate(&mut h);
+        let mut bytes = [0u8; 48];
+        h.emit(&mut bytes);
+        assert_eq!(s.handle_response(t4, &bytes, 1e-7), expected, "{name}");
+        assert!(s.estimate().is_none(), "{name}");
+    }
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    assert_eq!(
+        s.handle_response(BASE, &[0x24; 20], 1e-7),
+        Outcome::Rejected(Rejection::Malformed)
+    );
+}
+
+#[test]
+fn iburst_sends_six_packets_two_seconds_apart_while_unreachable() {
+    let params = SourceParams {
+        iburst: true,
+        ..SourceParams::default()
+    };
+    let mut s = Source::new(params, MonoTime::ZERO);
+    let mut rng = Counter(5);
+    let mut times = Vec::new();
+    let mut t = 0;
+    while t < 200 && times.len() < 7 {
+        if poll(&mut s, t, &mut rng).is_some() {
+            times.push(t);
+        }
+        t += 1;
+    }
+    assert_eq!(&times[..6], &[0, 2, 4, 6, 8, 10]);
+    assert!(times[6] >= 10 + 64, "{times:?}");
+}
+
+#[test]
+fn rate_kiss_slows_polling_and_deny_stops_it() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(6);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
+    let mut h = NtpHeader::decode(&rep);
+    h.stratum = 0;
+    h.leap = Leap::Unsynchronized;
+    h.reference_id = ReferenceId::RATE;
+    h.poll = Log2Seconds::new(8);
+    let mut kiss = [0u8; 48];
+    h.emit(&mut kiss);
+    assert_eq!(
+        s.handle_response(t4, &kiss, 1e-7),
+        Outcome::Kiss(Kiss::Rate)
+    );
+    assert_eq!(s.hpoll(), 8);
+    s.set_system_poll(6);
+    assert_eq!(s.hpoll(), 8, "a RATE limit outlives poll adaptation");
+
+    let req = poll(&mut s, 10_000, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
+    let mut h = NtpHeader::decode(&rep);
+    h.stratum = 0;
+    h.reference_id = ReferenceId::DENY;
+    h.emit(&mut kiss);
+    assert!(matches!(
+        s.handle_response(t4, &kiss, 1e-7),
+        Outcome::Kiss(Kiss::Deny(_))
+    ));
+    assert_eq!(s.poll_timeout(), None);
+    assert!(poll(&mut s, 100_000, &mut rng).is_none());
+}
+
+#[test]
+fn a_spoofed_kiss_is_ignored() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(7);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
+    let mut h = NtpHeader::decode(&rep);
+    h.stratum = 0;
+    h.reference_id = ReferenceId::DENY;
+    h.origin_timestamp = NtpTimestamp::from_bits(12345);
+    let mut kiss = [0u8; 48];
+    h.emit(&mut kiss);
+    assert_eq!(
+        s.handle_response(t4, &kiss, 1e-7),
+        Outcome::Rejected(Rejection::BogusOrigin)
+    );
+    assert!(s.poll_timeout().is_some());
+}
+
+#[test]
+fn silence_clears_reach_and_backs_off() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(8);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
+    let _ = s.handle_response(t4, &rep, 1e-7);
+    assert_eq!(s.reach(), 1);
+    let mut t = 0;
+    for _ in 0..20 {
+        t = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
+        let _ = poll(&mut s, t, &mut rng).unwrap();
+    }
+    assert_eq!(s.reach(), 0);
+    assert!(s.unreach() >= UNREACH_BACKOFF);
+    assert!(s.hpoll() > 6, "backed off to {}", s.hpoll());
+    assert!(s.candidate(ts(t as f64), 0.001, 1.5).is_none());
+}
