@@ -1,0 +1,190 @@
+//! `server`, `pool`, `peer`, reference clocks and `fudge`: options and address forms.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use sundial_proto::packet::ReferenceId;
+use sundial_proto::time::{Log2Seconds, NtpDuration};
+
+use super::{parse, parse_clean, positions};
+use crate::config::*;
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn secs(s: f64) -> NtpDuration {
+    NtpDuration::from_seconds_f64(s)
+}
+
+#[test]
+fn server_options_are_all_typed() {
+    let config = parse_clean(
+        "server -6 ntp.example.org iburst burst prefer minpoll 4 maxpoll 12 noselect true \
+         version 3 key 42 preempt xmtnonce bias -0.25 port 10123",
+    );
+    let a = &config.associations[0];
+    assert_eq!(a.kind, AssociationKind::Server);
+    assert_eq!(a.address, HostSpec::Name("ntp.example.org".into()));
+    assert_eq!(a.family, Some(Family::V6));
+    assert!(a.iburst && a.burst && a.prefer && a.noselect && a.truechimer && a.preempt);
+    assert_eq!(
+        (a.minpoll, a.maxpoll),
+        (Log2Seconds::new(4), Log2Seconds::new(12))
+    );
+    assert_eq!(
+        (a.version, a.key.map(KeyId::get), a.port),
+        (3, Some(42), 10123)
+    );
+    assert_eq!(a.bias, secs(-0.25));
+    assert!(!a.xleave && !a.nts && a.mode.is_none());
+}
+
+#[test]
+fn address_forms_are_recognised() {
+    let config = parse_clean(
+        "server 192.0.2.1\nserver 2001:db8::2\nserver [2001:db8::1]\nserver [fe80::1]%eth0\n\
+         server fe80::2%3\nserver -4 time.example.",
+    );
+    let addresses: Vec<_> = config
+        .associations
+        .iter()
+        .map(|a| a.address.clone())
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            HostSpec::Ip(ip("192.0.2.1")),
+            HostSpec::Ip(ip("2001:db8::2")),
+            HostSpec::Ip(ip("2001:db8::1")),
+            HostSpec::ScopedV6 {
+                addr: "fe80::1".parse().unwrap(),
+                zone: "eth0".into()
+            },
+            HostSpec::ScopedV6 {
+                addr: "fe80::2".parse().unwrap(),
+                zone: "3".into()
+            },
+            HostSpec::Name("time.example.".into()),
+        ]
+    );
+    assert_eq!(config.associations[5].family, Some(Family::V4));
+}
+
+#[test]
+fn poll_exponents_outside_0_to_17_are_clamped_with_a_warning() {
+    let (config, findings) =
+        parse("server a.example minpoll -3 maxpoll 20\nserver b.example minpoll 12");
+    let a = &config.associations[0];
+    assert_eq!(
+        (a.minpoll, a.maxpoll),
+        (Log2Seconds::new(0), Log2Seconds::new(17))
+    );
+    // minpoll above the default maxpoll is lowered to it, as ntp.org's newpeer() does.
+    let b = &config.associations[1];
+    assert_eq!(
+        (b.minpoll, b.maxpoll),
+        (Log2Seconds::new(10), Log2Seconds::new(10))
+    );
+    assert_eq!(
+        positions(&findings, Severity::Warning),
+        ["1:26 -3", "1:37 20", "2:1 server"]
+    );
+    assert_eq!(findings.len(), 3);
+}
+
+#[test]
+fn peer_is_recorded_as_peer_with_a_notice_and_pool_burst_is_noted() {
+    let (config, findings) = parse("peer 192.0.2.7 key 5\npool pool.example burst");
+    assert_eq!(config.associations[0].kind, AssociationKind::Peer);
+    assert_eq!(config.associations[1].kind, AssociationKind::Pool);
+    assert_eq!(
+        positions(&findings, Severity::Notice),
+        ["1:1 peer", "2:1 pool"]
+    );
+    assert!(findings[0].message.contains("treated as server"));
+}
+
+#[test]
+fn unsupported_association_options_warn_and_ntpsec_options_are_accepted() {
+    let (config, findings) = parse(
+        "server a.example autokey ttl 4 xleave\n\
+         server b.example nts noval ca /etc/ssl/ca.pem aead AES_SIV_CMAC_256",
+    );
+    assert_eq!(config.associations.len(), 2);
+    assert!(config.associations[0].xleave);
+    let b = &config.associations[1];
+    assert!(b.nts && b.noval);
+    assert_eq!(b.ca.as_deref(), Some(Path::new("/etc/ssl/ca.pem")));
+    assert_eq!(b.aead.as_deref(), Some("AES_SIV_CMAC_256"));
+    assert_eq!(
+        positions(&findings, Severity::Warning),
+        ["1:18 autokey", "1:26 ttl", "2:18 nts"]
+    );
+    assert_eq!(positions(&findings, Severity::Notice), ["1:32 xleave"]);
+}
+
+#[test]
+fn local_clock_and_fudge_in_legacy_syntax() {
+    let config = parse_clean(
+        "server 127.127.1.0 prefer mode 3 minpoll 4\n\
+         fudge 127.127.1.0 stratum 10 refid LOCL time1 0.5 time2 -1e-3 flag1 1 flag4 0 minjitter 0.001",
+    );
+    let local = RefclockId { kind: 1, unit: 0 };
+    let a = &config.associations[0];
+    assert_eq!(
+        (a.refclock(), a.prefer, a.mode),
+        (Some(local), true, Some(3))
+    );
+    let f = &config.fudges[0];
+    assert_eq!(
+        (f.clock, f.stratum, f.refid),
+        (local, Some(10), Some(ReferenceId::LOCL))
+    );
+    assert_eq!(
+        (f.time1, f.time2, f.minjitter),
+        (Some(secs(0.5)), Some(secs(-0.001)), Some(secs(0.001)))
+    );
+    assert_eq!(f.flags, [Some(true), None, None, Some(false)]);
+    assert_eq!(f.location.line, 2);
+}
+
+#[test]
+fn other_refclock_types_warn_but_are_recorded() {
+    let (config, findings) =
+        parse("server 127.127.20.0 mode 17\nfudge 127.127.20.0 refid GPS time2 0.4");
+    assert_eq!(
+        config.associations[0].refclock(),
+        Some(RefclockId { kind: 20, unit: 0 })
+    );
+    assert_eq!(
+        config.fudges[0].refid,
+        Some(ReferenceId::from_bytes(*b"GPS\0"))
+    );
+    assert_eq!(
+        positions(&findings, Severity::Warning),
+        ["1:8 127.127.20.0"]
+    );
+    assert_eq!(findings[0].message, "refclock type 20 not supported");
+}
+
+#[test]
+fn ntpsec_refclock_local_is_the_local_clock_and_others_are_ignored() {
+    let (config, findings) =
+        parse("refclock local unit 1 stratum 10 prefer\nrefclock shm unit 0 refid GPS");
+    let local = RefclockId { kind: 1, unit: 1 };
+    assert_eq!(config.associations.len(), 1);
+    assert_eq!(
+        (
+            config.associations[0].refclock(),
+            config.associations[0].prefer
+        ),
+        (Some(local), true)
+    );
+    assert_eq!(
+        (config.fudges[0].clock, config.fudges[0].stratum),
+        (local, Some(10))
+    );
+    assert_eq!(positions(&findings, Severity::Warning), ["2:10 shm"]);
+    assert!(parse_clean("refclock local").fudges.is_empty());
+}
