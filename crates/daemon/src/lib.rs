@@ -1,1 +1,20 @@
-//! sundial daemon library.
+//! sundial's daemon shell and command-line tools: configuration, the event loop, sockets and
+//! clock backends around the sans-IO core in `sundial-proto`.
+//!
+//! Data flows one way: socket → core → socket/clock. The main loop (`ntpd`) owns timers,
+//! signals and the published [`publish::Snapshot`]; server threads (`serve`) read that snapshot
+//! without locks and answer requests through `sundial_proto::server::Server`.
+
+pub mod associations;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod interfaces;
+pub mod logging;
+pub mod ntpd;
+pub mod publish;
+pub mod random;
+pub mod resolver;
+pub mod serve;
+pub mod setup;
+pub mod timekeeper;

@@ -39,5 +39,6 @@ pub mod packet;
 pub mod select;
 pub mod server;
 pub mod source;
+pub mod sync;
 pub mod system;
 pub mod time;

@@ -1,0 +1,630 @@
+//! The daemon's upstream associations: `server` and `pool` lines turned into polled sources.
+//!
+//! Each association owns a [`Source`] from the core, which decides when to poll and judges
+//! replies. This module does the I/O around it: every request leaves from a fresh ephemeral
+//! socket connected to the server (a different source port each time, RFC 9109), host names are
+//! resolved in the background and retried until they resolve, and pools keep up to
+//! `tos maxclock` members, dropping members that stop answering and resolving the name again to
+//! replace them.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use sundial_proto::packet::HEADER_LEN;
+use sundial_proto::select::{Candidate, SelectParams, Selection, Tally, select};
+use sundial_proto::source::{Kiss, Outcome, Source, SourceParams, UNREACH_BACKOFF};
+use sundial_proto::time::{MonoTime, NtpTimestamp, UnixTime};
+use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
+
+use crate::clock::{TimeMapping, kernel_now};
+use crate::config::{Association, AssociationKind, Config, Family, HostSpec, Location};
+use crate::random::Random;
+use crate::resolver::{Lookup, Resolver};
+
+/// First token used for association sockets; a token is this plus the association id.
+pub const TOKEN_BASE: usize = 1 << 20;
+
+/// How long to wait before resolving a name again after a failure, doubling up to the cap.
+const RETRY_MIN: Duration = Duration::from_secs(8);
+const RETRY_MAX: Duration = Duration::from_secs(600);
+
+/// How often a pool with fewer than `maxclock` members looks for more.
+const POOL_REFRESH: Duration = Duration::from_secs(64);
+
+/// Spacing of the first polls of successive associations, so they do not all send at once.
+const FIRST_POLL_SPACING: Duration = Duration::from_secs(1);
+
+/// One mobilised association.
+#[derive(Debug)]
+pub struct Peer {
+    /// Association id, as ntpq shows it; stable for the association's life.
+    pub id: u16,
+    /// The name or address as configured.
+    pub host: String,
+    /// The server's address and port.
+    pub addr: SocketAddr,
+    /// Index of the pool this member came from.
+    pub pool: Option<usize>,
+    /// `prefer`.
+    pub prefer: bool,
+    /// `noselect`.
+    pub noselect: bool,
+    /// `true`.
+    pub truechimer: bool,
+    /// The core's state for this association.
+    pub source: Source,
+    /// The outcome of the last selection round.
+    pub tally: Tally,
+    socket: Option<UdpSocket>,
+    kiss_logged: bool,
+}
+
+/// A `pool` line.
+#[derive(Debug)]
+pub struct Pool {
+    /// Association id of the pool prototype row.
+    pub id: u16,
+    /// The pool's name.
+    pub name: String,
+    config: Association,
+    next_resolve: MonoTime,
+    failures: u32,
+}
+
+/// A `server NAME` whose name has not resolved yet.
+#[derive(Debug)]
+struct Pending {
+    config: Association,
+    name: String,
+    next_try: MonoTime,
+    failures: u32,
+    in_flight: bool,
+}
+
+/// All associations.
+#[derive(Debug)]
+pub struct Associations {
+    peers: Vec<Peer>,
+    pools: Vec<Pool>,
+    pending: Vec<Pending>,
+    resolver: Resolver,
+    next_id: u16,
+    next_first_poll: MonoTime,
+    maxclock: usize,
+    family: Option<Family>,
+    system_peer: Option<u16>,
+}
+
+impl Associations {
+    /// Mobilises the configured associations. Literal addresses start polling at once; names
+    /// are handed to the resolver.
+    pub fn new(
+        config: &Config,
+        extra_servers: &[String],
+        family: Option<Family>,
+        resolver: Resolver,
+        now: MonoTime,
+    ) -> Self {
+        let mut me = Self {
+            peers: Vec::new(),
+            pools: Vec::new(),
+            pending: Vec::new(),
+            resolver,
+            // Association ids start at an arbitrary point and increase, as ntpd's do.
+            next_id: 37_000,
+            next_first_poll: now,
+            maxclock: usize::from(config.tos.maxclock.max(1)),
+            family,
+            system_peer: None,
+        };
+        let command_line = extra_servers.iter().map(|s| command_line_server(s));
+        for assoc in config.associations.iter().cloned().chain(command_line) {
+            me.add(assoc, now);
+        }
+        me
+    }
+
+    fn add(&mut self, assoc: Association, now: MonoTime) {
+        match (&assoc.kind, &assoc.address) {
+            (_, HostSpec::Refclock(_)) => {}
+            (AssociationKind::Pool, _) => {
+                let name = name_of(&assoc);
+                let id = self.allocate_id();
+                self.pools.push(Pool {
+                    id,
+                    name,
+                    config: assoc,
+                    next_resolve: now,
+                    failures: 0,
+                });
+            }
+            (_, HostSpec::Ip(ip)) => {
+                let addr = SocketAddr::new(*ip, assoc.port);
+                self.mobilize(&assoc, addr, name_of(&assoc), None, now);
+            }
+            (_, HostSpec::ScopedV6 { .. }) | (_, HostSpec::Name(_)) => {
+                let name = name_of(&assoc);
+                self.pending.push(Pending {
+                    config: assoc,
+                    name,
+                    next_try: now,
+                    failures: 0,
+                    in_flight: false,
+                });
+            }
+        }
+    }
+
+    fn allocate_id(&mut self) -> u16 {
+        let id = self.next_id;
+        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+        id
+    }
+
+    fn mobilize(
+        &mut self,
+        assoc: &Association,
+        addr: SocketAddr,
+        host: String,
+        pool: Option<usize>,
+        now: MonoTime,
+    ) {
+        if self.peers.iter().any(|p| p.addr == addr) {
+            return;
+        }
+        let params = SourceParams {
+            minpoll: assoc.minpoll.exponent(),
+            maxpoll: assoc.maxpoll.exponent(),
+            iburst: assoc.iburst,
+            burst: assoc.burst,
+            version: assoc.version,
+        };
+        let first = self.next_first_poll.max(now);
+        self.next_first_poll = first + FIRST_POLL_SPACING;
+        let id = self.allocate_id();
+        tracing::info!("association {id}: {host} ({addr}) mobilized");
+        self.peers.push(Peer {
+            id,
+            host,
+            addr,
+            pool,
+            prefer: assoc.prefer,
+            noselect: assoc.noselect,
+            truechimer: assoc.truechimer,
+            source: Source::new(params, first),
+            tally: Tally::Reject,
+            socket: None,
+            kiss_logged: false,
+        });
+    }
+
+    /// The associations that have an address.
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    /// The pool prototypes.
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
+    }
+
+    /// Whether anything is configured to poll at all.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty() && self.pools.is_empty() && self.pending.is_empty()
+    }
+
+    /// The earliest time something needs doing.
+    pub fn next_timeout(&self) -> Option<MonoTime> {
+        let polls = self.peers.iter().filter_map(|p| p.source.poll_timeout());
+        let names = self
+            .pending
+            .iter()
+            .filter(|p| !p.in_flight)
+            .map(|p| p.next_try);
+        let pools = self
+            .pools
+            .iter()
+            .filter(|p| self.pool_needs_members(p))
+            .map(|p| p.next_resolve);
+        polls.chain(names).chain(pools).min()
+    }
+
+    fn pool_members(&self, pool: usize) -> usize {
+        self.peers.iter().filter(|p| p.pool == Some(pool)).count()
+    }
+
+    fn pool_needs_members(&self, pool: &Pool) -> bool {
+        let index = self.pools.iter().position(|p| p.id == pool.id).unwrap_or(0);
+        self.peers.len() < self.maxclock && self.pool_members(index) < self.maxclock
+    }
+
+    /// Sends due polls and starts due lookups.
+    pub fn on_timer(
+        &mut self,
+        now: MonoTime,
+        registry: &Registry,
+        mapping: &TimeMapping,
+        random: &mut Random,
+    ) {
+        for p in &mut self.pending {
+            if !p.in_flight && p.next_try <= now {
+                p.in_flight = true;
+                self.resolver.submit(Lookup {
+                    key: usize::MAX,
+                    name: p.name.clone(),
+                    family: self.family.or(p.config.family),
+                });
+            }
+        }
+        let needing: Vec<usize> = (0..self.pools.len())
+            .filter(|&i| {
+                self.pools
+                    .get(i)
+                    .is_some_and(|p| p.next_resolve <= now && self.pool_needs_members(p))
+            })
+            .collect();
+        for i in needing {
+            if let Some(pool) = self.pools.get_mut(i) {
+                pool.next_resolve = now + POOL_REFRESH;
+                self.resolver.submit(Lookup {
+                    key: i,
+                    name: pool.name.clone(),
+                    family: self.family.or(pool.config.family),
+                });
+            }
+        }
+        self.retire_silent_pool_members();
+        for peer in &mut self.peers {
+            let mut request = [0u8; HEADER_LEN];
+            let mut rng = || random.next_u64();
+            let Some(len) = peer.source.poll_transmit(now, &mut rng, &mut request) else {
+                continue;
+            };
+            if let Err(e) = peer.send(request.get(..len).unwrap_or_default(), registry, mapping) {
+                tracing::debug!(
+                    "association {}: sending to {} failed: {e}",
+                    peer.id,
+                    peer.addr
+                );
+            }
+        }
+    }
+
+    /// Pool members that have not answered for UNREACH polls make room for fresh addresses.
+    fn retire_silent_pool_members(&mut self) {
+        let before = self.peers.len();
+        self.peers.retain(|p| {
+            let silent =
+                p.pool.is_some() && p.source.reach() == 0 && p.source.unreach() >= UNREACH_BACKOFF;
+            let denied = p.pool.is_some() && p.source.denied().is_some();
+            if silent || denied {
+                tracing::info!(
+                    "association {}: {} ({}) demobilized: {}",
+                    p.id,
+                    p.host,
+                    p.addr,
+                    if denied {
+                        "access denied"
+                    } else {
+                        "unreachable"
+                    }
+                );
+            }
+            !(silent || denied)
+        });
+        if self.peers.len() < before {
+            for pool in &mut self.pools {
+                pool.next_resolve = MonoTime::ZERO;
+            }
+        }
+    }
+
+    /// Handles finished lookups: mobilises servers and pool members.
+    pub fn on_answers(&mut self, now: MonoTime) {
+        let answers: Vec<_> = self.resolver.answers().collect();
+        for answer in answers {
+            if answer.key == usize::MAX {
+                self.server_resolved(answer.name, answer.result, now);
+            } else {
+                self.pool_resolved(answer.key, answer.result, now);
+            }
+        }
+    }
+
+    fn server_resolved(&mut self, name: String, result: io::Result<Vec<IpAddr>>, now: MonoTime) {
+        let Some(pos) = self
+            .pending
+            .iter()
+            .position(|p| p.in_flight && p.name == name)
+        else {
+            return;
+        };
+        match result.as_ref().map(|a| a.first().copied()) {
+            Ok(Some(ip)) => {
+                let pending = self.pending.remove(pos);
+                if pending.failures > 0 {
+                    tracing::info!(
+                        "{name} resolved to {ip} after {} failed attempt(s)",
+                        pending.failures
+                    );
+                }
+                let addr = SocketAddr::new(ip, pending.config.port);
+                self.mobilize(&pending.config, addr, name, None, now);
+            }
+            Ok(None) | Err(_) => {
+                let Some(p) = self.pending.get_mut(pos) else {
+                    return;
+                };
+                p.in_flight = false;
+                p.failures += 1;
+                if p.failures == 1 {
+                    let why = result
+                        .err()
+                        .map_or_else(|| "no usable address".to_owned(), |e| e.to_string());
+                    tracing::warn!("cannot resolve {name}: {why}; retrying in the background");
+                }
+                p.next_try = now + backoff(p.failures);
+            }
+        }
+    }
+
+    fn pool_resolved(&mut self, index: usize, result: io::Result<Vec<IpAddr>>, now: MonoTime) {
+        let Some(pool) = self.pools.get_mut(index) else {
+            return;
+        };
+        let name = pool.name.clone();
+        let addrs = match result {
+            Ok(a) if !a.is_empty() => {
+                if pool.failures > 0 {
+                    tracing::info!(
+                        "pool {name} resolved after {} failed attempt(s)",
+                        pool.failures
+                    );
+                }
+                pool.failures = 0;
+                a
+            }
+            other => {
+                pool.failures += 1;
+                if pool.failures == 1 {
+                    let why = other
+                        .err()
+                        .map_or_else(|| "no usable address".to_owned(), |e| e.to_string());
+                    tracing::warn!("cannot resolve pool {name}: {why}; retrying in the background");
+                }
+                pool.next_resolve = now + backoff(pool.failures);
+                return;
+            }
+        };
+        let config = pool.config.clone();
+        for ip in addrs {
+            if self.peers.len() >= self.maxclock {
+                break;
+            }
+            self.mobilize(
+                &config,
+                SocketAddr::new(ip, config.port),
+                ip.to_string(),
+                Some(index),
+                now,
+            );
+        }
+    }
+
+    /// Reads replies on an association's socket. Returns whether a new sample arrived.
+    pub fn on_readable(&mut self, token: Token, mapping: &TimeMapping, precision: f64) -> bool {
+        let Some(peer) = self
+            .peers
+            .iter_mut()
+            .find(|p| TOKEN_BASE + usize::from(p.id) == token.0)
+        else {
+            return false;
+        };
+        peer.receive(mapping, precision)
+    }
+
+    /// Runs selection over all associations at local time `now` and records each tally.
+    /// Returns the selection and whether the system peer changed.
+    pub fn select(
+        &mut self,
+        now: NtpTimestamp,
+        params: &SelectParams,
+        mindist: f64,
+        maxdist: f64,
+    ) -> (Selection, bool) {
+        let inputs: Vec<Option<Candidate>> = self
+            .peers
+            .iter()
+            .map(|p| {
+                if p.noselect {
+                    return None;
+                }
+                p.source
+                    .candidate(now, mindist, maxdist)
+                    .map(|c| Candidate {
+                        prefer: p.prefer,
+                        truechimer: p.truechimer,
+                        was_system_peer: self.system_peer == Some(p.id),
+                        ..c
+                    })
+            })
+            .collect();
+        let selection = select(&inputs, params);
+        for (peer, tally) in self.peers.iter_mut().zip(&selection.tallies) {
+            peer.tally = *tally;
+        }
+        let new_peer = selection
+            .system_peer
+            .and_then(|i| self.peers.get(i))
+            .map(|p| p.id);
+        let changed = new_peer != self.system_peer;
+        self.system_peer = new_peer;
+        (selection, changed)
+    }
+
+    /// Sets every association's poll exponent to the system's.
+    pub fn set_system_poll(&mut self, tc: i8) {
+        for p in &mut self.peers {
+            p.source.set_system_poll(tc);
+        }
+    }
+
+    /// The system peer, if any.
+    pub fn system_peer(&self) -> Option<&Peer> {
+        self.system_peer
+            .and_then(|id| self.peers.iter().find(|p| p.id == id))
+    }
+
+    /// A one-line summary of every association's tally, for the log.
+    pub fn tally_line(&self) -> String {
+        self.peers
+            .iter()
+            .map(|p| {
+                if p.addr.port() == 123 {
+                    format!("{}{}", p.tally.symbol(), p.host)
+                } else {
+                    format!("{}{}:{}", p.tally.symbol(), p.host, p.addr.port())
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Peer {
+    fn send(
+        &mut self,
+        request: &[u8],
+        registry: &Registry,
+        mapping: &TimeMapping,
+    ) -> io::Result<()> {
+        if let Some(old) = self.socket.take() {
+            let _ = registry.deregister(&mut SourceFd(&old.as_raw_fd()));
+        }
+        let local = match self.addr {
+            SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+        };
+        let opts = SocketOptions {
+            rx_timestamps: true,
+            nonblocking: true,
+            ..SocketOptions::default()
+        };
+        let socket = bind_udp(local, &opts)?;
+        socket.connect(self.addr)?;
+        registry.register(
+            &mut SourceFd(&socket.as_raw_fd()),
+            Token(TOKEN_BASE + usize::from(self.id)),
+            Interest::READABLE,
+        )?;
+        let t1 = mapping.map(kernel_now());
+        socket.send(request)?;
+        self.source.handle_sent(t1);
+        self.socket = Some(socket);
+        Ok(())
+    }
+
+    fn receive(&mut self, mapping: &TimeMapping, precision: f64) -> bool {
+        let Some(socket) = self.socket.take() else {
+            return false;
+        };
+        let mut buf = [0u8; 1024];
+        let mut sampled = false;
+        // Bounded: a connected socket only queues datagrams from the server.
+        for _ in 0..16 {
+            let meta = match recv_msg(&socket, &mut buf) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP port unreachable and friends: the poll simply goes unanswered.
+                    tracing::debug!("association {}: receive failed: {e}", self.id);
+                    break;
+                }
+            };
+            let kernel = meta
+                .rx_time
+                .map_or_else(kernel_now, |t| UnixTime::new(t.sec, t.nsec));
+            let t4 = mapping.map(kernel);
+            let data = buf.get(..meta.len).unwrap_or_default();
+            let data = if meta.truncated { &[][..] } else { data };
+            match self.source.handle_response(t4, data, precision) {
+                Outcome::Sample(estimate) => sampled |= estimate.is_some(),
+                Outcome::Rejected(reason) => {
+                    tracing::debug!(
+                        "association {}: reply from {} rejected: {}",
+                        self.id,
+                        self.addr,
+                        reason.name()
+                    );
+                }
+                Outcome::Kiss(kiss) => self.log_kiss(kiss),
+            }
+        }
+        self.socket = Some(socket);
+        sampled
+    }
+
+    fn log_kiss(&mut self, kiss: Kiss) {
+        match kiss {
+            Kiss::Rate => {
+                if !self.kiss_logged {
+                    tracing::info!(
+                        "association {}: {} asked us to slow down (RATE); poll raised to 2^{} s",
+                        self.id,
+                        self.addr,
+                        self.source.hpoll()
+                    );
+                }
+            }
+            Kiss::Deny(code) => {
+                tracing::warn!(
+                    "association {}: {} refused service ({}); no longer polling it",
+                    self.id,
+                    self.addr,
+                    code.display_for_stratum(0)
+                );
+            }
+            Kiss::Other(code) => {
+                if !self.kiss_logged {
+                    tracing::info!(
+                        "association {}: kiss code {} from {} ignored",
+                        self.id,
+                        code.display_for_stratum(0),
+                        self.addr
+                    );
+                }
+            }
+        }
+        self.kiss_logged = true;
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    RETRY_MIN
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(10))
+        .min(RETRY_MAX)
+}
+
+/// A server named on ntpd's command line: a `server NAME iburst` line, as classic ntpd treats
+/// it.
+fn command_line_server(text: &str) -> Association {
+    let address = text
+        .parse::<IpAddr>()
+        .map_or_else(|_| HostSpec::Name(text.to_owned()), HostSpec::Ip);
+    let mut assoc = Association::new(
+        AssociationKind::Server,
+        address,
+        Location::new("<command line>", 1, 1),
+    );
+    assoc.iburst = true;
+    assoc
+}
+
+fn name_of(assoc: &Association) -> String {
+    assoc.address.to_string()
+}

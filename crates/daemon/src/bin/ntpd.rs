@@ -1,0 +1,4 @@
+//! The `ntpd` binary; everything lives in [`sundial::ntpd`].
+fn main() -> std::process::ExitCode {
+    sundial::ntpd::main()
+}

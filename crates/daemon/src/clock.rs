@@ -1,0 +1,203 @@
+//! Clock backends and the mapping from kernel time to the time sundial serves.
+//!
+//! The kernel stamps every received datagram with its realtime clock. With the `system` and
+//! `none` backends that *is* the served time. The `simulated` backend keeps its own offset and
+//! frequency relative to the kernel clock, so a real daemon can be tested for accuracy without
+//! any privilege: every timestamp it serves is the kernel time mapped through [`TimeMapping`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use sundial_proto::time::{Log2Seconds, NtpDuration, NtpTimestamp, UnixTime};
+
+/// Which clock ntpd disciplines (`--clock`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClockSpec {
+    /// The kernel clock (clock_adjtime / clock_settime); needs CAP_SYS_TIME.
+    System,
+    /// Read the kernel clock, never write it: serve and report only.
+    None,
+    /// An in-process clock starting `offset_s` seconds and `freq_ppm` off the kernel clock.
+    Simulated {
+        /// Initial offset of the simulated clock from the kernel clock, seconds.
+        offset_s: f64,
+        /// Initial frequency error, parts per million (positive: runs fast).
+        freq_ppm: f64,
+    },
+}
+
+impl ClockSpec {
+    /// Whether this backend may ever write the kernel clock.
+    pub fn writes_kernel_clock(&self) -> bool {
+        matches!(self, Self::System)
+    }
+}
+
+impl fmt::Display for ClockSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::System => f.write_str("system"),
+            Self::None => f.write_str("none"),
+            Self::Simulated { offset_s, freq_ppm } => write!(f, "simulated:{offset_s}:{freq_ppm}"),
+        }
+    }
+}
+
+/// Error for a `--clock` value that is not one of the backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockSpecError(String);
+
+impl fmt::Display for ClockSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: expected system, none or simulated[:OFFSET_S:FREQ_PPM]",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ClockSpecError {}
+
+impl FromStr for ClockSpec {
+    type Err = ClockSpecError;
+
+    fn from_str(s: &str) -> Result<Self, ClockSpecError> {
+        let bad = || ClockSpecError(format!("invalid clock '{s}'"));
+        match s {
+            "system" => return Ok(Self::System),
+            "none" => return Ok(Self::None),
+            "simulated" => {
+                return Ok(Self::Simulated {
+                    offset_s: 0.0,
+                    freq_ppm: 0.0,
+                });
+            }
+            _ => {}
+        }
+        let rest = s.strip_prefix("simulated:").ok_or_else(bad)?;
+        let (offset, freq) = rest.split_once(':').unwrap_or((rest, "0"));
+        let offset_s: f64 = offset.parse().map_err(|_| bad())?;
+        let freq_ppm: f64 = freq.parse().map_err(|_| bad())?;
+        if !offset_s.is_finite() || !freq_ppm.is_finite() || freq_ppm.abs() > 500.0 {
+            return Err(ClockSpecError(format!(
+                "invalid clock '{s}': the offset must be finite and the frequency within ±500 ppm"
+            )));
+        }
+        Ok(Self::Simulated { offset_s, freq_ppm })
+    }
+}
+
+/// served = kernel + offset + freq·(kernel − base): how served time follows the kernel clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeMapping {
+    base: UnixTime,
+    offset: NtpDuration,
+    freq_ppm: f64,
+}
+
+impl TimeMapping {
+    /// Served time is kernel time.
+    pub const IDENTITY: Self = Self {
+        base: UnixTime::EPOCH,
+        offset: NtpDuration::ZERO,
+        freq_ppm: 0.0,
+    };
+
+    /// A mapping that is `offset` ahead at `base` and drifts `freq_ppm` from there.
+    pub fn new(base: UnixTime, offset: NtpDuration, freq_ppm: f64) -> Self {
+        Self {
+            base,
+            offset,
+            freq_ppm,
+        }
+    }
+
+    /// The offset of served time from kernel time at `kernel`.
+    pub fn offset_at(&self, kernel: UnixTime) -> NtpDuration {
+        if self.freq_ppm == 0.0 {
+            return self.offset;
+        }
+        let elapsed = kernel.duration_since(self.base).to_seconds_f64();
+        self.offset + NtpDuration::from_seconds_f64(elapsed * self.freq_ppm * 1e-6)
+    }
+
+    /// The served timestamp for a kernel time.
+    pub fn map(&self, kernel: UnixTime) -> NtpTimestamp {
+        NtpTimestamp::from_unix(kernel) + self.offset_at(kernel)
+    }
+
+    /// The served Unix time for a kernel time.
+    pub fn map_unix(&self, kernel: UnixTime) -> UnixTime {
+        kernel.add_duration(self.offset_at(kernel))
+    }
+}
+
+/// The kernel's realtime clock, now.
+pub fn kernel_now() -> UnixTime {
+    let ts = sundial_sys::clock::realtime();
+    UnixTime::new(ts.sec, ts.nsec)
+}
+
+/// Measures the precision of reading the clock: the smallest non-zero step between successive
+/// reads, as a power of two (RFC 5905 §7.3 "precision"). Bounded to a few thousand reads.
+pub fn measure_precision() -> Log2Seconds {
+    const READS: usize = 2000;
+    let mut smallest = f64::INFINITY;
+    let mut previous = kernel_now();
+    for _ in 0..READS {
+        let now = kernel_now();
+        let step = now.duration_since(previous).to_seconds_f64();
+        if step > 0.0 && step < smallest {
+            smallest = step;
+        }
+        previous = now;
+    }
+    if smallest.is_finite() {
+        Log2Seconds::ceil_from_seconds(smallest)
+    } else {
+        // A clock that never moved in 2000 reads is coarse; claim a conservative 1 ms.
+        Log2Seconds::new(-10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_specs_parse() {
+        assert_eq!("system".parse::<ClockSpec>().unwrap(), ClockSpec::System);
+        assert_eq!("none".parse::<ClockSpec>().unwrap(), ClockSpec::None);
+        assert_eq!(
+            "simulated:-0.25:12.5".parse::<ClockSpec>().unwrap(),
+            ClockSpec::Simulated {
+                offset_s: -0.25,
+                freq_ppm: 12.5
+            }
+        );
+        assert!("simulated:1:900".parse::<ClockSpec>().is_err());
+        assert!("simulated:x".parse::<ClockSpec>().is_err());
+        assert!(!ClockSpec::None.writes_kernel_clock());
+    }
+
+    #[test]
+    fn mapping_adds_offset_and_drift() {
+        let base = UnixTime::new(1_800_000_000, 0);
+        let m = TimeMapping::new(base, NtpDuration::from_seconds_f64(0.5), 100.0);
+        let later = UnixTime::new(1_800_001_000, 0);
+        // 0.5 s + 1000 s × 100 ppm = 0.6 s.
+        let off = m.offset_at(later).to_seconds_f64();
+        assert!((off - 0.6).abs() < 1e-9, "{off}");
+        assert_eq!(
+            TimeMapping::IDENTITY.map(later),
+            NtpTimestamp::from_unix(later)
+        );
+    }
+
+    #[test]
+    fn precision_is_plausible() {
+        let p = measure_precision().exponent();
+        assert!((-30..=-6).contains(&p), "{p}");
+    }
+}

@@ -1,0 +1,503 @@
+//! `ntpd`: start-up, the main loop, and shutdown.
+//!
+//! Start-up order matters: parse and check the configuration, set up logging, detach, open
+//! every socket, drop privileges — and only then start threads, because capabilities are per
+//! thread. The main loop owns the signal pipe and the timers, keeps the published system state
+//! current, and (with one server thread) answers requests itself.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use sundial_proto::server::{CounterSnapshot, DropReason, Server};
+use sundial_proto::system::SystemState;
+use sundial_proto::time::{MonoTime, NtpDuration};
+use sundial_sys::signals::SignalPipe;
+
+use crate::associations::{Associations, TOKEN_BASE};
+use crate::cli::NtpdArgs;
+use crate::clock::{ClockSpec, TimeMapping, kernel_now, measure_precision};
+use crate::config::{self, Config, Family, Finding, Severity};
+use crate::logging::{self, Destination};
+use crate::publish::{Publisher, Snapshot};
+use crate::random::Random;
+use crate::resolver::Resolver;
+use crate::serve::{Families, ServeSocket, open_sockets};
+use crate::setup;
+use crate::timekeeper::Timekeeper;
+
+/// How often the main loop refreshes the published state (the fallback's reference time).
+const TICK: Duration = Duration::from_secs(1);
+
+const SIGNAL_TOKEN: Token = Token(0);
+const WAKE_TOKEN: Token = Token(1);
+const FIRST_SOCKET_TOKEN: usize = 2;
+
+/// Entry point of the `ntpd` binary.
+pub fn main() -> ExitCode {
+    let args = NtpdArgs::parse();
+    if args.check {
+        return check(&args.config);
+    }
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("ntpd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ntpd --check`: print every finding; fail if any is an error.
+fn check(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok((_, findings)) => {
+            for f in &findings {
+                println!("{f}");
+            }
+            let errors = findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
+            println!(
+                "{}: {} error(s), {} warning(s), {} notice(s)",
+                path.display(),
+                errors,
+                findings
+                    .iter()
+                    .filter(|f| f.severity == Severity::Warning)
+                    .count(),
+                findings
+                    .iter()
+                    .filter(|f| f.severity == Severity::Notice)
+                    .count(),
+            );
+            if errors > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("ntpd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors that stop the daemon.
+#[derive(Debug)]
+enum StartError {
+    Config(config::LoadError),
+    Log(PathBuf, io::Error),
+    Bind(u16, io::Error),
+    Io(&'static str, io::Error),
+    Unsupported(&'static str),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(e) => write!(f, "{e}"),
+            Self::Log(p, e) => write!(f, "cannot open log file {}: {e}", p.display()),
+            Self::Bind(port, e) => write!(f, "cannot serve on UDP port {port}: {e}"),
+            Self::Io(what, e) => write!(f, "{what}: {e}"),
+            Self::Unsupported(what) => f.write_str(what),
+        }
+    }
+}
+
+fn run(args: NtpdArgs) -> Result<(), StartError> {
+    let (config, findings) = config::load(&args.config).map_err(StartError::Config)?;
+    let logfile = args.logfile.clone().or_else(|| config.logfile.clone());
+    let destination = match (&logfile, args.nofork || args.debug_level() > 0) {
+        (Some(path), _) => Destination::File(path),
+        (None, true) => Destination::Stderr,
+        (None, false) => Destination::Syslog,
+    };
+    logging::init(destination, args.debug_level())
+        .map_err(|e| StartError::Log(logfile.clone().unwrap_or_default(), e))?;
+    log_findings(&findings);
+    tracing::info!(
+        "sundial ntpd {} starting: config {}, clock {}",
+        env!("CARGO_PKG_VERSION"),
+        args.config.display(),
+        args.clock
+    );
+    if args.quit {
+        return Err(StartError::Unsupported(
+            "-q needs upstream synchronisation, which this build does not do yet",
+        ));
+    }
+    note_ignored_flags(&args);
+
+    let runtime = setup::Runtime::from_config(&config, &args);
+    if !args.foreground() {
+        sundial_sys::process::daemonize().map_err(|e| StartError::Io("cannot detach", e))?;
+    }
+    let pidfile = args.pidfile.clone().or_else(|| config.pidfile.clone());
+    if let Some(path) = &pidfile {
+        write_pidfile(path).map_err(|e| StartError::Io("cannot write pid file", e))?;
+    }
+    if args.nice {
+        if let Err(e) = sundial_sys::process::set_nice(-12) {
+            tracing::warn!("-N: cannot raise the scheduling priority: {e}");
+        }
+    }
+    let result = serve(&args, &config, runtime);
+    if let Some(path) = &pidfile {
+        let _ = fs::remove_file(path);
+    }
+    result
+}
+
+fn serve(args: &NtpdArgs, config: &Config, runtime: setup::Runtime) -> Result<(), StartError> {
+    let precision = measure_precision();
+    let started = Instant::now();
+    let mapping = initial_mapping(args.clock);
+    let publisher = Publisher::new(Snapshot {
+        system: SystemState::unsynchronized(precision),
+        mapping,
+    });
+    let families = Families {
+        v4: !args.ipv6,
+        v6: !args.ipv4,
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let workers = threads.max(1);
+    let shared = workers > 1;
+    let mut socket_sets = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        socket_sets.push(
+            open_sockets(families, args.port, shared)
+                .map_err(|e| StartError::Bind(args.port, e))?,
+        );
+    }
+    if let Some(spec) = &args.user {
+        let (user, group) = spec
+            .split_once(':')
+            .map_or((spec.as_str(), None), |(u, g)| (u, Some(g)));
+        sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
+            .map_err(|e| StartError::Io("cannot drop privileges", e))?;
+        tracing::info!("running as {spec}");
+    }
+    let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
+        .map_err(|e| StartError::Io("cannot install signal handlers", e))?;
+    let mut poll = Poll::new().map_err(|e| StartError::Io("cannot create poller", e))?;
+    poll.registry()
+        .register(
+            &mut SourceFd(&signals.read_fd()),
+            SIGNAL_TOKEN,
+            Interest::READABLE,
+        )
+        .map_err(|e| StartError::Io("cannot poll signals", e))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles: Vec<(JoinHandle<CounterSnapshot>, Arc<Waker>)> = Vec::new();
+    let mut local: Option<(Server, Vec<ServeSocket>)> = None;
+    if workers == 1 {
+        let sockets: Vec<ServeSocket> = socket_sets
+            .pop()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| ServeSocket::new(s, true))
+            .collect();
+        for (i, s) in sockets.iter().enumerate() {
+            poll.registry()
+                .register(
+                    &mut SourceFd(&raw_fd(s)),
+                    Token(FIRST_SOCKET_TOKEN + i),
+                    Interest::READABLE,
+                )
+                .map_err(|e| StartError::Io("cannot poll server socket", e))?;
+        }
+        local = Some((Server::new(runtime.access.clone()), sockets));
+    } else {
+        for (n, set) in socket_sets.into_iter().enumerate() {
+            let handle = spawn_worker(n, set, &runtime, &publisher, &stop)
+                .map_err(|e| StartError::Io("cannot start server thread", e))?;
+            handles.push(handle);
+        }
+    }
+    tracing::info!(
+        "serving NTP on UDP port {} ({}) with {} thread(s), precision 2^{} s",
+        args.port,
+        match (families.v4, families.v6) {
+            (true, true) => "IPv4 and IPv6",
+            (true, false) => "IPv4",
+            _ => "IPv6",
+        },
+        workers,
+        precision.exponent()
+    );
+    let waker = Arc::new(
+        Waker::new(poll.registry(), WAKE_TOKEN)
+            .map_err(|e| StartError::Io("cannot create waker", e))?,
+    );
+    let resolver =
+        Resolver::start(waker).map_err(|e| StartError::Io("cannot start the resolver", e))?;
+    let mut random = Random::open().map_err(|e| StartError::Io("cannot open /dev/urandom", e))?;
+    let family = match families {
+        Families {
+            v4: true,
+            v6: false,
+        } => Some(Family::V4),
+        Families {
+            v4: false,
+            v6: true,
+        } => Some(Family::V6),
+        _ => None,
+    };
+    let mut associations =
+        Associations::new(config, &args.servers, family, resolver, mono(started));
+    let mut timekeeper = Timekeeper::new(
+        config,
+        runtime.fallback,
+        runtime.upstream_configured,
+        precision,
+    );
+
+    let mut reader = publisher.reader();
+    let mut events = Events::with_capacity(64);
+    let mut next_tick = Instant::now();
+    'main: loop {
+        let now = Instant::now();
+        let mapping = publisher.current().mapping;
+        if associations
+            .next_timeout()
+            .is_some_and(|t| t <= mono(started))
+        {
+            associations.on_timer(mono(started), poll.registry(), &mapping, &mut random);
+        }
+        if now >= next_tick {
+            timekeeper.update(&mut associations, &publisher, false);
+            next_tick = now + TICK;
+        }
+        let mut timeout = next_tick.saturating_duration_since(Instant::now());
+        if let Some(t) = associations.next_timeout() {
+            timeout = timeout.min(t.saturating_since(mono(started)));
+        }
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(StartError::Io("poll failed", e));
+        }
+        let mut sampled = false;
+        for event in &events {
+            match event.token() {
+                SIGNAL_TOKEN => {
+                    for sig in signals.drain() {
+                        if sig == libc::SIGHUP {
+                            tracing::info!(
+                                "SIGHUP received; configuration reload is not supported, restart ntpd"
+                            );
+                        } else {
+                            tracing::info!("signal {sig} received, shutting down");
+                            break 'main;
+                        }
+                    }
+                }
+                WAKE_TOKEN => associations.on_answers(mono(started)),
+                Token(t) if t >= TOKEN_BASE => {
+                    sampled |= associations.on_readable(
+                        Token(t),
+                        &mapping,
+                        timekeeper.precision_seconds(),
+                    );
+                }
+                Token(t) => {
+                    if let Some((server, sockets)) = local.as_mut()
+                        && let Some(sock) = sockets.get_mut(t.wrapping_sub(FIRST_SOCKET_TOKEN))
+                        && let Err(e) = sock.drain(server, &mut reader, &runtime.filter)
+                    {
+                        tracing::warn!("receiving requests failed: {e}");
+                    }
+                }
+            }
+        }
+        if sampled {
+            timekeeper.update(&mut associations, &publisher, true);
+        }
+    }
+
+    stop.store(true, Ordering::Release);
+    let mut totals = CounterSnapshot::default();
+    if let Some((server, _)) = &local {
+        totals.accumulate(&server.counters().snapshot());
+    }
+    for (handle, waker) in handles {
+        let _ = waker.wake();
+        match handle.join() {
+            Ok(counts) => totals.accumulate(&counts),
+            Err(_) => tracing::error!("a server thread failed"),
+        }
+    }
+    log_counters(&totals);
+    Ok(())
+}
+
+/// Monotonic time since start-up, as the core counts it.
+fn mono(started: Instant) -> MonoTime {
+    MonoTime::from_duration(started.elapsed())
+}
+
+fn spawn_worker(
+    n: usize,
+    sockets: Vec<std::net::UdpSocket>,
+    runtime: &setup::Runtime,
+    publisher: &Arc<Publisher>,
+    stop: &Arc<AtomicBool>,
+) -> io::Result<(JoinHandle<CounterSnapshot>, Arc<Waker>)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE_TOKEN)?);
+    let mut sockets: Vec<ServeSocket> = sockets
+        .into_iter()
+        .map(|s| ServeSocket::new(s, true))
+        .collect();
+    for (i, s) in sockets.iter().enumerate() {
+        poll.registry().register(
+            &mut SourceFd(&raw_fd(s)),
+            Token(FIRST_SOCKET_TOKEN + i),
+            Interest::READABLE,
+        )?;
+    }
+    let server = Server::new(runtime.access.clone());
+    let filter = runtime.filter.clone();
+    let mut reader = publisher.reader();
+    let stop = Arc::clone(stop);
+    let handle = std::thread::Builder::new()
+        .name(format!("ntp-server-{n}"))
+        .spawn(move || {
+            let mut poll = poll;
+            let mut events = Events::with_capacity(16);
+            while !stop.load(Ordering::Acquire) {
+                if let Err(e) = poll.poll(&mut events, None) {
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    tracing::error!("server thread {n}: poll failed: {e}");
+                    break;
+                }
+                for event in &events {
+                    if let Some(sock) =
+                        sockets.get_mut(event.token().0.wrapping_sub(FIRST_SOCKET_TOKEN))
+                        && let Err(e) = sock.drain(&server, &mut reader, &filter)
+                    {
+                        tracing::warn!("server thread {n}: receiving requests failed: {e}");
+                    }
+                }
+            }
+            server.counters().snapshot()
+        })?;
+    Ok((handle, waker))
+}
+
+fn raw_fd(s: &ServeSocket) -> std::os::fd::RawFd {
+    use std::os::fd::AsRawFd;
+    s.socket().as_raw_fd()
+}
+
+/// The starting mapping of served time to kernel time for the chosen clock.
+fn initial_mapping(spec: ClockSpec) -> TimeMapping {
+    match spec {
+        ClockSpec::System | ClockSpec::None => TimeMapping::IDENTITY,
+        ClockSpec::Simulated { offset_s, freq_ppm } => TimeMapping::new(
+            kernel_now(),
+            NtpDuration::from_seconds_f64(offset_s),
+            freq_ppm,
+        ),
+    }
+}
+
+fn log_findings(findings: &[Finding]) {
+    for f in findings {
+        match f.severity {
+            Severity::Error => tracing::error!("{f}"),
+            Severity::Warning => tracing::warn!("{f}"),
+            Severity::Notice => tracing::info!("{f}"),
+        }
+    }
+}
+
+fn note_ignored_flags(args: &NtpdArgs) {
+    let ignored = [
+        (args.authreq, "-a"),
+        (args.authnoreq, "-A"),
+        (args.bcastsync, "-b (broadcast is not supported)"),
+        (
+            args.jaildir.is_some(),
+            "-i (use systemd sandboxing instead of chroot)",
+        ),
+        (args.novirtualips, "-L"),
+        (args.mdns, "-m"),
+        (args.propagation_delay.is_some(), "-r"),
+        (
+            args.update_interval.is_some(),
+            "-U (sundial serves on wildcard sockets)",
+        ),
+        (
+            !args.var.is_empty() || !args.dvar.is_empty(),
+            "--var/--dvar (mode 6 is read-only)",
+        ),
+    ];
+    for (set, flag) in ignored {
+        if set {
+            tracing::info!("ignoring {flag}");
+        }
+    }
+}
+
+/// Writes the pid file through a temporary file and a rename, so readers never see it half
+/// written.
+fn write_pidfile(path: &Path) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp)?;
+    writeln!(f, "{}", std::process::id())?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+fn log_counters(c: &CounterSnapshot) {
+    tracing::info!(
+        "server counters: received {}, replied {}, dropped {}",
+        c.received,
+        c.replied,
+        c.dropped_total()
+    );
+    for reason in DropReason::ALL {
+        let n = c.dropped(reason);
+        if n > 0 {
+            tracing::info!("dropped ({}): {n}", reason.name());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pidfile_is_written_whole() {
+        let dir = std::env::temp_dir().join(format!("sundial-pid-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ntpd.pid");
+        write_pidfile(&path).unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,102 @@
+//! The snapshot the main loop publishes for the server workers: the system state that goes
+//! into replies and the mapping from kernel time to served time.
+//!
+//! Workers read it on every batch without taking a lock: they compare a generation counter
+//! with the one of their cached copy and only lock (briefly) when the main loop has published
+//! something new, which happens a few times a minute.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sundial_proto::system::SystemState;
+
+use crate::clock::TimeMapping;
+
+/// What the workers need from the main loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    /// The system variables copied into every reply.
+    pub system: SystemState,
+    /// How served time follows the kernel clock.
+    pub mapping: TimeMapping,
+}
+
+/// The main loop's side: publishes new snapshots.
+#[derive(Debug)]
+pub struct Publisher {
+    current: Mutex<Arc<Snapshot>>,
+    generation: AtomicU64,
+}
+
+impl Publisher {
+    /// A publisher holding `initial`.
+    pub fn new(initial: Snapshot) -> Arc<Self> {
+        Arc::new(Self {
+            current: Mutex::new(Arc::new(initial)),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// Replaces the snapshot; readers see it at their next batch.
+    pub fn publish(&self, snapshot: Snapshot) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current snapshot.
+    pub fn current(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A reader for one worker.
+    pub fn reader(self: &Arc<Self>) -> Reader {
+        let generation = self.generation.load(Ordering::Acquire);
+        Reader {
+            shared: Arc::clone(self),
+            cached: self.current(),
+            generation,
+        }
+    }
+}
+
+/// A worker's side: a cached snapshot refreshed when the generation moves.
+#[derive(Debug)]
+pub struct Reader {
+    shared: Arc<Publisher>,
+    cached: Arc<Snapshot>,
+    generation: u64,
+}
+
+impl Reader {
+    /// The latest snapshot.
+    pub fn get(&mut self) -> &Snapshot {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if generation != self.generation {
+            self.cached = self.shared.current();
+            self.generation = generation;
+        }
+        &self.cached
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sundial_proto::time::Log2Seconds;
+
+    use super::*;
+
+    #[test]
+    fn readers_see_new_snapshots() {
+        let first = Snapshot {
+            system: SystemState::unsynchronized(Log2Seconds::new(-20)),
+            mapping: TimeMapping::IDENTITY,
+        };
+        let publisher = Publisher::new(first);
+        let mut reader = publisher.reader();
+        assert_eq!(reader.get().system.stratum, 16);
+        let mut second = first;
+        second.system.stratum = 3;
+        publisher.publish(second);
+        assert_eq!(reader.get().system.stratum, 3);
+    }
+}

@@ -1,0 +1,309 @@
+//! Turning the typed configuration into the pieces the daemon runs with: the restrict table,
+//! the fallback (local clock or orphan mode) and the interface filter.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use sundial_proto::access::{AccessTable, RestrictEntry};
+use sundial_proto::fallback::{Fallback, LOCAL_CLOCK_DEFAULT_STRATUM};
+use sundial_proto::packet::ReferenceId;
+
+use crate::cli::NtpdArgs;
+use crate::config::{
+    Config, Family, HostSpec, InterfaceAction, InterfaceTarget, RefclockId, RestrictLine,
+    RestrictTarget,
+};
+use crate::interfaces::{InterfaceFilter, RuleAction, RuleTarget};
+
+/// The local clock driver's refclock type (127.127.1.u).
+const LOCAL_CLOCK_TYPE: u8 = 1;
+
+/// What the daemon runs with, derived once from the configuration and the command line.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// The restrict table.
+    pub access: AccessTable,
+    /// What to serve without an upstream source.
+    pub fallback: Fallback,
+    /// Which local addresses are served.
+    pub filter: InterfaceFilter,
+    /// Whether any network server or pool is configured.
+    pub upstream_configured: bool,
+}
+
+impl Runtime {
+    /// Builds the runtime pieces. Host names in `restrict` lines are resolved here, once, as
+    /// classic ntpd does; a name that does not resolve is logged and skipped.
+    pub fn from_config(config: &Config, args: &NtpdArgs) -> Self {
+        let interface_addrs = sundial_sys::process::interface_addresses().unwrap_or_default();
+        Self {
+            access: access_table(&config.restrictions, args_family(args)),
+            fallback: fallback(config),
+            filter: interface_filter(config, args, &interface_addrs),
+            upstream_configured: !args.servers.is_empty()
+                || config
+                    .associations
+                    .iter()
+                    .any(|a| !matches!(a.address, HostSpec::Refclock(_))),
+        }
+    }
+}
+
+fn args_family(args: &NtpdArgs) -> Option<Family> {
+    match (args.ipv4, args.ipv6) {
+        (true, false) => Some(Family::V4),
+        (false, true) => Some(Family::V6),
+        _ => None,
+    }
+}
+
+/// The restrict table from the `restrict`/`unrestrict` lines, in file order.
+pub fn access_table(lines: &[RestrictLine], family: Option<Family>) -> AccessTable {
+    let mut table = AccessTable::new();
+    for line in lines {
+        let entries: Vec<RestrictEntry> = match &line.target {
+            RestrictTarget::Default { v4, v6 } => {
+                if line.unrestrict {
+                    table.remove_default(*v4, *v6, line.flags);
+                } else {
+                    table.add_default(*v4, *v6, line.flags);
+                }
+                continue;
+            }
+            // `restrict source` applies to the addresses associations resolve to; it is
+            // handled where associations are mobilised.
+            RestrictTarget::Source => continue,
+            RestrictTarget::Net { addr, mask } => vec![entry(*addr, *mask, line)],
+            RestrictTarget::Name {
+                name,
+                family: name_family,
+                mask,
+            } => {
+                let wanted = name_family.or(family);
+                resolve(name, wanted)
+                    .into_iter()
+                    .map(|addr| {
+                        entry(
+                            addr,
+                            mask.filter(|m| m.is_ipv4() == addr.is_ipv4())
+                                .unwrap_or_else(|| host_mask(addr)),
+                            line,
+                        )
+                    })
+                    .collect()
+            }
+        };
+        for e in entries {
+            if line.unrestrict {
+                let _ = table.remove(&e);
+            } else {
+                table.add(e);
+            }
+        }
+    }
+    loopback_equivalence(&mut table);
+    table
+}
+
+/// `ntpq` asks `localhost`, which is ::1 first on Debian; a config written for classic ntpd
+/// only says `restrict 127.0.0.1`. Give each loopback address the other's entry when it has
+/// none of its own.
+fn loopback_equivalence(table: &mut AccessTable) {
+    let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    for (have, missing) in [(v4, v6), (v6, v4)] {
+        if table.has_host_entry(have) && !table.has_host_entry(missing) {
+            let flags = table.lookup(&SocketAddr::new(have, 1)).flags;
+            table.add(RestrictEntry::host(missing, flags));
+        }
+    }
+}
+
+fn entry(addr: IpAddr, mask: IpAddr, line: &RestrictLine) -> RestrictEntry {
+    RestrictEntry {
+        addr,
+        mask,
+        ntpport: line.ntpport,
+        flags: line.flags,
+    }
+}
+
+fn host_mask(addr: IpAddr) -> IpAddr {
+    RestrictEntry::host(addr, sundial_proto::access::RestrictFlags::NONE).mask
+}
+
+fn resolve(name: &str, family: Option<Family>) -> Vec<IpAddr> {
+    match (name, 0).to_socket_addrs() {
+        Ok(addrs) => addrs
+            .map(|a| a.ip())
+            .filter(|ip| match family {
+                Some(Family::V4) => ip.is_ipv4(),
+                Some(Family::V6) => ip.is_ipv6(),
+                None => true,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!("restrict {name}: cannot resolve: {e}; line ignored");
+            Vec::new()
+        }
+    }
+}
+
+/// The local clock driver if one is configured, else orphan mode if `tos orphan` is set.
+pub fn fallback(config: &Config) -> Fallback {
+    let local = config.associations.iter().find_map(|a| match a.address {
+        HostSpec::Refclock(id) if id.kind == LOCAL_CLOCK_TYPE => Some(id),
+        _ => None,
+    });
+    if let Some(id) = local {
+        let fudges = || {
+            config
+                .fudges
+                .iter()
+                .filter(move |f| same_clock(f.clock, id))
+        };
+        let stratum = fudges()
+            .filter_map(|f| f.stratum)
+            .next_back()
+            .unwrap_or(LOCAL_CLOCK_DEFAULT_STRATUM);
+        let refid = fudges()
+            .filter_map(|f| f.refid)
+            .next_back()
+            .unwrap_or(ReferenceId::LOCL);
+        return Fallback::LocalClock { stratum, refid };
+    }
+    match config.tos.orphan {
+        Some(stratum) => Fallback::Orphan {
+            stratum,
+            wait: Duration::from_secs_f64(config.tos.orphanwait.to_seconds_f64().max(0.0)),
+        },
+        None => Fallback::None,
+    }
+}
+
+fn same_clock(a: RefclockId, b: RefclockId) -> bool {
+    a.kind == b.kind && a.unit == b.unit
+}
+
+/// The interface filter from `interface` lines and `-I` flags.
+fn interface_filter(
+    config: &Config,
+    args: &NtpdArgs,
+    interface_addrs: &[(String, IpAddr)],
+) -> InterfaceFilter {
+    let mut rules = Vec::new();
+    for rule in &config.interfaces {
+        let action = match rule.action {
+            InterfaceAction::Listen => RuleAction::Listen,
+            InterfaceAction::Ignore | InterfaceAction::Drop => RuleAction::Ignore,
+        };
+        let target = match &rule.target {
+            // Wildcard sockets are how sundial serves every address; "ignore wildcard" has
+            // nothing to switch off.
+            InterfaceTarget::Wildcard => continue,
+            InterfaceTarget::All => RuleTarget::All,
+            InterfaceTarget::Ipv4 => RuleTarget::Ipv4,
+            InterfaceTarget::Ipv6 => RuleTarget::Ipv6,
+            InterfaceTarget::Name(n) => RuleTarget::Interface(n.clone()),
+            InterfaceTarget::Net { addr, prefix_len } => RuleTarget::Prefix {
+                addr: *addr,
+                len: *prefix_len,
+            },
+        };
+        rules.push((action, target));
+    }
+    for iface in &args.interface {
+        let target = match iface.parse::<IpAddr>() {
+            Ok(addr) => RuleTarget::Prefix {
+                addr,
+                len: if addr.is_ipv4() { 32 } else { 128 },
+            },
+            Err(_) => RuleTarget::Interface(iface.clone()),
+        };
+        rules.push((RuleAction::Listen, target));
+    }
+    InterfaceFilter::new(rules, interface_addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use sundial_proto::access::RestrictFlags;
+
+    use super::*;
+    use crate::config::parse_str;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn seed_restrict_lines_build_the_expected_table() {
+        let (config, findings) = parse_str(
+            "restrict default kod nomodify notrap nopeer noquery\n\
+             restrict 127.0.0.1\n\
+             restrict 192.168.1.0 mask 255.255.255.0 nomodify notrap\n",
+            Path::new("/etc/ntp.conf"),
+        );
+        assert!(findings.is_empty(), "{findings:?}");
+        let t = access_table(&config.restrictions, None);
+        assert!(
+            t.lookup(&sa("10.9.0.10:5000"))
+                .flags
+                .contains(RestrictFlags::NOQUERY)
+        );
+        assert!(
+            !t.lookup(&sa("192.168.1.10:5000"))
+                .flags
+                .contains(RestrictFlags::NOQUERY)
+        );
+        assert_eq!(t.lookup(&sa("127.0.0.1:5000")).flags, RestrictFlags::NONE);
+        // Loopback equivalence: ::1 gets 127.0.0.1's (empty) entry, not the default.
+        let v6 = t.lookup(&sa("[::1]:5000"));
+        assert!(v6.explicit);
+        assert_eq!(v6.flags, RestrictFlags::NONE);
+    }
+
+    #[test]
+    fn unrestrict_removes_flags() {
+        let (config, _) = parse_str(
+            "restrict default limited kod noquery\nunrestrict default limited kod\n",
+            Path::new("/etc/ntp.conf"),
+        );
+        let t = access_table(&config.restrictions, None);
+        assert_eq!(t.lookup(&sa("192.0.2.1:1")).flags, RestrictFlags::NOQUERY);
+    }
+
+    #[test]
+    fn local_clock_and_orphan_fallbacks() {
+        let (c, _) = parse_str(
+            "server 127.127.1.0\nfudge 127.127.1.0 stratum 10\n",
+            Path::new("/x"),
+        );
+        assert_eq!(
+            fallback(&c),
+            Fallback::LocalClock {
+                stratum: 10,
+                refid: ReferenceId::LOCL
+            }
+        );
+        let (c, _) = parse_str("tos orphan 8 orphanwait 0\n", Path::new("/x"));
+        assert_eq!(
+            fallback(&c),
+            Fallback::Orphan {
+                stratum: 8,
+                wait: Duration::ZERO
+            }
+        );
+        let (c, _) = parse_str("server 127.127.1.0\n", Path::new("/x"));
+        assert_eq!(
+            fallback(&c),
+            Fallback::LocalClock {
+                stratum: 5,
+                refid: ReferenceId::LOCL
+            }
+        );
+        assert_eq!(fallback(&Config::default()), Fallback::None);
+    }
+}
