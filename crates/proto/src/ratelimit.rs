@@ -1,0 +1,370 @@
+//! Per-client rate limiting for `restrict … limited` (and the always-on mode 6 limit), in a
+//! table whose memory is fixed when it is created.
+//!
+//! Each client address has a leaky bucket (classic `discard average A minimum M`): a request
+//! adds the average interval 2^A to the client's score, the score drains at one second per
+//! second, and a request is over the limit when it comes sooner than the guard time M after the
+//! previous one or the score passes `burst` average intervals. Over the limit, a request is
+//! dropped or answered with a RATE kiss-o'-death (`kod`) — at most one kiss per average interval
+//! per client — except that one request in `leak` is answered anyway, picked at random, so that
+//! a flood spoofed from a victim's address cannot cut the victim off (chrony's "leak").
+//!
+//! The table is set-associative: a keyed hash (secret key, so no one can aim addresses at one
+//! set) picks a set of [`WAYS`] entries, each set behind its own lock so server threads rarely
+//! meet. A new client replaces the entry of its set with the least claim to stay: empty, then
+//! stale, then seen the fewest times. A flood from a million spoofed addresses, each seen once,
+//! therefore recycles its own entries and never pushes out clients that keep coming back.
+
+use core::net::IpAddr;
+use core::time::Duration;
+use std::sync::{Mutex, PoisonError};
+
+use crate::siphash::SipKey;
+use crate::time::MonoTime;
+
+/// Entries per set.
+pub const WAYS: usize = 4;
+
+/// Default table size in entries (about 3 MiB): ntpd's `mru maxdepth` scale, 16× chrony's
+/// default `clientloglimit`.
+pub const DEFAULT_ENTRIES: usize = 1 << 16;
+
+/// An entry unused for this long yields its place first.
+const STALE_MS: u64 = 3_600_000;
+
+/// Rate-limit parameters (ntp.conf `discard`, or NTPsec `limit` mapped onto them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitParams {
+    /// Mean interval a client must keep to (classic `discard average`: 2^3 s).
+    pub average: Duration,
+    /// Shortest interval between two requests (classic `discard minimum`: 2 s).
+    pub minimum: Duration,
+    /// Bucket depth in average intervals (classic: 8).
+    pub burst: u32,
+    /// One over-limit request in `leak` is answered anyway (chrony's default: 1 in 4); 0 = never.
+    pub leak: u32,
+}
+
+impl Default for LimitParams {
+    fn default() -> Self {
+        Self {
+            average: Duration::from_secs(8),
+            minimum: Duration::from_secs(2),
+            burst: 8,
+            leak: 4,
+        }
+    }
+}
+
+/// Mode 6 budget per client: a burst of this many requests (enough for `ntpq -p` with 60
+/// associations), refilled at [`CONTROL_RATE_PER_S`].
+const CONTROL_BURST: u32 = 64;
+const CONTROL_RATE_PER_S: u64 = 2;
+
+/// The decision for one time request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the limit (or leaked through): answer normally.
+    Allow,
+    /// Over the limit: answer with a RATE kiss.
+    Kiss,
+    /// Over the limit: drop.
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    /// Address; `None` for an empty slot.
+    addr: Option<IpAddr>,
+    /// Last request, ms since the origin of `MonoTime`.
+    last_ms: u64,
+    /// Leaky-bucket score, ms.
+    score_ms: u64,
+    /// Requests seen.
+    hits: u32,
+    /// Last kiss sent, ms.
+    last_kiss_ms: Option<u64>,
+    /// Mode 6 tokens × 1000 and the time they were last refilled.
+    control_milli_tokens: u64,
+    control_ms: u64,
+}
+
+/// The client table.
+#[derive(Debug)]
+pub struct RateLimiter {
+    key: SipKey,
+    sets: Box<[Mutex<[Entry; WAYS]>]>,
+    params: LimitParams,
+}
+
+impl RateLimiter {
+    /// A table of about `entries` entries (rounded up to a power of two, at least one set),
+    /// hashing with the secret `key`.
+    pub fn new(entries: usize, params: LimitParams, key: SipKey) -> Self {
+        let sets = (entries / WAYS).max(1).next_power_of_two();
+        let sets = (0..sets)
+            .map(|_| Mutex::new([Entry::default(); WAYS]))
+            .collect();
+        Self { key, sets, params }
+    }
+
+    /// Entries the table holds; its memory never grows past this.
+    pub fn capacity(&self) -> usize {
+        self.sets.len() * WAYS
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &LimitParams {
+        &self.params
+    }
+
+    /// Decides a time request from `addr` at `now`. `kod` says whether the client's restrict
+    /// entry has `kod`; `random` is a fresh random number (for the leak).
+    pub fn check(&self, addr: IpAddr, now: MonoTime, kod: bool, random: u32) -> Verdict {
+        let now_ms = ms(now);
+        let p = self.params;
+        self.with_entry(addr, now_ms, |e| {
+            let first = e.hits == 0;
+            let elapsed = now_ms.saturating_sub(e.last_ms);
+            let average = ms_of(p.average);
+            e.score_ms = e.score_ms.saturating_sub(elapsed).saturating_add(average);
+            e.hits = e.hits.saturating_add(1);
+            e.last_ms = now_ms;
+            let over = !first
+                && (elapsed < ms_of(p.minimum)
+                    || e.score_ms > average.saturating_mul(u64::from(p.burst)));
+            if !over {
+                return Verdict::Allow;
+            }
+            if p.leak > 0 && random % p.leak == 0 {
+                return Verdict::Allow;
+            }
+            if kod
+                && e.last_kiss_ms
+                    .is_none_or(|k| now_ms.saturating_sub(k) >= average)
+            {
+                e.last_kiss_ms = Some(now_ms);
+                return Verdict::Kiss;
+            }
+            Verdict::Drop
+        })
+    }
+
+    /// Whether a mode 6 request from `addr` is within its budget (always applied: mode 6
+    /// replies are larger than requests).
+    pub fn check_control(&self, addr: IpAddr, now: MonoTime) -> bool {
+        let now_ms = ms(now);
+        self.with_entry(addr, now_ms, |e| {
+            if e.control_ms == 0 && e.control_milli_tokens == 0 {
+                e.control_milli_tokens = u64::from(CONTROL_BURST) * 1000;
+            } else {
+                let refill = now_ms
+                    .saturating_sub(e.control_ms)
+                    .saturating_mul(CONTROL_RATE_PER_S);
+                e.control_milli_tokens = e
+                    .control_milli_tokens
+                    .saturating_add(refill)
+                    .min(u64::from(CONTROL_BURST) * 1000);
+            }
+            e.control_ms = now_ms.max(1);
+            e.last_ms = e.last_ms.max(now_ms);
+            if e.control_milli_tokens >= 1000 {
+                e.control_milli_tokens -= 1000;
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Runs `f` on `addr`'s entry, creating it (and evicting another) if needed.
+    fn with_entry<R>(&self, addr: IpAddr, now_ms: u64, f: impl FnOnce(&mut Entry) -> R) -> R {
+        let index = self.set_index(addr);
+        let Some(set) = self.sets.get(index) else {
+            // The index is masked to the table size; this cannot happen, but never panic.
+            return f(&mut Entry {
+                addr: Some(addr),
+                ..Entry::default()
+            });
+        };
+        let mut set = set.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = match set.iter().position(|e| e.addr == Some(addr)) {
+            Some(i) => i,
+            None => {
+                let victim = set
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, e)| claim(e, now_ms))
+                    .map_or(0, |(i, _)| i);
+                if let Some(e) = set.get_mut(victim) {
+                    *e = Entry {
+                        addr: Some(addr),
+                        last_ms: now_ms,
+                        ..Entry::default()
+                    };
+                }
+                victim
+            }
+        };
+        match set.get_mut(slot) {
+            Some(e) => f(e),
+            None => f(&mut Entry {
+                addr: Some(addr),
+                ..Entry::default()
+            }),
+        }
+    }
+
+    fn set_index(&self, addr: IpAddr) -> usize {
+        let bytes = match addr {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        let mask = self.sets.len() - 1;
+        // Truncation keeps the low bits, which the mask selects anyway.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "only the low bits are used"
+        )]
+        let h = self.key.hash(&bytes) as usize;
+        h & mask
+    }
+}
+
+/// An entry's claim to keep its place: empty slots first, then stale ones, then the fewest
+/// hits, then the least recently seen.
+fn claim(e: &Entry, now_ms: u64) -> (u8, u32, u64) {
+    match e.addr {
+        None => (0, 0, 0),
+        Some(_) if now_ms.saturating_sub(e.last_ms) > STALE_MS => (1, 0, e.last_ms),
+        Some(_) => (2, e.hits, e.last_ms),
+    }
+}
+
+fn ms(t: MonoTime) -> u64 {
+    u64::try_from(t.as_duration().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn ms_of(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use core::net::Ipv4Addr;
+
+    use super::*;
+
+    fn at(ms: u64) -> MonoTime {
+        MonoTime::from_duration(Duration::from_millis(ms))
+    }
+
+    fn limiter() -> RateLimiter {
+        let params = LimitParams {
+            leak: 0,
+            ..LimitParams::default()
+        };
+        RateLimiter::new(1024, params, SipKey::new(1, 2))
+    }
+
+    fn client(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    #[test]
+    fn a_client_polling_every_64_s_is_never_limited() {
+        let l = limiter();
+        for i in 0..1000 {
+            assert_eq!(l.check(client(1), at(i * 64_000), true, 1), Verdict::Allow);
+        }
+    }
+
+    #[test]
+    fn ntpdate_style_bursts_pass_but_floods_do_not() {
+        let l = limiter();
+        for i in 0..8 {
+            assert_eq!(
+                l.check(client(1), at(i * 2_000), false, 1),
+                Verdict::Allow,
+                "sample {i}"
+            );
+        }
+        let l = limiter();
+        let verdicts: Vec<_> = (0..20)
+            .map(|i| l.check(client(2), at(i * 100), false, 1))
+            .collect();
+        assert_eq!(verdicts[0], Verdict::Allow);
+        assert!(verdicts[1..].iter().all(|v| *v == Verdict::Drop));
+    }
+
+    #[test]
+    fn kisses_are_themselves_rate_limited() {
+        let l = limiter();
+        // 10 requests per second for 60 s: one kiss per 8 s average interval at most.
+        let kisses = (0..600)
+            .filter(|i| l.check(client(3), at(i * 100), true, 1) == Verdict::Kiss)
+            .count();
+        assert!((7..=8).contains(&kisses), "{kisses}");
+    }
+
+    #[test]
+    fn the_leak_answers_one_in_four_of_a_flood() {
+        let params = LimitParams {
+            leak: 4,
+            ..LimitParams::default()
+        };
+        let l = RateLimiter::new(1024, params, SipKey::new(1, 2));
+        let mut state = 12345u32;
+        let allowed = (0..4000)
+            .filter(|i| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                l.check(client(4), at(i * 10), false, state >> 8) == Verdict::Allow
+            })
+            .count();
+        assert!((800..1200).contains(&allowed), "{allowed}");
+    }
+
+    #[test]
+    fn a_spoofed_flood_does_not_evict_regular_clients_or_grow_the_table() {
+        let l = limiter();
+        let regulars: Vec<_> = (0..100).map(|n| client(1_000_000 + n)).collect();
+        for k in 0..3 {
+            for r in &regulars {
+                let _ = l.check(*r, at(k * 64_000), false, 1);
+            }
+        }
+        // A million one-off addresses over 100 s, while the regulars keep polling every 64 s.
+        let start = 3 * 64_000;
+        for n in 0..1_000_000u64 {
+            let now = start + n / 10;
+            let _ = l.check(client(u32::try_from(n).unwrap()), at(now), false, 1);
+            if n % 640_000 == 0 {
+                for r in &regulars {
+                    let _ = l.check(*r, at(now), false, 1);
+                }
+            }
+        }
+        assert_eq!(l.capacity(), 1024);
+        let remembered = regulars.iter().filter(|r| l.knows(**r)).count();
+        assert!(remembered >= 95, "{remembered} of 100 remembered");
+    }
+
+    impl RateLimiter {
+        fn knows(&self, addr: IpAddr) -> bool {
+            self.sets
+                .iter()
+                .any(|s| s.lock().unwrap().iter().any(|e| e.addr == Some(addr)))
+        }
+    }
+
+    #[test]
+    fn control_budget_allows_a_burst_then_refills_slowly() {
+        let l = limiter();
+        let ok = (0..100)
+            .filter(|_| l.check_control(client(5), at(1_000)))
+            .count();
+        assert_eq!(ok, 64);
+        assert!(!l.check_control(client(5), at(1_100)));
+        assert!(l.check_control(client(5), at(1_600)));
+    }
+}
