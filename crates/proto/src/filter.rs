@@ -59,6 +59,8 @@ pub struct ClockFilter {
     newest: usize,
     /// Time of the sample last reported, to use each at most once.
     last_used: Option<NtpTimestamp>,
+    /// The estimate from the latest evaluation, fresh or not.
+    latest: Option<Estimate>,
 }
 
 impl Default for ClockFilter {
@@ -83,6 +85,7 @@ impl ClockFilter {
             stages: [empty; STAGES],
             newest: 0,
             last_used: None,
+            latest: None,
         }
     }
 
@@ -108,6 +111,13 @@ impl ClockFilter {
             }
         }
         out
+    }
+
+    /// The estimate after the latest sample, whether or not its best stage was new. Dispersion
+    /// and jitter change with every sample (RFC 5905 A.5.2 updates them before the "use each
+    /// sample once" test), so selection must see them even when the offset is not new.
+    pub fn latest(&self) -> Option<Estimate> {
+        self.latest
     }
 
     /// Shifts in a sample and, if the best stage is newer than the last one reported, returns
@@ -186,6 +196,14 @@ impl ClockFilter {
         }
         .max(precision);
 
+        let estimate = Estimate {
+            offset: best.offset,
+            delay: best.delay,
+            dispersion,
+            jitter,
+            time: best.time,
+        };
+        self.latest = Some(estimate);
         if self
             .last_used
             .is_some_and(|t| (best.time - t).to_bits() <= 0)
@@ -193,13 +211,7 @@ impl ClockFilter {
             return None;
         }
         self.last_used = Some(best.time);
-        Some(Estimate {
-            offset: best.offset,
-            delay: best.delay,
-            dispersion,
-            jitter,
-            time: best.time,
-        })
+        Some(estimate)
     }
 }
 
@@ -246,8 +258,12 @@ mod tests {
         f.add(sample(0.0, 0.004, 0.0050), 1e-7);
         let e = f.add(sample(64.0, 0.0001, 0.0002), 1e-7).unwrap();
         assert!((e.offset - 0.0001).abs() < 1e-12);
-        // A later, noisier sample does not displace it, and the old one is not reused.
+        // A later, noisier sample does not displace it, and the old one is not reused …
         assert!(f.add(sample(128.0, 0.003, 0.0040), 1e-7).is_none());
+        // … but the dispersion of the estimate shrinks as the filter fills.
+        let latest = f.latest().unwrap();
+        assert!((latest.offset - 0.0001).abs() < 1e-12);
+        assert!(latest.dispersion < e.dispersion);
     }
 
     #[test]

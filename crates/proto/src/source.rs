@@ -354,19 +354,16 @@ impl Source {
         let delay = ((t4 - t1) - (t3 - t2)).to_seconds_f64().max(precision);
         let dispersion =
             h.precision.as_seconds_f64() + precision + PHI * (t4 - t1).to_seconds_f64().max(0.0);
-        let estimate = self.filter.add(
-            Sample {
-                offset,
-                delay,
-                dispersion,
-                time: t4,
-            },
-            precision,
-        );
-        if estimate.is_some() {
-            self.estimate = estimate;
-        }
-        Outcome::Sample(estimate)
+        let sample = Sample {
+            offset,
+            delay,
+            dispersion,
+            time: t4,
+        };
+        let fresh = self.filter.add(sample, precision);
+        // Dispersion and jitter improve with every sample even when the best offset is old.
+        self.estimate = self.filter.latest();
+        Outcome::Sample(fresh)
     }
 
     fn handle_kiss(&mut self, h: &NtpHeader) -> Kiss {

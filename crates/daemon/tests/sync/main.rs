@@ -1,0 +1,140 @@
+//! sundial synchronising to real upstream servers: chronyd instances on loopback as sundial's
+//! sources, a real chronyd as sundial's client, and a hostile upstream that never wins.
+//!
+//! Every NTP program runs without CAP_SYS_TIME, on loopback ports; every process is stopped
+//! by the test that started it.
+
+#[path = "../integration/support/mod.rs"]
+#[allow(dead_code, unused_imports, reason = "shared helpers; each test binary uses a subset")]
+mod support;
+
+mod chrony;
+mod hostile;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chrony::{ChronyClient, ChronyServer};
+use hostile::{Behaviour, HostileServer};
+use support::{Daemon, SntpClient};
+
+/// Waits up to `limit` for `ok`, polling every 200 ms.
+fn eventually(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ok() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+fn relay_config(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(|p| format!("server 127.0.0.1 port {p} iburst\n"))
+        .collect()
+}
+
+#[test]
+fn relay_follows_three_chronyd_servers_and_serves_stratum_3() {
+    let servers = [
+        ChronyServer::start(2),
+        ChronyServer::start(3),
+        ChronyServer::start(3),
+    ];
+    let ports: Vec<u16> = servers.iter().map(ChronyServer::port).collect();
+    let started = Instant::now();
+    let daemon = Daemon::start(relay_config(&ports));
+    let client = SntpClient::new(daemon.addr_v4());
+    let synced = eventually(Duration::from_secs(10), || {
+        client
+            .query(daemon.addr_v4(), 4)
+            .is_ok_and(|r| r.header.stratum == 3)
+    });
+    assert!(
+        synced,
+        "no stratum-3 service within 10 s of start; log:\n{}",
+        daemon.log()
+    );
+    assert!(started.elapsed() < Duration::from_secs(12));
+    let reply = client.query(daemon.addr_v4(), 4).expect("reply");
+    assert_eq!(reply.header.leap, sundial_proto::packet::Leap::NoWarning);
+    // The refid names the system peer, 127.0.0.1.
+    assert_eq!(reply.header.reference_id.to_bytes(), [127, 0, 0, 1]);
+    assert!(
+        daemon.log().contains("system peer 127.0.0.1 (127.0.0.1:"),
+        "{}",
+        daemon.log()
+    );
+
+    // A real client of sundial sees stratum 3 and the time of the machine's own clock.
+    let q = support::peers::chronyd_query(daemon.addr_v4());
+    let last = q
+        .measurements
+        .last()
+        .unwrap_or_else(|| panic!("chronyd measured nothing:\n{}", q.output));
+    assert_eq!(last.stratum, 3, "{}", q.output);
+    assert!(last.offset.abs() < 1e-3, "offset {} s", last.offset);
+}
+
+#[test]
+fn chronyd_as_a_client_selects_sundial() {
+    let daemon = Daemon::start(support::LOCAL_CLOCK_CONFIG);
+    let client = ChronyClient::start(daemon.port());
+    let selected = eventually(Duration::from_secs(20), || client.sources().contains("^*"));
+    assert!(
+        selected,
+        "chronyc sources:\n{}\nchronyd log:\n{}",
+        client.sources(),
+        client.log()
+    );
+}
+
+#[test]
+fn hostile_upstream_replies_never_change_the_selection() {
+    let good = ChronyServer::start(2);
+    let hostiles: Vec<HostileServer> = Behaviour::ALL
+        .iter()
+        .map(|b| HostileServer::start(*b))
+        .collect();
+    let mut config = format!("server 127.0.0.1 port {} iburst\n", good.port());
+    for h in &hostiles {
+        config.push_str(&format!("server 127.0.0.1 port {} iburst\n", h.port()));
+    }
+    let daemon = Daemon::start(config);
+    let client = SntpClient::new(daemon.addr_v4());
+    let synced = eventually(Duration::from_secs(15), || {
+        client
+            .query(daemon.addr_v4(), 4)
+            .is_ok_and(|r| r.header.stratum == 3)
+    });
+    assert!(synced, "log:\n{}", daemon.log());
+    // Let every hostile server answer a few more polls, then check who was ever selected.
+    thread::sleep(Duration::from_secs(3));
+    let log = daemon.stop().log;
+    let peers: Vec<&str> = log.lines().filter(|l| l.contains("system peer")).collect();
+    assert!(!peers.is_empty(), "{log}");
+    let good_peer = format!("(127.0.0.1:{})", good.port());
+    for line in &peers {
+        assert!(
+            line.contains(&good_peer),
+            "a hostile server was selected: {line}"
+        );
+    }
+    for h in &hostiles {
+        assert!(h.requests() > 0, "{:?} was never polled", h.behaviour());
+    }
+}
+
+#[test]
+fn sundial_answers_from_both_loopback_families_while_relaying() {
+    let server = ChronyServer::start(2);
+    let daemon = Daemon::start(relay_config(&[server.port()]));
+    let v6 = SntpClient::new(daemon.addr_v6());
+    assert!(eventually(Duration::from_secs(10), || {
+        v6.query(daemon.addr_v6(), 4)
+            .is_ok_and(|r| r.header.stratum == 3 && r.from == daemon.addr_v6())
+    }));
+}
