@@ -15,8 +15,9 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use sundial_proto::packet::HEADER_LEN;
+use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::select::{Candidate, SelectParams, Selection, Tally, select};
-use sundial_proto::source::{Kiss, Outcome, Source, SourceParams, UNREACH_BACKOFF};
+use sundial_proto::source::{Kiss, Outcome, Source, SourceParams};
 use sundial_proto::time::{MonoTime, NtpTimestamp, UnixTime};
 use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
 
@@ -298,23 +299,27 @@ impl Associations {
     fn retire_silent_pool_members(&mut self) {
         let before = self.peers.len();
         self.peers.retain(|p| {
-            let silent =
-                p.pool.is_some() && p.source.reach() == 0 && p.source.unreach() >= UNREACH_BACKOFF;
-            let denied = p.pool.is_some() && p.source.denied().is_some();
-            if silent || denied {
+            let member = Member {
+                addr: p.addr,
+                reach: p.source.reach(),
+                unreach: p.source.unreach(),
+                denied: p.source.denied().is_some(),
+            };
+            let retire = p.pool.is_some() && member.should_retire();
+            if retire {
+                let why = if member.denied {
+                    "access denied"
+                } else {
+                    "unreachable"
+                };
                 tracing::info!(
-                    "association {}: {} ({}) demobilized: {}",
+                    "association {}: {} ({}) demobilized: {why}",
                     p.id,
                     p.host,
-                    p.addr,
-                    if denied {
-                        "access denied"
-                    } else {
-                        "unreachable"
-                    }
+                    p.addr
                 );
             }
-            !(silent || denied)
+            !retire
         });
         if self.peers.len() < before {
             for pool in &mut self.pools {
@@ -401,17 +406,9 @@ impl Associations {
             }
         };
         let config = pool.config.clone();
-        for ip in addrs {
-            if self.peers.len() >= self.maxclock {
-                break;
-            }
-            self.mobilize(
-                &config,
-                SocketAddr::new(ip, config.port),
-                ip.to_string(),
-                Some(index),
-                now,
-            );
+        let in_use: Vec<SocketAddr> = self.peers.iter().map(|p| p.addr).collect();
+        for addr in to_mobilize(&addrs, config.port, &in_use, self.maxclock) {
+            self.mobilize(&config, addr, addr.ip().to_string(), Some(index), now);
         }
     }
 

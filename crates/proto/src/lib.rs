@@ -36,6 +36,7 @@ pub mod clock;
 pub mod fallback;
 pub mod filter;
 pub mod packet;
+pub mod pool;
 pub mod ratelimit;
 pub mod select;
 pub mod server;

@@ -5,7 +5,11 @@
 //! by the test that started it.
 
 #[path = "../integration/support/mod.rs"]
-#[allow(dead_code, unused_imports, reason = "shared helpers; each test binary uses a subset")]
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "shared helpers; each test binary uses a subset"
+)]
 mod support;
 
 mod chrony;
@@ -137,4 +141,44 @@ fn sundial_answers_from_both_loopback_families_while_relaying() {
         v6.query(daemon.addr_v6(), 4)
             .is_ok_and(|r| r.header.stratum == 3 && r.from == daemon.addr_v6())
     }));
+}
+
+#[test]
+fn a_silent_pool_member_is_demobilized_and_the_pool_resolved_again() {
+    // The pool's one server goes silent after sundial has selected it. Polling every second
+    // keeps the test short: reach empties after 8 polls, and 10 more make the member give way.
+    let server = ChronyServer::start(2);
+    let port = server.port();
+    let config = format!(
+        "pool 127.0.0.1 port {port} iburst minpoll 0 maxpoll 0\ntos orphan 12 orphanwait 0\n"
+    );
+    let daemon = Daemon::start(config);
+    assert!(
+        eventually(Duration::from_secs(15), || daemon
+            .log()
+            .contains("system peer 127.0.0.1")),
+        "{}",
+        daemon.log()
+    );
+    drop(server);
+    let demobilized = eventually(Duration::from_secs(45), || {
+        daemon.log().contains("demobilized: unreachable")
+    });
+    assert!(demobilized, "{}", daemon.log());
+    // The pool was resolved again and the address mobilised anew under a new association id.
+    let remobilized = eventually(Duration::from_secs(5), || {
+        daemon
+            .log()
+            .lines()
+            .filter(|l| l.contains("mobilized") && !l.contains("demobilized"))
+            .count()
+            >= 2
+    });
+    let log = daemon.log();
+    assert!(remobilized, "{log}");
+    // Meanwhile the server fell back to orphan mode and said so.
+    assert!(
+        log.contains("lost all upstream sources: serving orphan mode at stratum 12"),
+        "{log}"
+    );
 }
