@@ -17,7 +17,7 @@ use mio::{Interest, Registry, Token};
 use sundial_proto::packet::HEADER_LEN;
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::select::{Candidate, SelectParams, Selection, Tally, select};
-use sundial_proto::source::{Kiss, Outcome, Source, SourceParams};
+use sundial_proto::source::{Kiss, Outcome, Rejection, Source, SourceParams};
 use sundial_proto::time::{MonoTime, NtpTimestamp, UnixTime};
 use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
 
@@ -474,6 +474,31 @@ impl Associations {
     pub fn system_peer(&self) -> Option<&Peer> {
         self.system_peer
             .and_then(|id| self.peers.iter().find(|p| p.id == id))
+    }
+
+    /// Logs each association's packet counts and rejected replies by reason (at shutdown).
+    pub fn log_counters(&self) {
+        for p in &self.peers {
+            let (sent, received) = p.source.packet_counts();
+            let rejected: Vec<String> = Rejection::ALL
+                .iter()
+                .filter_map(|r| {
+                    let n = p.source.rejected(*r);
+                    (n > 0).then(|| format!("{}={n}", r.name()))
+                })
+                .collect();
+            let rejected = if rejected.is_empty() {
+                "none".to_owned()
+            } else {
+                rejected.join(", ")
+            };
+            tracing::info!(
+                "association {}: {} ({}): sent {sent}, answered {received}, rejected {rejected}",
+                p.id,
+                p.host,
+                p.addr
+            );
+        }
     }
 
     /// A one-line summary of every association's tally, for the log.

@@ -345,6 +345,7 @@ fn serve(args: &NtpdArgs, config: &Config, runtime: setup::Runtime) -> Result<()
         }
     }
     log_counters(&totals);
+    associations.log_counters();
     Ok(())
 }
 
