@@ -208,6 +208,9 @@ pub struct AccessTable {
     entries: Vec<RestrictEntry>,
     default_v4: RestrictFlags,
     default_v6: RestrictFlags,
+    /// Whether the configuration has a `restrict default` line for each family.
+    default_set_v4: bool,
+    default_set_v6: bool,
 }
 
 impl AccessTable {
@@ -220,9 +223,11 @@ impl AccessTable {
     pub fn add_default(&mut self, v4: bool, v6: bool, flags: RestrictFlags) {
         if v4 {
             self.default_v4 = self.default_v4.union(flags);
+            self.default_set_v4 = true;
         }
         if v6 {
             self.default_v6 = self.default_v6.union(flags);
+            self.default_set_v6 = true;
         }
     }
 
@@ -292,6 +297,28 @@ impl AccessTable {
             flags,
             explicit: false,
         }
+    }
+
+    /// Whether `src` may query this server over mode 6 (ntpq).
+    ///
+    /// `ignore` and `noquery` always refuse. An explicit address entry without them allows.
+    /// Otherwise the default entry decides — but when the configuration has no `restrict
+    /// default` line for the source's family, sundial treats the implicit default as
+    /// `noquery` and lets only loopback sources in (classic ntpd would answer anyone; mode 6
+    /// replies are larger than requests and reveal the server's state).
+    pub fn control_allowed(&self, src: &SocketAddr) -> bool {
+        let found = self.lookup(src);
+        if found.flags.contains(RestrictFlags::IGNORE)
+            || found.flags.contains(RestrictFlags::NOQUERY)
+        {
+            return false;
+        }
+        let default_set = if src.is_ipv4() {
+            self.default_set_v4
+        } else {
+            self.default_set_v6
+        };
+        found.explicit || default_set || src.ip().is_loopback()
     }
 
     fn find_mut(&mut self, entry: &RestrictEntry) -> Option<&mut RestrictEntry> {
@@ -399,6 +426,33 @@ mod tests {
         t.add(p);
         assert_eq!(t.lookup(&sa("10.0.0.1:123")).flags, RestrictFlags::IGNORE);
         assert_eq!(t.lookup(&sa("10.0.0.1:124")).flags, RestrictFlags::NOQUERY);
+    }
+
+    #[test]
+    fn mode_6_without_restrict_lines_is_for_loopback_only() {
+        let t = AccessTable::new();
+        assert!(t.control_allowed(&sa("127.0.0.1:5000")));
+        assert!(t.control_allowed(&sa("[::1]:5000")));
+        assert!(!t.control_allowed(&sa("192.168.1.10:5000")));
+    }
+
+    #[test]
+    fn mode_6_follows_the_seed_restrict_lines() {
+        let t = seed_table();
+        assert!(t.control_allowed(&sa("127.0.0.1:5000")));
+        assert!(t.control_allowed(&sa("192.168.1.10:5000")));
+        assert!(!t.control_allowed(&sa("10.9.0.10:5000")));
+        // A default without noquery lets everyone query, as classic ntpd does.
+        let mut open = AccessTable::new();
+        open.add_default(true, true, RestrictFlags::KOD);
+        assert!(open.control_allowed(&sa("10.9.0.10:5000")));
+        // An explicit noquery entry blocks even loopback.
+        let mut closed = AccessTable::new();
+        closed.add(RestrictEntry::host(
+            "127.0.0.1".parse().unwrap(),
+            RestrictFlags::NOQUERY,
+        ));
+        assert!(!closed.control_allowed(&sa("127.0.0.1:5000")));
     }
 
     proptest! {
