@@ -35,6 +35,7 @@ pub mod access;
 pub mod clock;
 pub mod fallback;
 pub mod filter;
+pub mod fuzzing;
 pub mod packet;
 pub mod pool;
 pub mod ratelimit;

@@ -112,3 +112,17 @@ pub fn load(path: &Path) -> Result<(Config, Vec<Finding>), LoadError> {
 pub fn parse_str(text: &str, file: &Path) -> (Config, Vec<Finding>) {
     include::Loader::default().run(text, file)
 }
+
+/// Fuzzing entry point (`fuzz/fuzz_targets/config_parse.rs` and the corpus regression test):
+/// any bytes, read as a configuration file, give findings — never a panic — and every finding
+/// points into the text.
+pub fn fuzz_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (_, findings) = parse_str(&text, Path::new("/nonexistent/fuzz/ntp.conf"));
+    let lines = u32::try_from(text.lines().count()).unwrap_or(u32::MAX).max(1);
+    for f in &findings {
+        if f.location.file == Path::new("/nonexistent/fuzz/ntp.conf") {
+            assert!(f.location.line <= lines, "finding past the end: {f}");
+        }
+    }
+}
