@@ -140,7 +140,8 @@ fn run(args: NtpdArgs) -> Result<(), StartError> {
     }
     note_ignored_flags(&args);
 
-    let runtime = setup::Runtime::from_config(&config, &args);
+    let mut random = Random::open().map_err(|e| StartError::Io("cannot open /dev/urandom", e))?;
+    let runtime = setup::Runtime::from_config(&config, &args, &mut random);
     if !args.foreground() {
         sundial_sys::process::daemonize().map_err(|e| StartError::Io("cannot detach", e))?;
     }
@@ -153,14 +154,19 @@ fn run(args: NtpdArgs) -> Result<(), StartError> {
             tracing::warn!("-N: cannot raise the scheduling priority: {e}");
         }
     }
-    let result = serve(&args, &config, runtime);
+    let result = serve(&args, &config, runtime, random);
     if let Some(path) = &pidfile {
         let _ = fs::remove_file(path);
     }
     result
 }
 
-fn serve(args: &NtpdArgs, config: &Config, runtime: setup::Runtime) -> Result<(), StartError> {
+fn serve(
+    args: &NtpdArgs,
+    config: &Config,
+    runtime: setup::Runtime,
+    mut random: Random,
+) -> Result<(), StartError> {
     let precision = measure_precision();
     let started = Instant::now();
     let mapping = initial_mapping(args.clock);
@@ -222,10 +228,10 @@ fn serve(args: &NtpdArgs, config: &Config, runtime: setup::Runtime) -> Result<()
                 )
                 .map_err(|e| StartError::Io("cannot poll server socket", e))?;
         }
-        local = Some((Server::new(runtime.access.clone()), sockets));
+        local = Some((runtime.server(0), sockets));
     } else {
         for (n, set) in socket_sets.into_iter().enumerate() {
-            let handle = spawn_worker(n, set, &runtime, &publisher, &stop)
+            let handle = spawn_worker(n, set, &runtime, &publisher, &stop, started)
                 .map_err(|e| StartError::Io("cannot start server thread", e))?;
             handles.push(handle);
         }
@@ -247,7 +253,6 @@ fn serve(args: &NtpdArgs, config: &Config, runtime: setup::Runtime) -> Result<()
     );
     let resolver =
         Resolver::start(waker).map_err(|e| StartError::Io("cannot start the resolver", e))?;
-    let mut random = Random::open().map_err(|e| StartError::Io("cannot open /dev/urandom", e))?;
     let family = match families {
         Families {
             v4: true,
@@ -320,7 +325,7 @@ fn serve(args: &NtpdArgs, config: &Config, runtime: setup::Runtime) -> Result<()
                 Token(t) => {
                     if let Some((server, sockets)) = local.as_mut()
                         && let Some(sock) = sockets.get_mut(t.wrapping_sub(FIRST_SOCKET_TOKEN))
-                        && let Err(e) = sock.drain(server, &mut reader, &runtime.filter)
+                        && let Err(e) = sock.drain(server, &mut reader, &runtime.filter, started)
                     {
                         tracing::warn!("receiving requests failed: {e}");
                     }
@@ -360,6 +365,7 @@ fn spawn_worker(
     runtime: &setup::Runtime,
     publisher: &Arc<Publisher>,
     stop: &Arc<AtomicBool>,
+    origin: Instant,
 ) -> io::Result<(JoinHandle<CounterSnapshot>, Arc<Waker>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE_TOKEN)?);
@@ -374,7 +380,7 @@ fn spawn_worker(
             Interest::READABLE,
         )?;
     }
-    let server = Server::new(runtime.access.clone());
+    let server = runtime.server(n);
     let filter = runtime.filter.clone();
     let mut reader = publisher.reader();
     let stop = Arc::clone(stop);
@@ -394,7 +400,7 @@ fn spawn_worker(
                 for event in &events {
                     if let Some(sock) =
                         sockets.get_mut(event.token().0.wrapping_sub(FIRST_SOCKET_TOKEN))
-                        && let Err(e) = sock.drain(&server, &mut reader, &filter)
+                        && let Err(e) = sock.drain(&server, &mut reader, &filter, origin)
                     {
                         tracing::warn!("server thread {n}: receiving requests failed: {e}");
                     }

@@ -9,9 +9,10 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::Instant;
 
 use sundial_proto::server::{Action, DropReason, RequestMeta, Server};
-use sundial_proto::time::UnixTime;
+use sundial_proto::time::{MonoTime, UnixTime};
 use sundial_sys::socket::{PktInfo, RecvBatch, SendBatch, SendMode, SocketOptions, bind_udp};
 
 use crate::clock::kernel_now;
@@ -105,11 +106,13 @@ impl ServeSocket {
     }
 
     /// Answers everything queued on the socket, then returns. Never blocks.
+    /// `origin` is the daemon's monotonic time origin (rate limits measure intervals with it).
     pub fn drain(
         &mut self,
         server: &Server,
         reader: &mut Reader,
         filter: &InterfaceFilter,
+        origin: Instant,
     ) -> io::Result<()> {
         loop {
             let received = match self.rx.recv_batch(&self.socket) {
@@ -120,6 +123,7 @@ impl ServeSocket {
                 Err(e) => return Err(e),
             };
             let snapshot = *reader.get();
+            let monotonic = MonoTime::from_duration(origin.elapsed());
             for i in 0..received {
                 let meta = self.rx.meta(i);
                 if let Some(dst) = meta.dst
@@ -135,6 +139,7 @@ impl ServeSocket {
                     source: meta.source,
                     destination: meta.dst.map(|d| d.addr),
                     receive_time: snapshot.mapping.map(kernel_rx),
+                    monotonic,
                     truncated: meta.truncated,
                 };
                 let action = server.handle(

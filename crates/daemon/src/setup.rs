@@ -2,11 +2,15 @@
 //! the fallback (local clock or orphan mode) and the interface filter.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sundial_proto::access::{AccessTable, RestrictEntry};
 use sundial_proto::fallback::{Fallback, LOCAL_CLOCK_DEFAULT_STRATUM};
 use sundial_proto::packet::ReferenceId;
+use sundial_proto::ratelimit::{DEFAULT_ENTRIES, LimitParams, RateLimiter};
+use sundial_proto::server::Server;
+use sundial_proto::siphash::SipKey;
 
 use crate::cli::NtpdArgs;
 use crate::config::{
@@ -14,6 +18,7 @@ use crate::config::{
     RestrictTarget,
 };
 use crate::interfaces::{InterfaceFilter, RuleAction, RuleTarget};
+use crate::random::Random;
 
 /// The local clock driver's refclock type (127.127.1.u).
 const LOCAL_CLOCK_TYPE: u8 = 1;
@@ -29,14 +34,25 @@ pub struct Runtime {
     pub filter: InterfaceFilter,
     /// Whether any network server or pool is configured.
     pub upstream_configured: bool,
+    /// The client table shared by every server thread (rate limits and the mode 6 budget).
+    pub limiter: Arc<RateLimiter>,
+    /// Seeds for the server threads' random leak.
+    pub seed: u64,
 }
 
 impl Runtime {
     /// Builds the runtime pieces. Host names in `restrict` lines are resolved here, once, as
     /// classic ntpd does; a name that does not resolve is logged and skipped.
-    pub fn from_config(config: &Config, args: &NtpdArgs) -> Self {
+    pub fn from_config(config: &Config, args: &NtpdArgs, random: &mut Random) -> Self {
         let interface_addrs = sundial_sys::process::interface_addresses().unwrap_or_default();
+        let key = SipKey::new(random.next_u64(), random.next_u64());
         Self {
+            limiter: Arc::new(RateLimiter::new(
+                table_entries(config),
+                limit_params(config),
+                key,
+            )),
+            seed: random.next_u64(),
             access: access_table(&config.restrictions, args_family(args)),
             fallback: fallback(config),
             filter: interface_filter(config, args, &interface_addrs),
@@ -47,6 +63,49 @@ impl Runtime {
                     .any(|a| !matches!(a.address, HostSpec::Refclock(_))),
         }
     }
+}
+
+impl Runtime {
+    /// The request handler for server thread `n`.
+    pub fn server(&self, n: usize) -> Server {
+        let seed = self.seed ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Server::with_limiter(self.access.clone(), Arc::clone(&self.limiter), seed)
+    }
+}
+
+/// Rate-limit parameters: NTPsec's `limit` when given (mapped onto the same bucket: an average
+/// of R packets/s is an interval of 1/R s, and a burst time of T s allows R·T packets at once,
+/// with no guard time), else classic `discard`.
+pub fn limit_params(config: &Config) -> LimitParams {
+    let defaults = LimitParams::default();
+    if let Some(limit) = config.limit {
+        let rate = limit.average.max(1e-6);
+        return LimitParams {
+            average: Duration::from_secs_f64((1.0 / rate).min(1e6)),
+            minimum: Duration::ZERO,
+            burst: u32::try_from((rate * limit.burst.to_seconds_f64()).ceil() as i64)
+                .unwrap_or(1)
+                .max(1),
+            leak: defaults.leak,
+        };
+    }
+    let d = config.discard;
+    LimitParams {
+        average: Duration::from_secs_f64(d.average.as_seconds_f64()),
+        minimum: Duration::from_secs_f64(d.minimum.to_seconds_f64().max(0.0)),
+        ..defaults
+    }
+}
+
+/// Client-table size: `mru maxdepth` entries, or what `mru maxmem` KiB hold, else the default.
+fn table_entries(config: &Config) -> usize {
+    if let Some(depth) = config.mru.maxdepth {
+        return usize::try_from(depth).unwrap_or(DEFAULT_ENTRIES).max(1);
+    }
+    if let Some(kib) = config.mru.maxmem_kib {
+        return (usize::try_from(kib).unwrap_or(0) * 1024 / RateLimiter::ENTRY_BYTES).max(1);
+    }
+    DEFAULT_ENTRIES
 }
 
 fn args_family(args: &NtpdArgs) -> Option<Family> {

@@ -9,7 +9,7 @@ use crate::access::{AccessTable, RestrictFlags};
 use crate::packet::{HEADER_LEN, NtpHeader, Packet};
 use crate::server::{Action, RequestMeta, Server};
 use crate::system::SystemState;
-use crate::time::{Log2Seconds, NtpTimestamp};
+use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
 
 /// `Packet::parse` never panics, and a parsed header re-emits to the same 48 octets.
 pub fn packet(data: &[u8]) {
@@ -18,9 +18,17 @@ pub fn packet(data: &[u8]) {
         p.header.emit(&mut out);
         let head = data.get(..HEADER_LEN).unwrap_or_default();
         assert_eq!(&out[..], head, "header did not round-trip");
-        let total: usize = p.extensions.iter().map(|f| f.value.len() + 4).sum::<usize>()
+        let total: usize = p
+            .extensions
+            .iter()
+            .map(|f| f.value.len() + 4)
+            .sum::<usize>()
             + p.mac.map_or(0, |m| m.len_bytes());
-        assert_eq!(HEADER_LEN + total, data.len(), "trailer not fully accounted for");
+        assert_eq!(
+            HEADER_LEN + total,
+            data.len(),
+            "trailer not fully accounted for"
+        );
         let _ = NtpHeader::decode(&out);
     }
 }
@@ -30,7 +38,9 @@ pub fn packet(data: &[u8]) {
 pub fn server(data: &[u8]) {
     let (flags, request) = data.split_first().map_or((0, data), |(f, r)| (*f, r));
     // The first octet picks which restrict flags apply to the client.
-    const FLAGS: [&str; 8] = ["ignore", "noserve", "noquery", "nomodify", "notrust", "limited", "kod", "version"];
+    const FLAGS: [&str; 8] = [
+        "ignore", "noserve", "noquery", "nomodify", "notrust", "limited", "kod", "version",
+    ];
     let chosen = FLAGS
         .iter()
         .enumerate()
@@ -45,10 +55,17 @@ pub fn server(data: &[u8]) {
         source: SocketAddr::from(([192, 0, 2, 1], 40000)),
         destination: None,
         receive_time: NtpTimestamp::from_parts(0xec00_0000, 0),
+        monotonic: MonoTime::ZERO,
         truncated: false,
     };
     let mut out = [0u8; 1024];
-    if let Action::Reply(len) = server.handle(&meta, request, &state, &mut out, || NtpTimestamp::from_parts(0xec00_0000, 1)) {
-        assert!(len <= request.len(), "reply of {len} octets to a request of {}", request.len());
+    if let Action::Reply(len) = server.handle(&meta, request, &state, &mut out, || {
+        NtpTimestamp::from_parts(0xec00_0000, 1)
+    }) {
+        assert!(
+            len <= request.len(),
+            "reply of {len} octets to a request of {}",
+            request.len()
+        );
     }
 }

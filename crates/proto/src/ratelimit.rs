@@ -98,6 +98,9 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// Memory one entry takes, for sizing the table from a memory budget (`mru maxmem`).
+    pub const ENTRY_BYTES: usize = size_of::<Entry>();
+
     /// A table of about `entries` entries (rounded up to a power of two, at least one set),
     /// hashing with the secret `key`.
     pub fn new(entries: usize, params: LimitParams, key: SipKey) -> Self {

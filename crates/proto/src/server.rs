@@ -8,11 +8,14 @@
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::access::{AccessTable, RestrictFlags};
 use crate::packet::{HEADER_LEN, Mode, NtpHeader, Packet, ParseError};
+use crate::packet::{Leap, ReferenceId};
+use crate::ratelimit::{RateLimiter, Verdict};
 use crate::system::SystemState;
-use crate::time::NtpTimestamp;
+use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
 
 /// What the caller knows about a received datagram besides its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +26,9 @@ pub struct RequestMeta {
     pub destination: Option<IpAddr>,
     /// T2: when it arrived (kernel receive timestamp when available).
     pub receive_time: NtpTimestamp,
+    /// When it arrived on the monotonic clock: rate limits measure intervals with it, so a
+    /// step of the served clock never makes clients look faster or slower than they are.
+    pub monotonic: MonoTime,
     /// The datagram did not fit the receive buffer and was cut short.
     pub truncated: bool,
 }
@@ -35,6 +41,22 @@ pub enum Action {
     Reply(usize),
     /// Send nothing; the reason has been counted.
     Drop(DropReason),
+}
+
+/// What [`Server::decide`] concluded, before counting: a kiss is a reply counted apart.
+enum Decision {
+    Reply(usize),
+    Kiss(usize),
+    Drop(DropReason),
+}
+
+impl From<Action> for Decision {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Reply(len) => Self::Reply(len),
+            Action::Drop(reason) => Self::Drop(reason),
+        }
+    }
 }
 
 /// Why a datagram got no reply. Every dropped datagram is counted under exactly one reason.
@@ -65,11 +87,13 @@ pub enum DropReason {
     RestrictedVersion,
     /// Sent to a local address excluded by `interface ignore|drop`.
     InterfaceIgnored,
+    /// Over the `restrict … limited` rate (a RATE kiss may have been due but was itself limited).
+    RateLimited,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::TooShort,
         Self::BadVersion,
         Self::UnexpectedMode,
@@ -82,6 +106,7 @@ impl DropReason {
         Self::RestrictedNoserve,
         Self::RestrictedVersion,
         Self::InterfaceIgnored,
+        Self::RateLimited,
     ];
 
     /// A stable short name for logs and statistics.
@@ -99,6 +124,7 @@ impl DropReason {
             Self::RestrictedNoserve => "restricted-noserve",
             Self::RestrictedVersion => "restricted-version",
             Self::InterfaceIgnored => "interface-ignored",
+            Self::RateLimited => "rate-limited",
         }
     }
 
@@ -116,6 +142,7 @@ impl DropReason {
             Self::RestrictedNoserve => 9,
             Self::RestrictedVersion => 10,
             Self::InterfaceIgnored => 11,
+            Self::RateLimited => 12,
         }
     }
 }
@@ -146,6 +173,7 @@ impl From<ParseError> for DropReason {
 pub struct ServerCounters {
     received: AtomicU64,
     replied: AtomicU64,
+    kisses: AtomicU64,
     dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -159,6 +187,7 @@ impl ServerCounters {
         CounterSnapshot {
             received: self.received.load(Ordering::Relaxed),
             replied: self.replied.load(Ordering::Relaxed),
+            kisses: self.kisses.load(Ordering::Relaxed),
             dropped,
         }
     }
@@ -194,8 +223,10 @@ impl ServerCounters {
 pub struct CounterSnapshot {
     /// Datagrams received.
     pub received: u64,
-    /// Replies sent.
+    /// Replies sent (kisses included).
     pub replied: u64,
+    /// RATE kisses among the replies.
+    pub kisses: u64,
     dropped: [u64; DropReason::ALL.len()],
 }
 
@@ -214,6 +245,7 @@ impl CounterSnapshot {
     pub fn accumulate(&mut self, other: &Self) {
         self.received += other.received;
         self.replied += other.replied;
+        self.kisses += other.kisses;
         for (a, b) in self.dropped.iter_mut().zip(&other.dropped) {
             *a += b;
         }
@@ -225,6 +257,9 @@ impl CounterSnapshot {
 pub struct Server {
     access: AccessTable,
     counters: ServerCounters,
+    limiter: Option<Arc<RateLimiter>>,
+    /// xorshift state for the rate limiter's random leak (one writer: this server's thread).
+    random: AtomicU64,
 }
 
 impl Server {
@@ -233,6 +268,18 @@ impl Server {
         Self {
             access,
             counters: ServerCounters::default(),
+            limiter: None,
+            random: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+        }
+    }
+
+    /// A server that also rate-limits sources whose restrict entry has `limited`, with the
+    /// client table `limiter` (shared by all server threads) and a random `seed` for the leak.
+    pub fn with_limiter(access: AccessTable, limiter: Arc<RateLimiter>, seed: u64) -> Self {
+        Self {
+            limiter: Some(limiter),
+            random: AtomicU64::new(seed | 1),
+            ..Self::new(access)
         }
     }
 
@@ -260,12 +307,21 @@ impl Server {
         transmit_time: impl FnOnce() -> NtpTimestamp,
     ) -> Action {
         self.counters.count_received();
-        let action = self.decide(meta, request, system, out, transmit_time);
-        match action {
-            Action::Reply(_) => self.counters.count_replied(),
-            Action::Drop(reason) => self.counters.count_drop(reason),
+        match self.decide(meta, request, system, out, transmit_time) {
+            Decision::Reply(len) => {
+                self.counters.count_replied();
+                Action::Reply(len)
+            }
+            Decision::Kiss(len) => {
+                self.counters.count_replied();
+                ServerCounters::bump(&self.counters.kisses);
+                Action::Reply(len)
+            }
+            Decision::Drop(reason) => {
+                self.counters.count_drop(reason);
+                Action::Drop(reason)
+            }
         }
-        action
     }
 
     fn decide(
@@ -275,29 +331,29 @@ impl Server {
         system: &SystemState,
         out: &mut [u8],
         transmit_time: impl FnOnce() -> NtpTimestamp,
-    ) -> Action {
+    ) -> Decision {
         if meta.truncated {
-            return Action::Drop(DropReason::Oversized);
+            return Decision::Drop(DropReason::Oversized);
         }
         if meta.source.port() == 0 {
-            return Action::Drop(DropReason::SourcePortZero);
+            return Decision::Drop(DropReason::SourcePortZero);
         }
         let Some(&first) = request.first() else {
-            return Action::Drop(DropReason::TooShort);
+            return Decision::Drop(DropReason::TooShort);
         };
         let flags = self.access.lookup(&meta.source).flags;
         if flags.contains(RestrictFlags::IGNORE) {
-            return Action::Drop(DropReason::RestrictedIgnore);
+            return Decision::Drop(DropReason::RestrictedIgnore);
         }
         // Modes 6 and 7 have their own layouts: classify them before parsing as NTP.
         match Mode::from_bits(first) {
-            Mode::Private => return Action::Drop(DropReason::PrivateMode),
-            Mode::Control => return Action::Drop(DropReason::ControlMode),
+            Mode::Private => return Decision::Drop(DropReason::PrivateMode),
+            Mode::Control => return Decision::Drop(DropReason::ControlMode),
             _ => {}
         }
         let packet = match Packet::parse(request) {
             Ok(p) => p,
-            Err(e) => return Action::Drop(e.into()),
+            Err(e) => return Decision::Drop(e.into()),
         };
         let header = &packet.header;
         let reply_mode = match (header.mode, header.version) {
@@ -305,13 +361,27 @@ impl Server {
             // A symmetric active peer we have no association with gets a stateless passive
             // reply, as ntpd gives Windows w32time; no association is mobilised.
             (Mode::SymmetricActive, _) => Mode::SymmetricPassive,
-            _ => return Action::Drop(DropReason::UnexpectedMode),
+            _ => return Decision::Drop(DropReason::UnexpectedMode),
         };
         if flags.contains(RestrictFlags::NOSERVE) {
-            return Action::Drop(DropReason::RestrictedNoserve);
+            return Decision::Drop(DropReason::RestrictedNoserve);
         }
         if flags.contains(RestrictFlags::VERSION) && header.version != 4 {
-            return Action::Drop(DropReason::RestrictedVersion);
+            return Decision::Drop(DropReason::RestrictedVersion);
+        }
+        if flags.contains(RestrictFlags::LIMITED)
+            && let Some(limiter) = &self.limiter
+        {
+            let kod = flags.contains(RestrictFlags::KOD);
+            match limiter.check(meta.source.ip(), meta.monotonic, kod, self.next_random()) {
+                Verdict::Allow => {}
+                Verdict::Drop => return Decision::Drop(DropReason::RateLimited),
+                Verdict::Kiss => {
+                    let average =
+                        Log2Seconds::ceil_from_seconds(limiter.params().average.as_secs_f64());
+                    return kiss(header, average, out);
+                }
+            }
         }
         // A MAC we cannot verify (no keys yet) is answered with a crypto-NAK: a bare zero key
         // id after the header (RFC 5905 §7.5). Either way the reply is no longer than the request.
@@ -321,7 +391,7 @@ impl Server {
             HEADER_LEN
         };
         let Some(out) = out.get_mut(..reply_len) else {
-            return Action::Drop(DropReason::Oversized);
+            return Decision::Drop(DropReason::Oversized);
         };
         let (head, nak) = out.split_at_mut(HEADER_LEN);
         nak.fill(0);
@@ -344,8 +414,51 @@ impl Server {
         if let Ok(head) = <&mut [u8; HEADER_LEN]>::try_from(head) {
             reply.emit(head);
         }
-        Action::Reply(reply_len)
+        Decision::Reply(reply_len)
     }
+}
+
+impl Server {
+    fn next_random(&self) -> u32 {
+        let mut x = self.random.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random.store(x, Ordering::Relaxed);
+        // The high half of xorshift64 is the better half; after the shift it fits 32 bits.
+        (x >> 32) as u32
+    }
+}
+
+/// A RATE kiss-o'-death (RFC 5905 §7.4, as ntpd sends it): LI=3, stratum 0, refid RATE, the
+/// poll raised to at least the average interval, and every timestamp set to the request's own
+/// transmit timestamp, so the kiss reveals nothing about the server's clock. 48 octets, never
+/// more than the request.
+fn kiss(request: &NtpHeader, average: Log2Seconds, out: &mut [u8]) -> Decision {
+    let Some(head) = out
+        .get_mut(..HEADER_LEN)
+        .and_then(|h| <&mut [u8; HEADER_LEN]>::try_from(h).ok())
+    else {
+        return Decision::Drop(DropReason::Oversized);
+    };
+    let xmt = request.transmit_timestamp;
+    NtpHeader {
+        leap: Leap::Unsynchronized,
+        version: request.version,
+        mode: Mode::Server,
+        stratum: 0,
+        poll: request.poll.max(average),
+        precision: request.precision,
+        root_delay: request.root_delay,
+        root_dispersion: request.root_dispersion,
+        reference_id: ReferenceId::RATE,
+        reference_timestamp: request.reference_timestamp,
+        origin_timestamp: xmt,
+        receive_timestamp: xmt,
+        transmit_timestamp: xmt,
+    }
+    .emit(head);
+    Decision::Kiss(HEADER_LEN)
 }
 
 #[cfg(test)]
@@ -365,6 +478,7 @@ mod tests {
             source: "192.0.2.7:40000".parse().unwrap(),
             destination: None,
             receive_time: T2,
+            monotonic: MonoTime::ZERO,
             truncated: false,
         }
     }
@@ -544,6 +658,104 @@ mod tests {
             server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
             Action::Drop(DropReason::SourcePortZero)
         );
+    }
+
+    #[test]
+    fn a_client_over_the_limit_gets_a_rate_kiss_that_reveals_no_time() {
+        use crate::ratelimit::{LimitParams, RateLimiter};
+        use crate::siphash::SipKey;
+        let mut table = AccessTable::new();
+        table.add_default(true, true, RestrictFlags::LIMITED | RestrictFlags::KOD);
+        let params = LimitParams {
+            leak: 0,
+            ..LimitParams::default()
+        };
+        let limiter = Arc::new(RateLimiter::new(64, params, SipKey::new(5, 6)));
+        let server = Server::with_limiter(table, limiter, 42);
+        let req = request(4, Mode::Client);
+        let mut out = [0u8; 64];
+        let mut m = meta();
+        assert!(matches!(
+            server.handle(&m, &req, &synced(), &mut out, || T3),
+            Action::Reply(48)
+        ));
+        m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(300));
+        let Action::Reply(len) = server.handle(&m, &req, &synced(), &mut out, || T3) else {
+            panic!("no kiss");
+        };
+        let kiss = Packet::parse(&out[..len]).unwrap().header;
+        assert_eq!(
+            (kiss.leap, kiss.stratum, kiss.reference_id),
+            (Leap::Unsynchronized, 0, ReferenceId::RATE)
+        );
+        let xmt = NtpHeader::decode(req[..48].try_into().unwrap()).transmit_timestamp;
+        assert_eq!(
+            (
+                kiss.origin_timestamp,
+                kiss.receive_timestamp,
+                kiss.transmit_timestamp
+            ),
+            (xmt, xmt, xmt)
+        );
+        assert!(kiss.poll.exponent() >= 3);
+        // The next over-limit request within the average interval is dropped, not kissed.
+        m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(600));
+        assert_eq!(
+            server.handle(&m, &req, &synced(), &mut out, || T3),
+            Action::Drop(DropReason::RateLimited)
+        );
+        let c = server.counters().snapshot();
+        assert_eq!(
+            (c.replied, c.kisses, c.dropped(DropReason::RateLimited)),
+            (2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_flood_from_one_address_still_gets_about_one_reply_in_four() {
+        use crate::ratelimit::{LimitParams, RateLimiter};
+        use crate::siphash::SipKey;
+        let mut table = AccessTable::new();
+        table.add_default(true, true, RestrictFlags::LIMITED);
+        let limiter = Arc::new(RateLimiter::new(
+            64,
+            LimitParams::default(),
+            SipKey::new(5, 6),
+        ));
+        let server = Server::with_limiter(table, limiter, 7);
+        let mut out = [0u8; 64];
+        let mut m = meta();
+        let answered = (0..4000u64)
+            .filter(|i| {
+                m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(i * 10));
+                matches!(
+                    server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+                    Action::Reply(_)
+                )
+            })
+            .count();
+        assert!(
+            (850..1150).contains(&answered),
+            "{answered} of 4000 answered"
+        );
+    }
+
+    #[test]
+    fn limited_without_a_limiter_or_without_the_flag_serves_everyone() {
+        let server = Server::default();
+        let mut out = [0u8; 64];
+        for _ in 0..10 {
+            assert!(matches!(
+                server.handle(
+                    &meta(),
+                    &request(4, Mode::Client),
+                    &synced(),
+                    &mut out,
+                    || T3
+                ),
+                Action::Reply(48)
+            ));
+        }
     }
 
     proptest! {

@@ -131,6 +131,9 @@ pub fn exchange(
         source: "192.0.2.100:40123".parse().ok()?,
         destination: None,
         receive_time: server_clock.read(epoch, arrive),
+        monotonic: sundial_proto::time::MonoTime::from_duration(core::time::Duration::from_secs_f64(
+            arrive.max(0.0),
+        )),
         truncated: false,
     };
     let mut out = [0u8; 128];
