@@ -12,6 +12,7 @@ pub mod config;
 pub mod interfaces;
 pub mod logging;
 pub mod ntpd;
+pub mod ntpdate;
 pub mod publish;
 pub mod random;
 pub mod resolver;

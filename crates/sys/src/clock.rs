@@ -266,6 +266,35 @@ pub fn adjtime_slew(by_nanos: i64) -> io::Result<()> {
     cvt(unsafe { libc::adjtime(&delta, ptr::null_mut()) }).map(drop)
 }
 
+/// The civil time of `secs` (seconds since the Unix epoch) in the local time zone (`TZ`, else
+/// `/etc/localtime`), as `(year, month 1–12, day 1–31, hour, minute, second)`.
+///
+/// Classic tools such as `ntpdate` start every log line with the local time
+/// (`27 Nov 05:06:58 ntpdate[1234]: …`); time-zone rules live in the C library, so this is the
+/// one safe door to them. `None` when the C library cannot represent the time (a year beyond
+/// `i32`), never a panic.
+pub fn local_time(secs: i64) -> Option<(i32, u8, u8, u8, u8, u8)> {
+    let t = libc::time_t::try_from(secs).ok()?;
+    // SAFETY: `tm` is plain data (integers and a zone-name pointer that localtime_r sets); all-zero
+    // is a valid value.
+    let mut tm: libc::tm = unsafe { mem::zeroed() };
+    // SAFETY: both pointers refer to live locals for the duration of the call; localtime_r is the
+    // re-entrant variant, reads only `t` and writes only into `tm`.
+    let result = unsafe { libc::localtime_r(&t, &mut tm) };
+    if result.is_null() {
+        return None;
+    }
+    let field = |v: libc::c_int| u8::try_from(v).ok();
+    Some((
+        tm.tm_year.checked_add(1900)?,
+        field(tm.tm_mon.checked_add(1)?)?,
+        field(tm.tm_mday)?,
+        field(tm.tm_hour)?,
+        field(tm.tm_min)?,
+        field(tm.tm_sec)?,
+    ))
+}
+
 /// Which of the two read-only clock calls [`read_clock`] makes.
 enum ClockCall {
     Time,
@@ -356,6 +385,22 @@ mod tests {
         assert_eq!(Timespec::from_libc(&raw), None);
         raw.tv_nsec = -1;
         assert_eq!(Timespec::from_libc(&raw), None);
+    }
+
+    #[test]
+    fn local_time_keeps_the_seconds_and_rejects_unrepresentable_years() {
+        // Zone offsets are whole minutes today, so the seconds field is the UTC one.
+        let (year, month, day, hour, minute, second) =
+            local_time(1_700_000_000).expect("a 2023 time is representable");
+        assert!((2023..=2024).contains(&year), "{year}");
+        assert!(
+            (1..=12).contains(&month) && (1..=31).contains(&day),
+            "{month} {day}"
+        );
+        assert!(hour < 24 && minute < 60, "{hour}:{minute}");
+        assert_eq!(second, 20);
+        assert!(local_time(realtime().sec).is_some());
+        assert_eq!(local_time(i64::MAX), None);
     }
 
     #[test]

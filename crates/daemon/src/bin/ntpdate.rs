@@ -1,0 +1,4 @@
+//! The `ntpdate` binary; everything lives in [`sundial::ntpdate`].
+fn main() -> std::process::ExitCode {
+    sundial::ntpdate::main()
+}

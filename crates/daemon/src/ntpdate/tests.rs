@@ -1,0 +1,506 @@
+//! The whole tool — arguments, query over a real loopback socket, selection, decision — against
+//! a fake NTP server thread and the recording [`FakeClock`]. No test can change the machine's
+//! clock: the only clock ntpdate is handed here is the fake one.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, ReferenceId};
+use sundial_proto::time::{Log2Seconds, NtpDuration, NtpTimestamp};
+
+use super::args::NtpdateArgs;
+use super::output::Reporter;
+use super::run;
+use super::setclock::FakeClock;
+
+/// How the fake server answers each request.
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    /// A synchronised stratum-2 server whose clock is `offset` seconds ahead of ours.
+    Good(f64),
+    /// A good reply whose origin timestamp is not the request's transmit timestamp.
+    WrongOrigin,
+    /// The first 47 octets of a good reply.
+    Truncated,
+    /// A kiss-o'-death with this code.
+    Kiss(ReferenceId),
+    /// A good reply with LI=3.
+    Unsynchronised,
+    /// A good reply of this stratum.
+    Stratum(u8),
+    /// A good reply whose reference time is two days old.
+    StaleReference,
+    /// A good reply with a zero receive timestamp.
+    ZeroReceive,
+    /// A good reply 0.1 s ahead, then a second reply to the same request 5 s ahead.
+    Duplicate,
+}
+
+/// A fake server on 127.0.0.1 at a free port; stops when dropped.
+struct FakeServer {
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    fn start(behaviour: Behaviour) -> Self {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, done) = (Arc::clone(&requests), Arc::clone(&stop));
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !done.load(Ordering::Relaxed) {
+                let Ok((len, client)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Some(request) = buf.get(..len).and_then(|b| b.first_chunk::<HEADER_LEN>())
+                else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::Relaxed);
+                for reply in replies(behaviour, &NtpHeader::decode(request)) {
+                    socket.send_to(&reply, client).unwrap();
+                }
+            }
+        });
+        Self {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn arg(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn now() -> NtpTimestamp {
+    NtpTimestamp::from_unix(crate::clock::kernel_now())
+}
+
+fn d(seconds: f64) -> NtpDuration {
+    NtpDuration::from_seconds_f64(seconds)
+}
+
+/// The datagrams the fake server sends for `request`.
+fn replies(behaviour: Behaviour, request: &NtpHeader) -> Vec<Vec<u8>> {
+    let good = |offset: f64| {
+        let t = now() + d(offset);
+        let mut h = NtpHeader::new(4, Mode::Server);
+        h.stratum = 2;
+        h.precision = Log2Seconds::new(-20);
+        h.reference_id = ReferenceId::from_bytes([192, 0, 2, 1]);
+        h.reference_timestamp = t - d(60.0);
+        h.origin_timestamp = request.transmit_timestamp;
+        h.receive_timestamp = t;
+        h.transmit_timestamp = t;
+        h
+    };
+    let emit = |h: NtpHeader| {
+        let mut b = [0u8; HEADER_LEN];
+        h.emit(&mut b);
+        b.to_vec()
+    };
+    let mut h = good(0.1);
+    match behaviour {
+        Behaviour::Good(offset) => h = good(offset),
+        Behaviour::WrongOrigin => h.origin_timestamp = h.origin_timestamp + d(1e-6),
+        Behaviour::Truncated => return vec![emit(h)[..HEADER_LEN - 1].to_vec()],
+        Behaviour::Kiss(code) => {
+            h.leap = Leap::Unsynchronized;
+            h.stratum = 0;
+            h.reference_id = code;
+        }
+        Behaviour::Unsynchronised => h.leap = Leap::Unsynchronized,
+        Behaviour::Stratum(s) => h.stratum = s,
+        Behaviour::StaleReference => h.reference_timestamp = h.transmit_timestamp - d(172_800.0),
+        Behaviour::ZeroReceive => h.receive_timestamp = NtpTimestamp::ZERO,
+        Behaviour::Duplicate => return vec![emit(h), emit(good(5.0))],
+    }
+    vec![emit(h)]
+}
+
+fn fixed_prefix() -> String {
+    "27 Nov 05:06:58 ntpdate[1234]: ".to_owned()
+}
+
+/// What one run of ntpdate did.
+struct Outcome {
+    code: ExitCode,
+    stdout: String,
+    stderr: String,
+    clock: FakeClock,
+}
+
+fn ntpdate(args: &[&str]) -> Outcome {
+    ntpdate_with_clock(args, FakeClock::default())
+}
+
+fn ntpdate_with_clock(args: &[&str], mut clock: FakeClock) -> Outcome {
+    let args = NtpdateArgs::try_parse_from(std::iter::once("ntpdate").chain(args.iter().copied()))
+        .unwrap();
+    let mut reporter = Reporter::new(Vec::new(), Vec::new(), false, fixed_prefix);
+    let code = run(&args, &mut reporter, &mut clock);
+    let (out, err) = reporter.into_parts();
+    Outcome {
+        code,
+        stdout: String::from_utf8(out).unwrap(),
+        stderr: String::from_utf8(err).unwrap(),
+        clock,
+    }
+}
+
+fn near(d: NtpDuration, seconds: f64) -> bool {
+    (d.to_seconds_f64() - seconds).abs() < 0.01
+}
+
+#[test]
+fn an_offset_of_half_a_second_or_more_is_stepped() {
+    let server = FakeServer::start(Behaviour::Good(2.0));
+    let o = ntpdate(&["-u", "-p", "2", &server.arg()]);
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+    assert!(o.clock.slews.is_empty());
+    assert!(
+        matches!(o.clock.steps[..], [by] if near(by, 2.0)),
+        "{:?}",
+        o.clock.steps
+    );
+    assert!(
+        o.stdout
+            .starts_with("27 Nov 05:06:58 ntpdate[1234]: step time server 127.0.0.1 offset +2.0"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.ends_with(" sec\n") && o.stdout.lines().count() == 1,
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn a_small_offset_is_slewed_with_overshoot() {
+    let server = FakeServer::start(Behaviour::Good(0.1));
+    let o = ntpdate(&["-u", &server.arg()]);
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+    assert!(o.clock.steps.is_empty());
+    assert!(
+        matches!(o.clock.slews[..], [by] if near(by, 0.15)),
+        "{:?}",
+        o.clock.slews
+    );
+    assert!(
+        o.stdout
+            .contains(": adjust time server 127.0.0.1 offset +0.1"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(server.requests(), 4, "the default is 4 samples");
+}
+
+#[test]
+fn step_and_slew_flags_override_the_threshold() {
+    let small = FakeServer::start(Behaviour::Good(0.1));
+    let o = ntpdate(&["-u", "-b", "-p", "1", &small.arg()]);
+    assert!(
+        matches!(o.clock.steps[..], [by] if near(by, 0.1)),
+        "{:?}",
+        o.clock.steps
+    );
+    let large = FakeServer::start(Behaviour::Good(3.0));
+    let o = ntpdate(&["-u", "-B", "-p", "1", &large.arg()]);
+    assert!(
+        matches!(o.clock.slews[..], [by] if near(by, 3.05)),
+        "{:?}",
+        o.clock.slews
+    );
+    assert!(o.stdout.contains(": adjust time server"), "{}", o.stdout);
+}
+
+#[test]
+fn query_prints_each_server_and_the_result_but_never_touches_the_clock() {
+    let a = FakeServer::start(Behaviour::Good(2.0));
+    let b = FakeServer::start(Behaviour::Stratum(16));
+    let o = ntpdate(&["-q", "-p", "2", &a.arg(), &b.arg()]);
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+    assert!(o.clock.untouched());
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", o.stdout);
+    assert!(
+        lines[0].starts_with("server 127.0.0.1, stratum 2, offset +2.0"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains(", delay 0.0"), "{}", lines[0]);
+    assert!(
+        lines[1].starts_with("server 127.0.0.1, stratum 16, offset +0.1"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with(&fixed_prefix()), "{}", lines[2]);
+    assert!(
+        lines[2].contains("step time server 127.0.0.1 offset +2.0"),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn debug_dumps_the_exchange_and_never_touches_the_clock() {
+    let server = FakeServer::start(Behaviour::Good(2.0));
+    let o = ntpdate(&["-d", "-p", "2", &server.arg()]);
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+    assert!(o.clock.untouched());
+    for expected in [
+        "transmit(127.0.0.1)\nreceive(127.0.0.1)\ntransmit(127.0.0.1)\nreceive(127.0.0.1)\n",
+        &format!("server 127.0.0.1, port {}\n", server.addr.port()),
+        "stratum 2, precision -20, leap 00, trust 000\n",
+        "refid [192.0.2.1], root delay +0.000000, root dispersion +0.000000\n",
+        "filter offset: +2.0",
+        "step time server 127.0.0.1 offset +2.0",
+    ] {
+        assert!(
+            o.stdout.contains(expected),
+            "missing {expected:?} in:\n{}",
+            o.stdout
+        );
+    }
+}
+
+/// A server that only sends bad replies never gets the clock changed; `-v` says why.
+fn assert_rejected(behaviour: Behaviour, reason: &str) -> Outcome {
+    let server = FakeServer::start(behaviour);
+    let o = ntpdate(&["-u", "-v", "-p", "2", "-t", "0.2", &server.arg()]);
+    assert_eq!(
+        o.code,
+        ExitCode::FAILURE,
+        "{behaviour:?}: {}{}",
+        o.stdout,
+        o.stderr
+    );
+    assert!(
+        o.clock.untouched(),
+        "{behaviour:?} changed the clock: {:?}",
+        o.clock
+    );
+    assert!(
+        o.stderr.ends_with(
+            "27 Nov 05:06:58 ntpdate[1234]: no server suitable for synchronization found\n"
+        ),
+        "{behaviour:?}: {}",
+        o.stderr
+    );
+    assert!(
+        o.stdout.contains(reason),
+        "{behaviour:?}: no {reason:?} in:\n{}",
+        o.stdout
+    );
+    o
+}
+
+#[test]
+fn replies_with_the_wrong_origin_are_ignored() {
+    assert_rejected(
+        Behaviour::WrongOrigin,
+        "dropped: origin timestamp is not our request's",
+    );
+}
+
+#[test]
+fn truncated_replies_are_ignored() {
+    assert_rejected(Behaviour::Truncated, "dropped: malformed packet: 47 octets");
+}
+
+#[test]
+fn a_rate_kiss_is_logged_stops_the_queries_and_rejects_the_server() {
+    let o = assert_rejected(
+        Behaviour::Kiss(ReferenceId::RATE),
+        "127.0.0.1: Server dropped: no data",
+    );
+    assert!(
+        o.stderr.starts_with(
+            "27 Nov 05:06:58 ntpdate[1234]: 127.0.0.1 rate limit response from server.\n"
+        ),
+        "{}",
+        o.stderr
+    );
+    let server = FakeServer::start(Behaviour::Kiss(ReferenceId::DENY));
+    let o = ntpdate(&["-u", "-p", "4", "-t", "0.2", &server.arg()]);
+    assert!(o.clock.untouched() && o.code == ExitCode::FAILURE);
+    assert_eq!(
+        server.requests(),
+        1,
+        "a server that said DENY is not asked again"
+    );
+}
+
+#[test]
+fn unsynchronised_servers_are_rejected() {
+    assert_rejected(
+        Behaviour::Unsynchronised,
+        "127.0.0.1: Server dropped: leap not in sync",
+    );
+    assert_rejected(
+        Behaviour::Kiss(ReferenceId::INIT),
+        "127.0.0.1: Server dropped: no data",
+    );
+    assert_rejected(
+        Behaviour::Stratum(16),
+        "127.0.0.1: Server dropped: strata too high",
+    );
+}
+
+#[test]
+fn a_day_old_reference_time_is_rejected() {
+    assert_rejected(
+        Behaviour::StaleReference,
+        "127.0.0.1: Server dropped: server has gone too long without sync",
+    );
+}
+
+#[test]
+fn zero_server_timestamps_are_not_used() {
+    assert_rejected(
+        Behaviour::ZeroReceive,
+        "reply not used: zero receive or transmit timestamp",
+    );
+}
+
+#[test]
+fn a_second_reply_to_the_same_request_is_ignored() {
+    let server = FakeServer::start(Behaviour::Duplicate);
+    let o = ntpdate(&["-u", "-v", "-p", "1", "-t", "0.4", &server.arg()]);
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+    assert!(
+        matches!(o.clock.slews[..], [by] if near(by, 0.15)),
+        "{:?}",
+        o.clock
+    );
+    assert!(
+        o.clock.steps.is_empty(),
+        "the 5 s duplicate must not count: {:?}",
+        o.clock
+    );
+}
+
+#[test]
+fn the_best_server_wins_and_bad_ones_do_not_matter() {
+    let good = FakeServer::start(Behaviour::Good(0.2));
+    let kiss = FakeServer::start(Behaviour::Kiss(ReferenceId::RATE));
+    let stale = FakeServer::start(Behaviour::StaleReference);
+    let o = ntpdate(&["-u", "-p", "2", &kiss.arg(), &stale.arg(), &good.arg()]);
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+    assert!(
+        matches!(o.clock.slews[..], [by] if near(by, 0.25)),
+        "{:?}",
+        o.clock
+    );
+}
+
+#[test]
+fn answers_end_the_run_without_waiting_for_timeouts() {
+    let servers: Vec<FakeServer> = (0..3)
+        .map(|_| FakeServer::start(Behaviour::Good(0.0)))
+        .collect();
+    let mut args = vec!["-q".to_owned(), "-p".to_owned(), "8".to_owned()];
+    args.extend(servers.iter().map(FakeServer::arg));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let o = ntpdate(&args);
+    let took = started.elapsed();
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+    // The timeout is 2 s: any wait for it would show.
+    assert!(
+        took < Duration::from_millis(1500),
+        "24 exchanges took {took:?}"
+    );
+    assert!(servers.iter().all(|s| s.requests() == 8));
+}
+
+#[test]
+fn a_failed_clock_write_exits_1_with_the_classic_message() {
+    let server = FakeServer::start(Behaviour::Good(2.0));
+    let failing = FakeClock {
+        fail_with: Some(libc::EPERM),
+        ..FakeClock::default()
+    };
+    let o = ntpdate_with_clock(&["-u", "-p", "1", &server.arg()], failing);
+    assert_eq!(o.code, ExitCode::FAILURE);
+    assert_eq!(
+        o.stderr,
+        "27 Nov 05:06:58 ntpdate[1234]: Can't set time of day: Operation not permitted\n"
+    );
+    assert!(
+        o.stdout.is_empty(),
+        "no result line after a failure: {}",
+        o.stdout
+    );
+}
+
+#[test]
+fn unresolvable_hosts_are_named_and_the_rest_are_used() {
+    let server = FakeServer::start(Behaviour::Good(0.0));
+    let o = ntpdate(&["-q", "-p", "1", "no-such-host.invalid", &server.arg()]);
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+    assert!(o.stderr.starts_with(&format!(
+        "{}Can't find host no-such-host.invalid: ",
+        fixed_prefix()
+    )));
+    let o = ntpdate(&["-q", "no-such-host.invalid"]);
+    assert_eq!(o.code, ExitCode::FAILURE);
+    assert!(
+        o.stderr.ends_with(": no servers can be used, exiting\n"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn authentication_is_refused_rather_than_skipped() {
+    let server = FakeServer::start(Behaviour::Good(2.0));
+    let o = ntpdate(&["-u", "-a", "1", "-k", "/dev/null", &server.arg()]);
+    assert_eq!(o.code, ExitCode::FAILURE);
+    assert!(o.clock.untouched() && server.requests() == 0);
+}
+
+#[test]
+fn verbose_logs_the_version_first() {
+    let server = FakeServer::start(Behaviour::Good(0.0));
+    let o = ntpdate(&["-q", "-v", "-p", "1", &server.arg()]);
+    let first = o.stdout.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        format!(
+            "{}ntpdate (sundial) {}",
+            fixed_prefix(),
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
