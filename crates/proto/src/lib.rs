@@ -33,6 +33,7 @@
 
 pub mod access;
 pub mod clock;
+pub mod control;
 pub mod fallback;
 pub mod filter;
 pub mod fuzzing;
