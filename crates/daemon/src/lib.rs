@@ -13,6 +13,7 @@ pub mod interfaces;
 pub mod logging;
 pub mod ntpd;
 pub mod ntpdate;
+pub mod ntpq;
 pub mod publish;
 pub mod random;
 pub mod resolver;

@@ -1,0 +1,358 @@
+//! `ntpq` end to end on host loopback: the real client against sundial's own responder
+//! (`sundial_proto::control::respond`) on a free port, with a fixed clock, no DNS.
+
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use sundial_proto::control::{
+    AssociationId, ControlAccess, ControlSnapshot, PeerVars, SystemVars, respond,
+};
+use sundial_proto::packet::{Leap, ReferenceId};
+use sundial_proto::select::Tally;
+use sundial_proto::time::{NtpTimestamp, UnixTime};
+
+use super::dns::ReverseDns;
+use super::{Context, NtpqArgs, run};
+
+/// The clock ntpq sees in these tests: 2026-11-27T06:22:30Z.
+const NOW: UnixTime = UnixTime::new(1_795_760_550, 0);
+
+/// How the fake server treats requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    Answer,
+    Silent,
+}
+
+/// A mode 6 server on 127.0.0.1 at a free port, stopped on drop.
+struct FakeServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
+    sequences: Arc<Mutex<Vec<u16>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    fn start(snapshot: ControlSnapshot, behaviour: Behaviour) -> Self {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let sequences = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, requests2, sequences2) = (stop.clone(), requests.clone(), sequences.clone());
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                requests2.fetch_add(1, Ordering::Relaxed);
+                sequences2
+                    .lock()
+                    .unwrap()
+                    .push(u16::from_be_bytes([buf[2], buf[3]]));
+                if behaviour == Behaviour::Silent {
+                    continue;
+                }
+                let now = NtpTimestamp::from_unix(NOW);
+                let _ = respond(&buf[..len], ControlAccess::READ, &snapshot, now, &mut |d| {
+                    let _ = socket.send_to(d, from);
+                });
+            }
+        });
+        Self {
+            addr,
+            stop,
+            requests,
+            sequences,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A `Write` whose contents the test reads afterwards.
+#[derive(Clone, Default)]
+struct Captured(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+    }
+}
+
+/// Runs ntpq with `args` (after the program name); returns (success, stdout, stderr).
+fn ntpq(args: &[&str]) -> (bool, String, String) {
+    let (out, err) = (Captured::default(), Captured::default());
+    let mut ctx = Context {
+        out: Box::new(out.clone()),
+        err: Box::new(err.clone()),
+        now: Box::new(|| NOW),
+        dns: ReverseDns::default(),
+    };
+    let args = NtpqArgs::parse_args(std::iter::once("ntpq").chain(args.iter().copied()));
+    let ok = run(&args, &mut ctx);
+    (ok, out.text(), err.text())
+}
+
+fn at(seconds_before_now: u32) -> NtpTimestamp {
+    NtpTimestamp::from_parts(
+        NtpTimestamp::from_unix(NOW).seconds() - seconds_before_now,
+        0,
+    )
+}
+
+fn id(n: u16) -> AssociationId {
+    AssociationId::new(n).unwrap()
+}
+
+/// The associations of the classic 4.2.8p15 example in ntpq-mode6.md §2.5.
+fn classic_example() -> ControlSnapshot {
+    let mut pool = PeerVars::new(id(61234), Ipv4Addr::UNSPECIFIED.into(), 0);
+    pool.is_pool_prototype = true;
+    pool.refid = ReferenceId::POOL;
+    pool.srchost = Some("0.ubuntu.pool.ntp.org".to_owned());
+    pool.event_count = 1;
+    pool.event_code = 1;
+    let mut sys_peer = PeerVars::new(id(61235), Ipv4Addr::new(192, 0, 2, 10).into(), 123);
+    sys_peer.tally = Tally::SystemPeer;
+    sys_peer.leap = Leap::NoWarning;
+    sys_peer.stratum = 2;
+    sys_peer.refid = ReferenceId::from_bytes([203, 0, 113, 5]);
+    sys_peer.rec = at(35);
+    (sys_peer.hpoll, sys_peer.ppoll) = (10, 10);
+    sys_peer.reach = 0o377;
+    (sys_peer.delay, sys_peer.offset, sys_peer.jitter) = (1.235e-3, -0.123e-3, 0.046e-3);
+    let mut candidate = PeerVars::new(id(61236), Ipv4Addr::new(198, 51, 100, 20).into(), 123);
+    candidate.tally = Tally::Candidate;
+    candidate.stratum = 1;
+    candidate.refid = ReferenceId::from_bytes(*b"GPS\0");
+    candidate.rec = at(3000);
+    (candidate.hpoll, candidate.ppoll) = (10, 10);
+    candidate.reach = 0o177;
+    (candidate.delay, candidate.offset, candidate.jitter) = (25.123e-3, 1.988e-3, 0.877e-3);
+    let mut local = PeerVars::new(id(61237), Ipv4Addr::new(127, 127, 1, 0).into(), 123);
+    local.is_refclock = true;
+    local.srchost = Some("LOCAL(0)".to_owned());
+    local.stratum = 10;
+    local.refid = ReferenceId::LOCL;
+    local.rec = at(10);
+    let mut ephemeral = PeerVars::new(id(61238), Ipv4Addr::new(192, 0, 2, 99).into(), 123);
+    ephemeral.configured = false; // neither configured nor reachable: -p hides it
+    ControlSnapshot {
+        system: SystemVars {
+            stratum: 3,
+            leap: Leap::NoWarning,
+            ..SystemVars::default()
+        },
+        peers: vec![pool, sys_peer, candidate, local, ephemeral],
+    }
+}
+
+#[test]
+fn peers_billboard_is_the_classic_example_byte_for_byte() {
+    let server = FakeServer::start(classic_example(), Behaviour::Answer);
+    let port = server.addr.port().to_string();
+    let (ok, out, err) = ntpq(&["-pn", "--port", &port, "127.0.0.1"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "     remote           refid      st t when poll reach   delay   offset  jitter
+==============================================================================
+ 0.ubuntu.pool.n .POOL.          16 p    -   64    0    0.000   +0.000   0.000
+*192.0.2.10      203.0.113.5      2 u   35 1024  377    1.235   -0.123   0.046
++198.51.100.20   .GPS.            1 u  50m 1024  177   25.123   +1.988   0.877
+ 127.127.1.0     .LOCL.          10 l   10   64    0    0.000   +0.000   0.000
+"
+    );
+    let (_, all, _) = ntpq(&["-c", "lpeers", "-n", "--port", &port, "127.0.0.1"]);
+    assert!(
+        all.contains("\n 192.0.2.99      .INIT.          16 u"),
+        "{all}"
+    );
+}
+
+#[test]
+fn associations_and_readvar_print_like_classic_ntpq() {
+    let server = FakeServer::start(classic_example(), Behaviour::Answer);
+    let port = server.addr.port().to_string();
+    let (ok, out, err) = ntpq(&[
+        "-c",
+        "as",
+        "-c",
+        "rv 0 leap,stratum",
+        "--port",
+        &port,
+        "127.0.0.1",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "
+ind assid status  conf reach auth condition  last_event cnt
+===========================================================
+  1 61234  8811   yes  none  none    reject    mobilize  1
+  2 61235  9600   yes   yes  none  sys.peer              0
+  3 61236  9400   yes   yes  none candidate              0
+  4 61237  8000   yes    no  none    reject              0
+  5 61238  0000    no    no  none    reject              0
+leap=00, stratum=3
+"
+    );
+    let (_, peer, _) = ntpq(&[
+        "-c",
+        "rv 61235 srcadr,reach,rec",
+        "--port",
+        &port,
+        "127.0.0.1",
+    ]);
+    assert_eq!(
+        peer,
+        "srcadr=192.0.2.10, rec=eeb3a003.00000000  Fri, Nov 27 2026  6:21:55.000,\nreach=377\n"
+    );
+}
+
+#[test]
+fn server_errors_print_their_code_and_fail() {
+    let server = FakeServer::start(classic_example(), Behaviour::Answer);
+    let port = server.addr.port().to_string();
+    let (ok, out, err) = ntpq(&[
+        "-c",
+        "rv 999",
+        "-c",
+        "rv 0 nosuchvar",
+        "--port",
+        &port,
+        "127.0.0.1",
+    ]);
+    assert!(!ok);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "***Server error code BADASSOC\n***Server error code UNKNOWNVAR\n"
+    );
+}
+
+#[test]
+fn a_silent_server_times_out_after_one_retry() {
+    let server = FakeServer::start(classic_example(), Behaviour::Silent);
+    let port = server.addr.port().to_string();
+    let (ok, _, err) = ntpq(&["-t", "0.2", "-c", "rv", "--port", &port, "127.0.0.1"]);
+    assert!(!ok);
+    assert_eq!(err, "***Request timed out\n");
+    assert_eq!(server.requests.load(Ordering::Relaxed), 2);
+    let sequences = server.sequences.lock().unwrap().clone();
+    assert_ne!(sequences[0], sequences[1], "each try has its own sequence");
+}
+
+#[test]
+fn a_closed_port_is_a_socket_error() {
+    let port = {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket.local_addr().unwrap().port()
+    };
+    let (ok, _, err) = ntpq(&[
+        "-t",
+        "1",
+        "-c",
+        "rv",
+        "--port",
+        &port.to_string(),
+        "127.0.0.1",
+    ]);
+    assert!(!ok);
+    assert_eq!(err, "***Socket error; probably ntpd is not running\n");
+}
+
+#[test]
+fn an_empty_association_list_is_reported_not_failed() {
+    let server = FakeServer::start(ControlSnapshot::default(), Behaviour::Answer);
+    let port = server.addr.port().to_string();
+    let (ok, out, err) = ntpq(&["-p", "--port", &port, "127.0.0.1"]);
+    assert!(ok);
+    assert_eq!(out, "");
+    assert_eq!(err, "No association ID's returned\n");
+}
+
+#[test]
+fn several_hosts_are_labelled() {
+    let server = FakeServer::start(classic_example(), Behaviour::Answer);
+    let port = server.addr.port().to_string();
+    let (ok, out, _) = ntpq(&[
+        "-c",
+        "rv 0 stratum",
+        "--port",
+        &port,
+        "127.0.0.1",
+        "127.0.0.1",
+    ]);
+    assert!(ok);
+    assert_eq!(
+        out,
+        "server=127.0.0.1 stratum=3\nserver=127.0.0.1 stratum=3\n"
+    );
+}
+
+#[test]
+fn json_output_has_one_document_per_command() {
+    let server = FakeServer::start(classic_example(), Behaviour::Answer);
+    let port = server.addr.port().to_string();
+    let (ok, out, _) = ntpq(&[
+        "--json",
+        "-pn",
+        "-c",
+        "rv 0 stratum",
+        "--port",
+        &port,
+        "127.0.0.1",
+    ]);
+    assert!(ok);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with(r#"{"host":"127.0.0.1","command":"peers","peers":[{"associd":61234,"tally":" ","remote":"0.ubuntu.pool.ntp.org","refid":".POOL.","st":16,"t":"p","when":null,"poll":64,"reach":0,"#), "{}", lines[0]);
+    assert!(lines[0].contains(r#""tally":"*","remote":"192.0.2.10","refid":"203.0.113.5","st":2,"t":"u","when":35,"poll":1024,"reach":255,"delay":1.235,"offset":-0.123,"jitter":0.046"#), "{}", lines[0]);
+    assert_eq!(
+        lines[1],
+        r#"{"host":"127.0.0.1","command":"readvar","associd":0,"status":0,"variables":{"stratum":"3"}}"#
+    );
+}
+
+#[test]
+fn address_family_flags_restrict_resolution() {
+    let server = FakeServer::start(classic_example(), Behaviour::Answer);
+    let port = server.addr.port().to_string();
+    let (ok, _, err) = ntpq(&["-6", "-c", "rv", "--port", &port, "127.0.0.1"]);
+    assert!(!ok);
+    assert_eq!(err, "***Can't find host 127.0.0.1\n");
+    let (ok, out, _) = ntpq(&["-4", "-c", "rv 0 stratum", "--port", &port, "127.0.0.1"]);
+    assert!(ok);
+    assert_eq!(out, "stratum=3\n");
+}
