@@ -1,0 +1,18 @@
+//! sundial's integration tests: the `ntpd` binary as real NTP clients see it.
+//!
+//! * [`interop`]: NTPsec's `ntpdig`, `sntp` and `ntpdate -q` and chrony's `chronyd -Q` accept
+//!   sundial's replies; hand-built requests of every version get well-formed replies.
+//! * [`bad_input`]: malformed datagrams and config files neither crash the daemon nor get replies,
+//!   and every dropped datagram is counted.
+//! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
+//! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
+//!
+//! Run them with `tools/test-all` (as root: they create network namespaces, and it installs the
+//! peers). Nothing here can change the machine's clock: every NTP program runs without
+//! CAP_SYS_TIME, and the daemon runs with `--clock none`.
+
+mod access;
+mod bad_input;
+mod interop;
+mod safety;
+mod support;
