@@ -160,6 +160,12 @@ impl Associations {
         }
     }
 
+    /// Reserves an association id for a row that is not a network association (the local
+    /// clock driver).
+    pub fn reserve_id(&mut self) -> u16 {
+        self.allocate_id()
+    }
+
     fn allocate_id(&mut self) -> u16 {
         let id = self.next_id;
         self.next_id = self.next_id.checked_add(1).unwrap_or(1);

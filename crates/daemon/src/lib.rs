@@ -19,4 +19,5 @@ pub mod random;
 pub mod resolver;
 pub mod serve;
 pub mod setup;
+pub mod status;
 pub mod timekeeper;

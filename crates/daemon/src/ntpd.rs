@@ -173,6 +173,7 @@ fn serve(
     let publisher = Publisher::new(Snapshot {
         system: SystemState::unsynchronized(precision),
         mapping,
+        control: Arc::default(),
     });
     let families = Families {
         v4: !args.ipv6,
@@ -271,6 +272,7 @@ fn serve(
         runtime.fallback,
         runtime.upstream_configured,
         precision,
+        &mut associations,
     );
 
     let mut reader = publisher.reader();

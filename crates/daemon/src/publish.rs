@@ -8,17 +8,20 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use sundial_proto::control::ControlSnapshot;
 use sundial_proto::system::SystemState;
 
 use crate::clock::TimeMapping;
 
 /// What the workers need from the main loop.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// The system variables copied into every reply.
     pub system: SystemState,
     /// How served time follows the kernel clock.
     pub mapping: TimeMapping,
+    /// What mode 6 (ntpq) reports.
+    pub control: Arc<ControlSnapshot>,
 }
 
 /// The main loop's side: publishes new snapshots.
@@ -90,8 +93,9 @@ mod tests {
         let first = Snapshot {
             system: SystemState::unsynchronized(Log2Seconds::new(-20)),
             mapping: TimeMapping::IDENTITY,
+            control: Arc::default(),
         };
-        let publisher = Publisher::new(first);
+        let publisher = Publisher::new(first.clone());
         let mut reader = publisher.reader();
         assert_eq!(reader.get().system.stratum, 16);
         let mut second = first;

@@ -11,6 +11,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Instant;
 
+use sundial_proto::packet::Mode;
 use sundial_proto::server::{Action, DropReason, RequestMeta, Server};
 use sundial_proto::time::{MonoTime, UnixTime};
 use sundial_sys::socket::{PktInfo, RecvBatch, SendBatch, SendMode, SocketOptions, bind_udp};
@@ -26,8 +27,9 @@ const BATCH: usize = 32;
 /// requests with several cookies stay well below it.
 const MAX_REQUEST: usize = 2048;
 
-/// Largest reply: a header plus a crypto-NAK (no extension field is ever echoed).
-const MAX_REPLY: usize = 128;
+/// Largest reply datagram: a mode 6 fragment (12-octet header, 468 data octets, padding).
+/// Time replies are a header plus at most a crypto-NAK (no extension field is ever echoed).
+const MAX_REPLY: usize = sundial_proto::control::MAX_DATAGRAM_LEN;
 
 /// Which address families to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,18 +116,24 @@ impl ServeSocket {
         filter: &InterfaceFilter,
         origin: Instant,
     ) -> io::Result<()> {
+        let Self {
+            socket,
+            rx,
+            tx,
+            reply,
+        } = self;
         loop {
-            let received = match self.rx.recv_batch(&self.socket) {
+            let received = match rx.recv_batch(&*socket) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            let snapshot = *reader.get();
+            let snapshot = reader.get();
             let monotonic = MonoTime::from_duration(origin.elapsed());
             for i in 0..received {
-                let meta = self.rx.meta(i);
+                let meta = rx.meta(i);
                 if let Some(dst) = meta.dst
                     && !filter.serves(dst.addr)
                 {
@@ -142,31 +150,58 @@ impl ServeSocket {
                     monotonic,
                     truncated: meta.truncated,
                 };
-                let action = server.handle(
-                    &request,
-                    self.rx.data(i),
-                    &snapshot.system,
-                    &mut self.reply,
-                    || snapshot.mapping.map(kernel_now()),
-                );
-                if let Action::Reply(len) = action
-                    && let Some(reply) = self.reply.get(..len)
+                let data = rx.data(i);
+                // Replies leave from the address the request was sent to.
+                let src = meta.dst.map(|d| PktInfo {
+                    addr: d.addr,
+                    ifindex: d.ifindex,
+                });
+                if data
+                    .first()
+                    .is_some_and(|b| Mode::from_bits(*b) == Mode::Control)
                 {
-                    let src = meta.dst.map(|d| PktInfo {
-                        addr: d.addr,
-                        ifindex: d.ifindex,
-                    });
-                    if let Err(e) = self.tx.push(reply, meta.source, src) {
-                        tracing::debug!("queueing a reply failed: {e}");
-                    }
+                    let _ =
+                        server.handle_control(&request, data, &snapshot.control, &mut |fragment| {
+                            queue(tx, socket, fragment, meta.source, src);
+                        });
+                    continue;
+                }
+                let action = server.handle(&request, data, &snapshot.system, reply, || {
+                    snapshot.mapping.map(kernel_now())
+                });
+                if let Action::Reply(len) = action
+                    && let Some(bytes) = reply.get(..len)
+                {
+                    queue(tx, socket, bytes, meta.source, src);
                 }
             }
-            if !self.tx.is_empty()
-                && let Err(e) = self.tx.send(&self.socket)
-            {
-                // A full socket buffer or an unreachable client loses replies, not the server.
-                tracing::debug!("sending replies failed: {e}");
-            }
+            flush(tx, socket);
         }
+    }
+}
+
+/// Queues a datagram, sending the batch first if it is full.
+fn queue(
+    tx: &mut SendBatch,
+    socket: &UdpSocket,
+    payload: &[u8],
+    dst: SocketAddr,
+    src: Option<PktInfo>,
+) {
+    if tx.is_full() {
+        flush(tx, socket);
+    }
+    if let Err(e) = tx.push(payload, dst, src) {
+        tracing::debug!("queueing a reply failed: {e}");
+    }
+}
+
+/// Sends the queued replies. A full socket buffer or an unreachable client loses replies, not
+/// the server.
+fn flush(tx: &mut SendBatch, socket: &UdpSocket) {
+    if !tx.is_empty()
+        && let Err(e) = tx.send(socket)
+    {
+        tracing::debug!("sending replies failed: {e}");
     }
 }

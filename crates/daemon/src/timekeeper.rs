@@ -2,6 +2,7 @@
 //! associations and publish what the server claims — the system peer's time one stratum down,
 //! or the local-clock/orphan fallback, or "unsynchronised".
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sundial_proto::fallback::Fallback;
@@ -14,18 +15,11 @@ use crate::associations::Associations;
 use crate::clock::kernel_now;
 use crate::config::Config;
 use crate::publish::{Publisher, Snapshot};
+use crate::status::{self, Serving, SystemView};
 
 /// With upstream servers configured, how long the local clock waits before standing in for
 /// them at start-up, so clients are not served an undisciplined clock during the first polls.
 const LOCAL_CLOCK_GRACE: Duration = Duration::from_secs(60);
-
-/// What is being served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Serving {
-    Unsynchronized,
-    Fallback,
-    Peer(u16),
-}
 
 /// The system process.
 #[derive(Debug)]
@@ -41,6 +35,12 @@ pub struct Timekeeper {
     upstream_configured: bool,
     serving: Serving,
     tallies: String,
+    /// Association id of the local clock driver's row in ntpq, if one is configured.
+    local_clock_id: Option<u16>,
+    mintc: i8,
+    /// Combined offset and jitter of the last selection, seconds.
+    last_offset: f64,
+    last_jitter: f64,
 }
 
 impl Timekeeper {
@@ -50,7 +50,10 @@ impl Timekeeper {
         fallback: Fallback,
         upstream_configured: bool,
         precision: Log2Seconds,
+        associations: &mut Associations,
     ) -> Self {
+        let local_clock_id =
+            matches!(fallback, Fallback::LocalClock { .. }).then(|| associations.reserve_id());
         let minpoll = config
             .associations
             .iter()
@@ -79,6 +82,10 @@ impl Timekeeper {
             upstream_configured,
             serving: Serving::Unsynchronized,
             tallies: String::new(),
+            local_clock_id,
+            mintc: minpoll,
+            last_offset: 0.0,
+            last_jitter: 0.0,
         }
     }
 
@@ -142,9 +149,35 @@ impl Timekeeper {
                 .map(|(_, h, a, s)| (h.as_str(), *a, s.info.stratum)),
             associations,
         );
+        if serving != Serving::Fallback {
+            self.last_offset = selection.offset;
+            self.last_jitter = selection.jitter;
+        }
+        let view = SystemView {
+            state: &system,
+            now: now_ts,
+            serving,
+            fallback: &self.fallback,
+            local_clock_id: self.local_clock_id,
+            tc: self.poll.poll(),
+            mintc: self.mintc,
+            offset: if serving == Serving::Fallback {
+                0.0
+            } else {
+                self.last_offset
+            },
+            jitter: if serving == Serving::Fallback {
+                0.0
+            } else {
+                self.last_jitter
+            },
+            frequency: 0.0,
+        };
+        let control = Arc::new(status::snapshot(associations, &view));
         publisher.publish(Snapshot {
             system,
             mapping: current.mapping,
+            control,
         });
     }
 

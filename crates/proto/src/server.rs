@@ -11,8 +11,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::access::{AccessTable, RestrictFlags};
-use crate::packet::{HEADER_LEN, Mode, NtpHeader, Packet, ParseError};
-use crate::packet::{Leap, ReferenceId};
+use crate::control::{ControlAccess, ControlOutcome, ControlSnapshot, respond};
+use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ParseError, ReferenceId};
 use crate::ratelimit::{RateLimiter, Verdict};
 use crate::system::SystemState;
 use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
@@ -69,7 +69,8 @@ pub enum DropReason {
     BadVersion,
     /// A mode the server does not answer: 0 (except NTPv1), 2, 4 or 5.
     UnexpectedMode,
-    /// Mode 6 (ntpq) while no control responder handles it.
+    /// Mode 6 (ntpq) that the control responder ignored (malformed framing), or that no
+    /// control responder handles.
     ControlMode,
     /// Mode 7 (ntpdc), never answered.
     PrivateMode,
@@ -87,13 +88,17 @@ pub enum DropReason {
     RestrictedVersion,
     /// Sent to a local address excluded by `interface ignore|drop`.
     InterfaceIgnored,
-    /// Over the `restrict … limited` rate (a RATE kiss may have been due but was itself limited).
+    /// Over the `restrict … limited` rate (a RATE kiss may have been due but was itself limited),
+    /// or over the always-on mode 6 budget.
     RateLimited,
+    /// Mode 6 from a source that may not query (`noquery`, or not loopback without a
+    /// `restrict default` line).
+    ControlRefused,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::TooShort,
         Self::BadVersion,
         Self::UnexpectedMode,
@@ -107,6 +112,7 @@ impl DropReason {
         Self::RestrictedVersion,
         Self::InterfaceIgnored,
         Self::RateLimited,
+        Self::ControlRefused,
     ];
 
     /// A stable short name for logs and statistics.
@@ -125,6 +131,7 @@ impl DropReason {
             Self::RestrictedVersion => "restricted-version",
             Self::InterfaceIgnored => "interface-ignored",
             Self::RateLimited => "rate-limited",
+            Self::ControlRefused => "control-refused",
         }
     }
 
@@ -143,6 +150,7 @@ impl DropReason {
             Self::RestrictedVersion => 10,
             Self::InterfaceIgnored => 11,
             Self::RateLimited => 12,
+            Self::ControlRefused => 13,
         }
     }
 }
@@ -294,6 +302,55 @@ impl Server {
         self.counters.count_received();
         self.counters.count_drop(reason);
         Action::Drop(reason)
+    }
+
+    /// Handles one mode 6 (ntpq) request: checks that the source may query at all (see
+    /// [`AccessTable::control_allowed`]) and is within its mode 6 budget, then lets the control
+    /// responder answer from `snapshot`, emitting each reply fragment through `emit`. Returns
+    /// [`Action::Reply`] with the total octets sent, or the counted drop.
+    pub fn handle_control(
+        &self,
+        meta: &RequestMeta,
+        request: &[u8],
+        snapshot: &ControlSnapshot,
+        emit: &mut dyn FnMut(&[u8]),
+    ) -> Action {
+        self.counters.count_received();
+        let drop = |reason| {
+            self.counters.count_drop(reason);
+            Action::Drop(reason)
+        };
+        if meta.truncated {
+            return drop(DropReason::Oversized);
+        }
+        if meta.source.port() == 0 {
+            return drop(DropReason::SourcePortZero);
+        }
+        let flags = self.access.lookup(&meta.source).flags;
+        if flags.contains(RestrictFlags::IGNORE) {
+            return drop(DropReason::RestrictedIgnore);
+        }
+        if !self.access.control_allowed(&meta.source) {
+            return drop(DropReason::ControlRefused);
+        }
+        if let Some(limiter) = &self.limiter
+            && !limiter.check_control(meta.source.ip(), meta.monotonic)
+        {
+            return drop(DropReason::RateLimited);
+        }
+        match respond(
+            request,
+            ControlAccess::from_restrict(flags),
+            snapshot,
+            meta.receive_time,
+            emit,
+        ) {
+            ControlOutcome::Answered(answer) => {
+                self.counters.count_replied();
+                Action::Reply(answer.octets)
+            }
+            ControlOutcome::Ignored(_) => drop(DropReason::ControlMode),
+        }
     }
 
     /// Handles one datagram. `out` should be at least [`HEADER_LEN`] + 4 octets; the reply is
@@ -756,6 +813,60 @@ mod tests {
                 Action::Reply(48)
             ));
         }
+    }
+
+    #[test]
+    fn mode_6_is_answered_for_loopback_and_refused_elsewhere_without_restrict_lines() {
+        use crate::control::ControlSnapshot;
+        // READSTAT, association 0, as Debian's ntpq sends it.
+        let readstat = [0xd6, 0x01, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
+        let server = Server::default();
+        let snapshot = ControlSnapshot::default();
+        let mut local = meta();
+        local.source = "[::1]:40000".parse().unwrap();
+        let mut frags = Vec::new();
+        let action = server.handle_control(&local, &readstat, &snapshot, &mut |f| {
+            frags.push(f.to_vec())
+        });
+        assert!(matches!(action, Action::Reply(_)), "{action:?}");
+        assert_eq!(frags.len(), 1);
+        assert_eq!(frags[0][1], 0x81, "response bit and opcode");
+        let mut remote_frags = 0;
+        let action =
+            server.handle_control(&meta(), &readstat, &snapshot, &mut |_| remote_frags += 1);
+        assert_eq!(action, Action::Drop(DropReason::ControlRefused));
+        assert_eq!(remote_frags, 0);
+
+        let mut table = AccessTable::new();
+        table.add_default(true, true, RestrictFlags::NOQUERY);
+        table.add(RestrictEntry::host(
+            "192.0.2.7".parse().unwrap(),
+            RestrictFlags::NOMODIFY,
+        ));
+        let server = Server::new(table);
+        let action = server.handle_control(&meta(), &readstat, &snapshot, &mut |_| {});
+        assert!(
+            matches!(action, Action::Reply(_)),
+            "an explicit entry without noquery may read"
+        );
+    }
+
+    #[test]
+    fn mode_6_writes_are_refused_with_a_permission_error() {
+        use crate::control::ControlSnapshot;
+        // WRITEVAR (opcode 3) of "leap=0" from loopback.
+        let mut req = vec![0x16, 0x03, 0x00, 0x07, 0, 0, 0, 0, 0, 0, 0, 6];
+        req.extend_from_slice(b"leap=0\0\0");
+        let server = Server::default();
+        let mut local = meta();
+        local.source = "127.0.0.1:40000".parse().unwrap();
+        let mut frags = Vec::new();
+        let _ = server.handle_control(&local, &req, &ControlSnapshot::default(), &mut |f| {
+            frags.push(f.to_vec())
+        });
+        assert_eq!(frags.len(), 1);
+        assert_eq!(frags[0][1] & 0x40, 0x40, "error bit");
+        assert_eq!(frags[0][4], 1, "PERMISSION");
     }
 
     proptest! {
