@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use sundial_proto::server::{CounterSnapshot, DropReason, Server};
+use sundial_proto::server::{CounterSnapshot, DropReason, Server, ServerCounters};
 use sundial_proto::system::SystemState;
 use sundial_proto::time::{MonoTime, NtpDuration};
 use sundial_sys::signals::SignalPipe;
@@ -26,6 +26,7 @@ use crate::associations::{Associations, TOKEN_BASE};
 use crate::cli::NtpdArgs;
 use crate::clock::{ClockSpec, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
+use crate::interfaces::InterfaceFilter;
 use crate::logging::{self, Destination};
 use crate::publish::{Publisher, Snapshot};
 use crate::random::Random;
@@ -211,7 +212,8 @@ fn serve(
         .map_err(|e| StartError::Io("cannot poll signals", e))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut handles: Vec<(JoinHandle<CounterSnapshot>, Arc<Waker>)> = Vec::new();
+    let mut handles: Vec<(JoinHandle<()>, Arc<Waker>)> = Vec::new();
+    let mut counters: Vec<Arc<ServerCounters>> = Vec::new();
     let mut local: Option<(Server, Vec<ServeSocket>)> = None;
     if workers == 1 {
         let sockets: Vec<ServeSocket> = socket_sets
@@ -229,10 +231,14 @@ fn serve(
                 )
                 .map_err(|e| StartError::Io("cannot poll server socket", e))?;
         }
-        local = Some((runtime.server(0), sockets));
+        let server = runtime.server(0);
+        counters.push(server.counters_handle());
+        local = Some((server, sockets));
     } else {
         for (n, set) in socket_sets.into_iter().enumerate() {
-            let handle = spawn_worker(n, set, &runtime, &publisher, &stop, started)
+            let server = runtime.server(n);
+            counters.push(server.counters_handle());
+            let handle = spawn_worker(n, set, server, &runtime.filter, &publisher, &stop, started)
                 .map_err(|e| StartError::Io("cannot start server thread", e))?;
             handles.push(handle);
         }
@@ -337,21 +343,17 @@ fn serve(
         if sampled {
             timekeeper.update(&mut associations, &publisher, true);
         }
+        timekeeper.set_counters(sum(&counters));
     }
 
     stop.store(true, Ordering::Release);
-    let mut totals = CounterSnapshot::default();
-    if let Some((server, _)) = &local {
-        totals.accumulate(&server.counters().snapshot());
-    }
     for (handle, waker) in handles {
         let _ = waker.wake();
-        match handle.join() {
-            Ok(counts) => totals.accumulate(&counts),
-            Err(_) => tracing::error!("a server thread failed"),
+        if handle.join().is_err() {
+            tracing::error!("a server thread failed");
         }
     }
-    log_counters(&totals);
+    log_counters(&sum(&counters));
     associations.log_counters();
     Ok(())
 }
@@ -364,11 +366,12 @@ fn mono(started: Instant) -> MonoTime {
 fn spawn_worker(
     n: usize,
     sockets: Vec<std::net::UdpSocket>,
-    runtime: &setup::Runtime,
+    server: Server,
+    filter: &InterfaceFilter,
     publisher: &Arc<Publisher>,
     stop: &Arc<AtomicBool>,
     origin: Instant,
-) -> io::Result<(JoinHandle<CounterSnapshot>, Arc<Waker>)> {
+) -> io::Result<(JoinHandle<()>, Arc<Waker>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE_TOKEN)?);
     let mut sockets: Vec<ServeSocket> = sockets
@@ -382,8 +385,7 @@ fn spawn_worker(
             Interest::READABLE,
         )?;
     }
-    let server = runtime.server(n);
-    let filter = runtime.filter.clone();
+    let filter = filter.clone();
     let mut reader = publisher.reader();
     let stop = Arc::clone(stop);
     let handle = std::thread::Builder::new()
@@ -408,7 +410,6 @@ fn spawn_worker(
                     }
                 }
             }
-            server.counters().snapshot()
         })?;
     Ok((handle, waker))
 }
@@ -476,6 +477,15 @@ fn write_pidfile(path: &Path) -> io::Result<()> {
     writeln!(f, "{}", std::process::id())?;
     f.sync_all()?;
     fs::rename(&tmp, path)
+}
+
+/// The counters of every server thread, added up.
+fn sum(counters: &[Arc<ServerCounters>]) -> CounterSnapshot {
+    let mut total = CounterSnapshot::default();
+    for c in counters {
+        total.accumulate(&c.snapshot());
+    }
+    total
 }
 
 fn log_counters(c: &CounterSnapshot) {

@@ -10,6 +10,7 @@ use sundial_proto::control::{
 use sundial_proto::fallback::Fallback;
 use sundial_proto::packet::{Leap, Mode, ReferenceId};
 use sundial_proto::select::Tally;
+use sundial_proto::server::CounterSnapshot;
 use sundial_proto::system::SystemState;
 use sundial_proto::time::{NtpDuration, NtpTimestamp};
 
@@ -46,6 +47,10 @@ pub struct SystemView<'a> {
     pub jitter: f64,
     /// Frequency correction, ppm.
     pub frequency: f64,
+    /// Server counters summed over all threads (for `ntpq -c sysstats`).
+    pub counters: CounterSnapshot,
+    /// Time since start-up.
+    pub uptime: std::time::Duration,
 }
 
 /// Whose time is being served.

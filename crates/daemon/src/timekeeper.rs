@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use sundial_proto::fallback::Fallback;
 use sundial_proto::select::{SelectParams, Tally};
+use sundial_proto::server::CounterSnapshot;
 use sundial_proto::sync::{PollAdapter, SystemPeer, follow, leap_majority};
 use sundial_proto::system::SystemState;
 use sundial_proto::time::Log2Seconds;
@@ -41,6 +42,8 @@ pub struct Timekeeper {
     /// Combined offset and jitter of the last selection, seconds.
     last_offset: f64,
     last_jitter: f64,
+    /// Server counters summed over all threads, as of the last main-loop turn.
+    counters: CounterSnapshot,
 }
 
 impl Timekeeper {
@@ -86,7 +89,13 @@ impl Timekeeper {
             mintc: minpoll,
             last_offset: 0.0,
             last_jitter: 0.0,
+            counters: CounterSnapshot::default(),
         }
+    }
+
+    /// Records the server counters for the next published snapshot.
+    pub fn set_counters(&mut self, counters: CounterSnapshot) {
+        self.counters = counters;
     }
 
     /// The local clock's precision in seconds.
@@ -172,6 +181,8 @@ impl Timekeeper {
                 self.last_jitter
             },
             frequency: 0.0,
+            counters: self.counters,
+            uptime: self.started.elapsed(),
         };
         let control = Arc::new(status::snapshot(associations, &view));
         publisher.publish(Snapshot {

@@ -264,7 +264,7 @@ impl CounterSnapshot {
 #[derive(Debug, Default)]
 pub struct Server {
     access: AccessTable,
-    counters: ServerCounters,
+    counters: Arc<ServerCounters>,
     limiter: Option<Arc<RateLimiter>>,
     /// xorshift state for the rate limiter's random leak (one writer: this server's thread).
     random: AtomicU64,
@@ -275,7 +275,7 @@ impl Server {
     pub fn new(access: AccessTable) -> Self {
         Self {
             access,
-            counters: ServerCounters::default(),
+            counters: Arc::default(),
             limiter: None,
             random: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
         }
@@ -294,6 +294,12 @@ impl Server {
     /// The counters this server updates.
     pub fn counters(&self) -> &ServerCounters {
         &self.counters
+    }
+
+    /// A handle on the counters for another thread (the main loop sums every server thread's
+    /// counters for ntpq and the shutdown log).
+    pub fn counters_handle(&self) -> Arc<ServerCounters> {
+        Arc::clone(&self.counters)
     }
 
     /// Counts a datagram the caller dropped before handing it over (for example because of
