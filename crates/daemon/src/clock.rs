@@ -8,7 +8,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use sundial_proto::clock::Clock;
+use sundial_proto::packet::Leap;
 use sundial_proto::time::{Log2Seconds, NtpDuration, NtpTimestamp, UnixTime};
+use sundial_sys::clock::KernelLeap;
 
 /// Which clock ntpd disciplines (`--clock`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,9 +130,136 @@ impl TimeMapping {
         NtpTimestamp::from_unix(kernel) + self.offset_at(kernel)
     }
 
+    /// The frequency of served time relative to kernel time, ppm.
+    pub fn freq_ppm(&self) -> f64 {
+        self.freq_ppm
+    }
+
     /// The served Unix time for a kernel time.
     pub fn map_unix(&self, kernel: UnixTime) -> UnixTime {
         kernel.add_duration(self.offset_at(kernel))
+    }
+}
+
+/// The clock the discipline steers, behind the core's [`Clock`] trait.
+///
+/// * `system`: the kernel clock — steps with clock_settime/ADJ_SETOFFSET, rate corrections
+///   with the tick length and ADJ_FREQUENCY, status and error estimates for other programs.
+/// * `simulated`: the in-process mapping from kernel time (see [`TimeMapping`]); steering it
+///   changes only the mapping, which the main loop republishes for the server threads.
+///
+/// `none` has no steerable clock: the daemon never creates one and never runs the discipline.
+#[derive(Debug)]
+pub struct SteeredClock {
+    kind: SteeredKind,
+    mapping: TimeMapping,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SteeredKind {
+    System,
+    /// The simulated clock's own frequency error, ppm, on top of which corrections apply.
+    Simulated {
+        natural_ppm: f64,
+    },
+}
+
+impl SteeredClock {
+    /// The steerable clock for `spec`, or `None` for `--clock none`.
+    pub fn new(spec: ClockSpec, mapping: TimeMapping) -> Option<Self> {
+        let kind = match spec {
+            ClockSpec::None => return None,
+            ClockSpec::System => SteeredKind::System,
+            ClockSpec::Simulated { freq_ppm, .. } => SteeredKind::Simulated {
+                natural_ppm: freq_ppm,
+            },
+        };
+        Some(Self { kind, mapping })
+    }
+
+    /// How served time follows kernel time now.
+    pub fn mapping(&self) -> TimeMapping {
+        self.mapping
+    }
+
+    /// The rate correction the clock has before the discipline touches it (the kernel keeps
+    /// its frequency across daemon restarts), ppm.
+    pub fn initial_frequency_ppm(&self) -> f64 {
+        match self.kind {
+            SteeredKind::System => {
+                sundial_sys::clock::read_timex().map_or(0.0, |k| k.frequency_ppm)
+            }
+            SteeredKind::Simulated { .. } => 0.0,
+        }
+    }
+}
+
+impl Clock for SteeredClock {
+    type Error = std::io::Error;
+
+    fn now(&self) -> NtpTimestamp {
+        self.mapping.map(kernel_now())
+    }
+
+    fn step(&mut self, by: NtpDuration) -> Result<NtpTimestamp, Self::Error> {
+        match self.kind {
+            SteeredKind::System => {
+                let nanos = i64::try_from(by.as_nanos()).unwrap_or(if by.is_negative() {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                });
+                sundial_sys::clock::step(nanos)?;
+            }
+            SteeredKind::Simulated { .. } => {
+                let kernel = kernel_now();
+                self.mapping = TimeMapping::new(
+                    kernel,
+                    self.mapping.offset_at(kernel) + by,
+                    self.mapping.freq_ppm(),
+                );
+            }
+        }
+        Ok(self.now())
+    }
+
+    fn set_frequency(&mut self, ppm: f64) -> Result<NtpTimestamp, Self::Error> {
+        match self.kind {
+            SteeredKind::System => sundial_sys::clock::set_frequency_wide(ppm)?,
+            SteeredKind::Simulated { natural_ppm } => {
+                let kernel = kernel_now();
+                self.mapping =
+                    TimeMapping::new(kernel, self.mapping.offset_at(kernel), natural_ppm + ppm);
+            }
+        }
+        Ok(self.now())
+    }
+
+    fn set_status(
+        &mut self,
+        leap: Leap,
+        est_error: NtpDuration,
+        max_error: NtpDuration,
+    ) -> Result<(), Self::Error> {
+        match self.kind {
+            SteeredKind::System => {
+                let us = |d: NtpDuration| i64::try_from(d.as_nanos() / 1000).unwrap_or(i64::MAX);
+                let kernel_leap = match leap {
+                    Leap::AddSecond => KernelLeap::Insert,
+                    Leap::DeleteSecond => KernelLeap::Delete,
+                    _ => KernelLeap::None,
+                };
+                sundial_sys::clock::set_status(
+                    kernel_leap,
+                    leap == Leap::Unsynchronized,
+                    us(est_error),
+                    us(max_error),
+                )
+            }
+            // The simulated clock has no other readers; a leap second would be applied by the
+            // discipline's step at midnight if it ever mattered to a test.
+            SteeredKind::Simulated { .. } => Ok(()),
+        }
     }
 }
 

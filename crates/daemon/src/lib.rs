@@ -9,6 +9,7 @@ pub mod associations;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod driftfile;
 pub mod interfaces;
 pub mod logging;
 pub mod ntpd;

@@ -193,6 +193,45 @@ pub fn set_frequency(ppm: f64) -> io::Result<()> {
     adjust(&mut tx).map(drop)
 }
 
+/// Sets the clock's rate correction in ppm over a range wider than the kernel's ±500 ppm
+/// frequency offset: the whole-microsecond part goes into the tick length (`ADJ_TICK`, which
+/// the kernel accepts within ±10 % of nominal) and the rest into `ADJ_FREQUENCY`, as chrony
+/// does. A discipline slews phase with temporary rate corrections of several percent this way.
+/// Positive values make the clock run faster.
+pub fn set_frequency_wide(ppm: f64) -> io::Result<()> {
+    if !ppm.is_finite() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frequency is not finite",
+        ));
+    }
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { widen(hz) } else { 100 };
+    let nominal = 1_000_000 / hz;
+    // One microsecond of tick length is this many ppm of rate.
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a tick is a few thousand microseconds"
+    )]
+    let ppm_per_tick_us = 1e6 / nominal as f64;
+    let max_delta = nominal / 10;
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "rounded and clamped to ±10 % of a tick"
+    )]
+    let delta = ((ppm / ppm_per_tick_us).round() as i64).clamp(-max_delta, max_delta);
+    #[expect(clippy::cast_precision_loss, reason = "delta is small")]
+    let rest = (ppm - delta as f64 * ppm_per_tick_us).clamp(-MAX_FREQUENCY_PPM, MAX_FREQUENCY_PPM);
+    let mut tx = empty_timex();
+    tx.modes = libc::ADJ_TICK | libc::ADJ_FREQUENCY;
+    tx.tick = libc::c_long::try_from(nominal + delta)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "tick out of range"))?;
+    // The clamp keeps the product within ±32 768 000, which fits every `c_long`.
+    tx.freq = (rest * FREQ_SCALE).round() as libc::c_long;
+    adjust(&mut tx).map(drop)
+}
+
 /// Steps the clock by `by_nanos` at once (`ADJ_SETOFFSET | ADJ_NANO`), falling back to
 /// `clock_settime` where the kernel or a simulator rejects `ADJ_SETOFFSET` as invalid.
 pub fn step(by_nanos: i64) -> io::Result<()> {
@@ -446,6 +485,7 @@ mod tests {
         let now = read_timex().expect("read-only clock_adjtime needs no privilege");
         let results = [
             ("set_frequency", set_frequency(now.frequency_ppm)),
+            ("set_frequency_wide", set_frequency_wide(now.frequency_ppm)),
             ("step", step(0)),
             ("set_offset_pll", set_offset_pll(0)),
             (

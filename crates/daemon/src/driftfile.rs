@@ -1,0 +1,214 @@
+//! The drift file (`driftfile FILE`): the clock's frequency correction in ppm, one number,
+//! kept across restarts so the clock is right from the first minute.
+//!
+//! It is read once at start-up; a missing or unreadable file is a warning and a start from
+//! 0 ppm. It is written through a temporary file in the same directory, flushed to disk and
+//! renamed over the old one, so a crash at any moment leaves either the old file or the new
+//! one — never a truncated file. ntpd's cadence is kept: checked hourly, written only when the
+//! frequency moved by more than the wander threshold (which halves every hour nothing is
+//! written, so a quiet system still records slow drifts), and once more at clean shutdown.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often the file is considered for rewriting (ntpd: hourly).
+const CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Frequencies beyond this are not believed (ntpd clamps to `NTP_MAXFREQ`, 500 ppm).
+const MAX_PPM: f64 = 500.0;
+
+/// Why a drift file could not be used.
+#[derive(Debug)]
+pub enum DriftError {
+    /// It could not be read (other than not existing).
+    Read(PathBuf, io::Error),
+    /// Its content is not a number of ppm within ±500.
+    Corrupt(PathBuf, String),
+}
+
+impl fmt::Display for DriftError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read(p, e) => write!(f, "cannot read drift file {}: {e}", p.display()),
+            Self::Corrupt(p, text) => {
+                write!(
+                    f,
+                    "drift file {} does not hold a frequency in ppm: {text:?}",
+                    p.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for DriftError {}
+
+/// Reads the frequency; `Ok(None)` if the file does not exist yet.
+pub fn read(path: &Path) -> Result<Option<f64>, DriftError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(DriftError::Read(path.to_owned(), e)),
+    };
+    let word = text.split_whitespace().next().unwrap_or_default();
+    match word.parse::<f64>() {
+        Ok(ppm) if ppm.is_finite() && ppm.abs() <= MAX_PPM => Ok(Some(ppm)),
+        _ => Err(DriftError::Corrupt(
+            path.to_owned(),
+            text.chars().take(40).collect(),
+        )),
+    }
+}
+
+/// Writes `ppm` atomically: temporary file, fsync, rename, fsync of the directory.
+pub fn write(path: &Path, ppm: f64) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        // ntpd's classic format: three decimals, newline.
+        writeln!(f, "{ppm:.3}")?;
+        f.sync_all()?;
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // Make the rename itself durable.
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
+/// When to write the drift file.
+#[derive(Debug)]
+pub struct DriftWriter {
+    path: PathBuf,
+    threshold_ppm: f64,
+    wander_ppm: f64,
+    last_written: Option<f64>,
+    next_check: Instant,
+}
+
+impl DriftWriter {
+    /// A writer for `path`; `wander_ppm` is the rewrite threshold (`driftfile FILE WANDER`,
+    /// default 0.1 ppm); `current` is what the file holds now, if anything.
+    pub fn new(path: PathBuf, wander_ppm: f64, current: Option<f64>, now: Instant) -> Self {
+        Self {
+            path,
+            threshold_ppm: wander_ppm,
+            wander_ppm,
+            last_written: current,
+            next_check: now + CHECK_INTERVAL,
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The hourly check: writes `ppm` if it moved by more than the current threshold since the
+    /// last write (or nothing was ever written), otherwise halves the threshold.
+    pub fn tick(&mut self, ppm: f64, now: Instant) {
+        if now < self.next_check {
+            return;
+        }
+        self.next_check = now + CHECK_INTERVAL;
+        let moved = self
+            .last_written
+            .is_none_or(|w| (ppm - w).abs() >= self.wander_ppm);
+        if moved {
+            self.save(ppm);
+            self.wander_ppm = self.threshold_ppm;
+        } else {
+            self.wander_ppm /= 2.0;
+        }
+    }
+
+    /// Writes `ppm` now (clean shutdown).
+    pub fn save(&mut self, ppm: f64) {
+        match write(&self.path, ppm) {
+            Ok(()) => {
+                self.last_written = Some(ppm);
+                tracing::debug!("drift file {} written: {ppm:.3} ppm", self.path.display());
+            }
+            Err(e) => tracing::warn!("cannot write drift file {}: {e}", self.path.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sundial-drift-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn missing_file_is_none_and_corrupt_file_is_an_error() {
+        let d = dir("read");
+        assert!(read(&d.join("ntp.drift")).unwrap().is_none());
+        fs::write(d.join("bad"), "garbage\n").unwrap();
+        assert!(matches!(read(&d.join("bad")), Err(DriftError::Corrupt(..))));
+        fs::write(d.join("huge"), "9000\n").unwrap();
+        assert!(matches!(
+            read(&d.join("huge")),
+            Err(DriftError::Corrupt(..))
+        ));
+        fs::write(d.join("ntpsec"), "-12.345678\n").unwrap();
+        assert!((read(&d.join("ntpsec")).unwrap().unwrap() + 12.345_678).abs() < 1e-9);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn writes_are_atomic_and_classic_formatted() {
+        let d = dir("write");
+        let p = d.join("ntp.drift");
+        write(&p, 31.4159).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "31.416\n");
+        write(&p, -2.0).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "-2.000\n");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn hourly_check_writes_only_meaningful_changes_and_halves_the_threshold() {
+        let d = dir("cadence");
+        let p = d.join("ntp.drift");
+        let t0 = Instant::now();
+        let mut w = DriftWriter::new(p.clone(), 0.1, None, t0);
+        w.tick(10.0, t0 + Duration::from_secs(60));
+        assert!(!p.exists(), "at most hourly");
+        w.tick(10.0, t0 + CHECK_INTERVAL);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "10.000\n");
+        w.tick(10.06, t0 + CHECK_INTERVAL * 2);
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "10.000\n",
+            "0.06 ppm is below 0.1"
+        );
+        // The threshold halved to 0.05 ppm, so the same change is written an hour later.
+        w.tick(10.06, t0 + CHECK_INTERVAL * 3);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "10.060\n");
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
