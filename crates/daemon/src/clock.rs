@@ -204,11 +204,8 @@ impl Clock for SteeredClock {
     fn step(&mut self, by: NtpDuration) -> Result<NtpTimestamp, Self::Error> {
         match self.kind {
             SteeredKind::System => {
-                let nanos = i64::try_from(by.as_nanos()).unwrap_or(if by.is_negative() {
-                    i64::MIN
-                } else {
-                    i64::MAX
-                });
+                let nanos = i64::try_from(by.as_nanos())
+                    .unwrap_or_else(|_| if by.is_negative() { i64::MIN } else { i64::MAX });
                 sundial_sys::clock::step(nanos)?;
             }
             SteeredKind::Simulated { .. } => {
