@@ -39,3 +39,11 @@ fn server_corpus_never_gets_a_longer_reply() {
         sundial_proto::fuzzing::server(&data);
     }
 }
+
+#[test]
+fn control_corpus_frames_every_reply() {
+    for (path, data) in corpus("control_respond") {
+        println!("{}", path.display());
+        sundial_proto::control::fuzz_respond(&data);
+    }
+}
