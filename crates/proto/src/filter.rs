@@ -5,6 +5,14 @@
 //! delay, so the sample with the lowest delay is the most trustworthy. The filter keeps eight
 //! stages, picks the lowest-delay one, and only reports it if it is newer than the one reported
 //! before (a sample is used at most once).
+//!
+//! sundial departs from RFC 5905 in three places (docs/algorithm.md §2): stages that hold no
+//! sample — never written, or an unanswered poll — do not count at MAXDISP in the peer
+//! dispersion, so a source is selectable after its first sample instead of its fourth and stays
+//! selectable through heavy loss; samples older than the Allan intercept sort last, as in ntpd;
+//! and stored offsets follow the clock corrections the discipline makes
+//! ([`ClockFilter::apply_clock_correction`]), so they describe the clock as it is now rather than
+//! as it was when they were measured.
 
 use crate::time::NtpTimestamp;
 
@@ -16,6 +24,12 @@ pub const MAX_DISPERSION: f64 = 16.0;
 
 /// Dispersion growth rate (RFC 5905 PHI), seconds per second.
 pub const PHI: f64 = 15e-6;
+
+/// Age beyond which a stage sorts after every younger one whatever its delay (ntpd's Allan
+/// intercept, `CLOCK_ALLAN` 2^11 s): an old sample's offset has gone stale with the clock's
+/// wander, so a younger one with a longer delay is the better estimate. This is ntpd's rule,
+/// not RFC 5905's, and it keeps the peer dispersion from growing with old stages at long polls.
+pub const ALLAN_INTERCEPT_S: f64 = 2048.0;
 
 /// One measurement from an on-wire exchange.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,10 +59,27 @@ pub struct Estimate {
     pub time: NtpTimestamp,
 }
 
+/// What a stage of the shift register holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Never written since the filter was created or reset: carries no information at all.
+    Empty,
+    /// A poll that went unanswered (three in a row): weighs in at MAXDISP.
+    Gap,
+    /// A measurement.
+    Sample,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Stage {
     sample: Sample,
-    valid: bool,
+    kind: Kind,
+}
+
+impl Stage {
+    fn is_sample(&self) -> bool {
+        self.kind == Kind::Sample
+    }
 }
 
 /// The eight-stage shift register of one source.
@@ -79,7 +110,7 @@ impl ClockFilter {
                 dispersion: MAX_DISPERSION,
                 time: NtpTimestamp::ZERO,
             },
-            valid: false,
+            kind: Kind::Empty,
         };
         Self {
             stages: [empty; STAGES],
@@ -101,7 +132,7 @@ impl ClockFilter {
         for (i, o) in out.iter_mut().enumerate() {
             let idx = (self.newest + STAGES - i) % STAGES;
             if let Some(stage) = self.stages.get(idx)
-                && stage.valid
+                && stage.is_sample()
             {
                 *o = (
                     stage.sample.delay,
@@ -125,7 +156,7 @@ impl ClockFilter {
     pub fn add(&mut self, sample: Sample, precision: f64) -> Option<Estimate> {
         self.push(Stage {
             sample,
-            valid: true,
+            kind: Kind::Sample,
         });
         self.evaluate(sample.time, precision)
     }
@@ -140,8 +171,40 @@ impl ClockFilter {
                 dispersion: MAX_DISPERSION,
                 time: now,
             },
-            valid: false,
+            kind: Kind::Gap,
         });
+    }
+
+    /// Moves every stored offset to account for a correction of the local clock by `phase`
+    /// seconds (positive: the clock was moved forward, so the servers now look less far ahead).
+    ///
+    /// The discipline reports each phase correction it commits; shifting the stored samples
+    /// keeps selection from comparing offsets measured before a large slew with offsets
+    /// measured after it (chrony slews its sample registers the same way).
+    pub fn apply_clock_correction(&mut self, phase: f64) {
+        if !phase.is_finite() {
+            return;
+        }
+        for stage in self.stages.iter_mut().filter(|s| s.is_sample()) {
+            stage.sample.offset -= phase;
+        }
+        if let Some(e) = self.latest.as_mut() {
+            e.offset -= phase;
+        }
+    }
+
+    /// The delays of the stored samples, in no particular order.
+    pub fn sample_delays(&self) -> impl Iterator<Item = f64> + '_ {
+        self.stages
+            .iter()
+            .filter(|s| s.is_sample())
+            .map(|s| s.sample.delay)
+    }
+
+    /// The lowest delay among the stored samples: the best available estimate of the path's
+    /// delay without queueing, against which the discipline judges each new sample.
+    pub fn min_delay(&self) -> Option<f64> {
+        self.sample_delays().min_by(f64::total_cmp)
     }
 
     fn push(&mut self, stage: Stage) {
@@ -152,15 +215,22 @@ impl ClockFilter {
     }
 
     fn evaluate(&mut self, now: NtpTimestamp, precision: f64) -> Option<Estimate> {
-        // Valid stages sorted by delay; ties keep the newer sample first.
+        // Valid stages sorted by delay, those older than the Allan intercept last; ties keep the
+        // newer sample first.
         let mut order: [(f64, usize); STAGES] = [(f64::INFINITY, 0); STAGES];
         let mut n = 0;
         for age in 0..STAGES {
             let idx = (self.newest + STAGES - age) % STAGES;
             if let (Some(stage), Some(slot)) = (self.stages.get(idx), order.get_mut(n))
-                && stage.valid
+                && stage.is_sample()
             {
-                *slot = (stage.sample.delay, idx);
+                let age = (now - stage.sample.time).to_seconds_f64();
+                let stale = if age > ALLAN_INTERCEPT_S {
+                    MAX_DISPERSION
+                } else {
+                    0.0
+                };
+                *slot = (stale + stage.sample.delay, idx);
                 n += 1;
             }
         }
@@ -169,19 +239,21 @@ impl ClockFilter {
         let &(_, best_idx) = sorted.first()?;
         let best = self.stages.get(best_idx)?.sample;
 
-        // ε = Σ εᵢ / 2^(i+1) over all eight stages in delay order, empty stages last.
-        let mut dispersion = 0.0;
+        // ε = Σ εᵢ / 2^(i+1) in delay order, renormalised over the stages that hold samples.
+        // RFC 5905 also counts empty stages and unanswered polls at MAXDISP: that keeps a
+        // source unselectable until its fourth sample, and at 30 % loss the gaps pile up until
+        // a perfectly usable source drops out of selection for most of an hour. The age of the
+        // samples (PHI per second) already makes a silent source lose out.
+        let (mut dispersion, mut total_weight) = (0.0, 0.0);
         let mut weight = 0.5;
         for &(_, idx) in sorted.iter() {
             if let Some(s) = self.stages.get(idx) {
                 dispersion += aged(&s.sample, now).min(MAX_DISPERSION) * weight;
+                total_weight += weight;
             }
             weight /= 2.0;
         }
-        for _ in n..STAGES {
-            dispersion += MAX_DISPERSION * weight;
-            weight /= 2.0;
-        }
+        let dispersion = dispersion / total_weight;
         let mut sum_sq = 0.0;
         for &(_, idx) in sorted.iter() {
             if let Some(s) = self.stages.get(idx) {
@@ -215,6 +287,77 @@ impl ClockFilter {
     }
 }
 
+/// Samples over which the delay floor forgets a low delay (it rises by the mean queueing over
+/// this many samples), so a floor set by one freak sample fades out within days at any poll.
+const FLOOR_MEMORY: f64 = 1024.0;
+
+/// Most samples the floor counts as evidence; also the averaging length of the queueing mean.
+const FLOOR_MAX_COUNT: u32 = 64;
+
+/// A path whose recent minimum delay is this many mean queueing delays above the floor has
+/// changed route: the floor jumps to the recent minimum.
+const ROUTE_CHANGE: f64 = 3.0;
+
+/// The queueing left in the minimum of n delays, as a fraction of the mean queueing divided by
+/// √n. With exponential queueing both ways the sum's density rises linearly from zero, so the
+/// minimum of n is Rayleigh-distributed with mean √(π/2)/2 ≈ 0.63 of this scale; 0.95 is about
+/// its 80th percentile, which keeps the discipline from trusting near-floor samples too much
+/// (docs/algorithm.md §3).
+const MIN_OF_N_FACTOR: f64 = 0.95;
+
+/// Long memory of a path's lowest round-trip delay, which the eight stages of the filter are
+/// too short to find: a sample's offset error is at most half its delay above the path's true
+/// minimum, so the discipline weighs each sample by its delay above this floor.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DelayFloor {
+    floor: f64,
+    queueing: f64,
+    count: u32,
+}
+
+impl DelayFloor {
+    /// Takes a new sample's delay; `recent_min` is the lowest delay in the filter.
+    pub fn add(&mut self, delay: f64, recent_min: f64) {
+        if !delay.is_finite() || delay < 0.0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = Self {
+                floor: delay,
+                queueing: 0.0,
+                count: 1,
+            };
+            return;
+        }
+        #[expect(clippy::cast_precision_loss, reason = "STAGES is 8")]
+        let stages = STAGES as f64;
+        if self.count >= FLOOR_MAX_COUNT.min(8)
+            && recent_min - self.floor > ROUTE_CHANGE * self.queueing.max(f64::EPSILON)
+            && recent_min.is_finite()
+        {
+            self.floor = recent_min;
+            self.count = FLOOR_MAX_COUNT.min(8);
+        }
+        self.floor = (self.floor + self.queueing / FLOOR_MEMORY).min(delay);
+        self.count = (self.count + 1).min(FLOOR_MAX_COUNT);
+        let weight = 1.0 / f64::from(self.count).min(stages * 2.0);
+        self.queueing += (delay - self.floor - self.queueing) * weight;
+    }
+
+    /// The lowest delay seen lately, seconds; `None` before the first sample.
+    pub fn floor(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.floor)
+    }
+
+    /// How far the floor may be above the path's true minimum, seconds: the queueing left in
+    /// the minimum of the samples counted. With few samples the spread says little, so it never
+    /// drops below floor/(2√n): a lone sample may be half queueing.
+    pub fn uncertainty(&self) -> f64 {
+        let n = f64::from(self.count.max(1));
+        (MIN_OF_N_FACTOR * self.queueing / n.sqrt()).max(self.floor / (2.0 * n.sqrt()))
+    }
+}
+
 /// A sample's dispersion grown by PHI per second since it was taken.
 fn aged(sample: &Sample, now: NtpTimestamp) -> f64 {
     let age = (now - sample.time).to_seconds_f64().max(0.0);
@@ -239,17 +382,57 @@ mod tests {
         }
     }
 
+    // Replaces RFC 5905's "first sample is reported with high dispersion": stages that never
+    // held a sample no longer count at MAXDISP (docs/algorithm.md §2), so one sample is enough
+    // to make a source selectable.
     #[test]
-    fn first_sample_is_reported_with_high_dispersion() {
+    fn first_sample_is_reported_with_its_own_dispersion() {
         let mut f = ClockFilter::new();
         let e = f.add(sample(0.0, 0.001, 0.0002), 1e-7).unwrap();
         assert!((e.offset - 0.001).abs() < 1e-12);
-        // Seven empty stages weigh in at MAXDISP.
-        assert!(
-            e.dispersion > 0.1 && e.dispersion < 16.0,
-            "{}",
-            e.dispersion
-        );
+        assert!((e.dispersion - 1e-5).abs() < 1e-9, "{}", e.dispersion);
+    }
+
+    #[test]
+    fn unanswered_polls_push_samples_out_without_adding_dispersion() {
+        let mut f = ClockFilter::new();
+        f.add(sample(0.0, 0.001, 0.0002), 1e-7);
+        for i in 1..8 {
+            f.add_gap(at(f64::from(i) * 64.0));
+        }
+        let e = f.add(sample(600.0, 0.002, 0.0003), 1e-7).unwrap();
+        // The first sample was pushed out by seven gaps and the new one: only it remains.
+        assert!((e.offset - 0.002).abs() < 1e-12);
+        assert!((e.dispersion - 1e-5).abs() < 1e-9, "{}", e.dispersion);
+    }
+
+    #[test]
+    fn delay_floor_remembers_the_path_minimum_and_follows_a_route_change() {
+        let mut floor = DelayFloor::default();
+        assert_eq!(floor.floor(), None);
+        for d in [
+            300e-6, 250e-6, 400e-6, 350e-6, 500e-6, 300e-6, 450e-6, 320e-6, 380e-6,
+        ] {
+            floor.add(d, 250e-6);
+        }
+        let low = floor.floor().unwrap();
+        assert!((low - 250e-6).abs() < 1e-6, "{low}");
+        assert!(floor.uncertainty() > 0.0 && floor.uncertainty() < 100e-6);
+        // A new route 10 ms longer: once the filter's minimum is far above, the floor jumps.
+        floor.add(10.3e-3, 10.2e-3);
+        assert!(floor.floor().unwrap() > 10e-3, "{:?}", floor.floor());
+    }
+
+    #[test]
+    fn clock_corrections_move_stored_offsets_and_min_delay_tracks_the_best() {
+        let mut f = ClockFilter::new();
+        assert_eq!(f.min_delay(), None);
+        f.add(sample(0.0, -0.1, 0.0003), 1e-7);
+        f.add(sample(2.0, -0.1, 0.0002), 1e-7);
+        f.apply_clock_correction(-0.1);
+        let s = f.stages(at(2.0));
+        assert!(s[0].1.abs() < 1e-12 && s[1].1.abs() < 1e-12, "{s:?}");
+        assert_eq!(f.min_delay(), Some(0.0002));
     }
 
     #[test]
@@ -260,10 +443,21 @@ mod tests {
         assert!((e.offset - 0.0001).abs() < 1e-12);
         // A later, noisier sample does not displace it, and the old one is not reused …
         assert!(f.add(sample(128.0, 0.003, 0.0040), 1e-7).is_none());
-        // … but the dispersion of the estimate shrinks as the filter fills.
+        // … but the estimate is still re-evaluated: its dispersion now counts the best sample's
+        // age. (Under RFC 5905 it shrank as empty stages at MAXDISP were filled; empty stages
+        // no longer count, see the module documentation.)
         let latest = f.latest().unwrap();
         assert!((latest.offset - 0.0001).abs() < 1e-12);
-        assert!(latest.dispersion < e.dispersion);
+        assert_eq!(latest.time, e.time);
+        assert!(latest.dispersion > e.dispersion);
+    }
+
+    #[test]
+    fn samples_older_than_the_allan_intercept_lose_to_younger_ones() {
+        let mut f = ClockFilter::new();
+        f.add(sample(0.0, 0.004, 0.0002), 1e-7);
+        let e = f.add(sample(3000.0, 0.001, 0.0009), 1e-7).unwrap();
+        assert!((e.offset - 0.001).abs() < 1e-12, "{}", e.offset);
     }
 
     #[test]

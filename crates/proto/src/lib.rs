@@ -34,6 +34,7 @@
 pub mod access;
 pub mod clock;
 pub mod control;
+pub mod discipline;
 pub mod fallback;
 pub mod filter;
 pub mod fuzzing;

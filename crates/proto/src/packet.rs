@@ -301,9 +301,13 @@ impl NtpHeader {
         out[40..48].copy_from_slice(&self.transmit_timestamp.to_bits().to_be_bytes());
     }
 
-    /// Whether this is a kiss-o'-death packet (RFC 5905 §7.4): stratum 0 in a server reply.
+    /// Whether this is a kiss-o'-death packet (RFC 5905 §7.4): a server reply with stratum 0
+    /// and the leap alarm set, as ntpd and NTPsec recognise it. A stratum-0 reply without the
+    /// alarm is just broken.
     pub fn is_kiss_of_death(&self) -> bool {
-        self.stratum == 0 && matches!(self.mode, Mode::Server | Mode::SymmetricPassive)
+        self.stratum == 0
+            && self.leap == Leap::Unsynchronized
+            && matches!(self.mode, Mode::Server | Mode::SymmetricPassive)
     }
 }
 

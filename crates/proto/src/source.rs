@@ -14,7 +14,7 @@
 
 use core::time::Duration;
 
-use crate::filter::{ClockFilter, Estimate, MAX_DISPERSION, PHI, Sample};
+use crate::filter::{ClockFilter, DelayFloor, Estimate, MAX_DISPERSION, PHI, Sample};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
 use crate::select::Candidate;
 use crate::time::{Log2Seconds, MonoTime, NtpShort, NtpTimestamp};
@@ -27,6 +27,10 @@ pub const BURST_MAX: u8 = 8;
 
 /// Spacing of burst requests (ntpd `ntp_minpkt`, 2 s).
 pub const BURST_SPACING: Duration = Duration::from_secs(2);
+
+/// Longest round-trip delay a sample may have (ntpd's default `tos maxdist`, 1.5 s; NTPsec
+/// rejects replies slower than that).
+pub const MAX_DELAY: f64 = 1.5;
 
 /// Polls without a reply after which the poll interval backs off (ntpd `NTP_UNREACH`).
 pub const UNREACH_BACKOFF: u32 = 10;
@@ -76,11 +80,15 @@ pub enum Rejection {
     RootDistance,
     /// The server's transmit time is before its receive time.
     Inconsistent,
+    /// Stratum 0 without the leap alarm of a kiss-o'-death, or above 16.
+    InvalidStratum,
+    /// Round-trip delay beyond [`MAX_DELAY`] (NTPsec's delay test).
+    Delay,
 }
 
 impl Rejection {
     /// Every rejection, in counter order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::Malformed,
         Self::BogusOrigin,
         Self::Duplicate,
@@ -88,6 +96,8 @@ impl Rejection {
         Self::Unsynchronized,
         Self::RootDistance,
         Self::Inconsistent,
+        Self::InvalidStratum,
+        Self::Delay,
     ];
 
     /// Short name for logs and statistics.
@@ -100,6 +110,8 @@ impl Rejection {
             Self::Unsynchronized => "unsynchronized",
             Self::RootDistance => "root-distance",
             Self::Inconsistent => "inconsistent",
+            Self::InvalidStratum => "invalid-stratum",
+            Self::Delay => "delay",
         }
     }
 }
@@ -169,6 +181,9 @@ pub struct Source {
     denied: Option<ReferenceId>,
     filter: ClockFilter,
     estimate: Option<Estimate>,
+    latest: Option<Sample>,
+    delay_floor: DelayFloor,
+    polls_since_reset: u32,
     peer: Option<PeerInfo>,
     last_receive: NtpTimestamp,
     rejections: [u64; Rejection::ALL.len()],
@@ -199,6 +214,9 @@ impl Source {
             denied: None,
             filter: ClockFilter::new(),
             estimate: None,
+            latest: None,
+            delay_floor: DelayFloor::default(),
+            polls_since_reset: 0,
             peer: None,
             last_receive: NtpTimestamp::ZERO,
             rejections: [0; Rejection::ALL.len()],
@@ -223,6 +241,7 @@ impl Source {
         if self.denied.is_some() || now < self.next_poll {
             return None;
         }
+        self.polls_since_reset = self.polls_since_reset.saturating_add(1);
         if self.burst_left > 0 {
             self.burst_left -= 1;
         } else {
@@ -310,11 +329,11 @@ impl Source {
             self.outstanding = None;
             return Outcome::Kiss(self.handle_kiss(&h));
         }
-        if h.transmit_timestamp == self.last_transmit {
-            return Outcome::Rejected(Rejection::Duplicate);
-        }
         if h.transmit_timestamp.is_zero() || h.receive_timestamp.is_zero() {
             return Outcome::Rejected(Rejection::ZeroTimestamp);
+        }
+        if h.transmit_timestamp == self.last_transmit {
+            return Outcome::Rejected(Rejection::Duplicate);
         }
         // One reply per request: a replay or a second reply now fails the origin check.
         self.outstanding = None;
@@ -323,7 +342,10 @@ impl Source {
         self.unreach = 0;
         self.received += 1;
         self.last_receive = t4;
-        let stratum = if h.stratum == 0 { 16 } else { h.stratum };
+        if h.stratum == 0 || h.stratum > 16 {
+            return Outcome::Rejected(Rejection::InvalidStratum);
+        }
+        let stratum = h.stratum;
         self.peer = Some(PeerInfo {
             leap: h.leap,
             stratum,
@@ -351,7 +373,11 @@ impl Source {
         };
         let (t2, t3) = (h.receive_timestamp, h.transmit_timestamp);
         let offset = ((t2 - t1) + (t3 - t4)).to_seconds_f64() / 2.0;
-        let delay = ((t4 - t1) - (t3 - t2)).to_seconds_f64().max(precision);
+        let delay = ((t4 - t1) - (t3 - t2)).to_seconds_f64();
+        if delay > MAX_DELAY {
+            return Outcome::Rejected(Rejection::Delay);
+        }
+        let delay = delay.max(precision);
         let dispersion =
             h.precision.as_seconds_f64() + precision + PHI * (t4 - t1).to_seconds_f64().max(0.0);
         let sample = Sample {
@@ -360,7 +386,10 @@ impl Source {
             dispersion,
             time: t4,
         };
+        self.latest = Some(sample);
         let fresh = self.filter.add(sample, precision);
+        self.delay_floor
+            .add(delay, self.filter.min_delay().unwrap_or(delay));
         // Dispersion and jitter improve with every sample even when the best offset is old.
         self.estimate = self.filter.latest();
         Outcome::Sample(fresh)
@@ -395,6 +424,41 @@ impl Source {
     pub fn reset_filter(&mut self) {
         self.filter.reset();
         self.estimate = None;
+        self.latest = None;
+        self.polls_since_reset = 0;
+    }
+
+    /// Accounts for a correction of the local clock by `phase` seconds (positive: moved
+    /// forward) in the stored samples and the current estimate, so that selection compares
+    /// offsets of the clock as it is now. Call it on every association with the phase the
+    /// discipline reports for each update ([`crate::discipline::Update::Slewed`]).
+    pub fn apply_clock_correction(&mut self, phase: f64) {
+        if !phase.is_finite() {
+            return;
+        }
+        self.filter.apply_clock_correction(phase);
+        if let Some(e) = self.estimate.as_mut() {
+            e.offset -= phase;
+        }
+    }
+
+    /// The newest sample exactly as measured (not moved by later clock corrections), which is
+    /// what the discipline consumes; `None` after a filter reset until the next good reply.
+    pub fn latest_sample(&self) -> Option<Sample> {
+        self.latest
+    }
+
+    /// The long-term lowest delay of the path (kept across filter resets: a step does not
+    /// change the network).
+    pub fn delay_floor(&self) -> &DelayFloor {
+        &self.delay_floor
+    }
+
+    /// Polls sent since the source was created or its filter was last reset. Together with
+    /// [`Self::estimate`] it tells whether a source has had its chance to answer (see
+    /// [`crate::discipline::sources_settled`]).
+    pub fn polls_since_reset(&self) -> u32 {
+        self.polls_since_reset
     }
 
     /// The association as an input to selection at local time `now`, or `None` if it is unfit
@@ -422,10 +486,15 @@ impl Source {
     }
 
     /// λ = (root delay + δ)/2 + root dispersion + ε + PHI·age + ψ (RFC 5905 A.5.5.2).
+    ///
+    /// As in ntpd (`peer->update`), the age counts from the last filter update, not from the
+    /// chosen sample: ε already grew each stage by PHI up to that update, so counting from an
+    /// older chosen sample would add its age twice (docs/algorithm.md §2).
     pub fn root_distance(&self, now: NtpTimestamp) -> Option<f64> {
         let peer = self.peer?;
         let est = self.estimate?;
-        let age = (now - est.time).to_seconds_f64().max(0.0);
+        let updated = self.latest.map_or(est.time, |s| s.time);
+        let age = (now - updated).to_seconds_f64().max(0.0);
         Some(
             (peer.root_delay.to_seconds_f64() + est.delay) / 2.0
                 + peer.root_dispersion.to_seconds_f64()

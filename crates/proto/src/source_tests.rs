@@ -78,8 +78,13 @@ fn good_reply_gives_offset_and_delay_and_sets_reach() {
     assert!((e.delay - 0.0004).abs() < 1e-5, "{}", e.delay);
     assert_eq!(s.reach(), 1);
     assert_eq!(s.peer().unwrap().stratum, 2);
-    // One sample leaves seven empty stages: its dispersion is too large to be selected yet.
-    assert!(s.candidate(t4, 0.001, 1.5).is_none());
+    // Empty filter stages no longer count at MAXDISP (docs/algorithm.md §2): one sample makes
+    // a source selectable, where RFC 5905's filter needed four.
+    let c = s
+        .candidate(t4, 0.001, 1.5)
+        .expect("one sample makes a source selectable");
+    assert!((c.offset - 0.003).abs() < 1e-6);
+    assert!(c.root_distance < 0.01, "{}", c.root_distance);
     let mut t4 = t4;
     for i in 1..4u32 {
         let t = f64::from(i) * 64.0;
@@ -94,7 +99,7 @@ fn good_reply_gives_offset_and_delay_and_sets_reach() {
     }
     let c = s
         .candidate(t4, 0.001, 1.5)
-        .expect("four samples make a source selectable");
+        .expect("more samples keep it selectable");
     assert!((c.offset - 0.003).abs() < 1e-6);
 }
 
@@ -127,7 +132,17 @@ fn wrong_origin_is_ignored_and_leaves_the_request_outstanding() {
 #[test]
 fn hostile_replies_are_rejected_with_their_reason() {
     type Case = (&'static str, fn(&mut NtpHeader), Outcome);
-    let cases: [Case; 4] = [
+    let cases: [Case; 6] = [
+        (
+            "stratum 0 without the alarm",
+            |h| h.stratum = 0,
+            Outcome::Rejected(Rejection::InvalidStratum),
+        ),
+        (
+            "a 2 s round trip",
+            |h| h.transmit_timestamp = h.receive_timestamp + NtpDuration::from_seconds(-2),
+            Outcome::Rejected(Rejection::Inconsistent),
+        ),
         (
             "zero timestamps",
             |h| h.receive_timestamp = NtpTimestamp::ZERO,
@@ -216,6 +231,7 @@ fn rate_kiss_slows_polling_and_deny_stops_it() {
     let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
     let mut h = NtpHeader::decode(&rep);
     h.stratum = 0;
+    h.leap = Leap::Unsynchronized;
     h.reference_id = ReferenceId::DENY;
     h.emit(&mut kiss);
     assert!(matches!(
@@ -263,4 +279,31 @@ fn silence_clears_reach_and_backs_off() {
     assert!(s.unreach() >= UNREACH_BACKOFF);
     assert!(s.hpoll() > 6, "backed off to {}", s.hpoll());
     assert!(s.candidate(ts(t as f64), 0.001, 1.5).is_none());
+}
+
+#[test]
+fn clock_corrections_move_the_estimate_but_not_the_raw_sample() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(11);
+    assert_eq!(s.polls_since_reset(), 0);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (rep, t4) = reply_to(&req, 0.0, -0.1, 0.0004);
+    assert!(matches!(
+        s.handle_response(t4, &rep, 1e-7),
+        Outcome::Sample(Some(_))
+    ));
+    assert_eq!(s.polls_since_reset(), 1);
+    s.apply_clock_correction(-0.1);
+    assert!(s.estimate().unwrap().offset.abs() < 1e-6);
+    assert!(s.filter().stages(t4)[0].1.abs() < 1e-6);
+    assert!((s.latest_sample().unwrap().offset + 0.1).abs() < 1e-6);
+    let floor = s.delay_floor().floor().unwrap();
+    assert!((floor - 0.0004).abs() < 1e-5, "{floor}");
+    s.reset_filter();
+    assert_eq!((s.latest_sample(), s.polls_since_reset()), (None, 0));
+    assert!(
+        s.delay_floor().floor().is_some(),
+        "the path's delay survives a step"
+    );
 }

@@ -39,6 +39,18 @@ impl Behaviour {
         Self::HugeRootDispersion,
         Self::Truncated,
     ];
+
+    /// The name under which sundial counts the rejected replies.
+    pub(crate) fn rejection(self) -> &'static str {
+        match self {
+            Self::WrongOrigin => "bogus-origin",
+            Self::ZeroTimestamps => "zero-timestamp",
+            Self::StratumZero => "invalid-stratum",
+            Self::Unsynchronized => "unsynchronized",
+            Self::HugeRootDispersion => "root-distance",
+            Self::Truncated => "malformed",
+        }
+    }
 }
 
 /// A UDP server on loopback with one [`Behaviour`]; stopped on drop.

@@ -115,8 +115,18 @@ fn hostile_upstream_replies_never_change_the_selection() {
             .is_ok_and(|r| r.header.stratum == 3)
     });
     assert!(synced, "log:\n{}", daemon.log());
-    // Let every hostile server answer a few more polls, then check who was ever selected.
-    thread::sleep(Duration::from_secs(3));
+    // Let every hostile server answer a few polls (iburst), then check who was ever selected.
+    let answered = eventually(Duration::from_secs(20), || {
+        hostiles.iter().all(|h| h.requests() >= 3)
+    });
+    assert!(
+        answered,
+        "{:?}",
+        hostiles
+            .iter()
+            .map(|h| (h.behaviour(), h.requests()))
+            .collect::<Vec<_>>()
+    );
     let log = daemon.stop().log;
     let peers: Vec<&str> = log.lines().filter(|l| l.contains("system peer")).collect();
     assert!(!peers.is_empty(), "{log}");
@@ -129,6 +139,18 @@ fn hostile_upstream_replies_never_change_the_selection() {
     }
     for h in &hostiles {
         assert!(h.requests() > 0, "{:?} was never polled", h.behaviour());
+        // At shutdown each association logs its rejected replies by reason.
+        let tag = format!("(127.0.0.1:{}): sent", h.port());
+        let line = log
+            .lines()
+            .find(|l| l.contains(&tag))
+            .unwrap_or_else(|| panic!("no counters for {tag}:\n{log}"));
+        let reason = h.behaviour().rejection();
+        assert!(
+            line.contains(&format!("rejected {reason}=")),
+            "{:?}: {line}",
+            h.behaviour()
+        );
     }
 }
 

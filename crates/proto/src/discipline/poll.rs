@@ -1,0 +1,79 @@
+//! The poll recommendation: as long as the clock's own model stays valid, no shorter.
+//!
+//! The Kalman filter knows two things that decide it: how noisy a measurement is (R, the
+//! effective measurement variance) and how fast the clock wanders (q, the frequency random
+//! walk). Wander alone moves the phase by √(q·T³/3) over T seconds, so the span over which
+//! the clock can be predicted to within one measurement's noise is T_c = (3R/q)^(1/3). The
+//! recommended interval fits [`POLL_TARGET`] measurements into T_c, like chrony's `polltarget`
+//! (the poll at which its regression holds that many samples), and never exceeds the span over
+//! which the frequency's own uncertainty σ_f stays below the noise (√R/σ_f), which keeps the
+//! poll short while the frequency is being learned. A hysteresis counter like ntpd's
+//! (RFC 5905 §11.3) turns targets into steps of the exponent.
+
+/// Measurements per coherence span, as chrony's default `polltarget`: more average the noise
+/// better, fewer save packets. A typical quartz (1e-9 per √s wander) measured with 20 µs of
+/// effective noise gets T_c ≈ 1000 s and so a poll of 128 s.
+pub(super) const POLL_TARGET: f64 = 8.0;
+
+/// Counter value at which the exponent changes. Going up takes this many updates asking for
+/// it in a row; going down takes half as many (ntpd also backs off twice as fast).
+const HYSTERESIS: i32 = 4;
+
+/// The recommended poll exponent and its hysteresis counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PollControl {
+    poll: i8,
+    min: i8,
+    max: i8,
+    counter: i32,
+}
+
+impl PollControl {
+    /// Starts at `min`.
+    pub(super) fn new(min: i8, max: i8) -> Self {
+        let min = min.clamp(0, 17);
+        Self {
+            poll: min,
+            min,
+            max: max.clamp(min, 17),
+            counter: 0,
+        }
+    }
+
+    /// The recommended exponent.
+    pub(super) fn poll(&self) -> i8 {
+        self.poll
+    }
+
+    /// Back to the shortest interval (after a step: the frequency must be re-learned fast).
+    pub(super) fn reset(&mut self) {
+        self.poll = self.min;
+        self.counter = 0;
+    }
+
+    /// Feeds one update: `noise` is the effective measurement variance (s²), `wander` the
+    /// frequency random walk ((s/s)²/s) and `freq_sigma` the frequency's uncertainty (s/s).
+    pub(super) fn update(&mut self, noise: f64, wander: f64, freq_sigma: f64) {
+        let coherence = (3.0 * noise / wander.max(f64::MIN_POSITIVE)).cbrt();
+        let learned = noise.sqrt() / freq_sigma.max(f64::MIN_POSITIVE);
+        let target = (coherence / POLL_TARGET).min(learned);
+        if !target.is_finite() || target <= 0.0 {
+            return;
+        }
+        let current = 2f64.powi(i32::from(self.poll));
+        if target >= 2.0 * current {
+            self.counter += 1;
+        } else if target < current {
+            self.counter -= 2;
+        } else {
+            self.counter -= self.counter.signum();
+        }
+        if self.counter >= HYSTERESIS {
+            self.poll = (self.poll + 1).min(self.max);
+            self.counter = 0;
+        } else if self.counter <= -HYSTERESIS {
+            self.poll = (self.poll - 1).max(self.min);
+            self.counter = 0;
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Steering: the frequency commands given to the clock and a log of them, from which the
+//! Kalman filter learns exactly how far the discipline moved the clock over any span.
+//!
+//! A phase correction is a temporary extra frequency: the clock runs at base + rate until a
+//! timer ends the slew ([`Steering::next_timeout`]). The log records the time each command took
+//! effect (what [`Clock::set_frequency`] returns), so a late timer costs no accuracy: the
+//! overshoot is in the books and the next update takes it out.
+
+use std::collections::VecDeque;
+
+use super::seconds_between;
+use crate::clock::Clock;
+use crate::time::{NtpDuration, NtpTimestamp};
+
+/// Shortest slew, seconds. Small corrections are spread over a second rather than applied at
+/// full rate: a second is long against a daemon's timer latency (a millisecond late costs
+/// 0.1 % of the correction) and short against any poll interval.
+const MIN_SLEW_SECONDS: f64 = 1.0;
+
+/// Commands kept in the log. Older ones are only needed back to the Kalman filter's time,
+/// which is at most one sample old; between two samples there are two commands per update.
+const LOG_CAPACITY: usize = 64;
+
+/// One frequency command: from `start` the clock ran with correction `rate` (s/s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Segment {
+    start: NtpTimestamp,
+    rate: f64,
+}
+
+/// A phase slew in progress: `rate` on top of the base frequency until `end`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slew {
+    rate: f64,
+    end: NtpTimestamp,
+}
+
+/// The commands given to the clock.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Steering {
+    /// The frequency correction, s/s.
+    base: f64,
+    /// Fastest slew, s/s.
+    max_slew: f64,
+    slew: Option<Slew>,
+    /// Non-empty; the first segment also covers all earlier time.
+    log: VecDeque<Segment>,
+}
+
+impl Steering {
+    /// Books that start with the clock running at `rate` (s/s), set by someone else; slews
+    /// go no faster than `max_slew` (s/s).
+    pub(super) fn new(rate: f64, max_slew: f64) -> Self {
+        let mut log = VecDeque::with_capacity(LOG_CAPACITY);
+        log.push_back(Segment {
+            start: NtpTimestamp::ZERO,
+            rate,
+        });
+        Self {
+            base: rate,
+            max_slew: max_slew.abs(),
+            slew: None,
+            log,
+        }
+    }
+
+    /// The frequency correction, s/s.
+    pub(super) fn base(&self) -> f64 {
+        self.base
+    }
+
+    /// When the running slew should end.
+    pub(super) fn next_timeout(&self) -> Option<NtpTimestamp> {
+        self.slew.map(|s| s.end)
+    }
+
+    /// Over the local-time span `from`..`to`: (oscillator seconds elapsed, phase the
+    /// discipline moved the clock by). Zero for an empty or reversed span.
+    pub(super) fn integrate(&self, from: NtpTimestamp, to: NtpTimestamp) -> (f64, f64) {
+        let (mut elapsed, mut phase) = (0.0, 0.0);
+        let mut segments = self.log.iter().enumerate().peekable();
+        while let Some((i, seg)) = segments.next() {
+            let start = if i > 0 && seconds_between(seg.start, from) > 0.0 {
+                seg.start
+            } else {
+                from
+            };
+            let end = match segments.peek() {
+                Some((_, next)) if seconds_between(to, next.start) > 0.0 => next.start,
+                _ => to,
+            };
+            let span = seconds_between(end, start);
+            if span > 0.0 {
+                let osc = span / (1.0 + seg.rate);
+                elapsed += osc;
+                phase += seg.rate * osc;
+            }
+        }
+        (elapsed, phase)
+    }
+
+    /// Sets the frequency correction to `base` and starts slewing `offset` seconds out, at
+    /// `now`. Returns the phase this commits beyond what the cancelled slew still had to do.
+    pub(super) fn steer<C: Clock>(
+        &mut self,
+        clock: &mut C,
+        now: NtpTimestamp,
+        base: f64,
+        offset: f64,
+    ) -> Result<f64, C::Error> {
+        let cancelled = self.remaining_phase(now);
+        let seconds = (offset.abs() / self.max_slew.max(f64::MIN_POSITIVE)).max(MIN_SLEW_SECONDS);
+        let rate = offset / seconds;
+        let total = base + rate;
+        let at = self.command(clock, total)?;
+        self.base = base;
+        self.slew = Some(Slew {
+            rate,
+            end: at + NtpDuration::from_seconds_f64(seconds * (1.0 + total)),
+        });
+        Ok(rate * seconds - cancelled)
+    }
+
+    /// Sets the frequency correction to `base` with no slew.
+    pub(super) fn set_base<C: Clock>(&mut self, clock: &mut C, base: f64) -> Result<(), C::Error> {
+        self.command(clock, base)?;
+        self.base = base;
+        self.slew = None;
+        Ok(())
+    }
+
+    /// Ends the slew if it is due. Returns the phase it applied beyond what was committed
+    /// (non-zero only when the call came late or early).
+    pub(super) fn handle_timeout<C: Clock>(&mut self, clock: &mut C) -> Result<f64, C::Error> {
+        let Some(slew) = self.slew else {
+            return Ok(0.0);
+        };
+        let now = clock.now();
+        let late = seconds_between(now, slew.end);
+        if late < 0.0 {
+            return Ok(0.0);
+        }
+        self.command(clock, self.base)?;
+        self.slew = None;
+        Ok(slew.rate * late / (1.0 + self.base + slew.rate))
+    }
+
+    /// Stops any slew (before a step); returns the phase that will not be applied after all.
+    pub(super) fn cancel<C: Clock>(&mut self, clock: &mut C) -> Result<f64, C::Error> {
+        let now = clock.now();
+        let cancelled = self.remaining_phase(now);
+        if self.slew.take().is_some() {
+            self.command(clock, self.base)?;
+        }
+        Ok(cancelled)
+    }
+
+    /// Forgets the log before a step at `at`: earlier local times are on another time scale.
+    pub(super) fn restart(&mut self, at: NtpTimestamp) {
+        let rate = self.log.back().map_or(self.base, |s| s.rate);
+        self.log.clear();
+        self.log.push_back(Segment { start: at, rate });
+    }
+
+    /// Drops log entries that ended before `time` (the Kalman filter never looks back further).
+    pub(super) fn prune(&mut self, time: NtpTimestamp) {
+        while self.log.len() > 1
+            && self
+                .log
+                .get(1)
+                .is_some_and(|next| seconds_between(time, next.start) >= 0.0)
+        {
+            self.log.pop_front();
+        }
+    }
+
+    /// The phase the running slew has still to apply after `now`.
+    fn remaining_phase(&self, now: NtpTimestamp) -> f64 {
+        self.slew.map_or(0.0, |s| {
+            let left = seconds_between(s.end, now).max(0.0);
+            s.rate * left / (1.0 + self.base + s.rate)
+        })
+    }
+
+    fn command<C: Clock>(&mut self, clock: &mut C, rate: f64) -> Result<NtpTimestamp, C::Error> {
+        let at = clock.set_frequency(super::ppm(rate))?;
+        if self.log.len() >= LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(Segment { start: at, rate });
+        Ok(at)
+    }
+}

@@ -1,0 +1,102 @@
+//! The accuracy benchmark: every acceptance scenario over several seeds, one row each with the
+//! median and range of time to sync, RMS and max true offset after sync and over the last hour
+//! before the end (or before the outage in g), final frequency error and requests sent.
+//!
+//! `cargo run --release -p sundial-sim --bin accuracy [-- SEEDS]` (default 10 seeds).
+
+use std::process::ExitCode;
+
+use sundial_sim::scenario::{self, Report};
+
+/// Seeds run per scenario unless the command line says otherwise.
+const DEFAULT_SEEDS: u64 = 10;
+
+fn main() -> ExitCode {
+    let seeds = match std::env::args().nth(1).map(|a| a.parse::<u64>()) {
+        None => DEFAULT_SEEDS,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("usage: accuracy [SEEDS]");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "| scenario | sync (s) | RMS after sync (µs) | max after sync (µs) \
+         | RMS, last hour (µs) | max, last hour (µs) | final freq error (ppm) | packets sent \
+         | notes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (k, template) in scenario::acceptance(1).into_iter().enumerate() {
+        let reports: Vec<Report> = (1..=seeds)
+            .map(|seed| {
+                let mut sc = scenario::acceptance(seed).swap_remove(k);
+                sc.seed = seed;
+                sundial_sim::run(&sc)
+            })
+            .collect();
+        let synced: Vec<f64> = reports.iter().filter_map(|r| r.sync_s).collect();
+        let unsynced = reports.len() - synced.len();
+        let micro = |f: fn(&Report) -> f64| {
+            summary(&reports.iter().map(|r| f(r) * 1e6).collect::<Vec<_>>(), 1)
+        };
+        let mut notes = Vec::new();
+        if unsynced > 0 {
+            notes.push(format!("{unsynced} never in sync"));
+        }
+        let steps: u32 = reports.iter().map(|r| r.steps).sum();
+        if steps > 0 {
+            notes.push(format!("{steps} steps in {} runs", reports.len()));
+        }
+        if template.name == "g" {
+            let worst = reports
+                .iter()
+                .map(|r| r.final_offset_s.abs())
+                .fold(0.0, f64::max);
+            notes.push(format!("|offset| at end ≤ {:.0} µs", worst * 1e6));
+        }
+        if template.name == "c" {
+            let falseticker_trusted: u64 = reports.iter().map(|r| r.trusted_rounds[2]).sum();
+            let falseticker_peer: u64 = reports.iter().map(|r| r.system_peer_rounds[2]).sum();
+            notes.push(format!(
+                "falseticker: system peer {falseticker_peer}×, not x {falseticker_trusted}×"
+            ));
+        }
+        #[expect(clippy::cast_precision_loss, reason = "packet counts are small")]
+        let packets: Vec<f64> = reports.iter().map(|r| r.packets_sent as f64).collect();
+        println!(
+            "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            template.name,
+            template.description,
+            summary(&synced, 0),
+            micro(|r| r.rms_s),
+            micro(|r| r.max_s),
+            micro(|r| r.settled_rms_s),
+            micro(|r| r.settled_max_s),
+            summary(
+                &reports
+                    .iter()
+                    .map(|r| r.final_freq_error_ppm)
+                    .collect::<Vec<_>>(),
+                3
+            ),
+            summary(&packets, 0),
+            notes.join("; "),
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// "median (min…max)" with `decimals` places, or "–" for no values.
+fn summary(values: &[f64], decimals: usize) -> String {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let (Some(lo), Some(hi)) = (v.first(), v.last()) else {
+        return "–".to_owned();
+    };
+    let mid = v.get(v.len() / 2).copied().unwrap_or(*lo);
+    if v.len() == 1 {
+        format!("{mid:.decimals$}")
+    } else {
+        format!("{mid:.decimals$} ({lo:.decimals$}…{hi:.decimals$})")
+    }
+}

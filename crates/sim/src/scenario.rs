@@ -1,0 +1,233 @@
+//! Scenarios: what the world looks like (client clock, servers, paths) and what a run measured.
+//!
+//! The presets are the acceptance scenarios of the "Discipline the clock" issue, built on
+//! chrony's default simulation (client 0.1 s and 100 ppm off, 100 µs + exp(100 µs) each way).
+
+use sundial_proto::discipline::DisciplineParams;
+use sundial_proto::source::SourceParams;
+use sundial_proto::time::NtpDuration;
+
+use crate::clock::Oscillator;
+use crate::network::{Link, Outage};
+
+/// |offset| below which the client counts as synchronised, seconds (chrony's simulation tests
+/// use the same 1 ms).
+pub const SYNC_LIMIT_S: f64 = 1e-3;
+
+/// One upstream server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSpec {
+    /// The server's clock minus true time, seconds (0 for a good server; a falseticker is far
+    /// from 0).
+    pub offset_s: f64,
+    /// The path to it.
+    pub link: Link,
+}
+
+/// The client: its clock and its configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientSpec {
+    /// The client clock minus true time at the start, seconds.
+    pub offset_s: f64,
+    /// The client's oscillator.
+    pub oscillator: Oscillator,
+    /// Every association's parameters (`server … iburst minpoll … maxpoll …`).
+    pub source: SourceParams,
+    /// Thresholds, `-g`, `-q`, drift file.
+    pub discipline: DisciplineParams,
+}
+
+/// A whole simulated world.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Short name for tables.
+    pub name: &'static str,
+    /// What it checks, for tables.
+    pub description: &'static str,
+    /// Seed of every random number in the run.
+    pub seed: u64,
+    /// Length of the run, true seconds.
+    pub duration_s: f64,
+    /// The client.
+    pub client: ClientSpec,
+    /// The servers, in association order.
+    pub servers: Vec<ServerSpec>,
+}
+
+/// What a run measured, against the true time only the simulator knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// From when on |offset| stayed below [`SYNC_LIMIT_S`], seconds; `None` if it was not
+    /// below at the end.
+    pub sync_s: Option<f64>,
+    /// RMS of the true offset after sync, sampled every second, seconds.
+    pub rms_s: f64,
+    /// Largest |true offset| after sync, seconds.
+    pub max_s: f64,
+    /// RMS of the true offset over the last hour before any outage, seconds: the steady state
+    /// without the start-up transient.
+    pub settled_rms_s: f64,
+    /// Largest |true offset| over the same span, seconds.
+    pub settled_max_s: f64,
+    /// When the largest offset after sync occurred, true seconds.
+    pub max_at_s: f64,
+    /// True offset at the end, seconds.
+    pub final_offset_s: f64,
+    /// Frequency error left at the end with the discipline's frequency correction, ppm.
+    pub final_freq_error_ppm: f64,
+    /// Requests the client sent.
+    pub packets_sent: u64,
+    /// Clock steps.
+    pub steps: u32,
+    /// Whether the discipline asked the daemon to exit (panic threshold).
+    pub panicked: bool,
+    /// Discipline updates that changed the clock.
+    pub updates: u64,
+    /// Per server: selection rounds in which it was the system peer.
+    pub system_peer_rounds: Vec<u64>,
+    /// Per server: selection rounds after the first clock update in which it was fit but not
+    /// tallied `x`.
+    pub trusted_rounds: Vec<u64>,
+    /// The poll exponent the discipline recommended at the end.
+    pub final_poll: i8,
+}
+
+/// A report with nothing measured yet, for a world of `servers` servers.
+pub fn empty_report(servers: usize) -> Report {
+    Report {
+        sync_s: None,
+        rms_s: 0.0,
+        max_s: 0.0,
+        max_at_s: 0.0,
+        settled_rms_s: 0.0,
+        settled_max_s: 0.0,
+        final_offset_s: 0.0,
+        final_freq_error_ppm: 0.0,
+        packets_sent: 0,
+        steps: 0,
+        panicked: false,
+        updates: 0,
+        system_peer_rounds: vec![0; servers],
+        trusted_rounds: vec![0; servers],
+        final_poll: 0,
+    }
+}
+
+/// (a) One server, default polls, client 0.1 s and 100 ppm off, two hours.
+pub fn baseline(seed: u64) -> Scenario {
+    Scenario {
+        name: "a",
+        description: "1 server, +0.1 s, +100 ppm, 2 h",
+        seed,
+        duration_s: 7200.0,
+        client: ClientSpec {
+            offset_s: 0.1,
+            oscillator: Oscillator::quartz(100.0),
+            source: SourceParams::default(),
+            discipline: DisciplineParams::default(),
+        },
+        servers: vec![good_server()],
+    }
+}
+
+/// (b) As (a) with `iburst`.
+pub fn iburst(seed: u64) -> Scenario {
+    let mut s = baseline(seed);
+    s.name = "b";
+    s.description = "as (a) with iburst";
+    s.client.source.iburst = true;
+    s
+}
+
+/// (c) Four servers, one of them a falseticker 50 ms off.
+pub fn falseticker(seed: u64) -> Scenario {
+    let mut s = baseline(seed);
+    s.name = "c";
+    s.description = "4 servers, one falseticker at +50 ms";
+    s.servers = vec![
+        good_server(),
+        good_server(),
+        falseticker_server(),
+        good_server(),
+    ];
+    s
+}
+
+/// (d) As (a) with 30 % loss of every datagram, each direction.
+pub fn lossy(seed: u64) -> Scenario {
+    let mut s = baseline(seed);
+    s.name = "d";
+    s.description = "as (a), 30 % loss each way";
+    for server in &mut s.servers {
+        server.link.loss = 0.3;
+    }
+    s
+}
+
+/// (e) The client starts 100 s off with the panic gate open (`-g`).
+pub fn large_offset(seed: u64) -> Scenario {
+    let mut s = baseline(seed);
+    s.name = "e";
+    s.description = "start 100 s off, -g";
+    s.client.offset_s = 100.0;
+    s.client.discipline.panic_gate = true;
+    s
+}
+
+/// (f) A 500 ppm frequency error.
+pub fn large_frequency(seed: u64) -> Scenario {
+    let mut s = baseline(seed);
+    s.name = "f";
+    s.description = "frequency error 500 ppm";
+    s.client.oscillator.freq_ppm = 500.0;
+    s
+}
+
+/// (g) Two hours in sync, then every server silent for an hour.
+pub fn outage(seed: u64) -> Scenario {
+    let mut s = baseline(seed);
+    s.name = "g";
+    s.description = "2 h, then all servers silent 1 h";
+    s.duration_s = 3.0 * 3600.0;
+    for server in &mut s.servers {
+        server.link.outages.push(Outage {
+            start_s: 2.0 * 3600.0,
+            end_s: 3.0 * 3600.0 + 1.0,
+        });
+    }
+    s
+}
+
+/// All acceptance scenarios, (a) to (g).
+pub fn acceptance(seed: u64) -> Vec<Scenario> {
+    vec![
+        baseline(seed),
+        iburst(seed),
+        falseticker(seed),
+        lossy(seed),
+        large_offset(seed),
+        large_frequency(seed),
+        outage(seed),
+    ]
+}
+
+/// A perfect server behind chrony's default path: 100 µs plus exp(100 µs) each way.
+pub fn good_server() -> ServerSpec {
+    ServerSpec {
+        offset_s: 0.0,
+        link: Link::symmetric(100e-6, 100e-6),
+    }
+}
+
+/// A server 50 ms ahead of true time behind the default path.
+pub fn falseticker_server() -> ServerSpec {
+    ServerSpec {
+        offset_s: 0.05,
+        ..good_server()
+    }
+}
+
+/// A duration in seconds as the discipline's parameters take it.
+pub fn seconds(s: f64) -> NtpDuration {
+    NtpDuration::from_seconds_f64(s)
+}
