@@ -469,6 +469,26 @@ impl Associations {
         (selection, changed)
     }
 
+    /// Every association's core state (for the discipline's "have all sources answered" gate).
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        self.peers.iter().map(|p| &p.source)
+    }
+
+    /// Tells every association that the clock was moved by `phase` seconds, so samples taken
+    /// before the move are read correctly.
+    pub fn apply_clock_correction(&mut self, phase: f64) {
+        for p in &mut self.peers {
+            p.source.apply_clock_correction(phase);
+        }
+    }
+
+    /// Forgets every association's samples (after a step, they mean nothing).
+    pub fn reset_filters(&mut self) {
+        for p in &mut self.peers {
+            p.source.reset_filter();
+        }
+    }
+
     /// Sets every association's poll exponent to the system's.
     pub fn set_system_poll(&mut self, tc: i8) {
         for p in &mut self.peers {

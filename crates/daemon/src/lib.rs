@@ -21,4 +21,5 @@ pub mod resolver;
 pub mod serve;
 pub mod setup;
 pub mod status;
+pub mod steering;
 pub mod timekeeper;

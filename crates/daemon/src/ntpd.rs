@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use sundial_proto::server::{CounterSnapshot, DropReason, Server, ServerCounters};
 use sundial_proto::system::SystemState;
 use sundial_proto::time::{MonoTime, NtpDuration};
@@ -24,7 +24,7 @@ use sundial_sys::signals::SignalPipe;
 
 use crate::associations::{Associations, TOKEN_BASE};
 use crate::cli::NtpdArgs;
-use crate::clock::{ClockSpec, TimeMapping, kernel_now, measure_precision};
+use crate::clock::{ClockSpec, SteeredClock, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
 use crate::interfaces::InterfaceFilter;
 use crate::logging::{self, Destination};
@@ -33,10 +33,17 @@ use crate::random::Random;
 use crate::resolver::Resolver;
 use crate::serve::{Families, ServeSocket, open_sockets};
 use crate::setup;
-use crate::timekeeper::Timekeeper;
+use crate::steering::Steering;
+use crate::timekeeper::{Timekeeper, Verdict};
 
 /// How often the main loop refreshes the published state (the fallback's reference time).
 const TICK: Duration = Duration::from_secs(1);
+
+/// Whether this binary was built to run under an LD_PRELOAD clock and network simulator such as
+/// clknetsim (`RUSTFLAGS="--cfg mio_unsupported_force_poll_poll"`, see `docs/CLKNETSIM.md`).
+/// mio then polls with poll(2), which disarms a raw descriptor after each event until it is
+/// registered again, and the simulator has no sendmmsg, so replies go out one by one.
+const SIMULATOR_BUILD: bool = cfg!(mio_unsupported_force_poll_poll);
 
 const SIGNAL_TOKEN: Token = Token(0);
 const WAKE_TOKEN: Token = Token(1);
@@ -49,7 +56,7 @@ pub fn main() -> ExitCode {
         return check(&args.config);
     }
     match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("ntpd: {e}");
@@ -102,7 +109,6 @@ enum StartError {
     Log(PathBuf, io::Error),
     Bind(u16, io::Error),
     Io(&'static str, io::Error),
-    Unsupported(&'static str),
 }
 
 impl std::fmt::Display for StartError {
@@ -112,12 +118,12 @@ impl std::fmt::Display for StartError {
             Self::Log(p, e) => write!(f, "cannot open log file {}: {e}", p.display()),
             Self::Bind(port, e) => write!(f, "cannot serve on UDP port {port}: {e}"),
             Self::Io(what, e) => write!(f, "{what}: {e}"),
-            Self::Unsupported(what) => f.write_str(what),
         }
     }
 }
 
-fn run(args: NtpdArgs) -> Result<(), StartError> {
+/// Runs the daemon; the exit status on a clean stop (non-zero after a panic-threshold stop).
+fn run(args: NtpdArgs) -> Result<u8, StartError> {
     let (config, findings) = config::load(&args.config).map_err(StartError::Config)?;
     let logfile = args.logfile.clone().or_else(|| config.logfile.clone());
     let destination = match (&logfile, args.nofork || args.debug_level() > 0) {
@@ -134,11 +140,6 @@ fn run(args: NtpdArgs) -> Result<(), StartError> {
         args.config.display(),
         args.clock
     );
-    if args.quit {
-        return Err(StartError::Unsupported(
-            "-q needs upstream synchronisation, which this build does not do yet",
-        ));
-    }
     note_ignored_flags(&args);
 
     let mut random = Random::open().map_err(|e| StartError::Io("cannot open /dev/urandom", e))?;
@@ -167,7 +168,7 @@ fn serve(
     config: &Config,
     runtime: setup::Runtime,
     mut random: Random,
-) -> Result<(), StartError> {
+) -> Result<u8, StartError> {
     let precision = measure_precision();
     let started = Instant::now();
     let mapping = initial_mapping(args.clock);
@@ -220,7 +221,7 @@ fn serve(
             .pop()
             .unwrap_or_default()
             .into_iter()
-            .map(|s| ServeSocket::new(s, true))
+            .map(|s| ServeSocket::new(s, !SIMULATOR_BUILD))
             .collect();
         for (i, s) in sockets.iter().enumerate() {
             poll.registry()
@@ -279,11 +280,14 @@ fn serve(
         runtime.upstream_configured,
         precision,
         &mut associations,
+        SteeredClock::new(args.clock, mapping).map(|clock| Steering::new(config, args, clock)),
+        args.quit,
     );
 
     let mut reader = publisher.reader();
     let mut events = Events::with_capacity(64);
     let mut next_tick = Instant::now();
+    let mut status = 0;
     'main: loop {
         let now = Instant::now();
         let mapping = publisher.current().mapping;
@@ -293,16 +297,33 @@ fn serve(
         {
             associations.on_timer(mono(started), poll.registry(), &mapping, &mut random);
         }
+        if timekeeper.timeout().is_some_and(|t| t.is_zero())
+            && let Verdict::Exit(code) = timekeeper.on_timer(&mut associations, &publisher)
+        {
+            status = code;
+            break 'main;
+        }
         if now >= next_tick {
-            timekeeper.update(&mut associations, &publisher, false);
+            if let Verdict::Exit(code) = timekeeper.update(&mut associations, &publisher, false) {
+                status = code;
+                break 'main;
+            }
             next_tick = now + TICK;
         }
         let mut timeout = next_tick.saturating_duration_since(Instant::now());
         if let Some(t) = associations.next_timeout() {
             timeout = timeout.min(t.saturating_since(mono(started)));
         }
+        if let Some(t) = timekeeper.timeout() {
+            timeout = timeout.min(t);
+        }
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
+                // The signal that interrupted us is in the pipe now. Simulator builds learn of
+                // it only here: their poller never reports the pipe again (SIMULATOR_BUILD).
+                if shutdown_requested(&signals) {
+                    break 'main;
+                }
                 continue;
             }
             return Err(StartError::Io("poll failed", e));
@@ -311,15 +332,8 @@ fn serve(
         for event in &events {
             match event.token() {
                 SIGNAL_TOKEN => {
-                    for sig in signals.drain() {
-                        if sig == libc::SIGHUP {
-                            tracing::info!(
-                                "SIGHUP received; configuration reload is not supported, restart ntpd"
-                            );
-                        } else {
-                            tracing::info!("signal {sig} received, shutting down");
-                            break 'main;
-                        }
+                    if shutdown_requested(&signals) {
+                        break 'main;
                     }
                 }
                 WAKE_TOKEN => associations.on_answers(mono(started)),
@@ -333,15 +347,20 @@ fn serve(
                 Token(t) => {
                     if let Some((server, sockets)) = local.as_mut()
                         && let Some(sock) = sockets.get_mut(t.wrapping_sub(FIRST_SOCKET_TOKEN))
-                        && let Err(e) = sock.drain(server, &mut reader, &runtime.filter, started)
                     {
-                        tracing::warn!("receiving requests failed: {e}");
+                        if let Err(e) = sock.drain(server, &mut reader, &runtime.filter, started) {
+                            tracing::warn!("receiving requests failed: {e}");
+                        }
+                        rearm(poll.registry(), sock, Token(t));
                     }
                 }
             }
         }
-        if sampled {
-            timekeeper.update(&mut associations, &publisher, true);
+        if sampled
+            && let Verdict::Exit(code) = timekeeper.update(&mut associations, &publisher, true)
+        {
+            status = code;
+            break 'main;
         }
         timekeeper.set_counters(sum(&counters));
     }
@@ -353,9 +372,23 @@ fn serve(
             tracing::error!("a server thread failed");
         }
     }
+    timekeeper.shutdown();
     log_counters(&sum(&counters));
     associations.log_counters();
-    Ok(())
+    Ok(status)
+}
+
+/// Handles the signals received so far; true once SIGTERM or SIGINT asks ntpd to stop.
+fn shutdown_requested(signals: &SignalPipe) -> bool {
+    for sig in signals.drain() {
+        if sig == libc::SIGHUP {
+            tracing::info!("SIGHUP received; configuration reload is not supported, restart ntpd");
+        } else {
+            tracing::info!("signal {sig} received, shutting down");
+            return true;
+        }
+    }
+    false
 }
 
 /// Monotonic time since start-up, as the core counts it.
@@ -376,7 +409,7 @@ fn spawn_worker(
     let waker = Arc::new(Waker::new(poll.registry(), WAKE_TOKEN)?);
     let mut sockets: Vec<ServeSocket> = sockets
         .into_iter()
-        .map(|s| ServeSocket::new(s, true))
+        .map(|s| ServeSocket::new(s, !SIMULATOR_BUILD))
         .collect();
     for (i, s) in sockets.iter().enumerate() {
         poll.registry().register(
@@ -404,14 +437,26 @@ fn spawn_worker(
                 for event in &events {
                     if let Some(sock) =
                         sockets.get_mut(event.token().0.wrapping_sub(FIRST_SOCKET_TOKEN))
-                        && let Err(e) = sock.drain(&server, &mut reader, &filter, origin)
                     {
-                        tracing::warn!("server thread {n}: receiving requests failed: {e}");
+                        if let Err(e) = sock.drain(&server, &mut reader, &filter, origin) {
+                            tracing::warn!("server thread {n}: receiving requests failed: {e}");
+                        }
+                        rearm(poll.registry(), sock, event.token());
                     }
                 }
             }
         })?;
     Ok((handle, waker))
+}
+
+/// Registers a drained server socket again where the poller has disarmed it (poll(2) builds, see
+/// [`SIMULATOR_BUILD`]); epoll keeps it armed, so production builds skip the system call.
+fn rearm(registry: &Registry, sock: &ServeSocket, token: Token) {
+    if SIMULATOR_BUILD
+        && let Err(e) = registry.reregister(&mut SourceFd(&raw_fd(sock)), token, Interest::READABLE)
+    {
+        tracing::warn!("cannot poll a server socket again: {e}");
+    }
 }
 
 fn raw_fd(s: &ServeSocket) -> std::os::fd::RawFd {

@@ -1,9 +1,9 @@
 //! Unpredictable numbers for request nonces and poll jitter.
 //!
 //! A client's transmit timestamp is its defence against off-path spoofing, so it must come from
-//! the kernel's CSPRNG. Reading `/dev/urandom` goes through glibc like every other call the
-//! daemon makes (simulators that interpose on libc see it), needs no `unsafe` here, and costs
-//! one read per poll — polls are seconds apart.
+//! the kernel's CSPRNG. Reading `/dev/urandom` goes through glibc's `open` and `read` like every
+//! other call the daemon makes, so simulators that interpose on libc (clknetsim) see it and
+//! substitute their seeded generator; it costs one read per poll — polls are seconds apart.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -18,7 +18,7 @@ impl Random {
     /// Opens `/dev/urandom`.
     pub fn open() -> io::Result<Self> {
         Ok(Self {
-            source: File::open("/dev/urandom")?,
+            source: sundial_sys::process::open_read_only(c"/dev/urandom")?,
         })
     }
 

@@ -47,6 +47,10 @@ pub struct SystemView<'a> {
     pub jitter: f64,
     /// Frequency correction, ppm.
     pub frequency: f64,
+    /// The discipline's clock jitter, seconds.
+    pub clk_jitter: f64,
+    /// The discipline's frequency wander, ppm.
+    pub clk_wander: f64,
     /// Server counters summed over all threads (for `ntpq -c sysstats`).
     pub counters: CounterSnapshot,
     /// Time since start-up.
@@ -133,11 +137,13 @@ fn system_vars(view: &SystemView<'_>) -> SystemVars {
         offset: view.offset,
         frequency: view.frequency,
         sys_jitter: view.jitter,
-        clk_jitter: 0.0,
-        clk_wander: 0.0,
+        clk_jitter: view.clk_jitter,
+        clk_wander: view.clk_wander,
         tai: None,
         leapsec: None,
         expire: None,
+        uptime: view.uptime.as_secs(),
+        counters: view.counters,
     }
 }
 

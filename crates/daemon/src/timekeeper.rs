@@ -17,6 +17,7 @@ use crate::clock::kernel_now;
 use crate::config::Config;
 use crate::publish::{Publisher, Snapshot};
 use crate::status::{self, Serving, SystemView};
+use crate::steering::{Event, Steering};
 
 /// With upstream servers configured, how long the local clock waits before standing in for
 /// them at start-up, so clients are not served an undisciplined clock during the first polls.
@@ -44,6 +45,19 @@ pub struct Timekeeper {
     last_jitter: f64,
     /// Server counters summed over all threads, as of the last main-loop turn.
     counters: CounterSnapshot,
+    /// The discipline and the clock it steers; `None` with `--clock none`.
+    steering: Option<Steering>,
+    /// `-q`: exit once the clock is set.
+    one_shot: bool,
+}
+
+/// Whether ntpd goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep running.
+    Run,
+    /// Exit with this status.
+    Exit(u8),
 }
 
 impl Timekeeper {
@@ -54,6 +68,8 @@ impl Timekeeper {
         upstream_configured: bool,
         precision: Log2Seconds,
         associations: &mut Associations,
+        steering: Option<Steering>,
+        one_shot: bool,
     ) -> Self {
         let local_clock_id =
             matches!(fallback, Fallback::LocalClock { .. }).then(|| associations.reserve_id());
@@ -90,6 +106,8 @@ impl Timekeeper {
             last_offset: 0.0,
             last_jitter: 0.0,
             counters: CounterSnapshot::default(),
+            steering,
+            one_shot,
         }
     }
 
@@ -103,29 +121,42 @@ impl Timekeeper {
         self.precision.as_seconds_f64()
     }
 
-    /// Runs selection and publishes the result. `new_sample` says whether the system peer may
-    /// have a fresh sample, which drives poll adaptation.
+    /// Runs selection, disciplines the clock with the survivors' new samples (when a clock is
+    /// steered), and publishes the result. `new_sample` says whether a reply just arrived.
+    /// Returns [`Verdict::Exit`] when ntpd must stop (panic threshold, or `-q` is done).
     pub fn update(
         &mut self,
         associations: &mut Associations,
         publisher: &Publisher,
         new_sample: bool,
-    ) {
+    ) -> Verdict {
         let current = publisher.current();
-        let now_ts = current.mapping.map(kernel_now());
+        let mapping = self
+            .steering
+            .as_ref()
+            .map_or(current.mapping, Steering::mapping);
+        let now_ts = mapping.map(kernel_now());
         let (selection, _) = associations.select(now_ts, &self.params, self.mindist, self.maxdist);
-        let peer = associations.system_peer().and_then(|p| {
-            Some((
-                p.id,
-                p.host.clone(),
-                p.addr,
-                SystemPeer {
-                    addr: Some(p.addr.ip()),
-                    info: p.source.peer()?,
-                    estimate: p.source.estimate()?,
-                },
-            ))
-        });
+        let waiting = self
+            .steering
+            .as_ref()
+            .is_some_and(|s| s.waiting_for_sources(associations));
+        let peer = associations
+            .system_peer()
+            .filter(|_| !waiting)
+            .and_then(|p| {
+                Some((
+                    p.id,
+                    p.host.clone(),
+                    p.addr,
+                    SystemPeer {
+                        addr: Some(p.addr.ip()),
+                        info: p.source.peer()?,
+                        estimate: p.source.estimate()?,
+                    },
+                ))
+            });
+        let mut verdict = Verdict::Run;
         let (system, serving) = match peer {
             Some((id, _, _, sys_peer)) => {
                 let leaps = associations
@@ -135,14 +166,41 @@ impl Timekeeper {
                     .filter_map(|p| p.source.peer().map(|i| i.leap));
                 let leap = leap_majority(leaps);
                 self.last_synced = Some(Instant::now());
+                let mut stepped = false;
                 if new_sample {
-                    let tc = self.poll.update(selection.offset, selection.jitter);
-                    associations.set_system_poll(tc);
+                    match self.steering.as_mut() {
+                        Some(steering) => {
+                            let event = steering.feed(associations, &selection, leap);
+                            associations.set_system_poll(steering.poll());
+                            stepped = matches!(event, Event::Stepped(_));
+                            verdict = self.act_on(event);
+                        }
+                        None => {
+                            let tc = self.poll.update(selection.offset, selection.jitter);
+                            associations.set_system_poll(tc);
+                            if self.one_shot {
+                                println!(
+                                    "ntpd: offset {:+.6}s (clock not set: --clock none)",
+                                    selection.offset
+                                );
+                                verdict = Verdict::Exit(0);
+                            }
+                        }
+                    }
                 }
-                (
-                    follow(&sys_peer, &selection, leap, now_ts, self.precision),
-                    Serving::Peer(id),
-                )
+                let disciplined = self.steering.as_ref().is_none_or(Steering::is_synchronized);
+                if stepped || !disciplined {
+                    // Until the discipline has the clock in hand, clients are told so.
+                    (
+                        SystemState::unsynchronized(self.precision),
+                        Serving::Peer(id),
+                    )
+                } else {
+                    (
+                        follow(&sys_peer, &selection, leap, now_ts, self.precision),
+                        Serving::Peer(id),
+                    )
+                }
             }
             None => match self.fallback_state(now_ts) {
                 Some(state) => (state, Serving::Fallback),
@@ -162,34 +220,101 @@ impl Timekeeper {
             self.last_offset = selection.offset;
             self.last_jitter = selection.jitter;
         }
+        if let Some(steering) = self.steering.as_mut() {
+            steering.drift_tick(Instant::now());
+        }
+        let readout = self.steering.as_ref().map(Steering::readout);
+        let fallback = serving == Serving::Fallback;
         let view = SystemView {
             state: &system,
             now: now_ts,
             serving,
             fallback: &self.fallback,
             local_clock_id: self.local_clock_id,
-            tc: self.poll.poll(),
+            tc: readout.map_or_else(|| self.poll.poll(), |r| r.poll),
             mintc: self.mintc,
-            offset: if serving == Serving::Fallback {
-                0.0
-            } else {
-                self.last_offset
+            offset: match (fallback, readout) {
+                (true, _) => 0.0,
+                (false, Some(r)) => r.offset,
+                (false, None) => self.last_offset,
             },
-            jitter: if serving == Serving::Fallback {
-                0.0
-            } else {
-                self.last_jitter
-            },
-            frequency: 0.0,
+            jitter: if fallback { 0.0 } else { self.last_jitter },
+            frequency: readout.map_or(0.0, |r| r.frequency_ppm),
+            clk_jitter: readout.map_or(0.0, |r| r.clk_jitter),
+            clk_wander: readout.map_or(0.0, |r| r.clk_wander_ppm),
             counters: self.counters,
             uptime: self.started.elapsed(),
         };
         let control = Arc::new(status::snapshot(associations, &view));
         publisher.publish(Snapshot {
             system,
-            mapping: current.mapping,
+            mapping,
             control,
         });
+        verdict
+    }
+
+    /// Runs the discipline's timer (the end of a slew) if it is due, republishing the clock.
+    pub fn on_timer(&mut self, associations: &mut Associations, publisher: &Publisher) -> Verdict {
+        let Some(steering) = self.steering.as_mut() else {
+            return Verdict::Run;
+        };
+        steering.on_timer(associations);
+        let current = publisher.current();
+        let mapping = steering.mapping();
+        if mapping != current.mapping {
+            publisher.publish(Snapshot {
+                mapping,
+                ..(*current).clone()
+            });
+        }
+        if self.one_shot && steering.one_shot_finished() {
+            return Verdict::Exit(0);
+        }
+        Verdict::Run
+    }
+
+    /// How long until the discipline's timer is due.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.steering.as_ref().and_then(Steering::timeout)
+    }
+
+    /// Saves the drift file at clean shutdown.
+    pub fn shutdown(&mut self) {
+        if let Some(steering) = self.steering.as_mut() {
+            steering.shutdown();
+        }
+    }
+
+    fn act_on(&mut self, event: Event) -> Verdict {
+        match event {
+            Event::Panic { offset, threshold } => {
+                tracing::error!(
+                    "time correction of {offset:+.0} s exceeds the panic threshold of {threshold:.0} s; \
+                     set the clock manually (or start ntpd with -g) — exiting"
+                );
+                Verdict::Exit(1)
+            }
+            Event::OneShot { offset, stepped } => {
+                let what = if stepped { "set" } else { "slew" };
+                println!("ntpd: time {what} {offset:+.6}s");
+                tracing::info!("time {what} {offset:+.6} s");
+                if self
+                    .steering
+                    .as_ref()
+                    .is_some_and(Steering::one_shot_finished)
+                {
+                    Verdict::Exit(0)
+                } else {
+                    Verdict::Run
+                }
+            }
+            Event::ClockFailed => {
+                eprintln!("ntpd: cannot set the clock; see the log");
+                Verdict::Exit(1)
+            }
+            Event::Stepped(_) | Event::None => Verdict::Run,
+        }
     }
 
     fn fallback_state(&self, now: sundial_proto::time::NtpTimestamp) -> Option<SystemState> {

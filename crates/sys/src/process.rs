@@ -2,8 +2,10 @@
 //! priority and CPU accounting.
 
 use std::ffi::CStr;
+use std::fs::File;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::FromRawFd;
 use std::time::Duration;
 use std::{mem, ptr};
 
@@ -27,6 +29,16 @@ pub fn daemonize() -> io::Result<()> {
     // SAFETY: the path is a NUL-terminated static string.
     cvt(unsafe { libc::chdir(c"/".as_ptr()) })?;
     redirect_stdio_to_dev_null()
+}
+
+/// Opens `path` read-only and close-on-exec with glibc's `open`. `std::fs::File::open` calls
+/// `open64` instead, which LD_PRELOAD simulators such as clknetsim do not interpose: opened here,
+/// `/dev/urandom` becomes the simulator's seeded generator, so a simulated run can be repeated.
+pub fn open_read_only(path: &CStr) -> io::Result<File> {
+    // SAFETY: `path` is NUL-terminated and outlives the call; open takes no other pointer.
+    let fd = cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: open just returned this descriptor and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// The IPv4 and IPv6 addresses of every interface (`getifaddrs`), with the interface name: the

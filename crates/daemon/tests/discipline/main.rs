@@ -1,0 +1,211 @@
+//! A real `ntpd` disciplining a clock without any privilege: `--clock simulated:0.5:30` starts
+//! half a second and 30 ppm off, follows a real chronyd on loopback, and must end up serving
+//! time a real client finds within a millisecond, with the frequency error in the drift file.
+//! `--clock none` must never try to write a clock at all.
+
+#[path = "../integration/support/mod.rs"]
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "shared helpers; each test binary uses a subset"
+)]
+mod support;
+
+#[path = "../sync/chrony.rs"]
+#[allow(dead_code, reason = "shared with the sync tests")]
+mod chrony;
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::process::{Child, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chrony::ChronyServer;
+use support::process::{notime, stop};
+use support::{SntpClient, TempDir};
+
+/// Waits up to `limit` for `ok`, polling every 200 ms.
+pub(crate) fn eventually(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ok() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// `ntpd -n` with a given clock; stopped on drop.
+struct Ntpd {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Ntpd {
+    fn start(config: &str, clock: &str) -> Self {
+        let dir = TempDir::new("ntpd-discipline");
+        let conf = dir.write(
+            "ntp.conf",
+            config.replace("{DIR}", &dir.path().display().to_string()),
+        );
+        let port = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|s| s.local_addr())
+            .expect("port")
+            .port();
+        let log = File::create(dir.path().join("ntpd.log")).expect("log");
+        let child = notime(support::daemon::NTPD)
+            .arg("-n")
+            .arg("-c")
+            .arg(&conf)
+            .args(["--clock", clock, "--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start ntpd");
+        Self {
+            child: Some(child),
+            port,
+            dir,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        (Ipv4Addr::LOCALHOST, self.port).into()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ntpd.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the log and the drift file (read before the directory goes).
+    fn stop(mut self) -> (String, Option<String>) {
+        if let Some(mut child) = self.child.take() {
+            let (status, graceful) = stop(&mut child, Duration::from_secs(10));
+            assert!(
+                graceful && status.is_some_and(|s| s.success()),
+                "ntpd did not stop cleanly:\n{}",
+                self.log()
+            );
+        }
+        (
+            self.log(),
+            std::fs::read_to_string(self.dir.path().join("ntp.drift")).ok(),
+        )
+    }
+}
+
+impl Drop for Ntpd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = stop(&mut child, Duration::from_secs(10));
+        }
+    }
+}
+
+fn config(server_port: u16) -> String {
+    format!(
+        "server 127.0.0.1 port {server_port} iburst minpoll 1 maxpoll 1\ndriftfile {{DIR}}/ntp.drift\n"
+    )
+}
+
+#[test]
+fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisecond() {
+    let upstream = ChronyServer::start(2);
+    let ntpd = Ntpd::start(&config(upstream.port()), "simulated:0.5:30");
+    let client = SntpClient::new(ntpd.addr());
+    let synced = eventually(Duration::from_secs(30), || {
+        client
+            .query(ntpd.addr(), 4)
+            .is_ok_and(|r| r.header.stratum == 3)
+    });
+    assert!(synced, "never served stratum 3:\n{}", ntpd.log());
+    // Let the frequency settle over a few polls (2 s apart), then measure with a real client.
+    thread::sleep(Duration::from_secs(20));
+    let q = support::peers::chronyd_query(ntpd.addr());
+    let last = q
+        .measurements
+        .last()
+        .unwrap_or_else(|| panic!("chronyd measured nothing:\n{}", q.output));
+    assert_eq!(last.stratum, 3);
+    assert!(
+        last.offset.abs() < 1e-3,
+        "served time is {} s off:\n{}",
+        last.offset,
+        ntpd.log()
+    );
+    let (log, drift) = ntpd.stop();
+    let step: f64 = log
+        .lines()
+        .find_map(|l| {
+            l.split_once("clock stepped by ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("the 0.5 s start error was not stepped:\n{log}"));
+    assert!((step + 0.5).abs() < 0.01, "stepped by {step} s");
+    // The clock runs 30 ppm fast, so the correction is about -30 ppm.
+    let drift: f64 = drift
+        .unwrap_or_else(|| panic!("no drift file:\n{log}"))
+        .trim()
+        .parse()
+        .expect("drift file holds a number");
+    assert!((drift + 30.0).abs() < 2.0, "drift file says {drift} ppm");
+}
+
+#[test]
+fn clock_none_never_tries_to_write_a_clock() {
+    let upstream = ChronyServer::start(2);
+    let ntpd = Ntpd::start(&config(upstream.port()), "none");
+    let client = SntpClient::new(ntpd.addr());
+    let synced = eventually(Duration::from_secs(30), || {
+        client
+            .query(ntpd.addr(), 4)
+            .is_ok_and(|r| r.header.stratum == 3)
+    });
+    assert!(synced, "{}", ntpd.log());
+    let (log, drift) = ntpd.stop();
+    assert!(drift.is_none(), "--clock none wrote a drift file");
+    for forbidden in [
+        "Operation not permitted",
+        "adjusting the clock",
+        "clock stepped",
+        "saved to",
+    ] {
+        assert!(
+            !log.contains(forbidden),
+            "{forbidden:?} in the log of --clock none:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn the_system_clock_fails_loudly_without_the_capability() {
+    // The test suite runs without CAP_SYS_TIME; ntpd -q with the system clock must say it
+    // could not set the clock and exit 1 — never pretend.
+    let upstream = ChronyServer::start(2);
+    let dir = TempDir::new("ntpd-q");
+    let conf = dir.write(
+        "ntp.conf",
+        format!("server 127.0.0.1 port {} iburst\n", upstream.port()),
+    );
+    let mut cmd = notime(support::daemon::NTPD);
+    cmd.arg("-q")
+        .arg("-c")
+        .arg(&conf)
+        .args(["--clock", "system", "--port", "0"]);
+    let out = support::process::output_within(&mut cmd, Duration::from_secs(30));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("cannot set the clock"), "{text}");
+}
