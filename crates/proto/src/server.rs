@@ -175,28 +175,50 @@ impl From<ParseError> for DropReason {
     }
 }
 
+/// Versions a datagram's version field can hold (three bits).
+const VERSIONS: usize = 8;
+
+/// Modes a datagram's mode field can hold (three bits).
+const MODES: usize = 8;
+
 /// Request and drop counters of one server. Each worker thread owns one and is its only writer;
 /// the main loop reads them (relaxed atomics: exact totals, no ordering needed).
+///
+/// Every datagram is counted once in `received` and then exactly once more: as a reply
+/// (`replied`) or as a drop under its [`DropReason`]. The other counters break those two down.
 #[derive(Debug, Default)]
 pub struct ServerCounters {
     received: AtomicU64,
     replied: AtomicU64,
     kisses: AtomicU64,
+    crypto_naks: AtomicU64,
+    control_requests: AtomicU64,
+    control_replies: AtomicU64,
+    versions: [AtomicU64; VERSIONS],
+    ntpv1_modes: [AtomicU64; MODES],
     dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
 impl ServerCounters {
     /// A copy of the current values.
     pub fn snapshot(&self) -> CounterSnapshot {
-        let mut dropped = [0; DropReason::ALL.len()];
-        for (d, a) in dropped.iter_mut().zip(&self.dropped) {
-            *d = a.load(Ordering::Relaxed);
+        fn load_all<const N: usize>(counters: &[AtomicU64; N]) -> [u64; N] {
+            let mut values = [0; N];
+            for (v, a) in values.iter_mut().zip(counters) {
+                *v = a.load(Ordering::Relaxed);
+            }
+            values
         }
         CounterSnapshot {
             received: self.received.load(Ordering::Relaxed),
             replied: self.replied.load(Ordering::Relaxed),
             kisses: self.kisses.load(Ordering::Relaxed),
-            dropped,
+            crypto_naks: self.crypto_naks.load(Ordering::Relaxed),
+            control_requests: self.control_requests.load(Ordering::Relaxed),
+            control_replies: self.control_replies.load(Ordering::Relaxed),
+            versions: load_all(&self.versions),
+            ntpv1_modes: load_all(&self.ntpv1_modes),
+            dropped: load_all(&self.dropped),
         }
     }
 
@@ -224,17 +246,43 @@ impl ServerCounters {
             Self::bump(c);
         }
     }
+
+    /// Counts the version (and, for NTPv1, the mode) of a datagram on the time-service path
+    /// from its first octet.
+    fn count_version(&self, first: u8) {
+        let version = usize::from((first >> 3) & 0x07);
+        if let Some(c) = self.versions.get(version) {
+            Self::bump(c);
+        }
+        if version == 1
+            && let Some(c) = self.ntpv1_modes.get(usize::from(first & 0x07))
+        {
+            Self::bump(c);
+        }
+    }
 }
 
 /// Counter values at one moment; several can be summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CounterSnapshot {
-    /// Datagrams received.
+    /// Datagrams received (mode 6 included).
     pub received: u64,
-    /// Replies sent (kisses included).
+    /// Datagrams answered (kisses, crypto-NAKs and mode 6 included; a mode 6 reply of several
+    /// fragments counts once).
     pub replied: u64,
     /// RATE kisses among the replies.
     pub kisses: u64,
+    /// Time requests with a MAC the server could not verify, answered with a crypto-NAK (among
+    /// the replies).
+    pub crypto_naks: u64,
+    /// Mode 6 (ntpq) datagrams received, whatever became of them (among `received`).
+    pub control_requests: u64,
+    /// Mode 6 requests answered (among the replies).
+    pub control_replies: u64,
+    /// Datagrams of every mode but 6 handed to [`Server::handle`], by version number (0–7).
+    versions: [u64; VERSIONS],
+    /// NTPv1 datagrams by mode (0–7).
+    ntpv1_modes: [u64; MODES],
     dropped: [u64; DropReason::ALL.len()],
 }
 
@@ -249,12 +297,44 @@ impl CounterSnapshot {
         self.dropped.iter().sum()
     }
 
+    /// Datagrams of every mode but 6 handed to [`Server::handle`] (the time-service path) whose
+    /// version field is `version` (0–7; larger values have no datagrams).
+    pub fn by_version(&self, version: u8) -> u64 {
+        self.versions
+            .get(usize::from(version))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// NTPv1 datagrams of mode `mode`.
+    pub fn ntpv1_by_mode(&self, mode: Mode) -> u64 {
+        self.ntpv1_modes
+            .get(usize::from(mode.bits()))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Adds another snapshot's counts to this one.
     pub fn accumulate(&mut self, other: &Self) {
         self.received += other.received;
         self.replied += other.replied;
         self.kisses += other.kisses;
-        for (a, b) in self.dropped.iter_mut().zip(&other.dropped) {
+        self.crypto_naks += other.crypto_naks;
+        self.control_requests += other.control_requests;
+        self.control_replies += other.control_replies;
+        for (a, b) in self
+            .versions
+            .iter_mut()
+            .chain(self.ntpv1_modes.iter_mut())
+            .chain(self.dropped.iter_mut())
+            .zip(
+                other
+                    .versions
+                    .iter()
+                    .chain(&other.ntpv1_modes)
+                    .chain(&other.dropped),
+            )
+        {
             *a += b;
         }
     }
@@ -322,6 +402,7 @@ impl Server {
         emit: &mut dyn FnMut(&[u8]),
     ) -> Action {
         self.counters.count_received();
+        ServerCounters::bump(&self.counters.control_requests);
         let drop = |reason| {
             self.counters.count_drop(reason);
             Action::Drop(reason)
@@ -353,6 +434,7 @@ impl Server {
         ) {
             ControlOutcome::Answered(answer) => {
                 self.counters.count_replied();
+                ServerCounters::bump(&self.counters.control_replies);
                 Action::Reply(answer.octets)
             }
             ControlOutcome::Ignored(_) => drop(DropReason::ControlMode),
@@ -370,6 +452,11 @@ impl Server {
         transmit_time: impl FnOnce() -> NtpTimestamp,
     ) -> Action {
         self.counters.count_received();
+        if let Some(&first) = request.first()
+            && Mode::from_bits(first) != Mode::Control
+        {
+            self.counters.count_version(first);
+        }
         match self.decide(meta, request, system, out, transmit_time) {
             Decision::Reply(len) => {
                 self.counters.count_replied();
@@ -456,6 +543,9 @@ impl Server {
         let Some(out) = out.get_mut(..reply_len) else {
             return Decision::Drop(DropReason::Oversized);
         };
+        if packet.mac.is_some() {
+            ServerCounters::bump(&self.counters.crypto_naks);
+        }
         let (head, nak) = out.split_at_mut(HEADER_LEN);
         nak.fill(0);
         let mut reply = NtpHeader {
@@ -523,6 +613,10 @@ fn kiss(request: &NtpHeader, average: Log2Seconds, out: &mut [u8]) -> Decision {
     .emit(head);
     Decision::Kiss(HEADER_LEN)
 }
+
+#[cfg(test)]
+#[path = "server_amplification.rs"]
+mod amplification;
 
 #[cfg(test)]
 mod tests {

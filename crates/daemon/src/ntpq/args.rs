@@ -137,6 +137,8 @@ pub enum Command {
         /// Comma-separated names, empty for the defaults.
         names: String,
     },
+    /// `sysstats`: the server's packet counters.
+    SysStats,
     /// `quit` / `exit` (interactive).
     Quit,
 }
@@ -166,19 +168,20 @@ impl std::fmt::Display for CommandError {
 }
 
 /// Commands sundial's ntpq runs, by full name.
-const SUPPORTED: [&str; 8] = [
+const SUPPORTED: [&str; 9] = [
     "peers",
     "lpeers",
     "associations",
     "lassociations",
     "readvar",
     "clockvar",
+    "sysstats",
     "quit",
     "exit",
 ];
 
 /// Classic ntpq commands recognised but not implemented (yet).
-const UNSUPPORTED: [&str; 30] = [
+const UNSUPPORTED: [&str; 29] = [
     "addvars",
     "apeers",
     "authenticate",
@@ -205,7 +208,6 @@ const UNSUPPORTED: [&str; 30] = [
     "reslist",
     "rmvars",
     "sysinfo",
-    "sysstats",
     "timeout",
     "timerstats",
     "writevar",
@@ -251,6 +253,7 @@ impl Command {
                 let (association, names) = association_and_names(&args)?;
                 Ok(Self::ClockVar { association, names })
             }
+            "sysstats" => Ok(Self::SysStats),
             "quit" | "exit" => Ok(Self::Quit),
             other => Err(CommandError::Unsupported(other.to_owned())),
         }
@@ -264,6 +267,7 @@ impl Command {
             Self::Associations => "associations",
             Self::ReadVar { .. } => "readvar",
             Self::ClockVar { .. } => "clockvar",
+            Self::SysStats => "sysstats",
             Self::Quit => "quit",
         }
     }
@@ -310,9 +314,11 @@ mod tests {
                 names: String::new()
             })
         );
+        assert_eq!(Command::parse("sysstats"), Ok(Command::SysStats));
+        assert_eq!(Command::parse("sysst"), Ok(Command::SysStats));
         assert_eq!(
-            Command::parse("sysstats"),
-            Err(CommandError::Unsupported("sysstats".to_owned()))
+            Command::parse("iostats"),
+            Err(CommandError::Unsupported("iostats".to_owned()))
         );
         assert_eq!(
             Command::parse("p"),

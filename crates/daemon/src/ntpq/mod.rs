@@ -17,6 +17,7 @@ mod json;
 mod peers;
 mod readvar;
 mod session;
+mod sysstats;
 mod values;
 
 #[cfg(test)]
@@ -27,7 +28,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sundial_proto::control::{
-    Opcode, PeerStatus, parse_association_list, parse_varlist, peer_event_name, unquote,
+    ErrorCode, Opcode, PeerStatus, ResponseError, parse_association_list, parse_varlist,
+    peer_event_name, unquote,
 };
 use sundial_proto::time::{NtpTimestamp, UnixTime};
 
@@ -194,6 +196,7 @@ impl Runner {
                 let op = Opcode::ReadClock;
                 self.variables(subject, op, *association, names, host, session, ctx)
             }
+            Command::SysStats => self.sysstats(host, session, ctx),
             Command::Quit => return None,
         };
         Some(match result {
@@ -370,6 +373,72 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+impl Runner {
+    /// `sysstats`: NTPsec's counter table, then sundial's drops by reason if the server has
+    /// them (see [`sysstats`]).
+    fn sysstats(
+        &mut self,
+        host: &str,
+        session: &mut Session,
+        ctx: &mut Context,
+    ) -> Result<(), QueryError> {
+        let first = read_names(session, &sysstats::first_names(), ctx)?;
+        let second = read_names(session, &sysstats::second_names(), ctx)?;
+        let names = sysstats::sundial_names();
+        let sundial = match session.query(Opcode::ReadVariables, 0, names.join(",").as_bytes()) {
+            Ok(response) => Some(parse_varlist(&response.data)),
+            Err(QueryError::Response(ResponseError::Server(ErrorCode::UnknownVariable))) => None,
+            Err(e) => return Err(e),
+        };
+        if self.json {
+            let mut variables = Object::new();
+            for (name, value) in first.iter().chain(&second).chain(sundial.iter().flatten()) {
+                variables = variables.string(name, unquote(value));
+            }
+            let doc = Object::new()
+                .string("host", host)
+                .string("command", "sysstats")
+                .object("variables", variables)
+                .finish();
+            ctx.print(&format!("{doc}\n"));
+        } else {
+            let text = sysstats::render(&first, &second, sundial.as_ref());
+            ctx.print(&format!("{}{text}", self.server_prefix(host)));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the system variables `names` in one request; if the server does not know one of
+/// them, says so and reads them one at a time, the unknown ones getting the value `???`
+/// (NTPsec's ntpq does the same).
+fn read_names(
+    session: &mut Session,
+    names: &[String],
+    ctx: &mut Context,
+) -> Result<sysstats::Vars, QueryError> {
+    let unknown = |e: &QueryError| {
+        matches!(
+            e,
+            QueryError::Response(ResponseError::Server(ErrorCode::UnknownVariable))
+        )
+    };
+    match session.query(Opcode::ReadVariables, 0, names.join(",").as_bytes()) {
+        Ok(response) => return Ok(parse_varlist(&response.data)),
+        Err(e) if unknown(&e) => ctx.eprint("Unknown variable.  Trying one at a time.\n"),
+        Err(e) => return Err(e),
+    }
+    let mut vars = Vec::new();
+    for name in names {
+        match session.query(Opcode::ReadVariables, 0, name.as_bytes()) {
+            Ok(response) => vars.extend(parse_varlist(&response.data)),
+            Err(e) if unknown(&e) => vars.push((name.clone(), "???".to_owned())),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(vars)
 }
 
 /// One `peers` row as JSON.

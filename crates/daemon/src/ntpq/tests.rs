@@ -356,3 +356,85 @@ fn address_family_flags_restrict_resolution() {
     assert!(ok);
     assert_eq!(out, "stratum=3\n");
 }
+
+/// A snapshot whose counters come from a real `Server` that saw a few good and bad datagrams.
+fn with_counters() -> ControlSnapshot {
+    use sundial_proto::packet::{Mode, NtpHeader};
+    use sundial_proto::server::{RequestMeta, Server};
+    use sundial_proto::system::SystemState;
+    use sundial_proto::time::{Log2Seconds, MonoTime};
+
+    let server = Server::default();
+    let meta = RequestMeta {
+        source: "192.0.2.7:40000".parse().unwrap(),
+        destination: None,
+        receive_time: NtpTimestamp::from_unix(NOW),
+        monotonic: MonoTime::ZERO,
+        truncated: false,
+    };
+    let state = SystemState::unsynchronized(Log2Seconds::new(-20));
+    let mut request = [0u8; 48];
+    NtpHeader::new(4, Mode::Client).emit(&mut request);
+    let mut out = [0u8; 64];
+    for bytes in [&request[..], &request[..20], &[0x3b; 48][..]] {
+        let _ = server.handle(&meta, bytes, &state, &mut out, || {
+            NtpTimestamp::from_unix(NOW)
+        });
+    }
+    let mut snapshot = classic_example();
+    snapshot.system.uptime = 3725;
+    snapshot.system.counters = server.counters().snapshot();
+    snapshot
+}
+
+#[test]
+fn sysstats_prints_ntpsecs_table_then_every_drop_reason() {
+    let server = FakeServer::start(with_counters(), Behaviour::Answer);
+    let port = server.addr.port().to_string();
+    let (ok, out, err) = ntpq(&["-c", "sysstats", "--port", &port, "127.0.0.1"]);
+    assert!(ok, "{err}");
+    assert_eq!(err, "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 17 + 2 + 14, "{out}");
+    assert_eq!(lines[0], "uptime:                     01:02:05");
+    assert_eq!(
+        lines[2],
+        "sysstats reset:             01:02:05      01:02:05"
+    );
+    assert_eq!(
+        lines[3],
+        "packets received:                  3             3     1242.0s/p     1242.0s/p"
+    );
+    assert!(out.contains("\ncurrent version:                   2             2"));
+    // The 20-octet request is too short; the `0x3b` one has version 7.
+    assert!(out.contains("\nbad length or format:              2             2"));
+    assert!(out.contains("\nprocessed for time:                1             1"));
+    assert!(out.contains("\nreplies sent:                      1\n"));
+    assert!(out.contains("\ndropped:                           2\n"));
+    assert!(out.contains("\n  too-short:                       1\n"));
+    assert!(out.contains("\n  bad-version:                     1\n"));
+    assert!(out.contains("\n  rate-limited:                    0\n"));
+}
+
+#[test]
+fn sysstats_as_json_carries_every_counter() {
+    let server = FakeServer::start(with_counters(), Behaviour::Answer);
+    let port = server.addr.port().to_string();
+    let (ok, out, _) = ntpq(&["--json", "-c", "sysstats", "--port", &port, "127.0.0.1"]);
+    assert!(ok);
+    let line = out.trim();
+    assert!(
+        line.starts_with(
+            r#"{"host":"127.0.0.1","command":"sysstats","variables":{"ss_uptime":"3725","#
+        ),
+        "{line}"
+    );
+    for item in [
+        r#""ss_received":"3""#,
+        r#""ss_received_r":"3""#,
+        r#""ss_dropped_too_short":"1""#,
+        r#""ss_dropped_bad_version":"1""#,
+    ] {
+        assert!(line.contains(item), "{item} in {line}");
+    }
+}

@@ -17,6 +17,7 @@
 mod support;
 
 mod ntpsec;
+mod sundial_state;
 
 use std::collections::BTreeMap;
 

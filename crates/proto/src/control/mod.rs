@@ -44,6 +44,7 @@ mod header;
 mod request;
 mod respond;
 mod snapshot;
+mod stats;
 mod status;
 mod values;
 mod varlist;
@@ -67,6 +68,7 @@ pub use respond::{
     respond,
 };
 pub use snapshot::{AssociationId, ClockVars, ControlSnapshot, FilterStage, PeerVars, SystemVars};
+pub use stats::{StatsCategory, Sysstats, dropped_variable};
 pub use status::{
     ClockSource, ClockStatus, PeerStatus, SystemStatus, clock_event_name, leap_name,
     peer_event_name, system_event_name,

@@ -23,7 +23,7 @@ use super::header::{ControlHeader, ErrorCode, HEADER_LEN, MAX_DATA_LEN, MAX_DATA
 use super::request::{IgnoreReason, Request, RequestError, RequestFrame};
 use super::snapshot::{AssociationId, ControlSnapshot, PeerVars, SystemVars};
 use super::varlist::VarWriter;
-use super::vars::{self, CLOCK_VARS, PEER_VARS, SYSTEM_VARS, Var};
+use super::vars::{self, CLOCK, PEER, SYSTEM, Table};
 use crate::access::RestrictFlags;
 use crate::packet::Mode;
 use crate::select::Tally;
@@ -181,17 +181,17 @@ impl<'s> Replier<'s, '_> {
             Opcode::ReadStatus if association == 0 => self.association_list(header),
             Opcode::ReadStatus => match self.lookup(association) {
                 Ok(Some(peer)) => {
-                    self.variables(header, peer.status().word(), PEER_VARS, peer, request)
+                    self.variables(header, peer.status().word(), &PEER, peer, request)
                 }
                 Ok(None) | Err(_) => self.error(header, ErrorCode::BadAssociation),
             },
             Opcode::ReadVariables => match self.lookup(association) {
                 Ok(None) => {
                     let system = &snapshot.system;
-                    self.variables(header, system_status, SYSTEM_VARS, system, request)
+                    self.variables(header, system_status, &SYSTEM, system, request)
                 }
                 Ok(Some(peer)) => {
-                    self.variables(header, peer.status().word(), PEER_VARS, peer, request)
+                    self.variables(header, peer.status().word(), &PEER, peer, request)
                 }
                 Err(code) => self.error(header, code),
             },
@@ -202,13 +202,9 @@ impl<'s> Replier<'s, '_> {
                     snapshot.peer(association).filter(|p| p.is_refclock)
                 };
                 match clock {
-                    Some(peer) => self.variables(
-                        header,
-                        peer.clock.status().word(),
-                        CLOCK_VARS,
-                        peer,
-                        request,
-                    ),
+                    Some(peer) => {
+                        self.variables(header, peer.clock.status().word(), &CLOCK, peer, request)
+                    }
                     None => self.error(header, ErrorCode::BadAssociation),
                 }
             }
@@ -269,7 +265,7 @@ impl<'s> Replier<'s, '_> {
         &mut self,
         header: &ControlHeader,
         status: u16,
-        table: &[Var<T>],
+        table: &Table<T>,
         value: &T,
         request: &Request<'_>,
     ) -> ControlOutcome {

@@ -13,6 +13,7 @@ use super::status::{ClockSource, ClockStatus, PeerStatus, SystemStatus};
 use crate::filter::STAGES;
 use crate::packet::{Leap, Mode, ReferenceId};
 use crate::select::Tally;
+use crate::server::CounterSnapshot;
 use crate::time::NtpTimestamp;
 
 /// Everything mode 6 can report, as of one moment.
@@ -117,6 +118,13 @@ pub struct SystemVars {
     pub leapsec: Option<NtpTimestamp>,
     /// `expire`: when the leap file expires (omitted without one).
     pub expire: Option<NtpTimestamp>,
+    /// `ss_uptime`: seconds since the daemon started (also `ss_reset`: sundial never resets
+    /// its counters).
+    pub uptime: u64,
+    /// The server counters summed over every server thread, behind the `ss_*` variables of
+    /// `ntpq -c sysstats` (see the `stats` module for how they map). Only sent when asked for
+    /// by name, never in the defaults of `ntpq -c rv`.
+    pub counters: CounterSnapshot,
 }
 
 impl SystemVars {
@@ -159,6 +167,8 @@ impl Default for SystemVars {
             tai: None,
             leapsec: None,
             expire: None,
+            uptime: 0,
+            counters: CounterSnapshot::default(),
         }
     }
 }

@@ -6,10 +6,15 @@
 //! `rec`. A request naming variables gets them in table order, as from ntpd. Never sent: `org`
 //! and `xmt` (the origin and transmit timestamps an off-path attacker would need to spoof
 //! replies, CVE-2015-8139), `ntscookies` (a value ≥ 0 turns ntpq's `t` column into a digit).
+//!
+//! A [`Table`] has the variables an empty request returns and, after them, variables that are
+//! only sent when asked for by name: the system counters of `ntpq -c sysstats` (the `stats`
+//! module), which would otherwise make every `ntpq -c rv` twice as long.
 
 use super::header::ErrorCode;
 use super::request::NameList;
 use super::snapshot::{PeerVars, SystemVars};
+use super::stats::SYSTEM_STATS;
 use super::values::{Fixed6, Hex, LeapDate, Ms, MsArray, Refid};
 use super::varlist::{SafeText, VarWriter};
 use crate::time::NtpTimestamp;
@@ -18,31 +23,70 @@ use crate::time::NtpTimestamp;
 /// value (for example `srchost` of an association configured by address).
 pub(crate) struct Var<T: 'static> {
     pub(crate) name: &'static str,
-    render: fn(&T, NtpTimestamp, &mut VarWriter<'_>),
+    pub(crate) render: fn(&T, NtpTimestamp, &mut VarWriter<'_>),
 }
+
+/// The variables of one kind of subject.
+pub(crate) struct Table<T: 'static> {
+    /// Sent for an empty request, in this order.
+    pub(crate) defaults: &'static [Var<T>],
+    /// Sent only when named, after the defaults in table order.
+    pub(crate) on_request: &'static [Var<T>],
+}
+
+impl<T> Table<T> {
+    /// Every variable, defaults first: the order of [`Selection::Named`]'s bits.
+    fn all(&self) -> impl Iterator<Item = &'static Var<T>> + use<T> {
+        self.defaults.iter().chain(self.on_request.iter())
+    }
+
+    /// How many variables there are.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.defaults.len() + self.on_request.len()
+    }
+}
+
+/// The system variables (association 0).
+pub(crate) static SYSTEM: Table<SystemVars> = Table {
+    defaults: SYSTEM_VARS,
+    on_request: SYSTEM_STATS,
+};
+
+/// The peer variables.
+pub(crate) static PEER: Table<PeerVars> = Table {
+    defaults: PEER_VARS,
+    on_request: &[],
+};
+
+/// The reference clock variables.
+pub(crate) static CLOCK: Table<PeerVars> = Table {
+    defaults: CLOCK_VARS,
+    on_request: &[],
+};
 
 /// Which variables of a table to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Selection {
-    /// Every variable that has a value (an empty request).
+    /// Every default variable that has a value (an empty request).
     Default,
-    /// The variables whose table index bits are set.
-    Named(u64),
+    /// The variables whose index bits are set (indices over defaults, then on-request ones).
+    Named(u128),
 }
 
 /// Resolves requested names against `table`: an empty list selects the defaults, an unknown
 /// name is [`ErrorCode::UnknownVariable`] (the whole request fails, as in ntpd).
-pub(crate) fn select<T>(table: &[Var<T>], names: &NameList<'_>) -> Result<Selection, ErrorCode> {
+pub(crate) fn select<T>(table: &Table<T>, names: &NameList<'_>) -> Result<Selection, ErrorCode> {
     if names.is_empty() {
         return Ok(Selection::Default);
     }
-    let mut mask = 0u64;
+    let mut mask = 0u128;
     for name in names.iter() {
         let index = table
-            .iter()
+            .all()
             .position(|v| v.name.as_bytes() == name)
             .ok_or(ErrorCode::UnknownVariable)?;
-        mask |= 1u64
+        mask |= 1u128
             .checked_shl(u32::try_from(index).unwrap_or(u32::MAX))
             .unwrap_or(0);
     }
@@ -51,17 +95,17 @@ pub(crate) fn select<T>(table: &[Var<T>], names: &NameList<'_>) -> Result<Select
 
 /// Writes the selected variables of `value` in table order.
 pub(crate) fn write<T>(
-    table: &[Var<T>],
+    table: &Table<T>,
     selection: Selection,
     value: &T,
     now: NtpTimestamp,
     out: &mut VarWriter<'_>,
 ) {
-    for (index, var) in table.iter().enumerate() {
+    for (index, var) in table.all().enumerate() {
         let wanted = match selection {
-            Selection::Default => true,
+            Selection::Default => index < table.defaults.len(),
             Selection::Named(mask) => {
-                let bit = 1u64.checked_shl(u32::try_from(index).unwrap_or(u32::MAX));
+                let bit = 1u128.checked_shl(u32::try_from(index).unwrap_or(u32::MAX));
                 bit.is_some_and(|bit| mask & bit != 0)
             }
         };
@@ -82,7 +126,7 @@ macro_rules! var {
 }
 
 /// The system variables (`ntpq -c rv`), NTPsec's default order.
-pub(crate) static SYSTEM_VARS: &[Var<SystemVars>] = &[
+const SYSTEM_VARS: &[Var<SystemVars>] = &[
     var!("leap", |s| "{}", s.leap.bits()),
     var!("stratum", |s| "{}", s.stratum),
     var!("precision", |s| "{}", s.precision),
@@ -141,7 +185,7 @@ pub(crate) static SYSTEM_VARS: &[Var<SystemVars>] = &[
 
 /// The peer variables (`ntpq -c "rv ASSOC"`, one READVAR per row of `ntpq -p`), NTPsec's
 /// default order with classic `%.3f` milliseconds.
-pub(crate) static PEER_VARS: &[Var<PeerVars>] = &[
+const PEER_VARS: &[Var<PeerVars>] = &[
     var!("srcadr", |p| "{}", p.srcadr),
     var!("srcport", |p| "{}", p.srcport),
     var!("dstadr", |p| "{}", p.dstadr),
@@ -194,7 +238,7 @@ pub(crate) static PEER_VARS: &[Var<PeerVars>] = &[
 
 /// The reference clock variables (`ntpq -c cv`), in ntpd's order. The fudge times are sent
 /// only when set, like NTPsec.
-pub(crate) static CLOCK_VARS: &[Var<PeerVars>] = &[
+const CLOCK_VARS: &[Var<PeerVars>] = &[
     var!("name", |p| "\"{}\"", SafeText(&p.clock.name)),
     var!("timecode", |p| "\"{}\"", SafeText(&p.clock.timecode)),
     var!("poll", |p| "{}", p.clock.polls),
@@ -237,15 +281,15 @@ mod tests {
 
     #[test]
     fn every_table_fits_the_selection_mask() {
-        // `Selection::Named` is a 64-bit mask over table indices.
-        assert!(SYSTEM_VARS.len() <= 64 && PEER_VARS.len() <= 64 && CLOCK_VARS.len() <= 64);
+        // `Selection::Named` is a 128-bit mask over table indices.
+        assert!(SYSTEM.len() <= 128 && PEER.len() <= 128 && CLOCK.len() <= 128);
     }
 
     #[test]
     fn no_table_reports_origin_transmit_or_nts_cookies() {
         for name in ["org", "xmt", "ntscookies"] {
-            assert!(PEER_VARS.iter().all(|v| v.name != name), "{name}");
-            assert!(SYSTEM_VARS.iter().all(|v| v.name != name), "{name}");
+            assert!(PEER.all().all(|v| v.name != name), "{name}");
+            assert!(SYSTEM.all().all(|v| v.name != name), "{name}");
         }
     }
 
@@ -258,9 +302,9 @@ mod tests {
     #[test]
     fn names_are_unique_per_table() {
         for table in [
-            SYSTEM_VARS.iter().map(|v| v.name).collect::<Vec<_>>(),
-            PEER_VARS.iter().map(|v| v.name).collect(),
-            CLOCK_VARS.iter().map(|v| v.name).collect(),
+            SYSTEM.all().map(|v| v.name).collect::<Vec<_>>(),
+            PEER.all().map(|v| v.name).collect(),
+            CLOCK.all().map(|v| v.name).collect(),
         ] {
             let mut sorted = table.clone();
             sorted.sort_unstable();
