@@ -153,6 +153,11 @@ impl TimeMapping {
 pub struct SteeredClock {
     kind: SteeredKind,
     mapping: TimeMapping,
+    /// The leap second the sources announce, for the simulated clock to apply at midnight UTC
+    /// (the kernel applies its own).
+    leap: Leap,
+    /// The UTC day number of the served time when last checked.
+    day: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -174,7 +179,49 @@ impl SteeredClock {
                 natural_ppm: freq_ppm,
             },
         };
-        Some(Self { kind, mapping })
+        Some(Self {
+            kind,
+            mapping,
+            leap: Leap::NoWarning,
+            day: None,
+        })
+    }
+
+    /// Applies an announced leap second to the simulated clock when the served time has just
+    /// crossed midnight UTC: an inserted second repeats the last second of the day (a step of
+    /// −1 s), a deleted one skips it (+1 s). Returns the step taken. The kernel clock inserts
+    /// its own leap seconds (`STA_INS`/`STA_DEL`), so this does nothing for it.
+    pub fn apply_leap_second(&mut self) -> Option<i32> {
+        let SteeredKind::Simulated { .. } = self.kind else {
+            return None;
+        };
+        let served = self.mapping.map_unix(kernel_now());
+        let step = self.leap_step_at(served.secs())?;
+        let kernel = kernel_now();
+        let by = NtpDuration::from_seconds(step);
+        self.mapping = TimeMapping::new(
+            kernel,
+            self.mapping.offset_at(kernel) + by,
+            self.mapping.freq_ppm(),
+        );
+        Some(step)
+    }
+
+    /// The leap step due at served Unix time `secs`, updating the day bookkeeping.
+    fn leap_step_at(&mut self, secs: i64) -> Option<i32> {
+        let day = secs.div_euclid(86_400);
+        let crossed = self.day.is_some_and(|d| day > d);
+        self.day = Some(day);
+        if !crossed {
+            return None;
+        }
+        let step = match self.leap {
+            Leap::AddSecond => -1,
+            Leap::DeleteSecond => 1,
+            Leap::NoWarning | Leap::Unsynchronized => return None,
+        };
+        self.leap = Leap::NoWarning;
+        Some(step)
     }
 
     /// How served time follows kernel time now.
@@ -253,9 +300,11 @@ impl Clock for SteeredClock {
                     us(max_error),
                 )
             }
-            // The simulated clock has no other readers; a leap second would be applied by the
-            // discipline's step at midnight if it ever mattered to a test.
-            SteeredKind::Simulated { .. } => Ok(()),
+            // The simulated clock applies the leap itself at midnight (`apply_leap_second`).
+            SteeredKind::Simulated { .. } => {
+                self.leap = leap;
+                Ok(())
+            }
         }
     }
 }
@@ -320,6 +369,28 @@ mod tests {
             TimeMapping::IDENTITY.map(later),
             NtpTimestamp::from_unix(later)
         );
+    }
+
+    #[test]
+    fn simulated_clock_inserts_an_announced_leap_second_at_midnight() {
+        let mut clock = SteeredClock::new(
+            ClockSpec::Simulated {
+                offset_s: 0.0,
+                freq_ppm: 0.0,
+            },
+            TimeMapping::IDENTITY,
+        )
+        .expect("simulated clocks are steerable");
+        let midnight = 1_798_761_600; // 2027-01-01 00:00:00 UTC
+        assert_eq!(clock.leap_step_at(midnight - 10), None);
+        clock
+            .set_status(Leap::AddSecond, NtpDuration::ZERO, NtpDuration::ZERO)
+            .unwrap();
+        assert_eq!(clock.leap_step_at(midnight - 1), None);
+        assert_eq!(clock.leap_step_at(midnight), Some(-1));
+        // Once only.
+        assert_eq!(clock.leap_step_at(midnight + 86_400), None);
+        assert!(SteeredClock::new(ClockSpec::None, TimeMapping::IDENTITY).is_none());
     }
 
     #[test]

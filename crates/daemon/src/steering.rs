@@ -256,6 +256,14 @@ impl Steering {
         }
     }
 
+    /// Applies an announced leap second to the simulated clock at midnight UTC.
+    pub fn leap_tick(&mut self) {
+        if let Some(step) = self.clock.apply_leap_second() {
+            let what = if step < 0 { "inserted" } else { "deleted" };
+            tracing::warn!("leap second {what} (simulated clock stepped by {step:+} s)");
+        }
+    }
+
     /// Whether `ntpd -q` is finished: the clock was set and no slew is running.
     pub fn one_shot_finished(&self) -> bool {
         self.one_shot_done && self.discipline.next_timeout().is_none()

@@ -222,6 +222,7 @@ impl Timekeeper {
         }
         if let Some(steering) = self.steering.as_mut() {
             steering.drift_tick(Instant::now());
+            steering.leap_tick();
         }
         let readout = self.steering.as_ref().map(Steering::readout);
         let fallback = serving == Serving::Fallback;
