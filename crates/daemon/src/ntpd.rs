@@ -540,6 +540,13 @@ fn log_counters(c: &CounterSnapshot) {
         c.replied,
         c.dropped_total()
     );
+    tracing::info!(
+        "replies included {} RATE kiss(es) and {} crypto-NAK(s); mode 6: {} request(s), {} answered",
+        c.kisses,
+        c.crypto_naks,
+        c.control_requests,
+        c.control_replies
+    );
     for reason in DropReason::ALL {
         let n = c.dropped(reason);
         if n > 0 {
