@@ -176,6 +176,7 @@ fn serve(
         system: SystemState::unsynchronized(precision),
         mapping,
         control: Arc::default(),
+        access: Arc::new(runtime.access.clone()),
     });
     let families = Families {
         v4: !args.ipv6,
@@ -276,8 +277,7 @@ fn serve(
         Associations::new(config, &args.servers, family, resolver, mono(started));
     let mut timekeeper = Timekeeper::new(
         config,
-        runtime.fallback,
-        runtime.upstream_configured,
+        &runtime,
         precision,
         &mut associations,
         SteeredClock::new(args.clock, mapping).map(|clock| Steering::new(config, args, clock)),

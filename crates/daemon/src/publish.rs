@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use sundial_proto::access::AccessTable;
 use sundial_proto::control::ControlSnapshot;
 use sundial_proto::system::SystemState;
 
@@ -22,6 +23,9 @@ pub struct Snapshot {
     pub mapping: TimeMapping,
     /// What mode 6 (ntpq) reports.
     pub control: Arc<ControlSnapshot>,
+    /// The restrict table in force (it grows `restrict source` entries as associations are
+    /// mobilised).
+    pub access: Arc<AccessTable>,
 }
 
 /// The main loop's side: publishes new snapshots.
@@ -94,6 +98,7 @@ mod tests {
             system: SystemState::unsynchronized(Log2Seconds::new(-20)),
             mapping: TimeMapping::IDENTITY,
             control: Arc::default(),
+            access: Arc::default(),
         };
         let publisher = Publisher::new(first.clone());
         let mut reader = publisher.reader();

@@ -160,15 +160,26 @@ impl ServeSocket {
                     .first()
                     .is_some_and(|b| Mode::from_bits(*b) == Mode::Control)
                 {
-                    let _ =
-                        server.handle_control(&request, data, &snapshot.control, &mut |fragment| {
+                    let access = &snapshot.access;
+                    let _ = server.handle_control_with(
+                        access,
+                        &request,
+                        data,
+                        &snapshot.control,
+                        &mut |fragment| {
                             queue(tx, socket, fragment, meta.source, src);
-                        });
+                        },
+                    );
                     continue;
                 }
-                let action = server.handle(&request, data, &snapshot.system, reply, || {
-                    snapshot.mapping.map(kernel_now())
-                });
+                let action = server.handle_with(
+                    &snapshot.access,
+                    &request,
+                    data,
+                    &snapshot.system,
+                    reply,
+                    || snapshot.mapping.map(kernel_now()),
+                );
                 if let Action::Reply(len) = action
                     && let Some(bytes) = reply.get(..len)
                 {

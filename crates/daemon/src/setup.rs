@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sundial_proto::access::{AccessTable, RestrictEntry};
+use sundial_proto::access::{AccessTable, RestrictEntry, RestrictFlags};
 use sundial_proto::fallback::{Fallback, LOCAL_CLOCK_DEFAULT_STRATUM};
 use sundial_proto::packet::ReferenceId;
 use sundial_proto::ratelimit::{DEFAULT_ENTRIES, LimitParams, RateLimiter};
@@ -26,8 +26,10 @@ const LOCAL_CLOCK_TYPE: u8 = 1;
 /// What the daemon runs with, derived once from the configuration and the command line.
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    /// The restrict table.
+    /// The restrict table from the configuration, with the implicit loop-protection entries.
     pub access: AccessTable,
+    /// Flags of `restrict source` lines: applied to every address an association uses.
+    pub source_flags: Option<RestrictFlags>,
     /// What to serve without an upstream source.
     pub fallback: Fallback,
     /// Which local addresses are served.
@@ -46,6 +48,8 @@ impl Runtime {
     pub fn from_config(config: &Config, args: &NtpdArgs, random: &mut Random) -> Self {
         let interface_addrs = sundial_sys::process::interface_addresses().unwrap_or_default();
         let key = SipKey::new(random.next_u64(), random.next_u64());
+        let mut access = access_table(&config.restrictions, args_family(args));
+        add_own_addresses(&mut access, &interface_addrs);
         Self {
             limiter: Arc::new(RateLimiter::new(
                 table_entries(config),
@@ -53,7 +57,8 @@ impl Runtime {
                 key,
             )),
             seed: random.next_u64(),
-            access: access_table(&config.restrictions, args_family(args)),
+            access,
+            source_flags: source_flags(&config.restrictions),
             fallback: fallback(config),
             filter: interface_filter(config, args, &interface_addrs),
             upstream_configured: !args.servers.is_empty()
@@ -164,6 +169,50 @@ pub fn access_table(lines: &[RestrictLine], family: Option<Family>) -> AccessTab
     table
 }
 
+/// Packets from one of this host's own addresses with source port 123 are another NTP daemon
+/// on this host talking to itself through us, or our own replies looping back: drop them, as
+/// classic ntpd's implicit `restrict ADDR interface ntpport ignore` entries do.
+fn add_own_addresses(table: &mut AccessTable, addrs: &[(String, IpAddr)]) {
+    for (_, addr) in addrs {
+        let mut entry = RestrictEntry::host(*addr, RestrictFlags::IGNORE);
+        entry.ntpport = true;
+        table.add(entry);
+    }
+}
+
+/// The flags of `restrict source` lines (merged; `unrestrict source` clears them).
+pub fn source_flags(lines: &[RestrictLine]) -> Option<RestrictFlags> {
+    let mut flags: Option<RestrictFlags> = None;
+    for line in lines.iter().filter(|l| l.target == RestrictTarget::Source) {
+        flags = if line.unrestrict {
+            flags
+                .map(|f| f.difference(line.flags))
+                .filter(|_| !line.flags.is_empty())
+        } else {
+            Some(flags.unwrap_or_default() | line.flags)
+        };
+    }
+    flags
+}
+
+/// The configured table plus a host entry with the `restrict source` flags for every address
+/// an association uses that has no entry of its own.
+pub fn with_sources(
+    base: &AccessTable,
+    flags: Option<RestrictFlags>,
+    addrs: impl IntoIterator<Item = IpAddr>,
+) -> AccessTable {
+    let mut table = base.clone();
+    if let Some(flags) = flags {
+        for addr in addrs {
+            if !table.has_host_entry(addr) {
+                table.add(RestrictEntry::host(addr, flags));
+            }
+        }
+    }
+    table
+}
+
 /// `ntpq` asks `localhost`, which is ::1 first on Debian; a config written for classic ntpd
 /// only says `restrict 127.0.0.1`. Give each loopback address the other's entry when it has
 /// none of its own.
@@ -188,7 +237,7 @@ fn entry(addr: IpAddr, mask: IpAddr, line: &RestrictLine) -> RestrictEntry {
 }
 
 fn host_mask(addr: IpAddr) -> IpAddr {
-    RestrictEntry::host(addr, sundial_proto::access::RestrictFlags::NONE).mask
+    RestrictEntry::host(addr, RestrictFlags::NONE).mask
 }
 
 fn resolve(name: &str, family: Option<Family>) -> Vec<IpAddr> {
@@ -322,6 +371,53 @@ mod tests {
         let v6 = t.lookup(&sa("[::1]:5000"));
         assert!(v6.explicit);
         assert_eq!(v6.flags, RestrictFlags::NONE);
+    }
+
+    #[test]
+    fn restrict_source_applies_to_association_addresses_without_their_own_entry() {
+        let (config, _) = parse_str(
+            "restrict default noquery\nrestrict source nomodify noquery\nrestrict 192.0.2.2 nomodify\n",
+            Path::new("/etc/ntp.conf"),
+        );
+        let flags = source_flags(&config.restrictions);
+        assert_eq!(
+            flags,
+            Some(RestrictFlags::NOMODIFY | RestrictFlags::NOQUERY)
+        );
+        let base = access_table(&config.restrictions, None);
+        let t = with_sources(
+            &base,
+            flags,
+            ["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
+        );
+        let pool_member = t.lookup(&sa("192.0.2.1:123"));
+        assert!(pool_member.explicit && pool_member.flags.contains(RestrictFlags::NOMODIFY));
+        // An address with an entry of its own keeps it.
+        assert_eq!(
+            t.lookup(&sa("192.0.2.2:123")).flags,
+            RestrictFlags::NOMODIFY
+        );
+        let (cleared, _) = parse_str(
+            "restrict source noquery\nunrestrict source\n",
+            Path::new("/x"),
+        );
+        assert_eq!(source_flags(&cleared.restrictions), None);
+    }
+
+    #[test]
+    fn own_addresses_on_port_123_are_ignored() {
+        let mut t = AccessTable::new();
+        add_own_addresses(&mut t, &[("eth0".to_owned(), "192.0.2.9".parse().unwrap())]);
+        assert!(
+            t.lookup(&sa("192.0.2.9:123"))
+                .flags
+                .contains(RestrictFlags::IGNORE)
+        );
+        assert!(
+            !t.lookup(&sa("192.0.2.9:40000"))
+                .flags
+                .contains(RestrictFlags::IGNORE)
+        );
     }
 
     #[test]

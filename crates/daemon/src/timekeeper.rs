@@ -2,9 +2,11 @@
 //! associations and publish what the server claims — the system peer's time one stratum down,
 //! or the local-clock/orphan fallback, or "unsynchronised".
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sundial_proto::access::{AccessTable, RestrictFlags};
 use sundial_proto::fallback::Fallback;
 use sundial_proto::select::{SelectParams, Tally};
 use sundial_proto::server::CounterSnapshot;
@@ -16,6 +18,7 @@ use crate::associations::Associations;
 use crate::clock::kernel_now;
 use crate::config::Config;
 use crate::publish::{Publisher, Snapshot};
+use crate::setup::{self, Runtime};
 use crate::status::{self, Serving, SystemView};
 use crate::steering::{Event, Steering};
 
@@ -49,6 +52,12 @@ pub struct Timekeeper {
     steering: Option<Steering>,
     /// `-q`: exit once the clock is set.
     one_shot: bool,
+    /// The configured restrict table and the `restrict source` flags, and the table in force
+    /// with an entry for each association's address (rebuilt when the addresses change).
+    base_access: AccessTable,
+    source_flags: Option<RestrictFlags>,
+    access: Arc<AccessTable>,
+    access_addrs: Vec<IpAddr>,
 }
 
 /// Whether ntpd goes on.
@@ -61,16 +70,18 @@ pub enum Verdict {
 }
 
 impl Timekeeper {
-    /// A timekeeper for this configuration.
+    /// A timekeeper for this configuration. `steering` is the discipline and its clock
+    /// (`None` with `--clock none`); `one_shot` is `-q`.
     pub fn new(
         config: &Config,
-        fallback: Fallback,
-        upstream_configured: bool,
+        runtime: &Runtime,
         precision: Log2Seconds,
         associations: &mut Associations,
         steering: Option<Steering>,
         one_shot: bool,
     ) -> Self {
+        let fallback = runtime.fallback;
+        let upstream_configured = runtime.upstream_configured;
         let local_clock_id =
             matches!(fallback, Fallback::LocalClock { .. }).then(|| associations.reserve_id());
         let minpoll = config
@@ -108,6 +119,10 @@ impl Timekeeper {
             counters: CounterSnapshot::default(),
             steering,
             one_shot,
+            access: Arc::new(runtime.access.clone()),
+            base_access: runtime.access.clone(),
+            source_flags: runtime.source_flags,
+            access_addrs: Vec::new(),
         }
     }
 
@@ -247,12 +262,31 @@ impl Timekeeper {
             uptime: self.started.elapsed(),
         };
         let control = Arc::new(status::snapshot(associations, &view));
+        let access = self.access_for(associations);
         publisher.publish(Snapshot {
             system,
             mapping,
             control,
+            access,
         });
         verdict
+    }
+
+    /// The restrict table in force: the configured one plus `restrict source` entries for the
+    /// addresses associations use now.
+    fn access_for(&mut self, associations: &Associations) -> Arc<AccessTable> {
+        let mut addrs: Vec<IpAddr> = associations.peers().iter().map(|p| p.addr.ip()).collect();
+        addrs.sort();
+        addrs.dedup();
+        if self.source_flags.is_some() && addrs != self.access_addrs {
+            self.access = Arc::new(setup::with_sources(
+                &self.base_access,
+                self.source_flags,
+                addrs.iter().copied(),
+            ));
+            self.access_addrs = addrs;
+        }
+        Arc::clone(&self.access)
     }
 
     /// Runs the discipline's timer (the end of a slew) if it is due, republishing the clock.

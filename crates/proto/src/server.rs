@@ -86,6 +86,8 @@ pub enum DropReason {
     RestrictedNoserve,
     /// `restrict … version` and the request is not NTPv4.
     RestrictedVersion,
+    /// `restrict … notrust` and the request carries no MAC.
+    RestrictedNotrust,
     /// Sent to a local address excluded by `interface ignore|drop`.
     InterfaceIgnored,
     /// Over the `restrict … limited` rate (a RATE kiss may have been due but was itself limited),
@@ -98,7 +100,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::TooShort,
         Self::BadVersion,
         Self::UnexpectedMode,
@@ -113,6 +115,7 @@ impl DropReason {
         Self::InterfaceIgnored,
         Self::RateLimited,
         Self::ControlRefused,
+        Self::RestrictedNotrust,
     ];
 
     /// A stable short name for logs and statistics.
@@ -129,6 +132,7 @@ impl DropReason {
             Self::RestrictedIgnore => "restricted-ignore",
             Self::RestrictedNoserve => "restricted-noserve",
             Self::RestrictedVersion => "restricted-version",
+            Self::RestrictedNotrust => "restricted-notrust",
             Self::InterfaceIgnored => "interface-ignored",
             Self::RateLimited => "rate-limited",
             Self::ControlRefused => "control-refused",
@@ -151,6 +155,7 @@ impl DropReason {
             Self::InterfaceIgnored => 11,
             Self::RateLimited => 12,
             Self::ControlRefused => 13,
+            Self::RestrictedNotrust => 14,
         }
     }
 }
@@ -401,6 +406,19 @@ impl Server {
         snapshot: &ControlSnapshot,
         emit: &mut dyn FnMut(&[u8]),
     ) -> Action {
+        self.handle_control_with(&self.access, meta, request, snapshot, emit)
+    }
+
+    /// [`Self::handle_control`] under a restrict table the caller supplies (the daemon
+    /// publishes the current one, which grows entries as associations are mobilised).
+    pub fn handle_control_with(
+        &self,
+        access: &AccessTable,
+        meta: &RequestMeta,
+        request: &[u8],
+        snapshot: &ControlSnapshot,
+        emit: &mut dyn FnMut(&[u8]),
+    ) -> Action {
         self.counters.count_received();
         ServerCounters::bump(&self.counters.control_requests);
         let drop = |reason| {
@@ -413,11 +431,11 @@ impl Server {
         if meta.source.port() == 0 {
             return drop(DropReason::SourcePortZero);
         }
-        let flags = self.access.lookup(&meta.source).flags;
+        let flags = access.lookup(&meta.source).flags;
         if flags.contains(RestrictFlags::IGNORE) {
             return drop(DropReason::RestrictedIgnore);
         }
-        if !self.access.control_allowed(&meta.source) {
+        if !access.control_allowed(&meta.source) {
             return drop(DropReason::ControlRefused);
         }
         if let Some(limiter) = &self.limiter
@@ -451,13 +469,27 @@ impl Server {
         out: &mut [u8],
         transmit_time: impl FnOnce() -> NtpTimestamp,
     ) -> Action {
+        self.handle_with(&self.access, meta, request, system, out, transmit_time)
+    }
+
+    /// [`Self::handle`] under a restrict table the caller supplies (the daemon publishes the
+    /// current one, which grows entries as associations are mobilised).
+    pub fn handle_with(
+        &self,
+        access: &AccessTable,
+        meta: &RequestMeta,
+        request: &[u8],
+        system: &SystemState,
+        out: &mut [u8],
+        transmit_time: impl FnOnce() -> NtpTimestamp,
+    ) -> Action {
         self.counters.count_received();
         if let Some(&first) = request.first()
             && Mode::from_bits(first) != Mode::Control
         {
             self.counters.count_version(first);
         }
-        match self.decide(meta, request, system, out, transmit_time) {
+        match self.decide(access, meta, request, system, out, transmit_time) {
             Decision::Reply(len) => {
                 self.counters.count_replied();
                 Action::Reply(len)
@@ -476,6 +508,7 @@ impl Server {
 
     fn decide(
         &self,
+        access: &AccessTable,
         meta: &RequestMeta,
         request: &[u8],
         system: &SystemState,
@@ -491,7 +524,7 @@ impl Server {
         let Some(&first) = request.first() else {
             return Decision::Drop(DropReason::TooShort);
         };
-        let flags = self.access.lookup(&meta.source).flags;
+        let flags = access.lookup(&meta.source).flags;
         if flags.contains(RestrictFlags::IGNORE) {
             return Decision::Drop(DropReason::RestrictedIgnore);
         }
@@ -515,6 +548,9 @@ impl Server {
         };
         if flags.contains(RestrictFlags::NOSERVE) {
             return Decision::Drop(DropReason::RestrictedNoserve);
+        }
+        if flags.contains(RestrictFlags::NOTRUST) && packet.mac.is_none() {
+            return Decision::Drop(DropReason::RestrictedNotrust);
         }
         if flags.contains(RestrictFlags::VERSION) && header.version != 4 {
             return Decision::Drop(DropReason::RestrictedVersion);
@@ -781,6 +817,17 @@ mod tests {
         assert_eq!(
             answer(&server, &request(4, Mode::Client), &synced()),
             Err(DropReason::RestrictedIgnore)
+        );
+    }
+
+    #[test]
+    fn notrust_drops_requests_without_a_mac() {
+        let mut table = AccessTable::new();
+        table.add_default(true, true, RestrictFlags::NOTRUST);
+        let server = Server::new(table);
+        assert_eq!(
+            answer(&server, &request(4, Mode::Client), &synced()),
+            Err(DropReason::RestrictedNotrust)
         );
     }
 

@@ -61,6 +61,7 @@ impl StatsCategory {
             DropReason::RestrictedIgnore
             | DropReason::RestrictedNoserve
             | DropReason::RestrictedVersion
+            | DropReason::RestrictedNotrust
             | DropReason::ControlRefused => Self::Restricted,
             DropReason::RateLimited => Self::Limited,
         }
@@ -231,6 +232,7 @@ pub(crate) static SYSTEM_STATS: &[Var<SystemVars>] = &[
     dropped!("ss_dropped_interface_ignored", InterfaceIgnored),
     dropped!("ss_dropped_rate_limited", RateLimited),
     dropped!("ss_dropped_control_refused", ControlRefused),
+    dropped!("ss_dropped_restricted_notrust", RestrictedNotrust),
 ];
 
 /// The name of the `ss_dropped_*` variable of `reason`: its [`DropReason::name`] with `_` for
