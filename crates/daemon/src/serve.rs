@@ -151,11 +151,8 @@ impl ServeSocket {
                     truncated: meta.truncated,
                 };
                 let data = rx.data(i);
-                // Replies leave from the address the request was sent to.
-                let src = meta.dst.map(|d| PktInfo {
-                    addr: d.addr,
-                    ifindex: d.ifindex,
-                });
+                // Replies leave from the address (and interface) the request was sent to.
+                let src = meta.dst;
                 if data
                     .first()
                     .is_some_and(|b| Mode::from_bits(*b) == Mode::Control)
