@@ -78,7 +78,7 @@ pub enum Rejection {
     Unsynchronized,
     /// RFC test 7: root delay/2 + root dispersion beyond MAXDISP.
     RootDistance,
-    /// The server's transmit time is before its receive time.
+    /// The server's transmit time is before its receive time by more than its precision.
     Inconsistent,
     /// Stratum 0 without the leap alarm of a kiss-o'-death, or above 16.
     InvalidStratum,
@@ -364,7 +364,10 @@ impl Source {
         {
             return Outcome::Rejected(Rejection::RootDistance);
         }
-        if (h.transmit_timestamp - h.receive_timestamp).is_negative() {
+        // A server's two timestamps can be read out of order by up to its own precision (a
+        // clock read is only that exact); anything earlier is inconsistent.
+        let turnaround = (h.transmit_timestamp - h.receive_timestamp).to_seconds_f64();
+        if turnaround < -h.precision.as_seconds_f64() {
             return Outcome::Rejected(Rejection::Inconsistent);
         }
         let Some(t1) = out.sent else {

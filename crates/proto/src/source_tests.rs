@@ -185,6 +185,24 @@ fn hostile_replies_are_rejected_with_their_reason() {
 }
 
 #[test]
+fn timestamps_out_of_order_within_the_server_precision_are_accepted() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(11);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
+    let mut h = NtpHeader::decode(&rep);
+    // Precision 2^-20 s ≈ 954 ns; T3 read 100 ns before T2.
+    h.transmit_timestamp = h.receive_timestamp - NtpDuration::from_nanos(100);
+    let mut bytes = [0u8; 48];
+    h.emit(&mut bytes);
+    assert!(matches!(
+        s.handle_response(t4, &bytes, 1e-7),
+        Outcome::Sample(_)
+    ));
+}
+
+#[test]
 fn iburst_sends_six_packets_two_seconds_apart_while_unreachable() {
     let params = SourceParams {
         iburst: true,
