@@ -212,7 +212,7 @@ impl Timekeeper {
                     )
                 } else {
                     (
-                        follow(&sys_peer, &selection, leap, now_ts, self.precision),
+                        follow(&sys_peer, &selection, leap, self.precision),
                         Serving::Peer(id),
                     )
                 }

@@ -3,12 +3,12 @@
 
 use core::net::IpAddr;
 
-use crate::filter::{Estimate, PHI};
+use crate::filter::Estimate;
 use crate::packet::{Leap, ReferenceId};
 use crate::select::Selection;
 use crate::source::PeerInfo;
 use crate::system::{MAX_STRATUM, SystemState};
-use crate::time::{Log2Seconds, NtpDuration, NtpTimestamp};
+use crate::time::{Log2Seconds, NtpDuration};
 
 /// Smallest root dispersion a synchronised server claims (ntpd `sys_mindisp`, 1 ms).
 pub const MIN_ROOT_DISPERSION: f64 = 0.001;
@@ -26,12 +26,13 @@ pub struct SystemPeer {
 
 /// The state to serve while following `peer` (RFC 5905 A.5.5.4 `clock_update`):
 /// stratum one below the peer's, refid naming the peer, root delay and dispersion accumulated
-/// along the path, the leap warning the sources agree on, and a reference time of `now`.
+/// along the path, the leap warning the sources agree on, and as reference time the moment of
+/// the last clock update — when the peer's newest sample arrived (ntpd's `sys_reftime`), so it
+/// moves only when the clock is updated and clients see how stale the update is.
 pub fn follow(
     peer: &SystemPeer,
     selection: &Selection,
     leap: Leap,
-    now: NtpTimestamp,
     precision: Log2Seconds,
 ) -> SystemState {
     let stratum = peer.info.stratum.saturating_add(1).min(MAX_STRATUM);
@@ -42,11 +43,11 @@ pub fn follow(
         None => peer.info.reference_id,
     };
     let est = peer.estimate;
-    let age = (now - est.time).to_seconds_f64().max(0.0);
+    // The dispersion's growth since the sample (PHI per second) is added when each reply is
+    // sent (`SystemState::root_dispersion_at`), counting from the reference time.
     let root_delay = peer.info.root_delay.to_seconds_f64() + est.delay;
     let root_dispersion = peer.info.root_dispersion.to_seconds_f64()
         + est.dispersion
-        + PHI * age
         + (est.jitter.powi(2) + selection.jitter.powi(2)).sqrt()
         + selection.offset.abs();
     SystemState {
@@ -56,7 +57,7 @@ pub fn follow(
         root_delay: NtpDuration::from_seconds_f64(root_delay),
         root_dispersion: NtpDuration::from_seconds_f64(root_dispersion.max(MIN_ROOT_DISPERSION)),
         reference_id,
-        reference_time: now,
+        reference_time: est.time,
     }
 }
 
@@ -139,6 +140,7 @@ mod tests {
     use super::*;
     use crate::select::Tally;
     use crate::time::NtpShort;
+    use crate::time::NtpTimestamp;
 
     #[test]
     fn following_a_stratum_2_peer_serves_stratum_3_named_by_its_address() {
@@ -169,7 +171,7 @@ mod tests {
             offset: 0.0001,
             jitter: 0.00002,
         };
-        let s = follow(&peer, &sel, Leap::NoWarning, now, Log2Seconds::new(-24));
+        let s = follow(&peer, &sel, Leap::NoWarning, Log2Seconds::new(-24));
         assert_eq!(s.stratum, 3);
         assert_eq!(s.reference_id.to_bytes(), [192, 0, 2, 10]);
         let delay = s.root_delay.to_seconds_f64();
