@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod driftfile;
 pub mod interfaces;
+pub mod keys;
 pub mod logging;
 pub mod ntpd;
 pub mod ntpdate;

@@ -8,6 +8,7 @@ use clap::{ArgAction, Parser};
 
 use super::resolve::Family;
 use super::setclock::Policy;
+use crate::config::KeyId;
 
 /// Samples per server unless `-p` says otherwise (classic `DEFSAMPLES`).
 pub const DEFAULT_SAMPLES: u8 = 4;
@@ -39,7 +40,8 @@ pub const NTP_PORT: u16 = 123;
 ///
 /// Every server is asked -p times; the best sample of each (shortest round trip) takes part in a
 /// selection among the servers. The clock is stepped when the offset is 0.5 s or more (or with
-/// -b) and slewed otherwise (or always with -B). With -q or -d the clock is never touched.
+/// -b) and slewed otherwise (or always with -B). With -q or -d the clock is never touched. With
+/// -a, requests carry a symmetric-key MAC and only servers that answer with a valid one count.
 #[derive(Debug, Parser)]
 #[command(
     name = "ntpdate",
@@ -56,10 +58,10 @@ pub struct NtpdateArgs {
     /// Resolve host names to IPv6 addresses only.
     #[arg(short = '6')]
     pub ipv6: bool,
-    /// Authenticate with this key id (1–65535) from the key file.
-    #[arg(short = 'a', value_name = "KEYID",
-          value_parser = clap::value_parser!(u32).range(1..=65535))]
-    pub key_id: Option<u32>,
+    /// Authenticate with this key id (1–65535) from the key file: requests carry its MAC, and
+    /// servers whose replies lack a valid MAC with the same key are dropped as untrusted.
+    #[arg(short = 'a', value_name = "KEYID", value_parser = parse_key_id)]
+    pub key_id: Option<KeyId>,
     /// Always step the clock, however small the offset.
     #[arg(short = 'b', overrides_with = "slew")]
     pub step: bool,
@@ -69,10 +71,12 @@ pub struct NtpdateArgs {
     /// Debug: dump every exchange and the selection; never touches the clock.
     #[arg(short = 'd', action = ArgAction::Count)]
     pub debug: u8,
-    /// Authentication delay in seconds (below 1).
+    /// Authentication delay in seconds (below 1). Accepted and ignored: sundial computes the MAC
+    /// before it reads the send time, so there is no delay to make up for.
     #[arg(short = 'e', value_name = "AUTHDELAY", value_parser = parse_authdelay)]
     pub authdelay: Option<f64>,
-    /// Symmetric key file for -a.
+    /// Symmetric key file for -a (lines of KEYID TYPE KEY; types MD5, SHA1, AES128CMAC)
+    /// [default: /etc/ntp.keys].
     #[arg(short = 'k', value_name = "KEYFILE")]
     pub keyfile: Option<PathBuf>,
     /// NTP version to put in requests (1–4).
@@ -161,6 +165,15 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     let ticks = (seconds * TICKS_PER_SECOND).round().max(1.0);
     let ticks = u32::try_from(ticks as u64).map_err(|_| format!("timeout {text} is too large"))?;
     Ok(TIMEOUT_TICK * ticks)
+}
+
+/// `-a`: a key id, 1 to 65535 (0 means "no key" on the wire).
+fn parse_key_id(text: &str) -> Result<KeyId, String> {
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .and_then(KeyId::new)
+        .ok_or_else(|| format!("key id {text} is not a number from 1 to {}", KeyId::MAX))
 }
 
 /// `-e`: the time a MAC takes to compute, in seconds; classic ntpdate refuses a second or more as
@@ -261,7 +274,8 @@ mod tests {
             "-p", "8", "-o", "1", "-a", "7", "-e", "0.0001", "-k", "/k", "h",
         ])
         .unwrap();
-        assert_eq!((a.samples, a.version_number, a.key_id), (8, 1, Some(7)));
+        assert_eq!((a.samples, a.version_number), (8, 1));
+        assert_eq!(a.key_id, KeyId::new(7));
         assert_eq!(a.keyfile, Some(PathBuf::from("/k")));
     }
 

@@ -2,8 +2,11 @@
 //! (flags, 0.5 s step rule, output and exit codes of ntpdate.md §2).
 //!
 //! ```text
-//!  args ─▶ resolve ─▶ query (one socket, all servers at once, -p samples each)
-//!                        │ reply checks: mode, version, origin == random nonce, timestamps
+//!  args ─▶ resolve ─▶ [-a: auth, the key] ─▶ query (one socket, all servers, -p samples each)
+//!                                             │ reply checks: mode, version, origin == random
+//!                                             │ nonce, timestamps; with -a a valid MAC with our
+//!                                             │ key id (else the server is marked untrusted)
+//!                        ┌────────────────────┘
 //!                        ▼
 //!            per-server results ─▶ select (classic clock_select) ─▶ Correction ─▶ ClockSetter
 //!                                                                        (never with -q / -d)
@@ -13,6 +16,7 @@
 //! against a fake clock; [`main`] binds it to the terminal and the kernel clock.
 
 pub mod args;
+pub mod auth;
 pub mod output;
 pub mod query;
 pub mod reply;
@@ -67,14 +71,6 @@ pub fn run<O: Write, E: Write>(
             &format!("ntpdate (sundial) {}", env!("CARGO_PKG_VERSION")),
         );
     }
-    if args.key_id.is_some() {
-        // Refuse rather than silently fall back to unauthenticated time.
-        out.log(
-            Level::Error,
-            "authentication (-a) is not supported yet, exiting",
-        );
-        return ExitCode::FAILURE;
-    }
     let mut servers: Vec<SocketAddr> = Vec::new();
     for host in &args.servers {
         match resolve::resolve(host, args.port, args.family()) {
@@ -92,6 +88,25 @@ pub fn run<O: Write, E: Write>(
         out.log(Level::Error, "no servers can be used, exiting");
         return ExitCode::FAILURE;
     }
+    // As classic ntpdate: the key is read after the servers are known, and any problem with it
+    // ends the run rather than falling back to unauthenticated time.
+    let key = match args.key_id {
+        None => None,
+        Some(id) => match auth::load_key(auth::keyfile(args.keyfile.as_deref()), id) {
+            Ok((key, warnings)) => {
+                for warning in &warnings {
+                    out.log(Level::Warning, &warning.to_string());
+                }
+                Some(key)
+            }
+            Err(e) => {
+                for line in e.lines() {
+                    out.log(Level::Error, &line);
+                }
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let socket = match query::open_socket(&servers, args.privileged_port()) {
         Ok(socket) => socket,
         Err(OpenError::InUse) => {
@@ -110,6 +125,7 @@ pub fn run<O: Write, E: Write>(
         samples: args.samples,
         timeout: args.timeout,
         version: args.version_number,
+        key: key.as_ref(),
     };
     let queried = Nonces::open().and_then(|mut nonces| {
         query::run(&socket, &servers, params, &mut nonces, &mut |event| {
@@ -189,9 +205,24 @@ fn report_event<O: Write, E: Write>(
                 out.plain(&format!("transmit({}): {error}", server.ip()));
             }
         }
-        Event::Answer { server, answer } => {
+        Event::Answer {
+            server,
+            answer,
+            authentication,
+        } => {
             if debug {
                 out.plain(&format!("receive({})", server.ip()));
+            }
+            // Classic ntpdate's `receive: authentication passed|failed`, with the reason.
+            match authentication {
+                Some(Ok(())) if debug => {
+                    out.plain(&format!("receive({}): authentication passed", server.ip()))
+                }
+                Some(Err(why)) if args.explains() => out.plain(&format!(
+                    "receive({}): authentication failed: {why}",
+                    server.ip()
+                )),
+                _ => {}
             }
             match answer {
                 Answer::Kiss { header } => {
@@ -235,7 +266,7 @@ fn dump_server<O: Write, E: Write>(out: &mut Reporter<O, E>, server: &ServerResu
         server.addr.port()
     ));
     if let Some(h) = server.last_header {
-        dump_header(out, &h);
+        dump_header(out, &h, server.trust);
     }
     let column = |f: &dyn Fn(&reply::Sample) -> String| -> String {
         server
@@ -264,10 +295,11 @@ fn dump_server<O: Write, E: Write>(out: &mut Reporter<O, E>, server: &ServerResu
     out.plain("");
 }
 
-/// The header fields of the `-d` dump.
-fn dump_header<O: Write, E: Write>(out: &mut Reporter<O, E>, h: &NtpHeader) {
+/// The header fields of the `-d` dump, with the trust register in octal as classic ntpdate
+/// prints it (000: every reply authenticated, or no `-a`).
+fn dump_header<O: Write, E: Write>(out: &mut Reporter<O, E>, h: &NtpHeader, trust: u8) {
     out.plain(&format!(
-        "stratum {}, precision {}, leap {:02b}, trust 000",
+        "stratum {}, precision {}, leap {:02b}, trust {trust:03o}",
         h.stratum,
         h.precision.exponent(),
         h.leap.bits()

@@ -24,11 +24,14 @@ const OFFSET_DECIMALS: u32 = 6;
 /// Decimals of a delay (classic `fptoa(delay, 5)`).
 const DELAY_DECIMALS: u32 = 5;
 
-/// The severity of a log line: errors go to standard error, the rest to standard output.
+/// The severity of a log line: errors and warnings go to standard error, the rest to standard
+/// output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     /// Failures (`no server suitable …`, `the NTP socket is in use …`, rate-limit responses).
     Error,
+    /// Problems that do not stop the run (a keys file readable by everyone).
+    Warning,
     /// The result (`adjust time server …`, `step time server …`) and the version line.
     Notice,
 }
@@ -150,6 +153,7 @@ impl<O: Write, E: Write> Reporter<O, E> {
         if self.syslog {
             let priority = match level {
                 Level::Error => Priority::Error,
+                Level::Warning => Priority::Warning,
                 Level::Notice => Priority::Notice,
             };
             syslog::log(priority, message);
@@ -157,7 +161,7 @@ impl<O: Write, E: Write> Reporter<O, E> {
         }
         let prefix = (self.prefix)();
         let sink: &mut dyn Write = match level {
-            Level::Error => &mut self.err,
+            Level::Error | Level::Warning => &mut self.err,
             Level::Notice => &mut self.out,
         };
         let _ = writeln!(sink, "{prefix}{message}");

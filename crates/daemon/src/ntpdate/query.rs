@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use sundial_proto::time::{NtpTimestamp, UnixTime};
 use sundial_sys::socket::{RecvMeta, SocketOptions, bind_udp, recv_msg, send_msg};
 
+use crate::keys::SymmetricKey;
+
 use super::args::NTP_PORT;
+use super::auth::{self, AuthFailure};
 use super::reply::{self, Answer, NotAnswer};
 use super::resolve::canonical;
 use super::select::ServerResult;
@@ -26,14 +29,16 @@ const RECV_BUFFER: usize = 2048;
 const MIN_WAIT: Duration = Duration::from_micros(1);
 
 /// How the servers are asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueryParams {
+#[derive(Debug, Clone, Copy)]
+pub struct QueryParams<'k> {
     /// Requests per server (`-p`).
     pub samples: u8,
     /// How long each request waits for its reply (`-t`).
     pub timeout: Duration,
     /// NTP version of the requests (`-o`).
     pub version: u8,
+    /// The key that signs requests and must authenticate replies (`-a`).
+    pub key: Option<&'k SymmetricKey>,
 }
 
 /// What happened during the query, as it happened (for `-d` and the rate-limit message).
@@ -57,6 +62,8 @@ pub enum Event<'a> {
         server: SocketAddr,
         /// The checked reply.
         answer: &'a Answer,
+        /// With `-a`: whether the reply was authenticated, or why not.
+        authentication: Option<Result<(), AuthFailure>>,
     },
     /// A datagram was dropped without answering anything.
     Dropped {
@@ -155,7 +162,7 @@ struct Slot {
 pub fn run(
     socket: &UdpSocket,
     servers: &[SocketAddr],
-    params: QueryParams,
+    params: QueryParams<'_>,
     nonces: &mut Nonces,
     events: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<Vec<ServerResult>> {
@@ -218,7 +225,7 @@ pub fn run(
 /// What every step of a query needs besides the servers' state.
 struct Engine<'a> {
     socket: &'a UdpSocket,
-    params: QueryParams,
+    params: QueryParams<'a>,
     nonces: &'a mut Nonces,
     events: &'a mut dyn FnMut(Event<'_>),
 }
@@ -256,6 +263,12 @@ impl Engine<'_> {
         };
         // One reply per request: a replay or duplicate now fails the origin check.
         slot.pending = None;
+        let authentication = self
+            .params
+            .key
+            .map(|key| auth::authenticate(key, from.ip(), datagram));
+        slot.result
+            .record_trust(authentication.is_none_or(|checked| checked.is_ok()));
         slot.result.last_header = Some(*answer.header());
         match answer {
             Answer::Sample { sample, .. } => slot.result.samples.push(Some(sample)),
@@ -270,6 +283,7 @@ impl Engine<'_> {
         (self.events)(Event::Answer {
             server: from,
             answer: &answer,
+            authentication,
         });
         self.send_next(slot)
     }
@@ -279,7 +293,12 @@ impl Engine<'_> {
     fn send_next(&mut self, slot: &mut Slot) -> io::Result<()> {
         while slot.sent < self.params.samples && slot.result.kiss.is_none() {
             let nonce = self.nonces.draw()?;
-            let request = reply::request(self.params.version, nonce);
+            // The MAC is computed before T1 is read, so its cost is not part of the measured
+            // round trip (what classic ntpdate's -e AUTHDELAY approximated).
+            let request = match self.params.key {
+                Some(key) => reply::signed_request(self.params.version, nonce, key),
+                None => reply::request(self.params.version, nonce).to_vec(),
+            };
             slot.sent += 1;
             let t1 = NtpTimestamp::from_unix(crate::clock::kernel_now());
             match send_msg(self.socket, &request, slot.target, None) {

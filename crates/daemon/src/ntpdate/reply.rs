@@ -13,6 +13,8 @@ use core::fmt;
 use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ParseError, ReferenceId};
 use sundial_proto::time::{NtpDuration, NtpTimestamp};
 
+use crate::keys::SymmetricKey;
+
 /// One on-wire measurement (RFC 5905 §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
@@ -115,6 +117,15 @@ pub fn request(version: u8, nonce: NtpTimestamp) -> [u8; HEADER_LEN] {
     header.transmit_timestamp = nonce;
     let mut out = [0u8; HEADER_LEN];
     header.emit(&mut out);
+    out
+}
+
+/// The request of [`request`] followed by `key`'s id and its MAC over the 48-octet header (as
+/// classic ntpdate sends with `-a`): 68 octets with an MD5 or AES-CMAC key, 72 with SHA-1.
+pub fn signed_request(version: u8, nonce: NtpTimestamp, key: &SymmetricKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + key.trailer_len());
+    out.extend_from_slice(&request(version, nonce));
+    key.append_mac(&mut out);
     out
 }
 
@@ -224,6 +235,30 @@ mod tests {
         assert_eq!(r[0], (3 << 6) | (3 << 3) | 3);
         assert!(r[1..40].iter().all(|&b| b == 0));
         assert_eq!(r[40..], NONCE.to_bits().to_be_bytes());
+    }
+
+    #[test]
+    fn signed_requests_append_key_id_and_mac_over_the_header() {
+        use crate::config::KeyId;
+        use crate::keys::{KeyType, check_mac};
+
+        let id = KeyId::new(258).unwrap();
+        for (key_type, len) in [
+            (KeyType::Md5, 68),
+            (KeyType::Sha1, 72),
+            (KeyType::Aes128Cmac, 68),
+        ] {
+            let key = SymmetricKey::new(id, key_type, b"secret").unwrap();
+            let r = signed_request(4, NONCE, &key);
+            assert_eq!(r.len(), len, "{key_type}");
+            assert_eq!(r[..HEADER_LEN], request(4, NONCE));
+            assert_eq!(r[HEADER_LEN..HEADER_LEN + 4], [0, 0, 1, 2]);
+            assert_eq!(
+                r[HEADER_LEN + 4..],
+                *key.digest(&r[..HEADER_LEN]).as_bytes()
+            );
+            assert_eq!(check_mac(&key, &r), Ok(()));
+        }
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! Choosing the server whose offset sets the clock, by the rules of classic ntpdate's
 //! `clock_select()` (ntpdate.md §2.3):
 //!
-//! 1. Each server is judged alone: no usable reply, stratum 0 or above 15, a round trip over 8 s,
-//!    LI=3, a reference time after its transmit time or more than a day before it, or a
-//!    kiss-o'-death — and it is dropped, with the classic `Server dropped: …` reason.
+//! 1. Each server is judged alone: no usable reply, a reply that failed authentication (with
+//!    `-a`), stratum 0 or above 15, a round trip over 8 s, LI=3, a reference time after its
+//!    transmit time or more than a day before it, or a kiss-o'-death — and it is dropped, with
+//!    the classic `Server dropped: …` reason.
+//!
+//!    Classic ntpdate tests authentication last; sundial tests it right after "no data", because
+//!    the header fields the other tests read are unverified when authentication failed. The same
+//!    servers are dropped either way; only the reason `-d` prints can differ.
 //! 2. The survivors are ranked by stratum, then by dispersion; the best five are kept, and only
 //!    the two lowest strata among them.
 //! 3. While the worst of them disagrees with the others by more than a skew limit, it is dropped.
@@ -50,6 +55,10 @@ pub struct ServerResult {
     pub last_header: Option<NtpHeader>,
     /// The kiss code of a kiss-o'-death that made us stop asking.
     pub kiss: Option<ReferenceId>,
+    /// Classic ntpdate's trust register: shifted left by every reply that answered a request,
+    /// with the low bit set when that reply failed authentication. Always 0 without `-a`; any
+    /// bit makes the server untrusted (at most 8 replies per server, so none is shifted out).
+    pub trust: u8,
 }
 
 impl ServerResult {
@@ -60,7 +69,13 @@ impl ServerResult {
             samples: Vec::new(),
             last_header: None,
             kiss: None,
+            trust: 0,
         }
+    }
+
+    /// Records whether a reply that answered a request was authentic.
+    pub fn record_trust(&mut self, authentic: bool) {
+        self.trust = (self.trust << 1) | u8::from(!authentic);
     }
 
     /// The sample with the shortest round trip: the least disturbed by queueing (classic ntpdate
@@ -115,6 +130,9 @@ impl ServerResult {
         if self.kiss.is_some() || header.stratum == 0 {
             return Err(Drop::NoData);
         }
+        if self.trust != 0 {
+            return Err(Drop::Untrusted);
+        }
         if header.stratum > 15 {
             return Err(Drop::StrataTooHigh);
         }
@@ -156,6 +174,8 @@ pub enum Drop {
     TooLongWithoutSync,
     /// Too far from the other survivors (classic ntpdate drops these silently).
     Outlier,
+    /// A reply failed authentication (`-a`).
+    Untrusted,
 }
 
 impl fmt::Display for Drop {
@@ -168,6 +188,7 @@ impl fmt::Display for Drop {
             Self::VeryBroken => "Server dropped: server is very broken",
             Self::TooLongWithoutSync => "Server dropped: server has gone too long without sync",
             Self::Outlier => "Server dropped: too far from the other servers",
+            Self::Untrusted => "Server dropped: Server is untrusted",
         })
     }
 }

@@ -178,3 +178,40 @@ fn only_the_two_lowest_strata_and_five_servers_take_part() {
     let many: Vec<ServerResult> = (1..=7).map(|n| good(n, 2, 0.0)).collect();
     assert_eq!(run(&many).0, Some(0));
 }
+
+#[test]
+fn a_server_with_any_unauthenticated_reply_is_untrusted() {
+    let mut trusted = good(1, 2, 0.0);
+    for _ in 0..4 {
+        trusted.record_trust(true);
+    }
+    assert_eq!(trusted.trust, 0);
+    let mut once = good(2, 1, 0.0);
+    for authentic in [true, false, true, true] {
+        once.record_trust(authentic);
+    }
+    assert_eq!(once.trust, 0b0100, "classic shift register");
+    let (chosen, drops) = run(&[once.clone(), trusted]);
+    assert_eq!(
+        chosen,
+        Some(1),
+        "the lower stratum does not help an untrusted server"
+    );
+    assert_eq!(drops, [(0, Drop::Untrusted)]);
+    assert_eq!(
+        Drop::Untrusted.to_string(),
+        "Server dropped: Server is untrusted"
+    );
+    // No data still comes first: a server that never answered is not "untrusted".
+    let mut silent = server(3, 2, &[None]);
+    silent.record_trust(false);
+    assert_eq!(silent.fitness(), Err(Drop::NoData));
+    // Untrusted comes before judging the unverified header.
+    let mut stale = good(4, 2, 0.0);
+    if let Some(h) = stale.last_header.as_mut() {
+        h.reference_timestamp = NtpTimestamp::ZERO;
+    }
+    assert_eq!(stale.fitness(), Err(Drop::TooLongWithoutSync));
+    stale.record_trust(false);
+    assert_eq!(stale.fitness(), Err(Drop::Untrusted));
+}

@@ -17,6 +17,8 @@ use super::args::NtpdateArgs;
 use super::output::Reporter;
 use super::run;
 use super::setclock::FakeClock;
+use crate::config::KeyId;
+use crate::keys::{KeyType, SymmetricKey, check_mac};
 
 /// How the fake server answers each request.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +41,9 @@ enum Behaviour {
     ZeroReceive,
     /// A good reply 0.1 s ahead, then a second reply to the same request 5 s ahead.
     Duplicate,
+    /// Like an ntpd with one key (id, type, secret): a good reply 0.1 s ahead signed with the
+    /// key if the request carried a valid MAC made with it, else a good reply with a crypto-NAK.
+    Signed(u16, KeyType, &'static [u8]),
 }
 
 /// A fake server on 127.0.0.1 at a free port; stops when dropped.
@@ -65,12 +70,12 @@ impl FakeServer {
                 let Ok((len, client)) = socket.recv_from(&mut buf) else {
                     continue;
                 };
-                let Some(request) = buf.get(..len).and_then(|b| b.first_chunk::<HEADER_LEN>())
-                else {
+                let datagram = buf.get(..len).unwrap_or_default();
+                let Some(request) = datagram.first_chunk::<HEADER_LEN>() else {
                     continue;
                 };
                 count.fetch_add(1, Ordering::Relaxed);
-                for reply in replies(behaviour, &NtpHeader::decode(request)) {
+                for reply in replies(behaviour, &NtpHeader::decode(request), datagram) {
                     socket.send_to(&reply, client).unwrap();
                 }
             }
@@ -109,8 +114,8 @@ fn d(seconds: f64) -> NtpDuration {
     NtpDuration::from_seconds_f64(seconds)
 }
 
-/// The datagrams the fake server sends for `request`.
-fn replies(behaviour: Behaviour, request: &NtpHeader) -> Vec<Vec<u8>> {
+/// The datagrams the fake server sends for `request` (the header of `datagram`).
+fn replies(behaviour: Behaviour, request: &NtpHeader, datagram: &[u8]) -> Vec<Vec<u8>> {
     let good = |offset: f64| {
         let t = now() + d(offset);
         let mut h = NtpHeader::new(4, Mode::Server);
@@ -143,6 +148,17 @@ fn replies(behaviour: Behaviour, request: &NtpHeader) -> Vec<Vec<u8>> {
         Behaviour::StaleReference => h.reference_timestamp = h.transmit_timestamp - d(172_800.0),
         Behaviour::ZeroReceive => h.receive_timestamp = NtpTimestamp::ZERO,
         Behaviour::Duplicate => return vec![emit(h), emit(good(5.0))],
+        Behaviour::Signed(id, key_type, secret) => {
+            let id = KeyId::new(id).unwrap();
+            let key = SymmetricKey::new(id, key_type, secret).unwrap();
+            let mut reply = emit(h);
+            if check_mac(&key, datagram).is_ok() {
+                key.append_mac(&mut reply);
+            } else {
+                reply.extend_from_slice(&[0; 4]);
+            }
+            return vec![reply];
+        }
     }
     vec![emit(h)]
 }
@@ -296,8 +312,17 @@ fn debug_dumps_the_exchange_and_never_touches_the_clock() {
 
 /// A server that only sends bad replies never gets the clock changed; `-v` says why.
 fn assert_rejected(behaviour: Behaviour, reason: &str) -> Outcome {
+    assert_rejected_with(behaviour, &[], reason)
+}
+
+/// [`assert_rejected`] with `extra` arguments.
+fn assert_rejected_with(behaviour: Behaviour, extra: &[&str], reason: &str) -> Outcome {
     let server = FakeServer::start(behaviour);
-    let o = ntpdate(&["-u", "-v", "-p", "2", "-t", "0.2", &server.arg()]);
+    let addr = server.arg();
+    let mut args = vec!["-u", "-v", "-p", "2", "-t", "0.2"];
+    args.extend_from_slice(extra);
+    args.push(&addr);
+    let o = ntpdate(&args);
     assert_eq!(
         o.code,
         ExitCode::FAILURE,
@@ -482,12 +507,255 @@ fn unresolvable_hosts_are_named_and_the_rest_are_used() {
     );
 }
 
+/// A keys file in a fresh directory, removed on drop.
+struct KeysFile {
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl KeysFile {
+    fn new(contents: &str, mode: u32) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::atomic::AtomicU32;
+
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("sundial-ntpdate-keys-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ntp.keys");
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        Self { dir, path }
+    }
+
+    fn arg(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for KeysFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const MD5_SECRET: &[u8] = b"md5-secret";
+/// The SHA1 key's 40 hex digits, decoded.
+const SHA1_SECRET: &[u8] = &[
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+    0x01, 0x23, 0x45, 0x67,
+];
+const CMAC_SECRET: &[u8] = b"cmac-secret-key!";
+
+/// Keys 1 (MD5), 2 (SHA1, hex), 3 (AES128CMAC), 4 (MD5, a secret the servers do not know),
+/// 5 (SHA256, unsupported).
+const CLIENT_KEYS: &str = "# test keys\n\
+                           1 MD5 md5-secret\n\
+                           2 SHA1 0123456789abcdef0123456789abcdef01234567\n\
+                           3 AES128CMAC cmac-secret-key!\n\
+                           4 MD5 not-the-secret\n\
+                           5 SHA256 whatever\n";
+
 #[test]
-fn authentication_is_refused_rather_than_skipped() {
-    let server = FakeServer::start(Behaviour::Good(2.0));
-    let o = ntpdate(&["-u", "-a", "1", "-k", "/dev/null", &server.arg()]);
+fn authenticated_replies_are_used_with_md5_sha1_and_cmac_keys() {
+    let keys = KeysFile::new(CLIENT_KEYS, 0o600);
+    for (id, key_type, secret) in [
+        (1, KeyType::Md5, MD5_SECRET),
+        (2, KeyType::Sha1, SHA1_SECRET),
+        (3, KeyType::Aes128Cmac, CMAC_SECRET),
+    ] {
+        let server = FakeServer::start(Behaviour::Signed(id, key_type, secret));
+        let id = id.to_string();
+        let o = ntpdate(&["-d", "-p", "2", "-a", &id, "-k", keys.arg(), &server.arg()]);
+        assert_eq!(
+            o.code,
+            ExitCode::SUCCESS,
+            "{key_type}: {}{}",
+            o.stdout,
+            o.stderr
+        );
+        assert!(o.stderr.is_empty(), "{key_type}: {}", o.stderr);
+        let passed = "receive(127.0.0.1): authentication passed\n";
+        assert_eq!(
+            o.stdout.matches(passed).count(),
+            2,
+            "{key_type}: {}",
+            o.stdout
+        );
+        assert!(
+            o.stdout.contains(", trust 000\n"),
+            "{key_type}: {}",
+            o.stdout
+        );
+        assert!(
+            o.stdout.contains("adjust time server 127.0.0.1 offset +0."),
+            "{key_type}: {}",
+            o.stdout
+        );
+    }
+}
+
+#[test]
+fn a_wrong_secret_makes_the_server_untrusted_and_the_clock_untouched() {
+    let keys = KeysFile::new(CLIENT_KEYS, 0o600);
+    // The server has key 4 with the secret of the client's key 1.
+    let server = FakeServer::start(Behaviour::Signed(4, KeyType::Md5, MD5_SECRET));
+    let o = ntpdate(&[
+        "-u",
+        "-d",
+        "-p",
+        "2",
+        "-a",
+        "4",
+        "-k",
+        keys.arg(),
+        &server.arg(),
+    ]);
+    assert_eq!(o.code, ExitCode::FAILURE, "{}{}", o.stdout, o.stderr);
+    assert!(o.clock.untouched());
+    for expected in [
+        "receive(127.0.0.1): authentication failed: crypto-NAK\n",
+        ", trust 003\n",
+        "127.0.0.1: Server dropped: Server is untrusted\n",
+    ] {
+        assert!(
+            o.stdout.contains(expected),
+            "no {expected:?} in:\n{}",
+            o.stdout
+        );
+    }
+    assert!(
+        o.stderr
+            .ends_with(": no server suitable for synchronization found\n"),
+        "{}",
+        o.stderr
+    );
+    // Without -d the clock-setting run fails the same way, quietly.
+    let o = ntpdate(&["-u", "-p", "1", "-a", "4", "-k", keys.arg(), &server.arg()]);
     assert_eq!(o.code, ExitCode::FAILURE);
-    assert!(o.clock.untouched() && server.requests() == 0);
+    assert!(o.clock.untouched() && o.stdout.is_empty(), "{}", o.stdout);
+}
+
+#[test]
+fn replies_without_a_mac_are_untrusted_when_authenticating() {
+    let keys = KeysFile::new(CLIENT_KEYS, 0o600);
+    let o = assert_rejected_with(
+        Behaviour::Good(0.0),
+        &["-a", "1", "-k", keys.arg()],
+        "127.0.0.1: Server dropped: Server is untrusted",
+    );
+    assert!(
+        o.stdout
+            .contains("receive(127.0.0.1): authentication failed: no MAC\n"),
+        "{}",
+        o.stdout
+    );
+    // The same server is fine without -a.
+    let server = FakeServer::start(Behaviour::Good(0.0));
+    let o = ntpdate(&["-q", "-p", "1", &server.arg()]);
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+}
+
+#[test]
+fn key_problems_exit_1_with_classic_messages_before_any_request() {
+    let server = FakeServer::start(Behaviour::Good(0.0));
+    let keys = KeysFile::new(CLIENT_KEYS, 0o600);
+    let cases = [
+        (
+            vec!["-a", "7", "-k", keys.arg()],
+            vec!["authentication key 7 unknown".to_owned()],
+        ),
+        (
+            vec!["-a", "1", "-k", "/dev/null"],
+            vec!["authentication key 1 unknown".to_owned()],
+        ),
+        (
+            vec!["-a", "1", "-k", "/nonexistent/ntp.keys"],
+            vec![
+                "/nonexistent/ntp.keys: No such file or directory".to_owned(),
+                "no key file </nonexistent/ntp.keys>, exiting".to_owned(),
+            ],
+        ),
+        (
+            vec!["-a", "5", "-k", keys.arg()],
+            vec![format!(
+                "{}:6:3: authentication key 5 has type SHA256, which is not supported \
+                 (supported: MD5, SHA1, AES128CMAC)",
+                keys.arg()
+            )],
+        ),
+    ];
+    for (args, lines) in cases {
+        let mut all = vec!["-u"];
+        all.extend(args.iter().copied());
+        let addr = server.arg();
+        all.push(&addr);
+        let o = ntpdate(&all);
+        assert_eq!(o.code, ExitCode::FAILURE, "{args:?}");
+        let expected: String = lines
+            .iter()
+            .map(|l| format!("{}{l}\n", fixed_prefix()))
+            .collect();
+        assert_eq!(o.stderr, expected, "{args:?}");
+        assert!(
+            o.clock.untouched() && o.stdout.is_empty(),
+            "{args:?}: {}",
+            o.stdout
+        );
+    }
+    let bad = KeysFile::new("1 MD5 ok\n2 MD5 0123456789abcdef0123456789\n1x\n", 0o600);
+    let o = ntpdate(&["-u", "-a", "1", "-k", bad.arg(), &server.arg()]);
+    assert_eq!(o.code, ExitCode::FAILURE);
+    assert!(
+        o.stderr.contains(&format!(
+            "{}:3:1: key id \"1x\" is not a number\n",
+            bad.arg()
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .ends_with(&format!("no key file <{}>, exiting\n", bad.arg())),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(server.requests(), 0, "no request without a usable key");
+}
+
+#[test]
+fn a_world_readable_keys_file_is_used_with_a_warning() {
+    let keys = KeysFile::new(CLIENT_KEYS, 0o644);
+    let server = FakeServer::start(Behaviour::Signed(1, KeyType::Md5, MD5_SECRET));
+    // -e is accepted and changes nothing.
+    let o = ntpdate(&[
+        "-q",
+        "-p",
+        "1",
+        "-e",
+        "0.0001",
+        "-a",
+        "1",
+        "-k",
+        keys.arg(),
+        &server.arg(),
+    ]);
+    assert_eq!(o.code, ExitCode::SUCCESS, "{}{}", o.stdout, o.stderr);
+    assert_eq!(
+        o.stderr,
+        format!(
+            "{}key file {} is readable by all users (mode 0644); it holds secrets and should \
+             not be (chmod o-rwx)\n",
+            fixed_prefix(),
+            keys.arg()
+        )
+    );
+    assert!(
+        o.stdout.contains("adjust time server 127.0.0.1"),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]

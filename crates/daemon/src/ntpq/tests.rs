@@ -14,6 +14,7 @@ use sundial_proto::control::{
     AssociationId, ControlAccess, ControlSnapshot, PeerVars, SystemVars, respond,
 };
 use sundial_proto::packet::{Leap, ReferenceId};
+use sundial_proto::server::DropReason;
 use sundial_proto::select::Tally;
 use sundial_proto::time::{NtpTimestamp, UnixTime};
 
@@ -395,7 +396,7 @@ fn sysstats_prints_ntpsecs_table_then_every_drop_reason() {
     assert!(ok, "{err}");
     assert_eq!(err, "");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 17 + 2 + 14, "{out}");
+    assert_eq!(lines.len(), 17 + 2 + DropReason::ALL.len(), "{out}");
     assert_eq!(lines[0], "uptime:                     01:02:05");
     assert_eq!(
         lines[2],

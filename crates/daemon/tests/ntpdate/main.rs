@@ -17,6 +17,7 @@
 )]
 mod support;
 
+mod auth;
 mod servers;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -75,9 +75,15 @@ impl Peer {
 
     /// NTPsec ntpd in orphan mode at stratum 8 on port 123 inside `ns`.
     pub(crate) fn ntpsec_orphan_in(ns: &Netns) -> Self {
+        Self::ntpsec_orphan_with_in(ns, "")
+    }
+
+    /// [`Self::ntpsec_orphan_in`] with `extra` lines appended to its ntp.conf (e.g. `keys` and
+    /// `trustedkey`).
+    pub(crate) fn ntpsec_orphan_with_in(ns: &Netns, extra: &str) -> Self {
         let dir = TempDir::new("ntpsec");
         let config = format!(
-            "{NTPSEC_ORPHAN_CONFIG}driftfile {0}/ntp.drift\nstatsdir {0}/\n",
+            "{NTPSEC_ORPHAN_CONFIG}driftfile {0}/ntp.drift\nstatsdir {0}/\n{extra}",
             dir.path().display()
         );
         let config_path = dir.write("ntp.conf", config);
