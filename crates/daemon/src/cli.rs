@@ -97,7 +97,7 @@ pub struct NtpdArgs {
     /// Trust this key (repeatable; same as `trustedkey`).
     #[arg(short = 't', long = "trustedkey", value_name = "KEY")]
     pub trustedkey: Vec<u32>,
-    /// Drop root privileges to USER[:GROUP], keeping only the right to set the clock.
+    /// Drop root privileges to USER (or USER:GROUP), keeping only the right to set the clock.
     #[arg(short = 'u', long = "user", value_name = "USER[:GROUP]")]
     pub user: Option<String>,
     /// Seconds between interface rescans (accepted; sundial serves on wildcard sockets).

@@ -103,8 +103,8 @@ pub struct NtpdateArgs {
     /// Verbose: log the version and why servers were rejected.
     #[arg(short = 'v')]
     pub verbose: bool,
-    /// For testing: the servers' UDP port. A server may also be given as ADDR:PORT or
-    /// [ADDR]:PORT (numeric addresses only).
+    /// For testing: the servers' UDP port. A server may also be given as IPV4:PORT, or as an
+    /// IPv6 address in brackets followed by :PORT (numeric addresses only).
     #[arg(long, value_name = "PORT", default_value_t = NTP_PORT, hide_short_help = true)]
     pub port: u16,
     /// Servers: host names or addresses.
