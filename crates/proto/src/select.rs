@@ -167,12 +167,13 @@ pub fn select(inputs: &[Option<Candidate>], params: &SelectParams) -> Selection 
     }
 
     // Cluster: drop the survivor with the largest selection jitter while that jitter exceeds
-    // the smallest peer jitter and more than minclock remain.
+    // the smallest peer jitter and more than minclock remain. `true` and `prefer` sources are
+    // never dropped here (classic ntpd keeps the prefer peer through clustering too).
     while survivors.len() > params.minclock.max(1) {
         let (worst, worst_jitter) = survivors
             .iter()
             .enumerate()
-            .filter(|(_, (_, c))| !c.truechimer)
+            .filter(|(_, (_, c))| !c.truechimer && !c.prefer)
             .map(|(k, (_, c))| (k, selection_jitter(c.offset, &survivors)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((0, 0.0));
@@ -180,7 +181,9 @@ pub fn select(inputs: &[Option<Candidate>], params: &SelectParams) -> Selection 
             .iter()
             .map(|(_, c)| c.jitter)
             .fold(f64::INFINITY, f64::min);
-        if worst_jitter <= min_peer_jitter || survivors.iter().all(|(_, c)| c.truechimer) {
+        if worst_jitter <= min_peer_jitter
+            || survivors.iter().all(|(_, c)| c.truechimer || c.prefer)
+        {
             break;
         }
         let (i, _) = survivors.remove(worst);

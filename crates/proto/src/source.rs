@@ -401,9 +401,11 @@ impl Source {
     fn handle_kiss(&mut self, h: &NtpHeader) -> Kiss {
         let code = h.reference_id;
         if code.is_code(b"RATE") {
-            // Poll no faster than the server asks, and at least one step slower than now.
+            // Poll no faster than the server asks and at least one step slower than now — but
+            // repeated kisses never push past maxpoll, or past what the server asked if more.
             let asked = h.poll.exponent().clamp(self.params.minpoll, 17);
-            self.kod_minpoll = asked.max(self.hpoll + 1).min(17);
+            let ceiling = self.params.maxpoll.max(asked);
+            self.kod_minpoll = asked.max(self.hpoll + 1).min(ceiling);
             self.hpoll = self.hpoll.max(self.kod_minpoll);
             self.burst_left = 0;
             Kiss::Rate
@@ -418,9 +420,16 @@ impl Source {
     /// Sets the poll exponent the system wants (RFC 5905 §13: every association tracks the
     /// system time constant within its own minpoll..maxpoll and any RATE limit).
     pub fn set_system_poll(&mut self, tc: i8) {
-        self.hpoll = tc
+        let wanted = tc
             .clamp(self.params.minpoll, self.params.maxpoll)
             .max(self.kod_minpoll);
+        // An association that stopped answering keeps the back-off it earned (RFC 5905 §13)
+        // rather than being polled at the system's pace.
+        self.hpoll = if self.unreach >= UNREACH_BACKOFF {
+            wanted.max(self.hpoll)
+        } else {
+            wanted
+        };
     }
 
     /// Forgets all samples (after the clock was stepped).

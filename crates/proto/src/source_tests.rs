@@ -296,6 +296,13 @@ fn silence_clears_reach_and_backs_off() {
     assert_eq!(s.reach(), 0);
     assert!(s.unreach() >= UNREACH_BACKOFF);
     assert!(s.hpoll() > 6, "backed off to {}", s.hpoll());
+    let backed_off = s.hpoll();
+    s.set_system_poll(6);
+    assert_eq!(
+        s.hpoll(),
+        backed_off,
+        "the system poll does not undo the back-off"
+    );
     assert!(s.candidate(ts(t as f64), 0.001, 1.5).is_none());
 }
 
@@ -324,4 +331,29 @@ fn clock_corrections_move_the_estimate_but_not_the_raw_sample() {
         s.delay_floor().floor().is_some(),
         "the path's delay survives a step"
     );
+}
+
+#[test]
+fn repeated_rate_kisses_never_push_the_poll_past_maxpoll() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(12);
+    let mut t = 0;
+    for _ in 0..10 {
+        let req = poll(&mut s, t, &mut rng).unwrap();
+        s.handle_sent(ts(0.0));
+        let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
+        let mut h = NtpHeader::decode(&rep);
+        h.stratum = 0;
+        h.leap = Leap::Unsynchronized;
+        h.reference_id = ReferenceId::RATE;
+        h.poll = Log2Seconds::new(8);
+        let mut kiss = [0u8; 48];
+        h.emit(&mut kiss);
+        assert_eq!(
+            s.handle_response(t4, &kiss, 1e-7),
+            Outcome::Kiss(Kiss::Rate)
+        );
+        t = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
+    }
+    assert_eq!(s.hpoll(), 10, "maxpoll caps the kisses' effect");
 }

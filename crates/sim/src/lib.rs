@@ -18,9 +18,13 @@
 //!   read to the nanosecond — steered through the core's `Clock` trait;
 //! * [`network::Link`]: per direction a base delay plus exponential queueing, loss, outages;
 //! * servers: the real `sundial_proto::server::Server`, with a perfect clock or one a fixed
-//!   offset away (a falseticker);
+//!   offset away (a falseticker), optionally with a noisy clock, switched off at some time,
+//!   rate-limited with RATE kisses (the real limiter), or impersonated by a spoofer;
 //! * the client: the real `Source`, `select` and `Discipline`, driven as the daemon drives them
-//!   ([`world`]).
+//!   ([`world`]), with `prefer`/`noselect`/`true`, `tos` settings and an optional `pool` whose
+//!   membership follows the core's `pool` rules;
+//! * [`run_with_timeline`] also returns every selection round's tallies and every request and
+//!   reply per server ([`trace::Timeline`]), for tests of selection.
 
 pub mod clock;
 pub mod network;
@@ -30,4 +34,4 @@ pub mod trace;
 pub mod world;
 
 pub use rng::SimRng;
-pub use world::run;
+pub use world::{run, run_with_timeline};

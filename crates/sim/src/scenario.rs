@@ -4,6 +4,8 @@
 //! chrony's default simulation (client 0.1 s and 100 ppm off, 100 µs + exp(100 µs) each way).
 
 use sundial_proto::discipline::DisciplineParams;
+use sundial_proto::ratelimit::LimitParams;
+use sundial_proto::select::SelectParams;
 use sundial_proto::source::SourceParams;
 use sundial_proto::time::NtpDuration;
 
@@ -22,6 +24,68 @@ pub struct ServerSpec {
     pub offset_s: f64,
     /// The path to it.
     pub link: Link,
+    /// White phase noise of the server's clock: both timestamps of each reply are off by one
+    /// normal draw with this standard deviation, seconds (0: a clean clock). Unlike queueing
+    /// on the path it leaves the delay alone, so the clock filter cannot see through it.
+    pub clock_noise_s: f64,
+    /// From this true time on the server answers nothing (it was switched off).
+    pub stops_at_s: Option<f64>,
+    /// `restrict default limited kod` with these `discard` parameters: the real rate limiter
+    /// of `sundial_proto::server`, which answers over-limit requests with RATE kisses.
+    pub rate_limit: Option<LimitParams>,
+    /// Forged replies in this server's name.
+    pub spoofer: Option<Spoofer>,
+    /// The options on the client's `server` line for it.
+    pub options: ServerOptions,
+}
+
+/// Options of the client's `server` line that steer selection (ntp.conf `prefer`, `noselect`,
+/// `true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerOptions {
+    /// `prefer`: the system peer whenever it survives selection and clustering.
+    pub prefer: bool,
+    /// `noselect`: polled, never offered to selection.
+    pub noselect: bool,
+    /// `true`: always survives selection and clustering.
+    pub truechimer: bool,
+}
+
+/// An attacker who forges a reply in a server's name for every request the client sends it,
+/// timed to arrive before the genuine reply. It cannot read the request, so its origin
+/// timestamp is wrong — except in the [`SpoofOrigin::Correct`] control case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spoofer {
+    /// The origin timestamp the forgeries carry.
+    pub origin: SpoofOrigin,
+    /// The time the forgeries claim: their clock minus true time, seconds.
+    pub offset_s: f64,
+    /// How long after each request its forgery arrives, seconds (less than the path's
+    /// round trip, so it comes first).
+    pub lead_s: f64,
+}
+
+/// The origin timestamp of a forged reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoofOrigin {
+    /// 64 random bits: a blind guess at the request's nonce.
+    Guess,
+    /// The nonce of the request before: a stale exchange replayed.
+    Stale,
+    /// The request's own nonce, as only an on-path attacker who reads the request can send
+    /// it: the control case, which the origin check cannot catch.
+    Correct,
+}
+
+/// A `pool` line: a name that resolves, round robin, to some of the scenario's servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    /// The servers (indices into [`Scenario::servers`]) the name resolves to; they are
+    /// mobilised only through the pool. Servers not listed are `server` lines.
+    pub members: Vec<usize>,
+    /// Addresses per answer: query k returns this many members starting at member
+    /// k·`answer_len` (wrapping), as a round-robin DNS would.
+    pub answer_len: usize,
 }
 
 /// The client: its clock and its configuration.
@@ -35,6 +99,8 @@ pub struct ClientSpec {
     pub source: SourceParams,
     /// Thresholds, `-g`, `-q`, drift file.
     pub discipline: DisciplineParams,
+    /// `tos minclock`, `maxclock` (also the most pool associations) and `minsane`.
+    pub select: SelectParams,
 }
 
 /// A whole simulated world.
@@ -52,6 +118,8 @@ pub struct Scenario {
     pub client: ClientSpec,
     /// The servers, in association order.
     pub servers: Vec<ServerSpec>,
+    /// A `pool` line drawing on some of the servers, if any.
+    pub pool: Option<PoolSpec>,
 }
 
 /// What a run measured, against the true time only the simulator knows.
@@ -125,8 +193,10 @@ pub fn baseline(seed: u64) -> Scenario {
             oscillator: Oscillator::quartz(100.0),
             source: SourceParams::default(),
             discipline: DisciplineParams::default(),
+            select: SelectParams::default(),
         },
         servers: vec![good_server()],
+        pool: None,
     }
 }
 
@@ -216,6 +286,11 @@ pub fn good_server() -> ServerSpec {
     ServerSpec {
         offset_s: 0.0,
         link: Link::symmetric(100e-6, 100e-6),
+        clock_noise_s: 0.0,
+        stops_at_s: None,
+        rate_limit: None,
+        spoofer: None,
+        options: ServerOptions::default(),
     }
 }
 

@@ -1,8 +1,12 @@
-//! The true offset over a run, and the statistics the acceptance targets are stated in.
+//! The true offset over a run, and the statistics the acceptance targets are stated in; and
+//! the [`Timeline`] of what the client did with each server, for tests of selection.
 //!
 //! The offset is recorded once a second (for RMS values, each second weighing the same) and at
 //! every event (for maxima: between events the offset moves linearly, so its extremes are at
 //! events or at the once-a-second marks where the oscillator's noise changes its rate).
+
+use sundial_proto::select::{Candidate, Tally};
+use sundial_proto::source::{Kiss, Outcome, Rejection};
 
 use crate::scenario::{Report, SYNC_LIMIT_S};
 
@@ -69,6 +73,142 @@ impl Trace {
     }
 }
 
+/// One selection round (the client runs one after every good reply, once past the start-up
+/// gate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Round {
+    /// True time, seconds.
+    pub t: f64,
+    /// Per server, in scenario order: its association's tally, exactly as `ntpq -p` would show
+    /// it; `None` while the server has no association (a pool member not or no longer in use).
+    pub tallies: Vec<Option<Tally>>,
+    /// The server whose association is the system peer.
+    pub system_peer: Option<usize>,
+    /// Per server: what its association offered to selection (`None`: unfit, `noselect`, or
+    /// no association).
+    pub inputs: Vec<Option<Candidate>>,
+    /// The combined offset θ_sys, seconds (0 without a system peer).
+    pub offset: f64,
+}
+
+/// One request the client sent, with its association's state right after sending.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Request {
+    /// True time, seconds.
+    pub t: f64,
+    /// The poll exponent in the request (ntpq `hpoll`).
+    pub hpoll: i8,
+    /// The reach register, shifted for this poll.
+    pub reach: u8,
+    /// Polls since the server was last heard from.
+    pub unreach: u32,
+}
+
+/// What the association made of one datagram in the server's name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reply {
+    /// True time of arrival, seconds.
+    pub t: f64,
+    /// What `Source::handle_response` returned.
+    pub outcome: Outcome,
+    /// Whether a spoofer sent it.
+    pub forged: bool,
+}
+
+/// Everything that happened to one server's associations over a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceLog {
+    /// Requests sent, in time order.
+    pub requests: Vec<Request>,
+    /// Datagrams received in its name, in time order.
+    pub replies: Vec<Reply>,
+    /// Samples of it given to the discipline.
+    pub fed: u64,
+    /// When an association with it was mobilised, true seconds.
+    pub mobilized: Vec<f64>,
+    /// When an association with it was demobilised (a pool member retired), true seconds.
+    pub retired: Vec<f64>,
+}
+
+impl SourceLog {
+    /// RATE kisses that passed the origin check.
+    pub fn rate_kisses(&self) -> usize {
+        self.replies
+            .iter()
+            .filter(|r| r.outcome == Outcome::Kiss(Kiss::Rate))
+            .count()
+    }
+
+    /// Datagrams rejected for `reason`; `forged` picks the spoofer's or the server's.
+    pub fn rejected(&self, reason: Rejection, forged: bool) -> usize {
+        self.replies
+            .iter()
+            .filter(|r| r.forged == forged && r.outcome == Outcome::Rejected(reason))
+            .count()
+    }
+
+    /// Replies accepted as samples; `forged` picks the spoofer's or the server's.
+    pub fn samples(&self, forged: bool) -> usize {
+        self.replies
+            .iter()
+            .filter(|r| r.forged == forged && matches!(r.outcome, Outcome::Sample(_)))
+            .count()
+    }
+
+    /// Intervals between successive requests as (true time of the later one, interval), in
+    /// seconds.
+    pub fn intervals(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        self.requests.windows(2).map(|w| (w[1].t, w[1].t - w[0].t))
+    }
+}
+
+/// What the client did with each server over a run: every selection round's tallies, and per
+/// server its requests, replies, pool membership and samples used.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    /// Selection rounds, in time order.
+    pub rounds: Vec<Round>,
+    /// Per server, in scenario order.
+    pub sources: Vec<SourceLog>,
+}
+
+impl Timeline {
+    /// An empty timeline for `servers` servers.
+    pub fn new(servers: usize) -> Self {
+        Self {
+            rounds: Vec::new(),
+            sources: vec![SourceLog::default(); servers],
+        }
+    }
+
+    /// `server`'s tally in each round from true time `from` on (`None`: no association).
+    pub fn tallies(&self, server: usize, from: f64) -> impl Iterator<Item = Option<Tally>> + '_ {
+        self.rounds
+            .iter()
+            .filter(move |r| r.t >= from)
+            .map(move |r| r.tallies.get(server).copied().flatten())
+    }
+
+    /// How many rounds from true time `from` on tallied `server` as `tally`.
+    pub fn count(&self, server: usize, tally: Tally, from: f64) -> usize {
+        self.tallies(server, from)
+            .filter(|t| *t == Some(tally))
+            .count()
+    }
+
+    /// `server`'s tally in the last round.
+    pub fn last_tally(&self, server: usize) -> Option<Tally> {
+        self.rounds
+            .last()
+            .and_then(|r| r.tallies.get(server).copied().flatten())
+    }
+
+    /// The system peer of the last round.
+    pub fn last_system_peer(&self) -> Option<usize> {
+        self.rounds.last().and_then(|r| r.system_peer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +232,44 @@ mod tests {
         assert!((r.max_s - 0.0005).abs() < 1e-12 && (r.max_at_s - 2.0).abs() < 1e-12);
         let rms = ((0.0005f64.powi(2) + 0.0002f64.powi(2) + 0.0001f64.powi(2)) / 3.0).sqrt();
         assert!((r.rms_s - rms).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_timeline_counts_tallies_per_server_and_sees_absent_associations() {
+        let mut tl = Timeline::new(2);
+        for (t, a, b) in [
+            (1.0, Some(Tally::Falseticker), None),
+            (2.0, Some(Tally::SystemPeer), Some(Tally::Candidate)),
+            (3.0, Some(Tally::SystemPeer), Some(Tally::Outlier)),
+        ] {
+            tl.rounds.push(Round {
+                t,
+                tallies: vec![a, b],
+                system_peer: a.filter(|t| *t == Tally::SystemPeer).map(|_| 0),
+                inputs: vec![None, None],
+                offset: 0.0,
+            });
+        }
+        assert_eq!(tl.count(0, Tally::SystemPeer, 0.0), 2);
+        assert_eq!(tl.count(0, Tally::SystemPeer, 2.5), 1);
+        assert_eq!(tl.tallies(1, 0.0).filter(Option::is_none).count(), 1);
+        assert_eq!(tl.last_tally(1), Some(Tally::Outlier));
+        assert_eq!(tl.last_system_peer(), Some(0));
+        let log = SourceLog {
+            requests: [0.0, 64.0, 192.0]
+                .map(|t| Request {
+                    t,
+                    hpoll: 6,
+                    reach: 0,
+                    unreach: 0,
+                })
+                .to_vec(),
+            ..SourceLog::default()
+        };
+        assert_eq!(
+            log.intervals().collect::<Vec<_>>(),
+            [(64.0, 64.0), (192.0, 128.0)]
+        );
     }
 
     #[test]

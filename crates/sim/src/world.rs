@@ -7,27 +7,36 @@
 //! The client does what the daemon's main loop does (see `sundial_proto::discipline`): after
 //! every good reply it runs selection, waits for every association at start-up, feeds each new
 //! sample of a survivor to the discipline in time order, and passes the phase of every slew to
-//! every association.
+//! every association. With a `pool` line it also does what the daemon's association manager
+//! does: it mobilises the addresses a (virtual, round-robin) resolver returns up to
+//! `tos maxclock` (`sundial_proto::pool::to_mobilize`), retires members that stop answering
+//! (`pool::Member::should_retire`) and resolves the name again to replace them.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use sundial_proto::access::{AccessTable, RestrictFlags};
 use sundial_proto::clock::Clock;
 use sundial_proto::discipline::{Discipline, Observation, Update, sources_settled};
-use sundial_proto::packet::{HEADER_LEN, Leap, ReferenceId};
-use sundial_proto::select::{Candidate, SelectParams, Tally, select};
+use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, ReferenceId};
+use sundial_proto::pool::{Member, to_mobilize};
+use sundial_proto::ratelimit::RateLimiter;
+use sundial_proto::select::{Candidate, Tally, select};
 use sundial_proto::server::{Action, RequestMeta, Server};
+use sundial_proto::siphash::SipKey;
 use sundial_proto::source::{Outcome, Source};
 use sundial_proto::sync::leap_majority;
 use sundial_proto::system::SystemState;
-use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, UnixTime};
+use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, UnixTime};
 
 use crate::clock::{VirtualClock, reading};
 use crate::network::Direction;
 use crate::rng::SimRng;
-use crate::scenario::{Report, Scenario};
-use crate::trace::Trace;
+use crate::scenario::{Report, Scenario, ServerSpec, SpoofOrigin};
+use crate::trace::{Reply, Request, Round, Timeline, Trace};
 
 /// True time zero as a Unix time (2027-01-15), an arbitrary date in the current NTP era.
 pub const EPOCH: UnixTime = UnixTime::new(1_800_000_000, 0);
@@ -61,13 +70,27 @@ const POLL_SPREAD_S: f64 = 1.0;
 /// Interval of the true-offset measurements, seconds.
 const TICK_S: f64 = 1.0;
 
+/// How often a pool with fewer than `maxclock` associations resolves its name again, seconds
+/// (the daemon's `POOL_REFRESH`).
+const POOL_REFRESH_S: f64 = 64.0;
+
+/// The port every virtual server listens on.
+const NTP_PORT: u16 = 123;
+
+/// Entries of a rate-limited server's client table (the simulation has one client).
+const LIMITER_ENTRIES: usize = 64;
+
 /// A datagram in flight.
 #[derive(Debug, Clone, Copy)]
 struct Datagram {
     at: f64,
     seq: u64,
     server: usize,
+    /// The association that sent the request or is to receive the reply.
+    assoc: u64,
     to_server: bool,
+    /// Sent by a spoofer, not by the server.
+    forged: bool,
     bytes: [u8; HEADER_LEN],
 }
 
@@ -94,38 +117,80 @@ impl Ord for Datagram {
 
 /// Runs a scenario to the end.
 pub fn run(scenario: &Scenario) -> Report {
+    World::new(scenario).run().0
+}
+
+/// Runs a scenario to the end and also returns the [`Timeline`] of every server's tallies,
+/// requests and replies.
+pub fn run_with_timeline(scenario: &Scenario) -> (Report, Timeline) {
     World::new(scenario).run()
+}
+
+/// The virtual address of server `index`: 10.0.0.1 onwards, in scenario order.
+pub fn server_address(index: usize) -> IpAddr {
+    let host = u32::try_from(index).map_or(u32::MAX, |i| i.saturating_add(1));
+    IpAddr::V4(Ipv4Addr::from(0x0a00_0000_u32.saturating_add(host)))
+}
+
+/// The server at a virtual address, if any.
+fn server_at(addr: IpAddr, servers: usize) -> Option<usize> {
+    (0..servers).find(|&i| server_address(i) == addr)
+}
+
+/// One mobilised association: a `Source` bound to one server.
+struct Assoc {
+    /// Unique for the run: replies for an association retired meanwhile find no one.
+    id: u64,
+    server: usize,
+    /// Mobilised by the pool (only pool members are ever retired).
+    from_pool: bool,
+    source: Source,
+    /// Whether it has a sample the discipline has not seen.
+    pending: bool,
+    /// The nonce of its request before the latest (what a replaying spoofer sends).
+    previous_nonce: NtpTimestamp,
+    /// The nonce of its latest request.
+    nonce: NtpTimestamp,
+}
+
+/// The pool's resolver state.
+struct PoolState {
+    next_resolve: f64,
+    queries: usize,
 }
 
 struct World<'a> {
     sc: &'a Scenario,
     clock: VirtualClock,
     servers: Vec<Server>,
-    sources: Vec<Source>,
-    /// Whether each source has a sample the discipline has not seen.
-    pending: Vec<bool>,
+    assocs: Vec<Assoc>,
+    next_assoc_id: u64,
+    next_first_poll: f64,
+    pool: Option<PoolState>,
+    /// Requests sent by associations that were retired since.
+    retired_sent: u64,
     discipline: Discipline,
     in_flight: BinaryHeap<Datagram>,
     seq: u64,
     nonces: SimRng,
     links: Vec<SimRng>,
-    system_peer: Option<usize>,
+    /// Per server: its clock noise (drawn only for noisy servers).
+    noise: Vec<SimRng>,
+    /// Per server: its spoofer's guesses (drawn only for spoofed servers).
+    spoofers: Vec<SimRng>,
+    /// Association id of the system peer.
+    system_peer: Option<u64>,
     started: bool,
     trace: Trace,
+    timeline: Timeline,
     report: Report,
 }
 
 impl<'a> World<'a> {
     fn new(sc: &'a Scenario) -> Self {
         let n = sc.servers.len();
-        let sources = (0..n)
-            .map(|i| {
-                #[expect(clippy::cast_precision_loss, reason = "a handful of servers")]
-                let first = FIRST_POLL_S + POLL_SPREAD_S * i as f64;
-                Source::new(sc.client.source, mono(first))
-            })
-            .collect();
-        Self {
+        let pooled = |i: &usize| sc.pool.as_ref().is_some_and(|p| p.members.contains(i));
+        let mut world = Self {
             sc,
             clock: VirtualClock::new(
                 EPOCH,
@@ -133,9 +198,20 @@ impl<'a> World<'a> {
                 sc.client.oscillator,
                 SimRng::fork(sc.seed, 1),
             ),
-            servers: (0..n).map(|_| Server::default()).collect(),
-            sources,
-            pending: vec![false; n],
+            servers: sc
+                .servers
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| make_server(spec, sc.seed, i))
+                .collect(),
+            assocs: Vec::new(),
+            next_assoc_id: 0,
+            next_first_poll: FIRST_POLL_S,
+            pool: sc.pool.as_ref().map(|_| PoolState {
+                next_resolve: 0.0,
+                queries: 0,
+            }),
+            retired_sent: 0,
             discipline: Discipline::new(sc.client.discipline),
             in_flight: BinaryHeap::new(),
             seq: 0,
@@ -143,20 +219,113 @@ impl<'a> World<'a> {
             links: (0..n)
                 .map(|i| SimRng::fork(sc.seed, 100 + i as u64))
                 .collect(),
+            noise: (0..n)
+                .map(|i| SimRng::fork(sc.seed, 10_000 + i as u64))
+                .collect(),
+            spoofers: (0..n)
+                .map(|i| SimRng::fork(sc.seed, 20_000 + i as u64))
+                .collect(),
             system_peer: None,
             started: false,
             trace: Trace::default(),
+            timeline: Timeline::new(n),
             report: crate::scenario::empty_report(n),
+        };
+        for i in (0..n).filter(|i| !pooled(i)) {
+            world.mobilize(i, false, 0.0);
+        }
+        world
+    }
+
+    /// A new association with server `server` at true time `t`; first polls are spread
+    /// [`POLL_SPREAD_S`] apart, from [`FIRST_POLL_S`] on.
+    fn mobilize(&mut self, server: usize, from_pool: bool, t: f64) {
+        let first = self.next_first_poll.max(t);
+        self.next_first_poll = first + POLL_SPREAD_S;
+        self.assocs.push(Assoc {
+            id: self.next_assoc_id,
+            server,
+            from_pool,
+            source: Source::new(self.sc.client.source, mono(first)),
+            pending: false,
+            previous_nonce: NtpTimestamp::ZERO,
+            nonce: NtpTimestamp::ZERO,
+        });
+        self.next_assoc_id += 1;
+        if let Some(log) = self.timeline.sources.get_mut(server) {
+            log.mobilized.push(t);
         }
     }
 
-    fn run(mut self) -> Report {
+    /// Whether the pool wants more associations (the daemon's rule: fewer than `maxclock`
+    /// associations in all, and fewer than `maxclock` from the pool).
+    fn pool_needs_members(&self) -> bool {
+        let maxclock = self.sc.client.select.maxclock;
+        self.assocs.len() < maxclock
+            && self.assocs.iter().filter(|a| a.from_pool).count() < maxclock
+    }
+
+    /// Resolves the pool name and mobilises what `pool::to_mobilize` picks.
+    fn resolve_pool(&mut self, t: f64) {
+        let (Some(spec), Some(state)) = (self.sc.pool.as_ref(), self.pool.as_mut()) else {
+            return;
+        };
+        state.next_resolve = t + POOL_REFRESH_S;
+        let members = spec.members.len().max(1);
+        let start = state.queries.saturating_mul(spec.answer_len);
+        state.queries += 1;
+        let answer: Vec<IpAddr> = (0..spec.answer_len.min(spec.members.len()))
+            .filter_map(|k| spec.members.get((start + k) % members))
+            .map(|&i| server_address(i))
+            .collect();
+        let in_use: Vec<SocketAddr> = self
+            .assocs
+            .iter()
+            .map(|a| SocketAddr::new(server_address(a.server), NTP_PORT))
+            .collect();
+        let n = self.sc.servers.len();
+        for addr in to_mobilize(&answer, NTP_PORT, &in_use, self.sc.client.select.maxclock) {
+            if let Some(server) = server_at(addr.ip(), n) {
+                self.mobilize(server, true, t);
+            }
+        }
+    }
+
+    /// Demobilises pool members that `pool::Member::should_retire` (silent for
+    /// `UNREACH_BACKOFF` polls, or denied), and has the name resolved again at once.
+    fn retire_pool_members(&mut self, t: f64) {
+        let before = self.assocs.len();
+        let (timeline, retired_sent) = (&mut self.timeline, &mut self.retired_sent);
+        self.assocs.retain(|a| {
+            let member = Member {
+                addr: SocketAddr::new(server_address(a.server), NTP_PORT),
+                reach: a.source.reach(),
+                unreach: a.source.unreach(),
+                denied: a.source.denied().is_some(),
+            };
+            let retire = a.from_pool && member.should_retire();
+            if retire {
+                *retired_sent += a.source.packet_counts().0;
+                if let Some(log) = timeline.sources.get_mut(a.server) {
+                    log.retired.push(t);
+                }
+            }
+            !retire
+        });
+        if self.assocs.len() < before
+            && let Some(state) = self.pool.as_mut()
+        {
+            state.next_resolve = t;
+        }
+    }
+
+    fn run(mut self) -> (Report, Timeline) {
         let mut next_tick = 0.0;
         while !self.report.panicked {
             let poll = self
-                .sources
+                .assocs
                 .iter()
-                .filter_map(Source::poll_timeout)
+                .filter_map(|a| a.source.poll_timeout())
                 .map(|m| m.as_seconds_f64())
                 .min_by(f64::total_cmp);
             let datagram = self.in_flight.peek().map(|d| d.at);
@@ -164,7 +333,12 @@ impl<'a> World<'a> {
             let timer = self.discipline.next_timeout().map(|deadline| {
                 (self.clock.true_time_of(deadline) + 1e-9).max(self.clock.true_time())
             });
-            let t = [Some(next_tick), poll, datagram, timer]
+            let pool = self
+                .pool
+                .as_ref()
+                .filter(|_| self.pool_needs_members())
+                .map(|p| p.next_resolve.max(self.clock.true_time()));
+            let t = [Some(next_tick), poll, datagram, timer, pool]
                 .into_iter()
                 .flatten()
                 .fold(f64::INFINITY, f64::min);
@@ -179,6 +353,8 @@ impl<'a> World<'a> {
                 if let Some(d) = self.in_flight.pop() {
                     self.deliver(d);
                 }
+            } else if pool == Some(t) {
+                self.resolve_pool(t);
             } else if poll == Some(t) {
                 self.poll(t);
             } else {
@@ -192,7 +368,9 @@ impl<'a> World<'a> {
     }
 
     fn poll(&mut self, t: f64) {
-        for (i, source) in self.sources.iter_mut().enumerate() {
+        let mut forgeries = Vec::new();
+        for a in &mut self.assocs {
+            let source = &mut a.source;
             let Some(due) = source.poll_timeout().filter(|d| d.as_seconds_f64() <= t) else {
                 continue;
             };
@@ -205,6 +383,17 @@ impl<'a> World<'a> {
                 continue;
             }
             source.handle_sent(self.clock.now());
+            let i = a.server;
+            a.previous_nonce = a.nonce;
+            a.nonce = NtpHeader::decode(&bytes).transmit_timestamp;
+            if let Some(log) = self.timeline.sources.get_mut(i) {
+                log.requests.push(Request {
+                    t,
+                    hpoll: source.hpoll(),
+                    reach: source.reach(),
+                    unreach: source.unreach(),
+                });
+            }
             let (link, rng) = (&self.sc.servers[i].link, &mut self.links[i]);
             if let Some(at) = link.transit(Direction::Up, t, rng) {
                 self.seq += 1;
@@ -212,11 +401,68 @@ impl<'a> World<'a> {
                     at,
                     seq: self.seq,
                     server: i,
+                    assoc: a.id,
                     to_server: true,
+                    forged: false,
                     bytes,
                 });
             }
+            if self.sc.servers[i].spoofer.is_some() {
+                forgeries.push((i, a.id, a.nonce, a.previous_nonce));
+            }
         }
+        for (server, assoc, nonce, previous) in forgeries {
+            self.forge(t, server, assoc, nonce, previous);
+        }
+        if self.pool.is_some() {
+            self.retire_pool_members(t);
+        }
+    }
+
+    /// Sends the spoofer's forgery for the request association `assoc` just sent at `t`: it
+    /// arrives `lead_s` later, before the genuine reply.
+    fn forge(
+        &mut self,
+        t: f64,
+        server: usize,
+        assoc: u64,
+        nonce: NtpTimestamp,
+        previous: NtpTimestamp,
+    ) {
+        let Some(spoofer) = self.sc.servers.get(server).and_then(|s| s.spoofer) else {
+            return;
+        };
+        let origin = match spoofer.origin {
+            SpoofOrigin::Guess => match self.spoofers.get_mut(server) {
+                Some(rng) => NtpTimestamp::from_bits(rng.next_u64()),
+                None => return,
+            },
+            SpoofOrigin::Stale => previous,
+            SpoofOrigin::Correct => nonce,
+        };
+        let at = t + spoofer.lead_s;
+        let stamp = reading(EPOCH, at + spoofer.offset_s);
+        let mut header = NtpHeader::new(4, Mode::Server);
+        header.stratum = 1;
+        header.poll = Log2Seconds::new(self.sc.client.source.minpoll);
+        header.precision = SERVER_PRECISION;
+        header.reference_id = ReferenceId::from_bytes(*b"GPS\0");
+        header.reference_timestamp = stamp - NtpDuration::from_seconds_f64(SERVER_REFERENCE_AGE_S);
+        header.origin_timestamp = origin;
+        header.receive_timestamp = stamp;
+        header.transmit_timestamp = stamp;
+        let mut bytes = [0u8; HEADER_LEN];
+        header.emit(&mut bytes);
+        self.seq += 1;
+        self.in_flight.push(Datagram {
+            at,
+            seq: self.seq,
+            server,
+            assoc,
+            to_server: false,
+            forged: true,
+            bytes,
+        });
     }
 
     fn deliver(&mut self, d: Datagram) {
@@ -225,19 +471,37 @@ impl<'a> World<'a> {
             return;
         }
         let t4 = self.clock.now();
-        let Some(source) = self.sources.get_mut(d.server) else {
+        // An association retired meanwhile has closed its socket.
+        let Some(a) = self.assocs.iter_mut().find(|a| a.id == d.assoc) else {
             return;
         };
-        let outcome = source.handle_response(t4, &d.bytes, CLIENT_PRECISION.as_seconds_f64());
+        let outcome = a
+            .source
+            .handle_response(t4, &d.bytes, CLIENT_PRECISION.as_seconds_f64());
+        if let Some(log) = self.timeline.sources.get_mut(d.server) {
+            log.replies.push(Reply {
+                t: d.at,
+                outcome,
+                forged: d.forged,
+            });
+        }
         if matches!(outcome, Outcome::Sample(_)) {
-            self.pending[d.server] = true;
+            a.pending = true;
             self.select_and_discipline();
         }
     }
 
     fn serve(&mut self, d: Datagram) {
         let spec = &self.sc.servers[d.server];
-        let receive_time = reading(EPOCH, d.at + spec.offset_s);
+        if spec.stops_at_s.is_some_and(|stop| d.at >= stop) {
+            return;
+        }
+        // One draw per reply, only for a noisy server: T2 and T3 are off by the same amount.
+        let noise = match self.noise.get_mut(d.server) {
+            Some(rng) if spec.clock_noise_s > 0.0 => spec.clock_noise_s * rng.normal(),
+            _ => 0.0,
+        };
+        let receive_time = reading(EPOCH, d.at + spec.offset_s + noise);
         let state = SystemState {
             leap: Leap::NoWarning,
             stratum: 1,
@@ -257,7 +521,7 @@ impl<'a> World<'a> {
         let sent = d.at + SERVER_PROCESSING_S;
         let mut out = [0u8; HEADER_LEN + 4];
         let action = self.servers[d.server].handle(&meta, &d.bytes, &state, &mut out, || {
-            reading(EPOCH, sent + spec.offset_s)
+            reading(EPOCH, sent + spec.offset_s + noise)
         });
         let Action::Reply(HEADER_LEN) = action else {
             return;
@@ -273,7 +537,9 @@ impl<'a> World<'a> {
                 at,
                 seq: self.seq,
                 server: d.server,
+                assoc: d.assoc,
                 to_server: false,
+                forged: false,
                 bytes,
             });
         }
@@ -283,57 +549,86 @@ impl<'a> World<'a> {
     fn select_and_discipline(&mut self) {
         // At start-up and after a step there is no system peer until every association has
         // answered or missed a poll, so that the first to answer cannot take over alone.
-        if self.discipline.needs_all_sources() && !sources_settled(&self.sources) {
+        if self.discipline.needs_all_sources()
+            && !sources_settled(self.assocs.iter().map(|a| &a.source))
+        {
             return;
         }
         let now = self.clock.now();
         let inputs: Vec<Option<Candidate>> = self
-            .sources
+            .assocs
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                s.candidate(now, MINDIST_S, MAXDIST_S).map(|c| Candidate {
-                    was_system_peer: self.system_peer == Some(i),
-                    ..c
-                })
+            .map(|a| {
+                let options = self.sc.servers[a.server].options;
+                if options.noselect {
+                    return None;
+                }
+                a.source
+                    .candidate(now, MINDIST_S, MAXDIST_S)
+                    .map(|c| Candidate {
+                        prefer: options.prefer,
+                        truechimer: options.truechimer,
+                        was_system_peer: self.system_peer == Some(a.id),
+                        ..c
+                    })
             })
             .collect();
-        let selection = select(&inputs, &SelectParams::default());
-        self.system_peer = selection.system_peer;
-        for (i, tally) in selection.tallies.iter().enumerate() {
+        let selection = select(&inputs, &self.sc.client.select);
+        self.system_peer = selection
+            .system_peer
+            .and_then(|k| self.assocs.get(k))
+            .map(|a| a.id);
+        let mut round = Round {
+            t: self.clock.true_time(),
+            tallies: vec![None; self.sc.servers.len()],
+            system_peer: None,
+            inputs: vec![None; self.sc.servers.len()],
+            offset: selection.offset,
+        };
+        for (k, tally) in selection.tallies.iter().enumerate() {
+            let i = self.assocs[k].server;
             if *tally == Tally::SystemPeer {
                 self.report.system_peer_rounds[i] += 1;
+                round.system_peer = Some(i);
             }
-            if self.started && inputs[i].is_some() && *tally != Tally::Falseticker {
+            if self.started && inputs[k].is_some() && *tally != Tally::Falseticker {
                 self.report.trusted_rounds[i] += 1;
             }
+            round.tallies[i] = Some(*tally);
+            round.inputs[i] = inputs[k];
         }
+        self.timeline.rounds.push(round);
         if selection.system_peer.is_none() {
             return;
         }
-        let survivors: Vec<usize> = (0..self.sources.len())
-            .filter(|&i| matches!(selection.tallies[i], Tally::SystemPeer | Tally::Candidate))
+        let survivors: Vec<usize> = (0..self.assocs.len())
+            .filter(|&k| matches!(selection.tallies[k], Tally::SystemPeer | Tally::Candidate))
             .collect();
         let leap = leap_majority(
             survivors
                 .iter()
-                .filter_map(|&i| self.sources[i].peer().map(|p| p.leap)),
+                .filter_map(|&k| self.assocs[k].source.peer().map(|p| p.leap)),
         );
         let mut feed: Vec<(i64, usize)> = survivors
             .iter()
-            .filter(|&&i| self.pending[i])
-            .filter_map(|&i| {
-                let t = self.sources[i].latest_sample()?.time;
-                Some(((t - now).to_bits(), i))
+            .filter(|&&k| self.assocs[k].pending)
+            .filter_map(|&k| {
+                let t = self.assocs[k].source.latest_sample()?.time;
+                Some(((t - now).to_bits(), k))
             })
             .collect();
         feed.sort_unstable();
-        self.pending.fill(false);
-        for (_, i) in feed {
-            let Some(obs) = Observation::from_source(&self.sources[i], selection.jitter, leap, now)
-            else {
+        for a in &mut self.assocs {
+            a.pending = false;
+        }
+        for (_, k) in feed {
+            let a = &self.assocs[k];
+            let Some(obs) = Observation::from_source(&a.source, selection.jitter, leap, now) else {
                 continue;
             };
+            if let Some(log) = self.timeline.sources.get_mut(a.server) {
+                log.fed += 1;
+            }
             let Ok(update) = self.discipline.update(&mut self.clock, &obs);
             match update {
                 Update::Slewed { phase, .. } => {
@@ -344,7 +639,9 @@ impl<'a> World<'a> {
                 Update::Stepped { .. } => {
                     self.started = true;
                     self.report.updates += 1;
-                    self.sources.iter_mut().for_each(Source::reset_filter);
+                    for a in &mut self.assocs {
+                        a.source.reset_filter();
+                    }
                     break;
                 }
                 Update::OneShot { .. } => self.report.updates += 1,
@@ -356,20 +653,20 @@ impl<'a> World<'a> {
             }
         }
         let poll = self.discipline.poll();
-        self.sources
-            .iter_mut()
-            .for_each(|s| s.set_system_poll(poll));
+        for a in &mut self.assocs {
+            a.source.set_system_poll(poll);
+        }
     }
 
     fn correct_sources(&mut self, phase: f64) {
         if phase != 0.0 {
-            for s in &mut self.sources {
-                s.apply_clock_correction(phase);
+            for a in &mut self.assocs {
+                a.source.apply_clock_correction(phase);
             }
         }
     }
 
-    fn finish(mut self) -> Report {
+    fn finish(mut self) -> (Report, Timeline) {
         let outage = self
             .sc
             .servers
@@ -381,14 +678,49 @@ impl<'a> World<'a> {
         r.final_offset_s = self.clock.offset();
         let readout = self.discipline.readout();
         r.final_freq_error_ppm = self.clock.rate_error_with(readout.frequency_ppm) * 1e6;
-        r.packets_sent = self.sources.iter().map(|s| s.packet_counts().0).sum();
+        r.packets_sent = self.retired_sent
+            + self
+                .assocs
+                .iter()
+                .map(|a| a.source.packet_counts().0)
+                .sum::<u64>();
         r.steps = self.clock.steps();
         r.final_poll = readout.poll;
-        self.report
+        (self.report, self.timeline)
     }
+}
+
+/// The server for `spec`: the plain one, or one behind `restrict default limited kod` with the
+/// real rate limiter, keyed and seeded from the scenario seed.
+fn make_server(spec: &ServerSpec, seed: u64, index: usize) -> Server {
+    let Some(params) = spec.rate_limit else {
+        return Server::default();
+    };
+    let mut rng = SimRng::fork(seed, 30_000 + index as u64);
+    let key = SipKey::new(rng.next_u64(), rng.next_u64());
+    let mut access = AccessTable::new();
+    access.add_default(true, true, RestrictFlags::LIMITED | RestrictFlags::KOD);
+    let limiter = Arc::new(RateLimiter::new(LIMITER_ENTRIES, params, key));
+    Server::with_limiter(access, limiter, rng.next_u64())
 }
 
 /// A monotonic time `secs` after the start.
 fn mono(secs: f64) -> MonoTime {
     MonoTime::from_duration(Duration::from_secs_f64(secs.max(0.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_server_has_its_own_address_and_is_found_by_it() {
+        let addrs: Vec<IpAddr> = (0..300).map(server_address).collect();
+        assert_eq!(addrs[0], IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(addrs[299], IpAddr::V4(Ipv4Addr::new(10, 0, 1, 44)));
+        for (i, a) in addrs.iter().enumerate() {
+            assert_eq!(server_at(*a, 300), Some(i));
+        }
+        assert_eq!(server_at(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 3), None);
+    }
 }
