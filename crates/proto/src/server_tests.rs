@@ -1,0 +1,367 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::access::RestrictEntry;
+use crate::packet::{Leap, ReferenceId};
+use crate::time::{Log2Seconds, NtpDuration};
+
+const T2: NtpTimestamp = NtpTimestamp::from_parts(0xec00_0000, 0x8000_0000);
+const T3: NtpTimestamp = NtpTimestamp::from_parts(0xec00_0000, 0x8000_1000);
+
+fn meta() -> RequestMeta {
+    RequestMeta {
+        source: "192.0.2.7:40000".parse().unwrap(),
+        destination: None,
+        receive_time: T2,
+        monotonic: MonoTime::ZERO,
+        truncated: false,
+    }
+}
+
+fn synced() -> SystemState {
+    SystemState {
+        leap: Leap::NoWarning,
+        stratum: 3,
+        precision: Log2Seconds::new(-24),
+        root_delay: NtpDuration::from_seconds_f64(0.0015),
+        root_dispersion: NtpDuration::from_seconds_f64(0.002),
+        reference_id: ReferenceId::from_bytes([192, 0, 2, 1]),
+        reference_time: NtpTimestamp::from_parts(0xebff_fff0, 0),
+    }
+}
+
+fn request(version: u8, mode: Mode) -> Vec<u8> {
+    let mut h = NtpHeader::new(version, mode);
+    h.poll = Log2Seconds::new(6);
+    h.transmit_timestamp = NtpTimestamp::from_bits(0x0123_4567_89ab_cdef);
+    let mut b = [0u8; 48];
+    h.emit(&mut b);
+    b.to_vec()
+}
+
+fn answer(server: &Server, req: &[u8], state: &SystemState) -> Result<NtpHeader, DropReason> {
+    let mut out = [0u8; 128];
+    match server.handle(&meta(), req, state, &mut out, || T3) {
+        Action::Reply(len) => {
+            assert!(len <= req.len(), "reply longer than request");
+            Ok(Packet::parse(&out[..len]).unwrap().header)
+        }
+        Action::Drop(r) => Err(r),
+    }
+}
+
+#[test]
+fn client_request_gets_server_reply_with_copied_fields() {
+    let server = Server::default();
+    for version in 1..=4 {
+        let reply = answer(&server, &request(version, Mode::Client), &synced()).unwrap();
+        assert_eq!(reply.version, version);
+        assert_eq!(reply.mode, Mode::Server);
+        assert_eq!(reply.stratum, 3);
+        assert_eq!(reply.poll.exponent(), 6);
+        assert_eq!(reply.precision.exponent(), -24);
+        assert_eq!(reply.origin_timestamp.to_bits(), 0x0123_4567_89ab_cdef);
+        assert_eq!(reply.receive_timestamp, T2);
+        assert_eq!(reply.transmit_timestamp, T3);
+        assert_eq!(reply.reference_id.to_bytes(), [192, 0, 2, 1]);
+    }
+    assert_eq!(server.counters().snapshot().replied, 4);
+}
+
+#[test]
+fn root_dispersion_grows_with_the_age_of_the_last_update() {
+    let reply = answer(&Server::default(), &request(4, Mode::Client), &synced()).unwrap();
+    // 0.002 s + 16 s × 15 PPM = 0.00224 s.
+    let disp = reply.root_dispersion.to_seconds_f64();
+    assert!((disp - 0.00224).abs() < 2e-5, "{disp}");
+}
+
+#[test]
+fn unsynchronised_server_says_so() {
+    let state = SystemState::unsynchronized(Log2Seconds::new(-20));
+    let reply = answer(&Server::default(), &request(4, Mode::Client), &state).unwrap();
+    assert_eq!(reply.leap, Leap::Unsynchronized);
+    assert_eq!(reply.stratum, 0);
+    assert_eq!(reply.reference_id, ReferenceId::INIT);
+}
+
+#[test]
+fn ntpv1_mode_0_is_a_request_but_mode_0_otherwise_is_not() {
+    let server = Server::default();
+    assert_eq!(
+        answer(&server, &request(1, Mode::Reserved), &synced())
+            .unwrap()
+            .mode,
+        Mode::Server
+    );
+    assert_eq!(
+        answer(&server, &request(4, Mode::Reserved), &synced()),
+        Err(DropReason::UnexpectedMode)
+    );
+}
+
+#[test]
+fn symmetric_active_gets_a_stateless_passive_reply() {
+    let reply = answer(
+        &Server::default(),
+        &request(4, Mode::SymmetricActive),
+        &synced(),
+    )
+    .unwrap();
+    assert_eq!(reply.mode, Mode::SymmetricPassive);
+}
+
+#[test]
+fn every_drop_is_counted_under_its_reason() {
+    let server = Server::default();
+    let mut bad_version = request(4, Mode::Client);
+    bad_version[0] = (5 << 3) | 3;
+    let mut mode7 = request(2, Mode::Client);
+    mode7[0] = (2 << 3) | 7;
+    let mut mode6 = request(2, Mode::Client);
+    mode6[0] = (2 << 3) | 6;
+    let mut bad_ef = request(4, Mode::Client);
+    bad_ef.extend_from_slice(&[0, 1, 0, 9, 0, 0, 0]);
+    let cases: [(&[u8], DropReason); 8] = [
+        (&[], DropReason::TooShort),
+        (&request(4, Mode::Client)[..47], DropReason::TooShort),
+        (&bad_version, DropReason::BadVersion),
+        (&mode7, DropReason::PrivateMode),
+        (&mode6, DropReason::ControlMode),
+        (&request(4, Mode::Server), DropReason::UnexpectedMode),
+        (&request(4, Mode::Broadcast), DropReason::UnexpectedMode),
+        (&bad_ef, DropReason::Malformed),
+    ];
+    for (bytes, reason) in cases {
+        assert_eq!(answer(&server, bytes, &synced()), Err(reason), "{bytes:?}");
+    }
+    let snap = server.counters().snapshot();
+    assert_eq!(snap.received, 8);
+    assert_eq!(snap.dropped_total(), 8);
+    assert_eq!(snap.dropped(DropReason::TooShort), 2);
+}
+
+#[test]
+fn restrict_ignore_and_noserve_are_honoured() {
+    let mut table = AccessTable::new();
+    table.add(RestrictEntry::host(
+        "192.0.2.7".parse().unwrap(),
+        RestrictFlags::NOSERVE,
+    ));
+    let server = Server::new(table);
+    assert_eq!(
+        answer(&server, &request(4, Mode::Client), &synced()),
+        Err(DropReason::RestrictedNoserve)
+    );
+    let mut table = AccessTable::new();
+    table.add_default(true, true, RestrictFlags::IGNORE);
+    let server = Server::new(table);
+    assert_eq!(
+        answer(&server, &request(4, Mode::Client), &synced()),
+        Err(DropReason::RestrictedIgnore)
+    );
+}
+
+#[test]
+fn notrust_drops_requests_without_a_mac() {
+    let mut table = AccessTable::new();
+    table.add_default(true, true, RestrictFlags::NOTRUST);
+    let server = Server::new(table);
+    assert_eq!(
+        answer(&server, &request(4, Mode::Client), &synced()),
+        Err(DropReason::RestrictedNotrust)
+    );
+}
+
+#[test]
+fn unverifiable_mac_gets_a_crypto_nak_no_longer_than_the_request() {
+    let mut req = request(4, Mode::Client);
+    req.extend_from_slice(&[0, 0, 0, 5]);
+    req.extend_from_slice(&[0x55; 16]);
+    let mut out = [0xffu8; 128];
+    let Action::Reply(len) = Server::default().handle(&meta(), &req, &synced(), &mut out, || T3)
+    else {
+        panic!("no reply");
+    };
+    assert_eq!(len, 52);
+    assert_eq!(&out[48..52], &[0, 0, 0, 0]);
+}
+
+#[test]
+fn truncated_and_port_zero_datagrams_are_dropped() {
+    let server = Server::default();
+    let mut out = [0u8; 64];
+    let mut m = meta();
+    m.truncated = true;
+    assert_eq!(
+        server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+        Action::Drop(DropReason::Oversized)
+    );
+    let mut m = meta();
+    m.source.set_port(0);
+    assert_eq!(
+        server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+        Action::Drop(DropReason::SourcePortZero)
+    );
+}
+
+#[test]
+fn a_client_over_the_limit_gets_a_rate_kiss_that_reveals_no_time() {
+    use crate::ratelimit::{LimitParams, RateLimiter};
+    use crate::siphash::SipKey;
+    let mut table = AccessTable::new();
+    table.add_default(true, true, RestrictFlags::LIMITED | RestrictFlags::KOD);
+    let params = LimitParams {
+        leak: 0,
+        ..LimitParams::default()
+    };
+    let limiter = Arc::new(RateLimiter::new(64, params, SipKey::new(5, 6)));
+    let server = Server::with_limiter(table, limiter, 42);
+    let req = request(4, Mode::Client);
+    let mut out = [0u8; 64];
+    let mut m = meta();
+    assert!(matches!(
+        server.handle(&m, &req, &synced(), &mut out, || T3),
+        Action::Reply(48)
+    ));
+    m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(300));
+    let Action::Reply(len) = server.handle(&m, &req, &synced(), &mut out, || T3) else {
+        panic!("no kiss");
+    };
+    let kiss = Packet::parse(&out[..len]).unwrap().header;
+    assert_eq!(
+        (kiss.leap, kiss.stratum, kiss.reference_id),
+        (Leap::Unsynchronized, 0, ReferenceId::RATE)
+    );
+    let xmt = NtpHeader::decode(req[..48].try_into().unwrap()).transmit_timestamp;
+    assert_eq!(
+        (
+            kiss.origin_timestamp,
+            kiss.receive_timestamp,
+            kiss.transmit_timestamp
+        ),
+        (xmt, xmt, xmt)
+    );
+    assert!(kiss.poll.exponent() >= 3);
+    // The next over-limit request within the average interval is dropped, not kissed.
+    m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(600));
+    assert_eq!(
+        server.handle(&m, &req, &synced(), &mut out, || T3),
+        Action::Drop(DropReason::RateLimited)
+    );
+    let c = server.counters().snapshot();
+    assert_eq!(
+        (c.replied, c.kisses, c.dropped(DropReason::RateLimited)),
+        (2, 1, 1)
+    );
+}
+
+#[test]
+fn a_flood_from_one_address_still_gets_about_one_reply_in_four() {
+    use crate::ratelimit::{LimitParams, RateLimiter};
+    use crate::siphash::SipKey;
+    let mut table = AccessTable::new();
+    table.add_default(true, true, RestrictFlags::LIMITED);
+    let limiter = Arc::new(RateLimiter::new(
+        64,
+        LimitParams::default(),
+        SipKey::new(5, 6),
+    ));
+    let server = Server::with_limiter(table, limiter, 7);
+    let mut out = [0u8; 64];
+    let mut m = meta();
+    let answered = (0..4000u64)
+        .filter(|i| {
+            m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(i * 10));
+            matches!(
+                server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+                Action::Reply(_)
+            )
+        })
+        .count();
+    assert!(
+        (850..1150).contains(&answered),
+        "{answered} of 4000 answered"
+    );
+}
+
+#[test]
+fn limited_without_a_limiter_or_without_the_flag_serves_everyone() {
+    let server = Server::default();
+    let mut out = [0u8; 64];
+    for _ in 0..10 {
+        assert!(matches!(
+            server.handle(
+                &meta(),
+                &request(4, Mode::Client),
+                &synced(),
+                &mut out,
+                || T3
+            ),
+            Action::Reply(48)
+        ));
+    }
+}
+
+#[test]
+fn mode_6_is_answered_for_loopback_and_refused_elsewhere_without_restrict_lines() {
+    use crate::control::ControlSnapshot;
+    // READSTAT, association 0, as Debian's ntpq sends it.
+    let readstat = [0xd6, 0x01, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
+    let server = Server::default();
+    let snapshot = ControlSnapshot::default();
+    let mut local = meta();
+    local.source = "[::1]:40000".parse().unwrap();
+    let mut frags = Vec::new();
+    let action = server.handle_control(&local, &readstat, &snapshot, &mut |f| {
+        frags.push(f.to_vec())
+    });
+    assert!(matches!(action, Action::Reply(_)), "{action:?}");
+    assert_eq!(frags.len(), 1);
+    assert_eq!(frags[0][1], 0x81, "response bit and opcode");
+    let mut remote_frags = 0;
+    let action = server.handle_control(&meta(), &readstat, &snapshot, &mut |_| remote_frags += 1);
+    assert_eq!(action, Action::Drop(DropReason::ControlRefused));
+    assert_eq!(remote_frags, 0);
+
+    let mut table = AccessTable::new();
+    table.add_default(true, true, RestrictFlags::NOQUERY);
+    table.add(RestrictEntry::host(
+        "192.0.2.7".parse().unwrap(),
+        RestrictFlags::NOMODIFY,
+    ));
+    let server = Server::new(table);
+    let action = server.handle_control(&meta(), &readstat, &snapshot, &mut |_| {});
+    assert!(
+        matches!(action, Action::Reply(_)),
+        "an explicit entry without noquery may read"
+    );
+}
+
+#[test]
+fn mode_6_writes_are_refused_with_a_permission_error() {
+    use crate::control::ControlSnapshot;
+    // WRITEVAR (opcode 3) of "leap=0" from loopback.
+    let mut req = vec![0x16, 0x03, 0x00, 0x07, 0, 0, 0, 0, 0, 0, 0, 6];
+    req.extend_from_slice(b"leap=0\0\0");
+    let server = Server::default();
+    let mut local = meta();
+    local.source = "127.0.0.1:40000".parse().unwrap();
+    let mut frags = Vec::new();
+    let _ = server.handle_control(&local, &req, &ControlSnapshot::default(), &mut |f| {
+        frags.push(f.to_vec())
+    });
+    assert_eq!(frags.len(), 1);
+    assert_eq!(frags[0][1] & 0x40, 0x40, "error bit");
+    assert_eq!(frags[0][4], 1, "PERMISSION");
+}
+
+proptest! {
+    #[test]
+    fn no_input_panics_or_gets_a_longer_reply(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut out = [0u8; 256];
+        if let Action::Reply(len) = Server::default().handle(&meta(), &bytes, &synced(), &mut out, || T3) {
+            prop_assert!(len <= bytes.len());
+        }
+    }
+}
