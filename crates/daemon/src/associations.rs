@@ -33,6 +33,21 @@ pub const TOKEN_BASE: usize = 1 << 20;
 const RETRY_MIN: Duration = Duration::from_secs(8);
 const RETRY_MAX: Duration = Duration::from_secs(600);
 
+/// What reading the association sockets brought, in increasing order: several reads combine
+/// with `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Arrival {
+    /// No good reply.
+    #[default]
+    Nothing,
+    /// A good reply, hence a new sample, which the clock filter did not turn into a new
+    /// estimate (its best stage is older). The discipline uses every new sample.
+    Sample,
+    /// A new sample that also gave a new filter estimate (RFC 5905 `clock_filter` output),
+    /// which is what the undisciplined (`--clock none`) poll adaptation counts.
+    Estimate,
+}
+
 /// How often a pool with fewer than `maxclock` members looks for more.
 const POOL_REFRESH: Duration = Duration::from_secs(64);
 
@@ -418,14 +433,15 @@ impl Associations {
         }
     }
 
-    /// Reads replies on an association's socket. Returns whether a new sample arrived.
-    pub fn on_readable(&mut self, token: Token, mapping: &TimeMapping, precision: f64) -> bool {
+    /// Reads replies on an association's socket. Returns whether a new sample (and a new
+    /// filter estimate) arrived.
+    pub fn on_readable(&mut self, token: Token, mapping: &TimeMapping, precision: f64) -> Arrival {
         let Some(peer) = self
             .peers
             .iter_mut()
             .find(|p| TOKEN_BASE + usize::from(p.id) == token.0)
         else {
-            return false;
+            return Arrival::Nothing;
         };
         peer.receive(mapping, precision)
     }
@@ -576,12 +592,12 @@ impl Peer {
         Ok(())
     }
 
-    fn receive(&mut self, mapping: &TimeMapping, precision: f64) -> bool {
+    fn receive(&mut self, mapping: &TimeMapping, precision: f64) -> Arrival {
         let Some(socket) = self.socket.take() else {
-            return false;
+            return Arrival::Nothing;
         };
         let mut buf = [0u8; 1024];
-        let mut sampled = false;
+        let mut arrival = Arrival::Nothing;
         // Bounded: a connected socket only queues datagrams from the server.
         for _ in 0..16 {
             let meta = match recv_msg(&socket, &mut buf) {
@@ -601,7 +617,14 @@ impl Peer {
             let data = buf.get(..meta.len).unwrap_or_default();
             let data = if meta.truncated { &[][..] } else { data };
             match self.source.handle_response(t4, data, precision) {
-                Outcome::Sample(estimate) => sampled |= estimate.is_some(),
+                Outcome::Sample(estimate) => {
+                    let this = if estimate.is_some() {
+                        Arrival::Estimate
+                    } else {
+                        Arrival::Sample
+                    };
+                    arrival = arrival.max(this);
+                }
                 Outcome::Rejected(reason) => {
                     tracing::debug!(
                         "association {}: reply from {} rejected: {}",
@@ -614,7 +637,7 @@ impl Peer {
             }
         }
         self.socket = Some(socket);
-        sampled
+        arrival
     }
 
     fn log_kiss(&mut self, kiss: Kiss) {

@@ -22,7 +22,7 @@ use sundial_proto::system::SystemState;
 use sundial_proto::time::{MonoTime, NtpDuration};
 use sundial_sys::signals::SignalPipe;
 
-use crate::associations::{Associations, TOKEN_BASE};
+use crate::associations::{Arrival, Associations, TOKEN_BASE};
 use crate::cli::NtpdArgs;
 use crate::clock::{ClockSpec, SteeredClock, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
@@ -304,7 +304,9 @@ fn serve(
             break 'main;
         }
         if now >= next_tick {
-            if let Verdict::Exit(code) = timekeeper.update(&mut associations, &publisher, false) {
+            if let Verdict::Exit(code) =
+                timekeeper.update(&mut associations, &publisher, Arrival::Nothing)
+            {
                 status = code;
                 break 'main;
             }
@@ -328,7 +330,7 @@ fn serve(
             }
             return Err(StartError::Io("poll failed", e));
         }
-        let mut sampled = false;
+        let mut arrival = Arrival::Nothing;
         for event in &events {
             match event.token() {
                 SIGNAL_TOKEN => {
@@ -338,11 +340,11 @@ fn serve(
                 }
                 WAKE_TOKEN => associations.on_answers(mono(started)),
                 Token(t) if t >= TOKEN_BASE => {
-                    sampled |= associations.on_readable(
+                    arrival = arrival.max(associations.on_readable(
                         Token(t),
                         &mapping,
                         timekeeper.precision_seconds(),
-                    );
+                    ));
                 }
                 Token(t) => {
                     if let Some((server, sockets)) = local.as_mut()
@@ -356,8 +358,8 @@ fn serve(
                 }
             }
         }
-        if sampled
-            && let Verdict::Exit(code) = timekeeper.update(&mut associations, &publisher, true)
+        if arrival != Arrival::Nothing
+            && let Verdict::Exit(code) = timekeeper.update(&mut associations, &publisher, arrival)
         {
             status = code;
             break 'main;

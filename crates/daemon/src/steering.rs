@@ -103,18 +103,7 @@ impl Steering {
             Threshold::At(d) => Some(d),
         };
         let slew_only = args.slew.then(|| NtpDuration::from_seconds(600));
-        let minpoll = config
-            .associations
-            .iter()
-            .map(|a| a.minpoll.exponent())
-            .min()
-            .unwrap_or(6);
-        let maxpoll = config
-            .associations
-            .iter()
-            .map(|a| a.maxpoll.exponent())
-            .max()
-            .unwrap_or(10);
+        let (minpoll, maxpoll) = config.poll_range();
         let panic = threshold(config.tinker.panic);
         let params = DisciplineParams {
             step_forward: slew_only.or_else(|| threshold(config.tinker.step_forward())),

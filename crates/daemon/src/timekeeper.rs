@@ -14,7 +14,7 @@ use sundial_proto::sync::{PollAdapter, SystemPeer, follow, leap_majority};
 use sundial_proto::system::SystemState;
 use sundial_proto::time::Log2Seconds;
 
-use crate::associations::Associations;
+use crate::associations::{Arrival, Associations};
 use crate::clock::kernel_now;
 use crate::config::Config;
 use crate::publish::{Publisher, Snapshot};
@@ -84,18 +84,7 @@ impl Timekeeper {
         let upstream_configured = runtime.upstream_configured;
         let local_clock_id =
             matches!(fallback, Fallback::LocalClock { .. }).then(|| associations.reserve_id());
-        let minpoll = config
-            .associations
-            .iter()
-            .map(|a| a.minpoll.exponent())
-            .min()
-            .unwrap_or(6);
-        let maxpoll = config
-            .associations
-            .iter()
-            .map(|a| a.maxpoll.exponent())
-            .max()
-            .unwrap_or(10);
+        let (minpoll, maxpoll) = config.poll_range();
         Self {
             fallback,
             params: SelectParams {
@@ -137,13 +126,15 @@ impl Timekeeper {
     }
 
     /// Runs selection, disciplines the clock with the survivors' new samples (when a clock is
-    /// steered), and publishes the result. `new_sample` says whether a reply just arrived.
+    /// steered), and publishes the result. `arrival` says whether a reply just arrived: the
+    /// discipline takes every new sample, the `--clock none` poll adaptation only new filter
+    /// estimates.
     /// Returns [`Verdict::Exit`] when ntpd must stop (panic threshold, or `-q` is done).
     pub fn update(
         &mut self,
         associations: &mut Associations,
         publisher: &Publisher,
-        new_sample: bool,
+        arrival: Arrival,
     ) -> Verdict {
         let current = publisher.current();
         let mapping = self
@@ -182,7 +173,7 @@ impl Timekeeper {
                 let leap = leap_majority(leaps);
                 self.last_synced = Some(Instant::now());
                 let mut stepped = false;
-                if new_sample {
+                if arrival != Arrival::Nothing {
                     match self.steering.as_mut() {
                         Some(steering) => {
                             let event = steering.feed(associations, &selection, leap);
@@ -190,7 +181,7 @@ impl Timekeeper {
                             stepped = matches!(event, Event::Stepped(_));
                             verdict = self.act_on(event);
                         }
-                        None => {
+                        None if arrival == Arrival::Estimate => {
                             let tc = self.poll.update(selection.offset, selection.jitter);
                             associations.set_system_poll(tc);
                             if self.one_shot {
@@ -201,6 +192,7 @@ impl Timekeeper {
                                 verdict = Verdict::Exit(0);
                             }
                         }
+                        None => {}
                     }
                 }
                 let disciplined = self.steering.as_ref().is_none_or(Steering::is_synchronized);

@@ -79,6 +79,14 @@ impl Config {
         self.trusted_keys.iter().any(|range| range.contains(key))
     }
 
+    /// The smallest `minpoll` and the largest `maxpoll` of the associations (ntpd's defaults 6
+    /// and 10 without any): the range the system poll moves in.
+    pub fn poll_range(&self) -> (i8, i8) {
+        let min = self.associations.iter().map(|a| a.minpoll.exponent()).min();
+        let max = self.associations.iter().map(|a| a.maxpoll.exponent()).max();
+        (min.unwrap_or(6), max.unwrap_or(10))
+    }
+
     /// The drift-file write threshold: `nonvolatile` if given, else the `driftfile` wander
     /// argument, else [`DEFAULT_WANDER_THRESHOLD`].
     pub fn wander_threshold(&self) -> Ppm {
