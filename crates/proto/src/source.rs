@@ -82,7 +82,8 @@ pub enum Rejection {
     Inconsistent,
     /// Stratum 0 without the leap alarm of a kiss-o'-death, or above 16.
     InvalidStratum,
-    /// Round-trip delay beyond [`MAX_DELAY`] (NTPsec's delay test).
+    /// Round-trip delay beyond [`MAX_DELAY`] (NTPsec's delay test), or below zero by more than
+    /// both clocks' precision (a timestamp is wrong).
     Delay,
 }
 
@@ -378,6 +379,12 @@ impl Source {
         let offset = ((t2 - t1) + (t3 - t4)).to_seconds_f64() / 2.0;
         let delay = ((t4 - t1) - (t3 - t2)).to_seconds_f64();
         if delay > MAX_DELAY {
+            return Outcome::Rejected(Rejection::Delay);
+        }
+        // A round trip shorter than zero by more than both clocks' precision means one of the
+        // four timestamps is wrong (a late T1, a server clock read out of order): such a sample
+        // would also set the path's minimum delay, which weighs every later sample.
+        if delay < -(precision + h.precision.as_seconds_f64()) {
             return Outcome::Rejected(Rejection::Delay);
         }
         let delay = delay.max(precision);
