@@ -357,3 +357,27 @@ fn repeated_rate_kisses_never_push_the_poll_past_maxpoll() {
     }
     assert_eq!(s.hpoll(), 10, "maxpoll caps the kisses' effect");
 }
+
+#[test]
+fn impossible_round_trips_are_rejected_as_delay() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(13);
+    // Two seconds there and back: beyond MAX_DELAY.
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (slow, t4) = reply_to(&req, 0.0, 0.0, 2.0);
+    assert_eq!(
+        s.handle_response(t4, &slow, 1e-7),
+        Outcome::Rejected(Rejection::Delay)
+    );
+    // T1 recorded 0.5 ms late: the round trip comes out negative.
+    let req = poll(&mut s, 10_000, &mut rng).unwrap();
+    s.handle_sent(ts(0.0005));
+    let (late, t4) = reply_to(&req, 0.0, 0.0, 0.0002);
+    assert_eq!(
+        s.handle_response(t4, &late, 1e-7),
+        Outcome::Rejected(Rejection::Delay)
+    );
+    assert_eq!(s.rejected(Rejection::Delay), 2);
+    assert!(s.estimate().is_none());
+}
