@@ -255,6 +255,9 @@ impl Timekeeper {
         };
         let control = Arc::new(status::snapshot(associations, &view));
         let access = self.access_for(associations);
+        // The discipline may just have stepped or re-rated the simulated clock: publish the
+        // mapping as it is now, not as it was when this update began.
+        let mapping = self.steering.as_ref().map_or(mapping, Steering::mapping);
         publisher.publish(Snapshot {
             system,
             mapping,
