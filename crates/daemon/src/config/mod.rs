@@ -119,7 +119,9 @@ pub fn parse_str(text: &str, file: &Path) -> (Config, Vec<Finding>) {
 pub fn fuzz_parse(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (_, findings) = parse_str(&text, Path::new("/nonexistent/fuzz/ntp.conf"));
-    let lines = u32::try_from(text.lines().count()).unwrap_or(u32::MAX).max(1);
+    let lines = u32::try_from(text.lines().count())
+        .unwrap_or(u32::MAX)
+        .max(1);
     for f in &findings {
         if f.location.file == Path::new("/nonexistent/fuzz/ntp.conf") {
             assert!(f.location.line <= lines, "finding past the end: {f}");

@@ -14,8 +14,8 @@ use sundial_proto::control::{
     AssociationId, ControlAccess, ControlSnapshot, PeerVars, SystemVars, respond,
 };
 use sundial_proto::packet::{Leap, ReferenceId};
-use sundial_proto::server::DropReason;
 use sundial_proto::select::Tally;
+use sundial_proto::server::DropReason;
 use sundial_proto::time::{NtpTimestamp, UnixTime};
 
 use super::dns::ReverseDns;
