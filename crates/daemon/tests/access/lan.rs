@@ -9,17 +9,10 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::support::netns::Netns;
-use crate::support::process::output_within;
-
-/// Where tools/install-test-peers unpacks NTPsec unless `SUNDIAL_NTPSEC_DIR` says otherwise.
-const DEFAULT_NTPSEC_DIR: &str = "/opt/sundial-peers/ntpsec";
-
-/// Upper bound for one run of a client tool.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::support::peers::ntpsec_ntpq;
+use crate::support::process::Run;
 
 /// The bridge and the three hosts. Dropping it deletes every namespace (hosts first, so no
 /// process of theirs outlives its network; the switch last).
@@ -98,52 +91,6 @@ impl Lan {
     }
 }
 
-/// What one run of a tool printed.
-#[derive(Debug, Clone)]
-pub(crate) struct Run {
-    /// Exit status 0.
-    pub(crate) success: bool,
-    /// Standard output.
-    pub(crate) stdout: String,
-    /// Standard error.
-    pub(crate) stderr: String,
-}
-
-impl Run {
-    /// Both outputs, for matching messages wherever the tool printed them.
-    pub(crate) fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs `program ARGS…` inside `ns` without CAP_SYS_TIME.
-pub(crate) fn run_in(ns: &Netns, program: impl Into<PathBuf>, args: &[&str]) -> Run {
-    let mut cmd = ns.notime(program.into());
-    cmd.args(args);
-    let out = output_within(&mut cmd, TOOL_TIMEOUT);
-    Run {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Debian's (NTPsec's) ntpq: `$SUNDIAL_NTPSEC_DIR/usr/bin/ntpq` or the unpacked package's.
-///
-/// # Panics
-/// If it is not there: the tests need it (they fail rather than skip).
-pub(crate) fn debian_ntpq() -> PathBuf {
-    let dir = std::env::var_os("SUNDIAL_NTPSEC_DIR")
-        .map_or_else(|| PathBuf::from(DEFAULT_NTPSEC_DIR), PathBuf::from);
-    let ntpq = dir.join("usr/bin/ntpq");
-    assert!(
-        ntpq.is_file(),
-        "{} not found: run tools/test-all to install test peers",
-        ntpq.display()
-    );
-    ntpq
-}
-
 /// Runs Debian's ntpq inside `ns` with a short first-fragment timeout (300 ms instead of 5 s),
 /// so a server that stays silent costs well under a second per request. NTPsec's ntpq exits
 /// 0 even on errors; its messages are in the output. The line the `timeout` command prints is
@@ -155,7 +102,7 @@ pub(crate) fn debian_ntpq_in(ns: &Netns, commands: &[&str], host: IpAddr) -> Run
         args.extend(["-c", c]);
     }
     args.push(&host);
-    let mut run = run_in(ns, debian_ntpq(), &args);
+    let mut run = ns.run(ntpsec_ntpq(), &args);
     if let Some(rest) = run.stdout.strip_prefix(TIMEOUT_ECHO) {
         run.stdout = rest.to_owned();
     }
@@ -164,8 +111,3 @@ pub(crate) fn debian_ntpq_in(ns: &Netns, commands: &[&str], host: IpAddr) -> Run
 
 /// What NTPsec's ntpq prints for `-c "timeout 300"`.
 const TIMEOUT_ECHO: &str = "primary timeout 300 ms\n";
-
-/// sundial's ntpq inside `ns`.
-pub(crate) fn sundial_ntpq_in(ns: &Netns, args: &[&str]) -> Run {
-    run_in(ns, env!("CARGO_BIN_EXE_ntpq"), args)
-}

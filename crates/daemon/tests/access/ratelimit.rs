@@ -6,9 +6,10 @@ use std::net::Ipv4Addr;
 use std::thread;
 use std::time::Duration;
 
-use crate::lan::{Lan, run_in, sundial_ntpq_in};
+use crate::lan::Lan;
 use crate::raw::flood;
-use crate::support::{Daemon, ServerCounters};
+use crate::support::Daemon;
+use crate::support::daemon::sundial_ntpq_in;
 use crate::{LOCAL_CLOCK, STRATUM};
 
 /// `discard average 3`: one request per 8 s on average, so at most one kiss per 8 s.
@@ -50,11 +51,9 @@ fn a_client_over_the_rate_gets_rate_kisses_at_the_configured_rate() {
     // again, which it does one time in four).
     let mut ntpdig = Vec::new();
     for _ in 0..NTPDIG_ATTEMPTS {
-        let run = run_in(
-            &lan.outside,
-            "ntpdig",
-            &["-j", "-t", "1", &server.to_string()],
-        );
+        let run = lan
+            .outside
+            .run("ntpdig", &["-j", "-t", "1", &server.to_string()]);
         let kissed = run.all().contains(NTPDIG_KOD);
         ntpdig.push(run);
         if kissed {
@@ -140,7 +139,7 @@ fn a_client_over_the_rate_gets_rate_kisses_at_the_configured_rate() {
         "{json:?}"
     );
     let stopped = ntpd.stop();
-    let counters = ServerCounters::from_log(&stopped.log).expect("shutdown counters");
+    let counters = stopped.counters();
     assert_eq!(
         counters.dropped_by_reason.get("rate-limited").copied(),
         Some((dropped + ntpdig_silent) as u64).filter(|n| *n > 0),

@@ -5,8 +5,8 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::lan::{Run, run_in};
 use crate::support::netns::Netns;
+use crate::support::process::Run;
 
 /// Sends each datagram (hex) from `source` to `server`:123, each from a fresh socket, then
 /// collects replies for `wait`. Returns, per datagram in order, the replies it got.
@@ -177,7 +177,7 @@ pub(crate) fn sweep(ns: &Netns, sources: &[Ipv4Addr], server: Ipv4Addr) -> Vec<S
 fn python(ns: &Netns, script: &str, args: &[&str]) -> Run {
     let mut all = vec!["-c", script];
     all.extend_from_slice(args);
-    run_in(ns, "python3", &all)
+    ns.run("python3", &all)
 }
 
 pub(crate) fn to_hex(bytes: &[u8]) -> String {

@@ -4,11 +4,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use crate::lan::{Lan, Run, debian_ntpq, debian_ntpq_in, run_in};
+use crate::lan::{Lan, debian_ntpq_in};
 use crate::raw::exchange;
 use crate::support::netns::Netns;
-use crate::support::peers::ntpdig_json;
-use crate::support::{Daemon, ServerCounters, TempDir};
+use crate::support::peers::{ntpdig_json, ntpsec_ntpq};
+use crate::support::process::Run;
+use crate::support::{Daemon, TempDir};
 use crate::{LOCAL_CLOCK, STRATUM, seed_config};
 
 /// How long a request that should get no reply is given to get one.
@@ -31,9 +32,8 @@ fn key_file(dir: &TempDir) -> String {
 /// `ntpq -a 1 -k KEYS -c ":config restrict 10.0.0.0" HOST`: a remote configuration attempt.
 fn config_attempt(ns: &Netns, keys: &str, host: IpAddr) -> Run {
     let host = host.to_string();
-    run_in(
-        ns,
-        debian_ntpq(),
+    ns.run(
+        ntpsec_ntpq(),
         &[
             "-c",
             "timeout 300",
@@ -104,7 +104,7 @@ fn lan_host_gets_time_and_ntpq_outside_host_gets_only_time() {
         "LAN host: {peers:?}"
     );
     // localhost in the server's namespace: ::1 first, which the seed allows with `restrict ::1`.
-    let local = run_in(&lan.server, debian_ntpq(), &["-c", "rv"]);
+    let local = lan.server.run(ntpsec_ntpq(), &["-c", "rv"]);
     assert_answered_by_sundial(&local, "localhost");
 
     let refused = debian_ntpq_in(&lan.outside, &["rv", "peers"], server_outside);
@@ -119,7 +119,7 @@ fn lan_host_gets_time_and_ntpq_outside_host_gets_only_time() {
     );
 
     let stopped = ntpd.stop();
-    let counters = ServerCounters::from_log(&stopped.log).expect("shutdown counters");
+    let counters = stopped.counters();
     // ntpq's two requests, each tried twice.
     assert_eq!(
         counters.dropped_by_reason.get("control-refused"),
@@ -218,7 +218,7 @@ fn restrict_default_ignore_leaves_the_outside_host_nothing() {
     assert_answered_by_sundial(&rv, "LAN host");
 
     let stopped = ntpd.stop();
-    let counters = ServerCounters::from_log(&stopped.log).expect("shutdown counters");
+    let counters = stopped.counters();
     // ntpdig's request, ntpq's two tries and the four hand-built datagrams, at the least.
     let ignored = counters
         .dropped_by_reason

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use sundial_proto::server::DropReason;
 
-use crate::lan::{Lan, debian_ntpq_in, sundial_ntpq_in};
+use crate::lan::{Lan, debian_ntpq_in};
 use crate::raw::exchange;
 use crate::seed_config;
+use crate::support::Daemon;
+use crate::support::daemon::sundial_ntpq_in;
 use crate::support::peers::ntpdig_json;
-use crate::support::{Daemon, ServerCounters};
 
 /// Longer than the main loop takes to publish new counters (it does so every second).
 const PUBLISH_WAIT: Duration = Duration::from_millis(2500);
@@ -132,7 +133,7 @@ fn sysstats_from_both_ntpqs_match_the_shutdown_counters() {
     let ours = sundial_ntpq_in(&lan.server, &["-c", "sysstats", "127.0.0.1"]);
     assert!(ours.success, "{ours:?}");
     let stopped = ntpd.stop();
-    let log = ServerCounters::from_log(&stopped.log).expect("shutdown counters");
+    let log = stopped.counters();
     let logged = |reason: &str| log.dropped_by_reason.get(reason).copied().unwrap_or(0);
     let logged_sum = |reasons: &[&str]| reasons.iter().map(|r| logged(r)).sum::<u64>();
 

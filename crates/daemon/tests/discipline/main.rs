@@ -11,31 +11,14 @@
 )]
 mod support;
 
-#[path = "../sync/chrony.rs"]
-#[allow(dead_code, reason = "shared with the sync tests")]
-mod chrony;
-
-use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::{Child, Stdio};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Child;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrony::ChronyServer;
-use support::process::{notime, stop};
-use support::{SntpClient, TempDir};
-
-/// Waits up to `limit` for `ok`, polling every 200 ms.
-pub(crate) fn eventually(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if ok() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
+use support::peers::Peer;
+use support::process::{notime, spawn_logged, stop};
+use support::{SntpClient, TempDir, eventually, free_port};
 
 /// `ntpd -n` with a given clock; stopped on drop.
 struct Ntpd {
@@ -51,21 +34,13 @@ impl Ntpd {
             "ntp.conf",
             config.replace("{DIR}", &dir.path().display().to_string()),
         );
-        let port = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|s| s.local_addr())
-            .expect("port")
-            .port();
-        let log = File::create(dir.path().join("ntpd.log")).expect("log");
-        let child = notime(support::daemon::NTPD)
-            .arg("-n")
+        let port = free_port();
+        let mut cmd = notime(support::daemon::NTPD);
+        cmd.arg("-n")
             .arg("-c")
             .arg(&conf)
-            .args(["--clock", clock, "--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start ntpd");
+            .args(["--clock", clock, "--port", &port.to_string()]);
+        let child = spawn_logged(&mut cmd, &dir.path().join("ntpd.log"));
         Self {
             child: Some(child),
             port,
@@ -114,7 +89,7 @@ fn config(server_port: u16) -> String {
 
 #[test]
 fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisecond() {
-    let upstream = ChronyServer::start(2);
+    let upstream = Peer::chronyd_on_loopback(2);
     let ntpd = Ntpd::start(&config(upstream.port()), "simulated:0.5:30");
     let client = SntpClient::new(ntpd.addr());
     let synced = eventually(Duration::from_secs(30), || {
@@ -161,7 +136,7 @@ fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisec
 
 #[test]
 fn clock_none_never_tries_to_write_a_clock() {
-    let upstream = ChronyServer::start(2);
+    let upstream = Peer::chronyd_on_loopback(2);
     let ntpd = Ntpd::start(&config(upstream.port()), "none");
     let client = SntpClient::new(ntpd.addr());
     let synced = eventually(Duration::from_secs(30), || {
@@ -189,7 +164,7 @@ fn clock_none_never_tries_to_write_a_clock() {
 fn the_system_clock_fails_loudly_without_the_capability() {
     // The test suite runs without CAP_SYS_TIME; ntpd -q with the system clock must say it
     // could not set the clock and exit 1 — never pretend.
-    let upstream = ChronyServer::start(2);
+    let upstream = Peer::chronyd_on_loopback(2);
     let dir = TempDir::new("ntpd-q");
     let conf = dir.write(
         "ntp.conf",

@@ -7,8 +7,7 @@ use sundial_proto::packet::{HEADER_LEN, Mode, NtpHeader};
 use sundial_proto::time::NtpTimestamp;
 
 use crate::support::{
-    Daemon, LOCAL_CLOCK_CONFIG, LOCAL_CLOCK_STRATUM, ORPHAN_CONFIG, ServerCounters, SntpClient,
-    TempDir,
+    Daemon, LOCAL_CLOCK_CONFIG, LOCAL_CLOCK_STRATUM, ORPHAN_CONFIG, SntpClient, TempDir,
 };
 
 /// How long a malformed datagram is given to (wrongly) produce a reply. On loopback a reply takes
@@ -64,14 +63,8 @@ fn malformed_datagrams_get_no_reply_and_are_all_counted() {
     }
 
     let stopped = ntpd.stop();
-    assert!(
-        stopped.status.success(),
-        "ntpd exited with {} after SIGTERM:\n{}",
-        stopped.status,
-        stopped.log
-    );
-    let counters = ServerCounters::from_log(&stopped.log)
-        .unwrap_or_else(|| panic!("no server counters logged at shutdown:\n{}", stopped.log));
+    stopped.assert_success();
+    let counters = stopped.counters();
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for case in &cases {
         *expected.entry(case.reason.to_owned()).or_default() += 1;
@@ -115,14 +108,8 @@ fn random_datagrams_never_stop_the_daemon() {
             .unwrap_or_else(|e| panic!("good request after burst {burst}: {e}\n{}", ntpd.log()));
     }
     let stopped = ntpd.stop();
-    assert!(
-        stopped.status.success(),
-        "{}\n{}",
-        stopped.status,
-        stopped.log
-    );
-    let counters = ServerCounters::from_log(&stopped.log)
-        .unwrap_or_else(|| panic!("no server counters logged at shutdown:\n{}", stopped.log));
+    stopped.assert_success();
+    let counters = stopped.counters();
     assert_eq!(
         counters.received,
         counters.replied + counters.dropped,

@@ -15,4 +15,9 @@ mod access;
 mod bad_input;
 mod interop;
 mod safety;
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "shared helpers; each test binary uses a subset"
+)]
 mod support;

@@ -11,8 +11,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::servers::{PEER_STRATUM, Peer};
+use crate::PEER_STRATUM;
 use crate::support::netns::Netns;
+use crate::support::peers::Peer;
 use crate::support::{Daemon, LOCAL_CLOCK_CONFIG, TempDir};
 use crate::{Run, ntpdate, ntpdate_in};
 
@@ -53,7 +54,7 @@ impl Keyed {
         let wrong = private(dir.write("wrong.keys", WRONG_KEYS));
         let ns = Netns::new(role);
         let extra = format!("keys {}\ntrustedkey 1 2 3\n", keys.display());
-        let ntpsec = Peer::ntpsec_orphan_with_in(&ns, &extra);
+        let ntpsec = Peer::ntpsec_orphan_in(&ns, &extra);
         Self {
             ntpsec,
             ns,

@@ -18,21 +18,21 @@
 mod support;
 
 mod auth;
-mod servers;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::netns::Netns;
-use support::peers::{self, SntpReport};
+use support::peers::{self, Peer, SntpReport};
 use support::process::{notime, output_within};
 use support::{Daemon, LOCAL_CLOCK_CONFIG, LOCAL_CLOCK_STRATUM};
 
-use servers::{PEER_STRATUM, Peer};
-
 /// The binary under test.
 const NTPDATE: &str = env!("CARGO_BIN_EXE_ntpdate");
+
+/// Stratum every peer server serves: chronyd with `local stratum 8`, NTPsec with `tos orphan 8`.
+const PEER_STRATUM: u8 = peers::NTPSEC_ORPHAN_STRATUM;
 
 /// Largest offset on loopback, and largest disagreement between two clients measuring the same
 /// server there: both read the same clock as the server.
@@ -162,14 +162,14 @@ fn queries_sundial_ntpd_on_loopback_ports_over_ipv4_and_ipv6() {
 #[test]
 fn agrees_with_real_ntpdate_on_chronyd() {
     let ns = Netns::new("c");
-    let chronyd = Peer::chronyd_in(&ns);
+    let chronyd = Peer::chronyd_in(&ns, 123, PEER_STRATUM);
     let ours = assert_agrees_with_real_ntpdate(&ns, PEER_STRATUM, &|| chronyd.log());
     assert!(ours.ok, "{ours:?}\n{}", chronyd.log());
 }
 
 #[test]
 fn queries_chronyd_on_a_loopback_port() {
-    let chronyd = Peer::chronyd_on_loopback();
+    let chronyd = Peer::chronyd_on_loopback(PEER_STRATUM);
     let server = format!("127.0.0.1:{}", chronyd.port());
     let ours = ntpdate(&["-q", &server]);
     assert!(ours.ok, "{ours:?}\n{}", chronyd.log());
@@ -187,7 +187,7 @@ fn queries_chronyd_on_a_loopback_port() {
 #[test]
 fn agrees_with_real_ntpdate_on_ntpsec_orphan_server_and_explains_the_drop() {
     let ns = Netns::new("n");
-    let ntpsec = Peer::ntpsec_orphan_in(&ns);
+    let ntpsec = Peer::ntpsec_orphan_in(&ns, "");
     let ours = assert_agrees_with_real_ntpdate(&ns, PEER_STRATUM, &|| ntpsec.log());
     assert!(
         !ours.ok,
@@ -286,7 +286,7 @@ fn unknown_hosts_are_named_and_nothing_suitable_exits_1() {
         "{run:?}"
     );
     // A port nobody answers on: every sample times out.
-    let port = servers::free_port().to_string();
+    let port = support::free_port().to_string();
     let run = ntpdate(&["-q", "-p", "1", "-t", "0.2", "--port", &port, "127.0.0.1"]);
     assert!(!run.ok, "{run:?}");
     assert!(

@@ -16,13 +16,20 @@
 )]
 mod support;
 
-mod ntpsec;
 mod sundial_state;
 
 use std::collections::BTreeMap;
 
-use ntpsec::{NtpsecServer, ORPHAN_CONFIG, WITH_ASSOCIATIONS_CONFIG, ntpsec_ntpq, sundial_ntpq};
+use support::daemon::sundial_ntpq_in;
 use support::netns::Netns;
+use support::peers::{Peer, ntpsec_ntpq_in};
+
+/// Lines to add to NTPsec's orphan config for two associations that need no network: the local
+/// clock driver and a pool prototype (its name cannot resolve in the namespace).
+const WITH_ASSOCIATIONS_CONFIG: &str = "server 127.127.1.0
+fudge 127.127.1.0 stratum 10
+pool 0.debian.pool.ntp.org iburst
+";
 
 /// The `name=value` items of ntpq's `rv` output (status line excluded), quotes kept.
 fn variables(output: &str) -> BTreeMap<String, String> {
@@ -40,8 +47,8 @@ fn variables(output: &str) -> BTreeMap<String, String> {
 #[test]
 fn readvar_shows_the_orphan_system_like_ntpsecs_ntpq() {
     let ns = Netns::new("q");
-    let server = NtpsecServer::start_in(&ns, ORPHAN_CONFIG);
-    let ours = sundial_ntpq(&ns, &["-c", "rv", "127.0.0.1"]);
+    let server = Peer::ntpsec_orphan_in(&ns, "");
+    let ours = sundial_ntpq_in(&ns, &["-c", "rv", "127.0.0.1"]);
     assert!(ours.success, "{ours:?}\n{}", server.log());
     let status_line = ours.stdout.lines().next().unwrap_or_default();
     assert!(
@@ -49,7 +56,7 @@ fn readvar_shows_the_orphan_system_like_ntpsecs_ntpq() {
         "{}",
         ours.stdout
     );
-    let theirs = ntpsec_ntpq(&ns, &["-c", "rv", "127.0.0.1"]);
+    let theirs = ntpsec_ntpq_in(&ns, &["-c", "rv", "127.0.0.1"]);
     assert!(theirs.success, "{theirs:?}");
     let (ours_vars, theirs_vars) = (variables(&ours.stdout), variables(&theirs.stdout));
     assert_eq!(ours_vars.get("stratum").map(String::as_str), Some("8"));
@@ -88,10 +95,10 @@ fn readvar_shows_the_orphan_system_like_ntpsecs_ntpq() {
 #[test]
 fn named_variables_print_exactly_like_ntpsecs_ntpq() {
     let ns = Netns::new("q");
-    let _server = NtpsecServer::start_in(&ns, ORPHAN_CONFIG);
+    let _server = Peer::ntpsec_orphan_in(&ns, "");
     let args = ["-c", "rv 0 stratum,leap,refid", "127.0.0.1"];
-    let ours = sundial_ntpq(&ns, &args);
-    let theirs = ntpsec_ntpq(&ns, &args);
+    let ours = sundial_ntpq_in(&ns, &args);
+    let theirs = ntpsec_ntpq_in(&ns, &args);
     assert!(ours.success, "{ours:?}");
     assert_eq!(ours.stdout, "leap=00, stratum=8, refid=127.0.0.1\n");
     // NTPsec's ntpq prints a "No association IDs returned" line first (it reads the list).
@@ -101,15 +108,15 @@ fn named_variables_print_exactly_like_ntpsecs_ntpq() {
 #[test]
 fn peers_without_associations_says_so_like_ntpsecs_ntpq() {
     let ns = Netns::new("q");
-    let _server = NtpsecServer::start_in(&ns, ORPHAN_CONFIG);
+    let _server = Peer::ntpsec_orphan_in(&ns, "");
     // The second run also covers the default host, localhost (::1 first on Debian).
     for args in [["-p", "127.0.0.1"], ["-c", "as"]] {
-        let ours = sundial_ntpq(&ns, &args);
+        let ours = sundial_ntpq_in(&ns, &args);
         assert!(ours.success, "{ours:?}");
         assert_eq!(ours.stdout, "", "no billboard header without associations");
         assert_eq!(ours.stderr, "No association ID's returned\n");
     }
-    let theirs = ntpsec_ntpq(&ns, &["-p", "127.0.0.1"]);
+    let theirs = ntpsec_ntpq_in(&ns, &["-p", "127.0.0.1"]);
     assert_eq!(
         theirs.stdout.trim(),
         "server=127.0.0.1 No association IDs returned"
@@ -119,8 +126,7 @@ fn peers_without_associations_says_so_like_ntpsecs_ntpq() {
 #[test]
 fn billboard_rows_match_ntpsecs_ntpq() {
     let ns = Netns::new("q");
-    let config = format!("{ORPHAN_CONFIG}{WITH_ASSOCIATIONS_CONFIG}");
-    let server = NtpsecServer::start_in(&ns, &config);
+    let server = Peer::ntpsec_orphan_in(&ns, WITH_ASSOCIATIONS_CONFIG);
     // Columns up to `t` (37 characters), then poll and reach; `when` and the numbers may
     // differ between two runs, and NTPsec prints four decimals where classic ntpq prints three.
     let key = |row: &str| {
@@ -131,8 +137,8 @@ fn billboard_rows_match_ntpsecs_ntpq() {
     let rows = |out: &str| out.lines().skip(2).map(key).collect::<Vec<_>>();
     let mut last = (String::new(), String::new());
     for _ in 0..3 {
-        let ours = sundial_ntpq(&ns, &["-p", "127.0.0.1"]);
-        let theirs = ntpsec_ntpq(&ns, &["-p", "127.0.0.1"]);
+        let ours = sundial_ntpq_in(&ns, &["-p", "127.0.0.1"]);
+        let theirs = ntpsec_ntpq_in(&ns, &["-p", "127.0.0.1"]);
         assert!(ours.success, "{ours:?}\n{}", server.log());
         let header = ours.stdout.lines().next().unwrap_or_default();
         assert_eq!(
@@ -158,10 +164,9 @@ fn billboard_rows_match_ntpsecs_ntpq() {
 #[test]
 fn associations_match_ntpsecs_ntpq() {
     let ns = Netns::new("q");
-    let config = format!("{ORPHAN_CONFIG}{WITH_ASSOCIATIONS_CONFIG}");
-    let _server = NtpsecServer::start_in(&ns, &config);
-    let ours = sundial_ntpq(&ns, &["-c", "as", "127.0.0.1"]);
-    let theirs = ntpsec_ntpq(&ns, &["-c", "as", "127.0.0.1"]);
+    let _server = Peer::ntpsec_orphan_in(&ns, WITH_ASSOCIATIONS_CONFIG);
+    let ours = sundial_ntpq_in(&ns, &["-c", "as", "127.0.0.1"]);
+    let theirs = ntpsec_ntpq_in(&ns, &["-c", "as", "127.0.0.1"]);
     assert!(ours.success, "{ours:?}");
     // The event columns change when the local clock is polled; compare up to `condition`.
     let cut = |out: &str| {
@@ -175,25 +180,25 @@ fn associations_match_ntpsecs_ntpq() {
 #[test]
 fn errors_print_classic_messages_and_fail() {
     let ns = Netns::new("q");
-    let server = NtpsecServer::start_in(&ns, ORPHAN_CONFIG);
-    let unknown = sundial_ntpq(&ns, &["-c", "rv 12345", "127.0.0.1"]);
+    let server = Peer::ntpsec_orphan_in(&ns, "");
+    let unknown = sundial_ntpq_in(&ns, &["-c", "rv 12345", "127.0.0.1"]);
     assert!(!unknown.success);
     assert_eq!(unknown.stderr, "***Server error code BADASSOC\n");
-    let unknown_var = sundial_ntpq(&ns, &["-c", "rv 0 nosuchvar", "127.0.0.1"]);
+    let unknown_var = sundial_ntpq_in(&ns, &["-c", "rv 0 nosuchvar", "127.0.0.1"]);
     assert_eq!(unknown_var.stderr, "***Server error code UNKNOWNVAR\n");
-    let theirs = ntpsec_ntpq(&ns, &["-c", "rv 0 nosuchvar", "127.0.0.1"]);
+    let theirs = ntpsec_ntpq_in(&ns, &["-c", "rv 0 nosuchvar", "127.0.0.1"]);
     assert!(
         format!("{}{}", theirs.stdout, theirs.stderr).contains("***Server error code UNKNOWNVAR"),
         "{theirs:?}"
     );
     drop(server);
-    let refused = sundial_ntpq(&ns, &["-t", "1", "-c", "rv", "127.0.0.1"]);
+    let refused = sundial_ntpq_in(&ns, &["-t", "1", "-c", "rv", "127.0.0.1"]);
     assert!(!refused.success);
     assert_eq!(
         refused.stderr,
         "***Socket error; probably ntpd is not running\n"
     );
-    let theirs = ntpsec_ntpq(&ns, &["-c", "rv", "127.0.0.1"]);
+    let theirs = ntpsec_ntpq_in(&ns, &["-c", "rv", "127.0.0.1"]);
     assert!(
         format!("{}{}", theirs.stdout, theirs.stderr)
             .contains("***Socket error; probably ntpd is not running")
@@ -203,8 +208,8 @@ fn errors_print_classic_messages_and_fail() {
 #[test]
 fn json_output_carries_the_system_variables() {
     let ns = Netns::new("q");
-    let _server = NtpsecServer::start_in(&ns, ORPHAN_CONFIG);
-    let ours = sundial_ntpq(&ns, &["--json", "-c", "rv", "127.0.0.1"]);
+    let _server = Peer::ntpsec_orphan_in(&ns, "");
+    let ours = sundial_ntpq_in(&ns, &["--json", "-c", "rv", "127.0.0.1"]);
     assert!(ours.success, "{ours:?}");
     let line = ours.stdout.trim();
     assert!(

@@ -12,24 +12,23 @@
 //! NTPsec's own ntpq prints.
 
 use std::collections::BTreeMap;
-use std::fs::Permissions;
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::ntpsec::{NtpqRun, NtpsecServer, ORPHAN_CONFIG, ntpsec_ntpq, sundial_ntpq};
 use crate::support::Daemon;
+use crate::support::daemon::sundial_ntpq_in;
 use crate::support::netns::Netns;
-use crate::support::peers::chrony_dir;
-use crate::support::process::stop;
-use crate::support::tempdir::TempDir;
+use crate::support::peers::{Peer, ntpsec_ntpq_in};
+use crate::support::process::Run;
+use crate::support::wait::eventually_every;
 
 /// The chronyd servers: (port on 127.0.0.1, `local stratum`).
 const CHRONY_SERVERS: [(u16, u8); 2] = [(11123, 2), (11124, 3)];
 
 /// How long sundial gets to select a chronyd server.
 const SYNC_LIMIT: Duration = Duration::from_secs(30);
+
+/// Pause between two looks at whether sundial has selected a chronyd server.
+const SYNC_POLL: Duration = Duration::from_millis(500);
 
 /// How far apart the `when` of two queries a moment apart may be, seconds.
 const WHEN_SLACK_S: u64 = 3;
@@ -48,56 +47,6 @@ fn config() -> String {
     config.push_str("pool pool.sundial.invalid iburst\n");
     config.push_str("server 127.127.1.0\nfudge 127.127.1.0 stratum 10\n");
     config
-}
-
-/// A chronyd server inside a namespace, with `-x` and without CAP_SYS_TIME; stopped on drop.
-#[derive(Debug)]
-struct Chronyd {
-    child: Option<Child>,
-    dir: TempDir,
-}
-
-impl Chronyd {
-    fn start(ns: &Netns, port: u16, stratum: u8) -> Self {
-        let dir = TempDir::new("chronyd");
-        // chronyd refuses a command socket in a directory others can read.
-        let _ = std::fs::set_permissions(dir.path(), Permissions::from_mode(0o750));
-        let d = dir.path().display().to_string();
-        let conf = dir.write(
-            "chrony.conf",
-            format!(
-                "port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.0/8\nlocal stratum {stratum}\n\
-                 cmdport 0\nbindcmdaddress {d}/chronyd.sock\npidfile {d}/chronyd.pid\n\
-                 driftfile {d}/chronyd.drift\n"
-            ),
-        );
-        let log = std::fs::File::create(dir.path().join("chronyd.log")).expect("log file");
-        let child = ns
-            .notime(chrony_dir().join("usr/sbin/chronyd"))
-            .args(["-x", "-u", "root", "-d", "-f"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("start chronyd");
-        Self {
-            child: Some(child),
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("chronyd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Chronyd {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = stop(&mut child, Duration::from_secs(5));
-        }
-    }
 }
 
 /// One object of sundial's `--json` output: field → raw JSON value (strings unquoted).
@@ -151,7 +100,7 @@ struct SundialView {
 impl SundialView {
     fn read(ns: &Netns) -> Self {
         let run = |args: &[&str]| {
-            let r = sundial_ntpq(ns, args);
+            let r = sundial_ntpq_in(ns, args);
             assert!(r.success, "sundial's ntpq {args:?}: {r:?}");
             r.stdout
         };
@@ -186,22 +135,22 @@ impl SundialView {
 /// What Debian's ntpq printed for each command.
 #[derive(Debug)]
 struct DebianView {
-    peers: NtpqRun,
-    peers_numeric: NtpqRun,
-    associations: NtpqRun,
-    system: NtpqRun,
-    named: NtpqRun,
+    peers: Run,
+    peers_numeric: Run,
+    associations: Run,
+    system: Run,
+    named: Run,
 }
 
 impl DebianView {
     fn read(ns: &Netns) -> Self {
         let host = "127.0.0.1";
         Self {
-            peers: ntpsec_ntpq(ns, &["-p", host]),
-            peers_numeric: ntpsec_ntpq(ns, &["-pn", host]),
-            associations: ntpsec_ntpq(ns, &["-c", "as", host]),
-            system: ntpsec_ntpq(ns, &["-c", "rv", host]),
-            named: ntpsec_ntpq(ns, &["-c", "rv 0 stratum,offset", host]),
+            peers: ntpsec_ntpq_in(ns, &["-p", host]),
+            peers_numeric: ntpsec_ntpq_in(ns, &["-pn", host]),
+            associations: ntpsec_ntpq_in(ns, &["-c", "as", host]),
+            system: ntpsec_ntpq_in(ns, &["-c", "rv", host]),
+            named: ntpsec_ntpq_in(ns, &["-c", "rv 0 stratum,offset", host]),
         }
     }
 }
@@ -286,7 +235,7 @@ fn same_number(a: f64, b: f64) -> bool {
 /// Debian's billboard against sundial's `peers` rows. `named` are sundial's rows with names:
 /// NTPsec's ntpq shows a reference clock by its name (`LOCAL(0)`) even with `-n`, where
 /// sundial's, like classic ntpq, shows its 127.127.t.u address.
-fn compare_billboard(debian: &NtpqRun, ours: &[Fields], named: &[Fields], what: &str) {
+fn compare_billboard(debian: &Run, ours: &[Fields], named: &[Fields], what: &str) {
     assert!(
         debian
             .stdout
@@ -332,7 +281,7 @@ fn compare_billboard(debian: &NtpqRun, ours: &[Fields], named: &[Fields], what: 
 }
 
 /// Debian's `as` table against sundial's association list.
-fn compare_associations(debian: &NtpqRun, ours: &[Fields]) {
+fn compare_associations(debian: &Run, ours: &[Fields]) {
     let rows: Vec<Vec<&str>> = debian
         .stdout
         .lines()
@@ -389,7 +338,7 @@ fn readvar_items(out: &str) -> Fields {
 }
 
 /// Debian's `rv` against sundial's system variables.
-fn compare_system(debian: &NtpqRun, ours: &Fields, status: &str) {
+fn compare_system(debian: &Run, ours: &Fields, status: &str) {
     let status_line = debian.stdout.lines().next().unwrap_or_default();
     let word: u16 = status.parse().expect("status");
     assert!(
@@ -428,33 +377,24 @@ fn compare_system(debian: &NtpqRun, ours: &Fields, status: &str) {
 #[test]
 fn debian_ntpq_shows_what_sundial_knows_about_real_sources() {
     let ns = Netns::new("q");
-    let chronyds: Vec<Chronyd> = CHRONY_SERVERS
+    let chronyds: Vec<Peer> = CHRONY_SERVERS
         .iter()
-        .map(|(port, stratum)| Chronyd::start(&ns, *port, *stratum))
+        .map(|(port, stratum)| Peer::chronyd_in(&ns, *port, *stratum))
         .collect();
     let ntpd = Daemon::start_in(&ns, config());
 
     // Wait until a chronyd server is the system peer.
-    let started = Instant::now();
-    let synced = loop {
-        let view = SundialView::read(&ns);
-        if view
+    let synced = eventually_every(SYNC_LIMIT, SYNC_POLL, || {
+        SundialView::read(&ns)
             .peers_numeric
             .iter()
             .any(|p| p["tally"] == "*" && p["t"] == "u")
-        {
-            break true;
-        }
-        if started.elapsed() > SYNC_LIMIT {
-            break false;
-        }
-        thread::sleep(Duration::from_millis(500));
-    };
+    });
     assert!(
         synced,
         "no system peer within {SYNC_LIMIT:?}:\n{}\n{}",
         ntpd.log(),
-        chronyds.iter().map(Chronyd::log).collect::<String>()
+        chronyds.iter().map(Peer::log).collect::<String>()
     );
 
     let mut last = None;
@@ -537,9 +477,9 @@ fn sysstats_lines(out: &str) -> Vec<(String, String)> {
 #[test]
 fn sundials_sysstats_prints_ntpsecs_table_against_ntpsec() {
     let ns = Netns::new("q");
-    let server = NtpsecServer::start_in(&ns, ORPHAN_CONFIG);
-    let ours = sundial_ntpq(&ns, &["-c", "sysstats", "127.0.0.1"]);
-    let theirs = ntpsec_ntpq(&ns, &["-c", "sysstats", "127.0.0.1"]);
+    let server = Peer::ntpsec_orphan_in(&ns, "");
+    let ours = sundial_ntpq_in(&ns, &["-c", "sysstats", "127.0.0.1"]);
+    let theirs = ntpsec_ntpq_in(&ns, &["-c", "sysstats", "127.0.0.1"]);
     assert!(
         ours.success && ours.stderr.is_empty(),
         "{ours:?}\n{}",

@@ -12,27 +12,13 @@
 )]
 mod support;
 
-mod chrony;
 mod hostile;
 
-use std::thread;
 use std::time::{Duration, Instant};
 
-use chrony::{ChronyClient, ChronyServer};
 use hostile::{Behaviour, HostileServer};
-use support::{Daemon, SntpClient};
-
-/// Waits up to `limit` for `ok`, polling every 200 ms.
-fn eventually(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if ok() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
+use support::peers::Peer;
+use support::{Daemon, SntpClient, eventually};
 
 fn relay_config(ports: &[u16]) -> String {
     ports
@@ -44,11 +30,11 @@ fn relay_config(ports: &[u16]) -> String {
 #[test]
 fn relay_follows_three_chronyd_servers_and_serves_stratum_3() {
     let servers = [
-        ChronyServer::start(2),
-        ChronyServer::start(3),
-        ChronyServer::start(3),
+        Peer::chronyd_on_loopback(2),
+        Peer::chronyd_on_loopback(3),
+        Peer::chronyd_on_loopback(3),
     ];
-    let ports: Vec<u16> = servers.iter().map(ChronyServer::port).collect();
+    let ports: Vec<u16> = servers.iter().map(Peer::port).collect();
     let started = Instant::now();
     let daemon = Daemon::start(relay_config(&ports));
     let client = SntpClient::new(daemon.addr_v4());
@@ -86,19 +72,21 @@ fn relay_follows_three_chronyd_servers_and_serves_stratum_3() {
 #[test]
 fn chronyd_as_a_client_selects_sundial() {
     let daemon = Daemon::start(support::LOCAL_CLOCK_CONFIG);
-    let client = ChronyClient::start(daemon.port());
-    let selected = eventually(Duration::from_secs(20), || client.sources().contains("^*"));
+    let client = Peer::chronyd_client(daemon.port());
+    let selected = eventually(Duration::from_secs(20), || {
+        client.chronyc_sources().contains("^*")
+    });
     assert!(
         selected,
         "chronyc sources:\n{}\nchronyd log:\n{}",
-        client.sources(),
+        client.chronyc_sources(),
         client.log()
     );
 }
 
 #[test]
 fn hostile_upstream_replies_never_change_the_selection() {
-    let good = ChronyServer::start(2);
+    let good = Peer::chronyd_on_loopback(2);
     let hostiles: Vec<HostileServer> = Behaviour::ALL
         .iter()
         .map(|b| HostileServer::start(*b))
@@ -156,7 +144,7 @@ fn hostile_upstream_replies_never_change_the_selection() {
 
 #[test]
 fn sundial_answers_from_both_loopback_families_while_relaying() {
-    let server = ChronyServer::start(2);
+    let server = Peer::chronyd_on_loopback(2);
     let daemon = Daemon::start(relay_config(&[server.port()]));
     let v6 = SntpClient::new(daemon.addr_v6());
     assert!(eventually(Duration::from_secs(10), || {
@@ -169,7 +157,7 @@ fn sundial_answers_from_both_loopback_families_while_relaying() {
 fn a_silent_pool_member_is_demobilized_and_the_pool_resolved_again() {
     // The pool's one server goes silent after sundial has selected it. Polling every second
     // keeps the test short: reach empties after 8 polls, and 10 more make the member give way.
-    let server = ChronyServer::start(2);
+    let server = Peer::chronyd_on_loopback(2);
     let port = server.port();
     let config = format!(
         "pool 127.0.0.1 port {port} iburst minpoll 0 maxpoll 0\ntos orphan 12 orphanwait 0\n"

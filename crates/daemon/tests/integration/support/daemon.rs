@@ -2,21 +2,25 @@
 //! free port or inside a network namespace at port 123.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::fs;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::Duration;
 
+use super::free_port;
 use super::netns::Netns;
 use super::peers;
-use super::process::{self, notime};
+use super::process::{self, Run, notime};
 use super::sntp::SntpClient;
 use super::tempdir::TempDir;
 
 /// The daemon under test.
 pub(crate) const NTPD: &str = env!("CARGO_BIN_EXE_ntpd");
+
+/// sundial's `ntpq`.
+pub(crate) const NTPQ: &str = env!("CARGO_BIN_EXE_ntpq");
 
 /// Readiness probes before giving up on a daemon that does not answer.
 const READY_ATTEMPTS: u32 = 50;
@@ -128,8 +132,6 @@ impl Daemon {
         let dir = TempDir::new("ntpd");
         let config_path = dir.write("ntp.conf", config);
         let log_path = dir.path().join("ntpd.log");
-        let log = File::create(&log_path).unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
-        let log2 = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
         let mut cmd = match ns {
             Some(ns) => ns.notime(NTPD),
             None => notime(NTPD),
@@ -141,10 +143,7 @@ impl Daemon {
         if let Some(port) = port {
             cmd.args(["--port", &port.to_string()]);
         }
-        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+        let child = process::spawn_logged(&mut cmd, &log_path);
         Self {
             child: Some(child),
             port: port.unwrap_or(123),
@@ -233,6 +232,27 @@ impl Drop for Daemon {
     }
 }
 
+impl Stopped {
+    /// Panics with the log unless the daemon exited with status 0.
+    pub(crate) fn assert_success(&self) {
+        assert!(
+            self.status.success(),
+            "ntpd exited with {} after SIGTERM:\n{}",
+            self.status,
+            self.log
+        );
+    }
+
+    /// The counters it logged at shutdown.
+    ///
+    /// # Panics
+    /// If it logged none.
+    pub(crate) fn counters(&self) -> ServerCounters {
+        ServerCounters::from_log(&self.log)
+            .unwrap_or_else(|| panic!("no server counters logged at shutdown:\n{}", self.log))
+    }
+}
+
 impl ServerCounters {
     /// The counters in a shutdown log, or `None` without a `server counters:` line.
     pub(crate) fn from_log(log: &str) -> Option<Self> {
@@ -268,9 +288,7 @@ impl ServerCounters {
     }
 }
 
-/// A UDP port that is free on both IPv4 and IPv6 right now (binding `[::]:0` reserves it for both
-/// families on Linux, where IPv6 sockets are dual-stack by default).
-fn free_port() -> u16 {
-    let socket = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap_or_else(|e| panic!("{e}"));
-    socket.local_addr().unwrap_or_else(|e| panic!("{e}")).port()
+/// sundial's `ntpq` inside `ns`, without CAP_SYS_TIME.
+pub(crate) fn sundial_ntpq_in(ns: &Netns, args: &[&str]) -> Run {
+    ns.run(NTPQ, args)
 }

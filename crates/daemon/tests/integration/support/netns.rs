@@ -13,7 +13,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::process::{NOTIME_ARGS, output_within};
+use super::process::{self, NOTIME_ARGS, Run, output_within};
 
 /// Prefix of every namespace the tests create.
 const PREFIX: &str = "sdt-";
@@ -68,6 +68,14 @@ impl Netns {
         let mut cmd = self.exec("setpriv");
         cmd.args(NOTIME_ARGS).arg(program);
         cmd
+    }
+
+    /// Runs `program ARGS…` inside the namespace without CAP_SYS_TIME, to completion within
+    /// [`process::TOOL_TIMEOUT`].
+    pub(crate) fn run(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Run {
+        let mut cmd = self.notime(program);
+        cmd.args(args);
+        process::run(&mut cmd)
     }
 
     /// Runs `ip -n NAME ARGS…`.

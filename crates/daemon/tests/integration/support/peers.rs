@@ -1,18 +1,54 @@
-//! The real NTP programs the interop tests run against sundial, each without CAP_SYS_TIME:
-//! NTPsec's `ntpdig`/`sntp` and `ntpdate` (Debian packages, query-only), and `chronyd -Q` from the
-//! unpacked chrony package (tools/install-test-peers).
+//! The real NTP programs the tests run against sundial, each without CAP_SYS_TIME: NTPsec's
+//! `ntpdig`/`sntp` and `ntpdate` (Debian packages, query-only), `chronyd -Q`, and the servers
+//! of [`Peer`] — chronyd and NTPsec's ntpd from the unpacked packages (tools/install-test-peers).
 
-use std::net::{IpAddr, SocketAddr};
+use std::fs::{self, Permissions};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, Command};
+use std::thread;
+use std::time::{Duration, Instant};
 
+use super::free_port;
 use super::netns::Netns;
-use super::process::{notime, output_within};
+use super::process::{self, Run, notime, output_within};
+use super::sntp::SntpClient;
 use super::tempdir::TempDir;
 
 /// Where tools/install-test-peers unpacks chrony unless `SUNDIAL_CHRONY_DIR` says otherwise.
 const DEFAULT_CHRONY_DIR: &str = "/opt/sundial-peers/chrony";
+
+/// Where tools/install-test-peers unpacks NTPsec unless `SUNDIAL_NTPSEC_DIR` says otherwise
+/// (`dpkg -x`, never installed: installing starts a service that disciplines the clock).
+const DEFAULT_NTPSEC_DIR: &str = "/opt/sundial-peers/ntpsec";
+
+/// Stratum NTPsec's ntpd serves as [`Peer::ntpsec_orphan_in`] (`tos orphan 8`).
+pub(crate) const NTPSEC_ORPHAN_STRATUM: u8 = 8;
+
+/// NTPsec's orphan-mode server without sources (real-peers.md §4): stratum 8 at once, refid
+/// 127.0.0.1. `unrestrict … limited kod` lifts NTPsec's built-in rate limit, which would
+/// otherwise answer a fast client with RATE kisses.
+const NTPSEC_ORPHAN_CONFIG: &str = "tos orphan 8 orphanwait 0
+disable ntp
+disable kernel
+restrict default
+restrict 127.0.0.1
+restrict ::1
+unrestrict default limited kod
+";
+
+/// How long a [`Peer`] server may take to serve its stratum after it was started.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// Pause between readiness probes.
+const PROBE_PAUSE: Duration = Duration::from_millis(100);
+
+/// How long one readiness probe waits for its reply.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How long a [`Peer`] has to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// What a missing peer tells the developer.
 const INSTALL_HINT: &str = "run tools/test-all to install test peers";
@@ -34,6 +70,208 @@ pub(crate) fn chrony_dir() -> PathBuf {
         chronyd.display()
     );
     dir
+}
+
+/// A program of the unpacked NTPsec package: `$SUNDIAL_NTPSEC_DIR/PROGRAM` or
+/// /opt/sundial-peers/ntpsec/PROGRAM (`program` is e.g. `usr/sbin/ntpd`).
+///
+/// # Panics
+/// If it is not there: the tests need it (they fail rather than skip).
+pub(crate) fn ntpsec_program(program: &str) -> PathBuf {
+    let path = std::env::var_os("SUNDIAL_NTPSEC_DIR")
+        .map_or_else(|| PathBuf::from(DEFAULT_NTPSEC_DIR), PathBuf::from)
+        .join(program);
+    assert!(
+        path.is_file(),
+        "{} not found: {INSTALL_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// NTPsec's (Debian's) own `ntpq` from the unpacked package.
+///
+/// # Panics
+/// If it is not there.
+pub(crate) fn ntpsec_ntpq() -> PathBuf {
+    ntpsec_program("usr/bin/ntpq")
+}
+
+/// NTPsec's (Debian's) own `ntpq` inside `ns`, without CAP_SYS_TIME.
+pub(crate) fn ntpsec_ntpq_in(ns: &Netns, args: &[&str]) -> Run {
+    ns.run(ntpsec_ntpq(), args)
+}
+
+/// A real NTP daemon started for one test — chronyd or NTPsec's ntpd, from the unpacked
+/// packages, without CAP_SYS_TIME — with its config, log and state in a temporary directory.
+/// Dropping it stops it (SIGTERM, then SIGKILL), also when a test panics.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+    /// Config, pid file, drift file, command socket and log; removed after the peer has stopped.
+    dir: TempDir,
+}
+
+impl Peer {
+    /// chronyd serving its own clock with `local stratum {stratum}` on 127.0.0.1 at a free port
+    /// of the host; returns once it serves that stratum.
+    pub(crate) fn chronyd_on_loopback(stratum: u8) -> Self {
+        let port = free_port();
+        let peer = Self::chronyd(&Self::chronyd_server_config(port, stratum), port, None);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let client = SntpClient::new(addr);
+        peer.wait_ready(port, stratum, || {
+            client
+                .query(addr, 4)
+                .is_ok_and(|r| r.header.stratum == stratum)
+        })
+    }
+
+    /// chronyd serving its own clock with `local stratum {stratum}` on 127.0.0.1:`port` inside
+    /// `ns`; returns once it serves that stratum.
+    pub(crate) fn chronyd_in(ns: &Netns, port: u16, stratum: u8) -> Self {
+        let peer = Self::chronyd(&Self::chronyd_server_config(port, stratum), port, Some(ns));
+        peer.wait_ready(port, stratum, || serves_in(ns, port, stratum))
+    }
+
+    /// chronyd as a client of 127.0.0.1:`server_port` on the host, polling every second; see
+    /// [`Self::chronyc_sources`]. Returns at once.
+    pub(crate) fn chronyd_client(server_port: u16) -> Self {
+        let config = format!(
+            "server 127.0.0.1 port {server_port} iburst minpoll 0 maxpoll 0\nport 0\n{}",
+            Self::CHRONYD_FILES
+        );
+        Self::chronyd(&config, 0, None)
+    }
+
+    /// NTPsec's ntpd in orphan mode (stratum [`NTPSEC_ORPHAN_STRATUM`], refid 127.0.0.1, no rate
+    /// limit) on port 123 inside `ns` — it cannot be moved off 123 — with `extra` lines appended
+    /// to its ntp.conf (associations, `keys` and `trustedkey`, …). Returns once it serves as an
+    /// orphan parent: it starts unsynchronised and takes a moment to become one.
+    pub(crate) fn ntpsec_orphan_in(ns: &Netns, extra: &str) -> Self {
+        let dir = TempDir::new("ntpsec");
+        let config = format!(
+            "{NTPSEC_ORPHAN_CONFIG}driftfile {0}/ntp.drift\nstatsdir {0}/\n{extra}",
+            dir.path().display()
+        );
+        let config_path = dir.write("ntp.conf", config);
+        let log = dir.path().join("ntpd.log");
+        let mut cmd = ns.notime(ntpsec_program("usr/sbin/ntpd"));
+        cmd.arg("-n")
+            .arg("-c")
+            .arg(&config_path)
+            .arg("-p")
+            .arg(dir.path().join("ntpd.pid"))
+            .arg("-l")
+            .arg(&log);
+        let peer = Self::spawn(cmd, 123, log, dir);
+        peer.wait_ready(123, NTPSEC_ORPHAN_STRATUM, || {
+            serves_in(ns, 123, NTPSEC_ORPHAN_STRATUM)
+        })
+    }
+
+    /// The UDP port it serves on (0 for a chronyd client).
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its log so far, for failure messages.
+    pub(crate) fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `chronyc sources` through the command socket of a chronyd (empty while the socket is not
+    /// up yet).
+    pub(crate) fn chronyc_sources(&self) -> String {
+        let mut cmd = notime(chrony_dir().join("usr/bin/chronyc"));
+        cmd.arg("-h")
+            .arg(self.dir.path().join("chronyd.sock"))
+            .arg("sources");
+        let out = output_within(&mut cmd, Duration::from_secs(10));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The config lines every chronyd gets: a command socket (no UDP command port), pid file and
+    /// drift file, all in its directory (`{DIR}`), so nothing is created outside it.
+    const CHRONYD_FILES: &str = "cmdport 0\nbindcmdaddress {DIR}/chronyd.sock\n\
+                                 pidfile {DIR}/chronyd.pid\ndriftfile {DIR}/chronyd.drift\n";
+
+    fn chronyd_server_config(port: u16, stratum: u8) -> String {
+        format!(
+            "port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.0/8\nlocal stratum {stratum}\n{}",
+            Self::CHRONYD_FILES
+        )
+    }
+
+    /// Starts chronyd with `config` (`{DIR}` stands for its directory), serving on `port`, on the
+    /// host or in `ns`.
+    fn chronyd(config: &str, port: u16, ns: Option<&Netns>) -> Self {
+        let dir = TempDir::new("chronyd");
+        // chronyd refuses a command socket in a directory others can read.
+        let _ = fs::set_permissions(dir.path(), Permissions::from_mode(0o750));
+        let config = config.replace("{DIR}", &dir.path().display().to_string());
+        let config_path = dir.write("chrony.conf", config);
+        let chronyd = chrony_dir().join("usr/sbin/chronyd");
+        let mut cmd = match ns {
+            Some(ns) => ns.notime(chronyd),
+            None => notime(chronyd),
+        };
+        // -x: never try to control the clock (it could not anyway, without CAP_SYS_TIME); -d: stay
+        // in the foreground and log to stderr; -u root: there is no _chrony user.
+        cmd.args(["-x", "-u", "root", "-d", "-f"]).arg(&config_path);
+        let log = dir.path().join("chronyd.log");
+        Self::spawn(cmd, port, log, dir)
+    }
+
+    fn spawn(mut cmd: Command, port: u16, log: PathBuf, dir: TempDir) -> Self {
+        let child = process::spawn_logged(&mut cmd, &log);
+        Self {
+            child: Some(child),
+            port,
+            log,
+            dir,
+        }
+    }
+
+    /// Probes until `ready` is true; panics with the log if the peer exits or does not get there
+    /// within [`READY_WITHIN`].
+    fn wait_ready(mut self, port: u16, stratum: u8, mut ready: impl FnMut() -> bool) -> Self {
+        let deadline = Instant::now() + READY_WITHIN;
+        while Instant::now() < deadline {
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| !matches!(c.try_wait(), Ok(None)));
+            if exited {
+                panic!("the peer exited during start-up:\n{}", self.log());
+            }
+            if ready() {
+                return self;
+            }
+            thread::sleep(PROBE_PAUSE);
+        }
+        panic!(
+            "the peer did not serve stratum {stratum} on port {port} within {READY_WITHIN:?}:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // The temporary directory goes after this, once the peer no longer writes to it.
+        if let Some(mut child) = self.child.take() {
+            let _ = process::stop(&mut child, STOP_GRACE);
+        }
+    }
+}
+
+/// Whether a server on 127.0.0.1:`port` in `ns` answers with `stratum`.
+fn serves_in(ns: &Netns, port: u16, stratum: u8) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    probe_in(ns, addr, PROBE_TIMEOUT).is_some_and(|r| r.bytes.get(1) == Some(&stratum))
 }
 
 /// Path of a program from the Debian packages the tests need.
@@ -144,7 +382,7 @@ pub(crate) fn chronyd_query(server: SocketAddr) -> ChronyQuery {
         // No command sockets: nothing is created outside the temporary directory.
         .args(["cmdport 0", "bindcmdaddress /"]);
     let (_, _, output) = run(&mut cmd);
-    let log = std::fs::read_to_string(dir.path().join("measurements.log")).unwrap_or_default();
+    let log = fs::read_to_string(dir.path().join("measurements.log")).unwrap_or_default();
     let measurements = log
         .lines()
         .filter_map(|line| {

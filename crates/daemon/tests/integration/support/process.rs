@@ -1,13 +1,63 @@
 //! Starting and stopping child processes with bounded waits, and the no-CAP_SYS_TIME wrapper.
 
 use std::ffi::OsStr;
+use std::fs::File;
 use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// How often a bounded wait looks at a child.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Upper bound for one run of a client tool through [`run`].
+pub(crate) const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What one run of a tool printed.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    /// Exit status 0.
+    pub(crate) success: bool,
+    /// Standard output.
+    pub(crate) stdout: String,
+    /// Standard error.
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    /// The run that produced `out`.
+    pub(crate) fn of(out: &Output) -> Self {
+        Self {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Both outputs, for matching messages wherever the tool printed them.
+    pub(crate) fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `cmd` to completion within [`TOOL_TIMEOUT`] (see [`output_within`]).
+pub(crate) fn run(cmd: &mut Command) -> Run {
+    Run::of(&output_within(cmd, TOOL_TIMEOUT))
+}
+
+/// Starts `cmd` in the background with stdin closed and stdout and stderr going to a new file at
+/// `log`.
+///
+/// # Panics
+/// If the log file cannot be created or the command cannot be started.
+pub(crate) fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
+    let out = File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"))
+}
 
 /// A command that runs `program` without CAP_SYS_TIME, in its bounding and inheritable sets, so
 /// neither it nor anything it starts can step, slew or re-discipline the machine's clock (any such
