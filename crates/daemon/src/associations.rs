@@ -16,7 +16,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use sundial_proto::packet::HEADER_LEN;
 use sundial_proto::pool::{Member, to_mobilize};
-use sundial_proto::select::{Candidate, SelectParams, Selection, Tally, select};
+use sundial_proto::select::{Candidate, SelectParams, Selection, Standing, Tally, select};
 use sundial_proto::source::{Kiss, Outcome, Rejection, Source, SourceParams};
 use sundial_proto::time::{MonoTime, NtpTimestamp, UnixTime};
 use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
@@ -459,17 +459,13 @@ impl Associations {
             .peers
             .iter()
             .map(|p| {
-                if p.noselect {
-                    return None;
-                }
-                p.source
-                    .candidate(now, mindist, maxdist)
-                    .map(|c| Candidate {
-                        prefer: p.prefer,
-                        truechimer: p.truechimer,
-                        was_system_peer: self.system_peer == Some(p.id),
-                        ..c
-                    })
+                let standing = Standing {
+                    noselect: p.noselect,
+                    prefer: p.prefer,
+                    truechimer: p.truechimer,
+                    was_system_peer: self.system_peer == Some(p.id),
+                };
+                p.source.selection_input(now, mindist, maxdist, standing)
             })
             .collect();
         let selection = select(&inputs, params);

@@ -32,6 +32,19 @@ pub struct Candidate {
     pub was_system_peer: bool,
 }
 
+/// How the configuration and the previous round treat one source in selection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// `noselect`: polled and shown, never offered to selection.
+    pub noselect: bool,
+    /// `prefer`.
+    pub prefer: bool,
+    /// `true`: always survives selection and clustering.
+    pub truechimer: bool,
+    /// Whether it was the system peer before this round.
+    pub was_system_peer: bool,
+}
+
 /// What selection decided about one source; the character is ntpq's tally code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tally {

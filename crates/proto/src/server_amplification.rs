@@ -7,13 +7,13 @@ use core::net::{IpAddr, Ipv4Addr};
 use core::time::Duration;
 use std::sync::Arc;
 
+use super::tests::synced;
 use super::*;
 use crate::control::{
     AssociationId, ControlSnapshot, MAX_DATAGRAM_LEN, MAX_REPLY_FRAGMENTS, PeerVars,
 };
 use crate::ratelimit::{LimitParams, RateLimiter};
 use crate::siphash::SipKey;
-use crate::time::NtpDuration;
 
 /// Request lengths tried for every mode and version: empty, shorter than each header, the
 /// header sizes, MAC and extension field sizes, a full mode 6 fragment, and beyond.
@@ -47,18 +47,6 @@ fn busy_snapshot() -> ControlSnapshot {
     ControlSnapshot {
         peers,
         ..ControlSnapshot::default()
-    }
-}
-
-fn synced() -> SystemState {
-    SystemState {
-        leap: Leap::NoWarning,
-        stratum: 3,
-        precision: Log2Seconds::new(-24),
-        root_delay: NtpDuration::from_seconds_f64(0.0015),
-        root_dispersion: NtpDuration::from_seconds_f64(0.002),
-        reference_id: ReferenceId::from_bytes([192, 0, 2, 1]),
-        reference_time: NtpTimestamp::from_parts(0xebff_fff0, 0),
     }
 }
 

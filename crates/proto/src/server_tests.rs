@@ -18,7 +18,8 @@ fn meta() -> RequestMeta {
     }
 }
 
-fn synced() -> SystemState {
+/// A server synchronised at stratum 3 (also the amplification sweep's state).
+pub(super) fn synced() -> SystemState {
     SystemState {
         leap: Leap::NoWarning,
         stratum: 3,

@@ -16,7 +16,7 @@ use core::time::Duration;
 
 use crate::filter::{ClockFilter, DelayFloor, Estimate, MAX_DISPERSION, PHI, Sample};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
-use crate::select::Candidate;
+use crate::select::{Candidate, Standing};
 use crate::time::{Log2Seconds, MonoTime, NtpShort, NtpTimestamp};
 
 /// Requests sent by `iburst` while a source is unreachable (ntpd `NTP_IBURST`).
@@ -501,6 +501,27 @@ impl Source {
             prefer: false,
             truechimer: false,
             was_system_peer: false,
+        })
+    }
+
+    /// What this source offers to selection at local time `now` given its `standing`: nothing
+    /// for `noselect` or while [`Self::candidate`] finds it unfit. The daemon and the simulator
+    /// both build their selection inputs here.
+    pub fn selection_input(
+        &self,
+        now: NtpTimestamp,
+        mindist: f64,
+        maxdist: f64,
+        standing: Standing,
+    ) -> Option<Candidate> {
+        if standing.noselect {
+            return None;
+        }
+        self.candidate(now, mindist, maxdist).map(|c| Candidate {
+            prefer: standing.prefer,
+            truechimer: standing.truechimer,
+            was_system_peer: standing.was_system_peer,
+            ..c
         })
     }
 

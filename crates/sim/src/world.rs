@@ -24,7 +24,7 @@ use sundial_proto::discipline::{Discipline, Observation, Update, sources_settled
 use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, ReferenceId};
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::ratelimit::RateLimiter;
-use sundial_proto::select::{Candidate, Tally, select};
+use sundial_proto::select::{Candidate, Standing, Tally, select};
 use sundial_proto::server::{Action, RequestMeta, Server};
 use sundial_proto::siphash::SipKey;
 use sundial_proto::source::{Outcome, Source};
@@ -560,17 +560,14 @@ impl<'a> World<'a> {
             .iter()
             .map(|a| {
                 let options = self.sc.servers[a.server].options;
-                if options.noselect {
-                    return None;
-                }
+                let standing = Standing {
+                    noselect: options.noselect,
+                    prefer: options.prefer,
+                    truechimer: options.truechimer,
+                    was_system_peer: self.system_peer == Some(a.id),
+                };
                 a.source
-                    .candidate(now, MINDIST_S, MAXDIST_S)
-                    .map(|c| Candidate {
-                        prefer: options.prefer,
-                        truechimer: options.truechimer,
-                        was_system_peer: self.system_peer == Some(a.id),
-                        ..c
-                    })
+                    .selection_input(now, MINDIST_S, MAXDIST_S, standing)
             })
             .collect();
         let selection = select(&inputs, &self.sc.client.select);
