@@ -27,7 +27,7 @@
 //! Any syntax error rejects the whole file, as ntp.org ntpd 4.2.8p11 and later do.
 //!
 //! Key material never reaches `Debug` output, and it is overwritten with zeros when a key is
-//! dropped (best effort: without `unsafe` or extra crates, copies the compiler or the hash
+//! dropped (best effort: with safe code and no extra crates, copies the compiler or the hash
 //! implementations make are out of reach).
 
 mod file;

@@ -1,11 +1,11 @@
 //! Reverse name lookup for the `remote` column: `/etc/hosts` first, then a PTR query to the
 //! name servers of `/etc/resolv.conf` — the order of glibc's default `hosts: files dns`.
 //!
-//! getnameinfo would need `unsafe` outside `sundial-sys`, so ntpq carries this small, bounded
-//! resolver instead: one UDP query per server with a short timeout, answers cached for the
-//! run, compression loops and oversized names rejected, and a name with anything but letters,
-//! digits, `-`, `_` and `.` refused (it would go straight to the terminal). Any failure falls
-//! back to the number, as classic ntpq does.
+//! getnameinfo is a raw libc call, and those live only in `sundial-sys`, so ntpq carries this
+//! small, bounded resolver instead: one UDP query per server with a short timeout, answers cached
+//! for the run, compression loops and oversized names rejected, and a name with anything but
+//! letters, digits, `-`, `_` and `.` refused (it would go straight to the terminal). Any failure
+//! falls back to the number, as classic ntpq does.
 
 use std::collections::HashMap;
 use std::fs;

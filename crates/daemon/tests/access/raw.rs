@@ -1,6 +1,6 @@
 //! Hand-built datagrams sent from inside a namespace. The test process cannot enter a
-//! namespace itself (no `setns` without `unsafe`), so small Python clients run there — Python
-//! is installed anyway, NTPsec's ntpq and ntpdig are written in it.
+//! namespace itself (no raw `setns` call outside `sundial-sys`), so small Python clients run
+//! there — Python is installed anyway, NTPsec's ntpq and ntpdig are written in it.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;

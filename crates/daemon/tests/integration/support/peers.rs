@@ -422,9 +422,9 @@ pub(crate) struct ProbeReply {
 /// Sends one NTPv4 client request to `server` from inside `ns` and returns the reply that answers
 /// it, if one arrives within `timeout`.
 ///
-/// The test process cannot enter a namespace itself (the workspace forbids `unsafe`, so no
-/// `setns`), so this runs a ten-line Python client — Python is there anyway, ntpdig is written in
-/// it.
+/// The test process cannot enter a namespace itself (raw libc calls such as `setns` live only in
+/// `sundial-sys`), so this runs a ten-line Python client — Python is there anyway, ntpdig is
+/// written in it.
 pub(crate) fn probe_in(ns: &Netns, server: SocketAddr, timeout: Duration) -> Option<ProbeReply> {
     let mut cmd = ns.exec("python3");
     cmd.args(["-c", PROBE_SCRIPT])

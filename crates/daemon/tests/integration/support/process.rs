@@ -116,8 +116,8 @@ pub(crate) fn wait_within(child: &mut Child, timeout: Duration) -> Option<ExitSt
     }
 }
 
-/// Sends SIGTERM to `child` (std only knows SIGKILL; the workspace forbids `unsafe`, so this goes
-/// through kill(1)).
+/// Sends SIGTERM to `child` (std only knows SIGKILL, and raw libc calls live only in
+/// `sundial-sys`, so this goes through kill(1)).
 pub(crate) fn terminate(child: &Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
