@@ -21,8 +21,9 @@ const MAX_LOOPBACK_OFFSET: f64 = 0.001;
 
 /// Runs of a one-shot client before an offset above [`MAX_LOOPBACK_OFFSET`] fails the test. A
 /// client that is descheduled between its own two timestamps (the machine is shared with builds)
-/// reports a skewed offset once; a server timestamp bug skews every run.
-const OFFSET_ATTEMPTS: usize = 3;
+/// reports a skewed offset once, and on a busy machine that can happen several times in a row; a
+/// server timestamp bug skews every run.
+const OFFSET_ATTEMPTS: usize = 10;
 
 /// Largest age of the reference time a freshly started server may send. Classic ntpdate rejects
 /// servers whose reference time is a day old.
