@@ -142,7 +142,11 @@ fn billboard_rows_match_ntpsecs_ntpq() {
         let columns = if name { 0..37 } else { 16..35 };
         format!("{}|{poll:?}|{reach:?}", row.get(columns).unwrap_or(row))
     };
-    let lost_srchost = |row: &str| row.starts_with(" 127.127.1.0 ") || row.starts_with(" 0.0.0.0 ");
+    // The name starts after the tally character.
+    let lost_srchost = |row: &str| {
+        let name = row.get(1..).unwrap_or_default();
+        name.starts_with("127.127.1.0 ") || name.starts_with("0.0.0.0 ")
+    };
     let matching_rows = |ours: &str, theirs: &str| {
         let (ours, theirs) = (ours.lines().skip(2), theirs.lines().skip(2));
         ours.clone().count() == 2
