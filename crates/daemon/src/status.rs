@@ -130,6 +130,10 @@ fn system_vars(view: &SystemView<'_>) -> SystemVars {
         rootdelay: s.root_delay.to_seconds_f64(),
         rootdisp: s.root_dispersion_at(view.now).to_seconds_f64(),
         refid: s.reference_id,
+        refid_is_text: matches!(
+            (view.serving, view.fallback),
+            (Serving::Fallback, Fallback::LocalClock { .. })
+        ),
         reftime: s.reference_time,
         peer,
         tc: view.tc,

@@ -94,6 +94,10 @@ pub struct SystemVars {
     pub rootdisp: f64,
     /// `refid`: shown as a dotted quad at stratum 2–15, as text otherwise.
     pub refid: ReferenceId,
+    /// Whether `refid` names a clock rather than an address, so it is sent as text at any
+    /// stratum: the local clock driver's `LOCL` while the server stands in on it (ntpq would
+    /// otherwise show `76.79.67.76` at stratum 11).
+    pub refid_is_text: bool,
     /// `reftime`: when the clock was last set or corrected.
     pub reftime: NtpTimestamp,
     /// `peer`: the system peer's association id, if there is one (sent as 0 otherwise).
@@ -155,6 +159,7 @@ impl Default for SystemVars {
             rootdelay: 0.0,
             rootdisp: 0.0,
             refid: ReferenceId::INIT,
+            refid_is_text: false,
             reftime: NtpTimestamp::ZERO,
             peer: None,
             tc: 0,

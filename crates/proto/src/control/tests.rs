@@ -189,6 +189,27 @@ fn named_variables_come_in_table_order_like_ntpsec() {
 }
 
 #[test]
+fn a_server_standing_in_on_the_local_clock_names_it_at_any_stratum() {
+    let local = |refid_is_text| ControlSnapshot {
+        system: SystemVars {
+            clock_source: ClockSource::Local,
+            leap: Leap::NoWarning,
+            stratum: 11,
+            refid: ReferenceId::LOCL,
+            refid_is_text,
+            ..SystemVars::default()
+        },
+        peers: Vec::new(),
+    };
+    let request = |seq| ClientRequest::read_variables(seq, 0, b"stratum,refid");
+    let text = ask(request(11), &local(true)).unwrap();
+    assert_eq!(text.data, b"stratum=11, refid=LOCL\r\n");
+    // An address-derived refid at the same stratum stays a dotted quad.
+    let address = ask(request(12), &local(false)).unwrap();
+    assert_eq!(address.data, b"stratum=11, refid=76.79.67.76\r\n");
+}
+
+#[test]
 fn peer_defaults_are_the_ntpsec_order_with_three_decimals() {
     let mut peer = PeerVars::new(id(17767), v4(10, 201, 0, 1), 123);
     peer.dstadr = v4(10, 201, 0, 2);

@@ -138,7 +138,7 @@ const SYSTEM_VARS: &[Var<SystemVars>] = &[
         Refid {
             refid: s.refid,
             stratum: s.stratum,
-            as_text: false
+            as_text: s.refid_is_text
         }
     ),
     var!("reftime", |s| "{}", Hex(s.reftime)),
