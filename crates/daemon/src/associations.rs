@@ -17,7 +17,7 @@ use mio::{Interest, Registry, Token};
 use sundial_proto::packet::HEADER_LEN;
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::select::{Candidate, SelectParams, Selection, Standing, Tally, select};
-use sundial_proto::source::{Kiss, Outcome, Rejection, Source, SourceParams};
+use sundial_proto::source::{Kiss, Outcome, PendingSlew, Rejection, Source, SourceParams};
 use sundial_proto::time::{MonoTime, NtpTimestamp, UnixTime};
 use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
 
@@ -487,10 +487,11 @@ impl Associations {
     }
 
     /// Tells every association that the clock was moved by `phase` seconds, so samples taken
-    /// before the move are read correctly.
-    pub fn apply_clock_correction(&mut self, phase: f64) {
+    /// before the move are read correctly, and which slew is still under way, so samples taken
+    /// during it are too.
+    pub fn apply_clock_correction(&mut self, phase: f64, pending: Option<PendingSlew>) {
         for p in &mut self.peers {
-            p.source.apply_clock_correction(phase);
+            p.source.apply_clock_correction(phase, pending);
         }
     }
 

@@ -182,7 +182,9 @@ impl Steering {
         for (time, obs, id) in fresh {
             self.fed.insert(id, time);
             match self.discipline.update(&mut self.clock, &obs) {
-                Ok(Update::Slewed { phase, .. }) => associations.apply_clock_correction(phase),
+                Ok(Update::Slewed { phase, .. }) => {
+                    associations.apply_clock_correction(phase, self.discipline.pending_slew());
+                }
                 Ok(Update::Stepped { offset }) => {
                     associations.reset_filters();
                     self.fed.clear();
@@ -229,7 +231,9 @@ impl Steering {
             return;
         }
         match self.discipline.handle_timeout(&mut self.clock) {
-            Ok(phase) => associations.apply_clock_correction(phase),
+            Ok(phase) => {
+                associations.apply_clock_correction(phase, self.discipline.pending_slew());
+            }
             Err(e) => self.clock_failed(&e),
         }
     }

@@ -17,7 +17,7 @@ use core::time::Duration;
 use crate::filter::{ClockFilter, DelayFloor, Estimate, MAX_DISPERSION, PHI, Sample};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
 use crate::select::{Candidate, Standing};
-use crate::time::{Log2Seconds, MonoTime, NtpShort, NtpTimestamp};
+use crate::time::{Log2Seconds, MonoTime, NtpDuration, NtpShort, NtpTimestamp};
 
 /// Requests sent by `iburst` while a source is unreachable (ntpd `NTP_IBURST`).
 pub const IBURST_PACKETS: u8 = 6;
@@ -167,6 +167,27 @@ struct Outstanding {
     sent: Option<NtpTimestamp>,
 }
 
+/// A phase slew the discipline has committed and is still carrying out
+/// (`Discipline::pending_slew`). Stored samples are moved by a slew's whole phase when it is
+/// committed; a sample measured while it runs has seen only part of it, and is stored as of the
+/// slew's end by subtracting the rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PendingSlew {
+    /// Local time at which the slew ends.
+    pub end: NtpTimestamp,
+    /// Phase the slew adds per second of local time (positive: the clock moves forward), s/s.
+    pub rate: f64,
+}
+
+impl PendingSlew {
+    /// The phase the slew still adds after local time `at`, seconds.
+    pub fn remaining_after(&self, at: NtpTimestamp) -> f64 {
+        let left = (self.end - at).to_seconds_f64().max(0.0);
+        let phase = self.rate * left;
+        if phase.is_finite() { phase } else { 0.0 }
+    }
+}
+
 /// One association's state.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -184,6 +205,7 @@ pub struct Source {
     estimate: Option<Estimate>,
     latest: Option<Sample>,
     delay_floor: DelayFloor,
+    pending_slew: Option<PendingSlew>,
     polls_since_reset: u32,
     peer: Option<PeerInfo>,
     last_receive: NtpTimestamp,
@@ -217,6 +239,7 @@ impl Source {
             estimate: None,
             latest: None,
             delay_floor: DelayFloor::default(),
+            pending_slew: None,
             polls_since_reset: 0,
             peer: None,
             last_receive: NtpTimestamp::ZERO,
@@ -397,7 +420,17 @@ impl Source {
             time: t4,
         };
         self.latest = Some(sample);
-        let fresh = self.filter.add(sample, precision);
+        // Selection compares stored offsets as of the end of the committed corrections; the
+        // discipline takes the sample as measured (`latest_sample`) and knows the slew itself.
+        let midpoint = t4 - NtpDuration::from_seconds_f64(delay / 2.0);
+        let still_to_come = self
+            .pending_slew
+            .map_or(0.0, |s| s.remaining_after(midpoint));
+        let stored = Sample {
+            offset: offset - still_to_come,
+            ..sample
+        };
+        let fresh = self.filter.add(stored, precision);
         self.delay_floor
             .add(delay, self.filter.min_delay().unwrap_or(delay));
         // Dispersion and jitter improve with every sample even when the best offset is old.
@@ -441,6 +474,8 @@ impl Source {
 
     /// Forgets all samples (after the clock was stepped).
     pub fn reset_filter(&mut self) {
+        // A step ends any slew.
+        self.pending_slew = None;
         self.filter.reset();
         self.estimate = None;
         self.latest = None;
@@ -449,9 +484,12 @@ impl Source {
 
     /// Accounts for a correction of the local clock by `phase` seconds (positive: moved
     /// forward) in the stored samples and the current estimate, so that selection compares
-    /// offsets of the clock as it is now. Call it on every association with the phase the
-    /// discipline reports for each update ([`crate::discipline::Update::Slewed`]).
-    pub fn apply_clock_correction(&mut self, phase: f64) {
+    /// offsets of the clock as it will be once the correction is done. Call it on every
+    /// association with the phase the discipline reports for each update
+    /// ([`crate::discipline::Update::Slewed`]) or slew end, and the slew then under way
+    /// (`Discipline::pending_slew`), which later samples are corrected for as they arrive.
+    pub fn apply_clock_correction(&mut self, phase: f64, pending: Option<PendingSlew>) {
+        self.pending_slew = pending;
         if !phase.is_finite() {
             return;
         }

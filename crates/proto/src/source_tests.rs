@@ -319,7 +319,7 @@ fn clock_corrections_move_the_estimate_but_not_the_raw_sample() {
         Outcome::Sample(Some(_))
     ));
     assert_eq!(s.polls_since_reset(), 1);
-    s.apply_clock_correction(-0.1);
+    s.apply_clock_correction(-0.1, None);
     assert!(s.estimate().unwrap().offset.abs() < 1e-6);
     assert!(s.filter().stages(t4)[0].1.abs() < 1e-6);
     assert!((s.latest_sample().unwrap().offset + 0.1).abs() < 1e-6);
@@ -331,6 +331,42 @@ fn clock_corrections_move_the_estimate_but_not_the_raw_sample() {
         s.delay_floor().floor().is_some(),
         "the path's delay survives a step"
     );
+}
+
+#[test]
+fn a_sample_measured_during_a_slew_is_stored_as_of_the_slews_end() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(13);
+    // The clock is being slewed back at 5 % until 10 s: from 9 s on it still moves 0.05 s back,
+    // after which every server looks 0.05 s further ahead than a sample taken at 9 s says.
+    let slew = PendingSlew {
+        end: ts(10.0),
+        rate: -0.05,
+    };
+    s.apply_clock_correction(0.0, Some(slew));
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(9.0));
+    let (rep, t4) = reply_to(&req, 9.0, -0.03, 0.0004);
+    assert!(matches!(
+        s.handle_response(t4, &rep, 1e-7),
+        Outcome::Sample(_)
+    ));
+    // Measured at the exchange's midpoint, 9.0002 s: 0.9998 s of the slew were still to come.
+    let stored = s.filter().stages(t4)[0].1;
+    assert!((stored - (-0.03 + 0.05 * 0.9998)).abs() < 1e-6, "{stored}");
+    assert!((s.estimate().unwrap().offset - stored).abs() < 1e-9);
+    // The discipline gets the measurement itself.
+    assert!((s.latest_sample().unwrap().offset + 0.03).abs() < 1e-6);
+    // Once the slew is over (or after a step), samples are stored as measured.
+    s.reset_filter();
+    let req = poll(&mut s, 100, &mut rng).unwrap();
+    s.handle_sent(ts(9.5));
+    let (rep, t4) = reply_to(&req, 9.5, -0.03, 0.0004);
+    assert!(matches!(
+        s.handle_response(t4, &rep, 1e-7),
+        Outcome::Sample(_)
+    ));
+    assert!((s.filter().stages(t4)[0].1 + 0.03).abs() < 1e-6);
 }
 
 #[test]

@@ -656,10 +656,9 @@ impl<'a> World<'a> {
     }
 
     fn correct_sources(&mut self, phase: f64) {
-        if phase != 0.0 {
-            for a in &mut self.assocs {
-                a.source.apply_clock_correction(phase);
-            }
+        let pending = self.discipline.pending_slew();
+        for a in &mut self.assocs {
+            a.source.apply_clock_correction(phase, pending);
         }
     }
 

@@ -523,3 +523,22 @@ fn selection_runs_are_deterministic_by_seed() {
     assert_eq!(a, sundial_sim::run_with_timeline(&make(3)));
     assert_ne!(a, sundial_sim::run_with_timeline(&make(4)));
 }
+
+/// Four servers with iburst, one of them 10 ms off (the falseticker scenario of
+/// `bench/clknetsim`). The first update starts a 0.1 s slew that takes 2 s; replies that arrive
+/// meanwhile were measured with part of it done. Stored as measured, such a sample disagreed
+/// with the others by up to half the slew, no round had a majority and the clock ran free for
+/// minutes (5 of these 20 seeds took 147–475 s to sync); stored as of the slew's end
+/// (`PendingSlew`), the good servers agree at once.
+#[test]
+fn with_iburst_a_falseticker_does_not_hold_up_sync_through_the_start_up_slew() {
+    for seed in 1..=20 {
+        let mut sc = scenario::falseticker(seed);
+        sc.client.source.iburst = true;
+        sc.servers[2].offset_s = 0.01;
+        sc.duration_s = 1800.0;
+        let r = sundial_sim::run(&sc);
+        assert!(r.sync_s.is_some_and(|t| t <= 10.0), "seed {seed}: {r:?}");
+        assert_eq!(r.system_peer_rounds[2], 0, "seed {seed}: {r:?}");
+    }
+}

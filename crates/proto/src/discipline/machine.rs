@@ -10,6 +10,7 @@ use super::{
     seconds_between,
 };
 use crate::clock::Clock;
+use crate::source::PendingSlew;
 use crate::time::{NtpDuration, NtpTimestamp};
 
 /// Frequency uncertainty (one σ) with nothing known: the whole ±500 ppm range, s/s. The second
@@ -166,6 +167,12 @@ impl Discipline {
     /// like that of [`Update::Slewed`] (the part of the slew a late call added).
     pub fn handle_timeout<C: Clock>(&mut self, clock: &mut C) -> Result<f64, C::Error> {
         self.steering.handle_timeout(clock)
+    }
+
+    /// The phase slew under way, if any: pass it with every phase to
+    /// `Source::apply_clock_correction`, so samples measured during it are stored as of its end.
+    pub fn pending_slew(&self) -> Option<PendingSlew> {
+        self.steering.pending()
     }
 
     /// Whether the next update must wait for `sources_settled` (at start-up and after a step).

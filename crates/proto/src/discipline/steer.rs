@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 
 use super::seconds_between;
 use crate::clock::Clock;
+use crate::source::PendingSlew;
 use crate::time::{NtpDuration, NtpTimestamp};
 
 /// Shortest slew, seconds. Small corrections are spread over a second rather than applied at
@@ -175,6 +176,14 @@ impl Steering {
     }
 
     /// The phase the running slew has still to apply after `now`.
+    /// The slew under way, as sources need it to store samples measured during it.
+    pub(super) fn pending(&self) -> Option<PendingSlew> {
+        self.slew.map(|s| PendingSlew {
+            end: s.end,
+            rate: s.rate / (1.0 + self.base + s.rate),
+        })
+    }
+
     fn remaining_phase(&self, now: NtpTimestamp) -> f64 {
         self.slew.map_or(0.0, |s| {
             let left = seconds_between(s.end, now).max(0.0);
