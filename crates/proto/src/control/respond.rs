@@ -8,8 +8,9 @@
 //! | READVAR (2) | system (0) or peer variables; defaults or the names asked for |
 //! | READCLOCK (4) | reference clock variables (reference clock associations only) |
 //! | WRITEVAR, WRITECLOCK, CONFIGURE, SAVECONFIG, READ_ORDLIST_A | PERMISSION, always |
-//! | READ_MRU, REQ_NONCE | BADOP (PERMISSION under `nomrulist`): mrulist is not implemented |
-//! | SETTRAP, ASYNCMSG, UNSETTRAP, others | BADOP: sundial has no traps (CVE-2016-9310) |
+//! | SETTRAP, UNSETTRAP | PERMISSION, always: sundial has no traps (CVE-2016-9310) |
+//! | READ_MRU, REQ_NONCE | PERMISSION, always: no MRU list is served (monlist's history) |
+//! | ASYNCMSG, others | BADOP |
 //!
 //! One reply is at most [`MAX_REPLY_FRAGMENTS`] fragments of at most 468 data octets, each
 //! zero-padded to a multiple of four octets; items past that bound are left out. Rate limiting
@@ -40,23 +41,18 @@ pub const MAX_REPLY_DATA: usize = MAX_REPLY_FRAGMENTS * MAX_DATA_LEN;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControlAccess {
     query: bool,
-    mrulist: bool,
 }
 
 impl ControlAccess {
     /// Full read access: what loopback gets by default.
-    pub const READ: Self = Self {
-        query: true,
-        mrulist: true,
-    };
+    pub const READ: Self = Self { query: true };
 
-    /// The access a `restrict` entry grants: `ignore` and `noquery` mean no reply at all,
-    /// `nomrulist` refuses the MRU list. `nomodify` changes nothing: no source may modify.
+    /// The access a `restrict` entry grants: `ignore` and `noquery` mean no reply at all.
+    /// `nomodify` and `nomrulist` change nothing: no source may modify, trap or list.
     pub const fn from_restrict(flags: RestrictFlags) -> Self {
         Self {
             query: !flags.contains(RestrictFlags::IGNORE)
                 && !flags.contains(RestrictFlags::NOQUERY),
-            mrulist: !flags.contains(RestrictFlags::NOMRULIST),
         }
     }
 }
@@ -113,7 +109,7 @@ pub fn respond(
         Err(RequestError::Reject { header, code }) => return replier.error(&header, code),
     };
     match Request::from_frame(frame) {
-        Ok(request) => replier.answer(&request, access),
+        Ok(request) => replier.answer(&request),
         Err(code) => replier.error(&frame.header, code),
     }
 }
@@ -167,7 +163,7 @@ struct Replier<'s, 'e> {
 }
 
 impl<'s> Replier<'s, '_> {
-    fn answer(&mut self, request: &Request<'_>, access: ControlAccess) -> ControlOutcome {
+    fn answer(&mut self, request: &Request<'_>) -> ControlOutcome {
         let header = &request.header;
         let association = header.association;
         let snapshot = self.snapshot;
@@ -212,16 +208,12 @@ impl<'s> Replier<'s, '_> {
             | Opcode::WriteClock
             | Opcode::Configure
             | Opcode::SaveConfig
-            | Opcode::ReadOrderedList => self.error(header, ErrorCode::Permission),
-            Opcode::ReadMru | Opcode::RequestNonce if !access.mrulist => {
-                self.error(header, ErrorCode::Permission)
-            }
-            Opcode::ReadMru
-            | Opcode::RequestNonce
+            | Opcode::ReadOrderedList
             | Opcode::SetTrap
-            | Opcode::AsyncMessage
             | Opcode::UnsetTrap
-            | Opcode::Other(_) => self.error(header, ErrorCode::BadOpcode),
+            | Opcode::ReadMru
+            | Opcode::RequestNonce => self.error(header, ErrorCode::Permission),
+            Opcode::AsyncMessage | Opcode::Other(_) => self.error(header, ErrorCode::BadOpcode),
         }
     }
 
