@@ -17,7 +17,7 @@ use mio::{Interest, Registry, Token};
 use sundial_proto::packet::HEADER_LEN;
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::select::{Candidate, SelectParams, Selection, Standing, Tally, select};
-use sundial_proto::source::{Kiss, Outcome, PendingSlew, Rejection, Source, SourceParams};
+use sundial_proto::source::{Fitness, Kiss, Outcome, PendingSlew, Rejection, Source, SourceParams};
 use sundial_proto::time::{MonoTime, NtpTimestamp, UnixTime};
 use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
 
@@ -452,8 +452,7 @@ impl Associations {
         &mut self,
         now: NtpTimestamp,
         params: &SelectParams,
-        mindist: f64,
-        maxdist: f64,
+        fitness: &Fitness,
     ) -> (Selection, bool) {
         let inputs: Vec<Option<Candidate>> = self
             .peers
@@ -465,7 +464,7 @@ impl Associations {
                     truechimer: p.truechimer,
                     was_system_peer: self.system_peer == Some(p.id),
                 };
-                p.source.selection_input(now, mindist, maxdist, standing)
+                p.source.selection_input(now, fitness, standing)
             })
             .collect();
         let selection = select(&inputs, params);

@@ -10,6 +10,7 @@ use sundial_proto::access::{AccessTable, RestrictFlags};
 use sundial_proto::fallback::Fallback;
 use sundial_proto::select::{SelectParams, Tally};
 use sundial_proto::server::CounterSnapshot;
+use sundial_proto::source::Fitness;
 use sundial_proto::sync::{PollAdapter, SystemPeer, follow, leap_majority};
 use sundial_proto::system::SystemState;
 use sundial_proto::time::Log2Seconds;
@@ -31,8 +32,7 @@ const LOCAL_CLOCK_GRACE: Duration = Duration::from_secs(60);
 pub struct Timekeeper {
     fallback: Fallback,
     params: SelectParams,
-    mindist: f64,
-    maxdist: f64,
+    fitness: Fitness,
     precision: Log2Seconds,
     poll: PollAdapter,
     started: Instant,
@@ -92,8 +92,12 @@ impl Timekeeper {
                 maxclock: usize::from(config.tos.maxclock.max(1)),
                 minsane: usize::from(config.tos.minsane),
             },
-            mindist: config.tos.mindist.to_seconds_f64(),
-            maxdist: config.tos.maxdist.to_seconds_f64(),
+            fitness: Fitness {
+                mindist: config.tos.mindist.to_seconds_f64(),
+                maxdist: config.tos.maxdist.to_seconds_f64(),
+                floor: config.tos.floor,
+                ceiling: config.tos.ceiling,
+            },
             precision,
             poll: PollAdapter::new(minpoll, maxpoll),
             started: Instant::now(),
@@ -142,7 +146,7 @@ impl Timekeeper {
             .as_ref()
             .map_or(current.mapping, Steering::mapping);
         let now_ts = mapping.map(kernel_now());
-        let (selection, _) = associations.select(now_ts, &self.params, self.mindist, self.maxdist);
+        let (selection, _) = associations.select(now_ts, &self.params, &self.fitness);
         let waiting = self
             .steering
             .as_ref()

@@ -167,6 +167,32 @@ struct Outstanding {
     sent: Option<NtpTimestamp>,
 }
 
+/// The limits of RFC 5905's `fit()` that `tos` sets: who may be offered to selection at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fitness {
+    /// `tos mindist`: the floor of every root distance, seconds.
+    pub mindist: f64,
+    /// `tos maxdist`: sources farther away are unfit, seconds.
+    pub maxdist: f64,
+    /// `tos floor`: sources below this stratum are unfit.
+    pub floor: u8,
+    /// `tos ceiling`: sources at or above this stratum are unfit.
+    pub ceiling: u8,
+}
+
+impl Default for Fitness {
+    /// ntpd's defaults: mindist 1 ms, maxdist 1.5 s, floor 1, ceiling 15 (`STRATUM_UNSPEC − 1`:
+    /// a stratum-15 server is too far down the hierarchy to be anyone's reference).
+    fn default() -> Self {
+        Self {
+            mindist: 0.001,
+            maxdist: 1.5,
+            floor: 1,
+            ceiling: 15,
+        }
+    }
+}
+
 /// A phase slew the discipline has committed and is still carrying out
 /// (`Discipline::pending_slew`). Stored samples are moved by a slew's whole phase when it is
 /// committed; a sample measured while it runs has seen only part of it, and is stored as of the
@@ -519,16 +545,20 @@ impl Source {
     }
 
     /// The association as an input to selection at local time `now`, or `None` if it is unfit
-    /// (RFC 5905 A.5.5.3 `fit()`): unreachable, unsynchronised, outside the stratum limits, or
-    /// too far away. `mindist` floors the root distance; `maxdist` is `tos maxdist`.
-    pub fn candidate(&self, now: NtpTimestamp, mindist: f64, maxdist: f64) -> Option<Candidate> {
+    /// (RFC 5905 A.5.5.3 `fit()`): unreachable, unsynchronised, outside the stratum limits
+    /// (`tos floor`/`ceiling`, and never 16 or more), or too far away (`tos maxdist`).
+    pub fn candidate(&self, now: NtpTimestamp, fitness: &Fitness) -> Option<Candidate> {
         let peer = self.peer?;
         let est = self.estimate?;
-        if self.reach == 0 || peer.leap == Leap::Unsynchronized || peer.stratum >= 16 {
+        if self.reach == 0
+            || peer.leap == Leap::Unsynchronized
+            || peer.stratum >= fitness.ceiling.min(16)
+            || peer.stratum < fitness.floor
+        {
             return None;
         }
-        let distance = self.root_distance(now)?.max(mindist);
-        if distance > maxdist + PHI * self.poll_interval().as_secs_f64() {
+        let distance = self.root_distance(now)?.max(fitness.mindist);
+        if distance > fitness.maxdist + PHI * self.poll_interval().as_secs_f64() {
             return None;
         }
         Some(Candidate {
@@ -548,14 +578,13 @@ impl Source {
     pub fn selection_input(
         &self,
         now: NtpTimestamp,
-        mindist: f64,
-        maxdist: f64,
+        fitness: &Fitness,
         standing: Standing,
     ) -> Option<Candidate> {
         if standing.noselect {
             return None;
         }
-        self.candidate(now, mindist, maxdist).map(|c| Candidate {
+        self.candidate(now, fitness).map(|c| Candidate {
             prefer: standing.prefer,
             truechimer: standing.truechimer,
             was_system_peer: standing.was_system_peer,

@@ -81,7 +81,7 @@ fn good_reply_gives_offset_and_delay_and_sets_reach() {
     // Empty filter stages no longer count at MAXDISP (docs/algorithm.md §2): one sample makes
     // a source selectable, where RFC 5905's filter needed four.
     let c = s
-        .candidate(t4, 0.001, 1.5)
+        .candidate(t4, &Fitness::default())
         .expect("one sample makes a source selectable");
     assert!((c.offset - 0.003).abs() < 1e-6);
     assert!(c.root_distance < 0.01, "{}", c.root_distance);
@@ -98,9 +98,39 @@ fn good_reply_gives_offset_and_delay_and_sets_reach() {
         t4 = at;
     }
     let c = s
-        .candidate(t4, 0.001, 1.5)
+        .candidate(t4, &Fitness::default())
         .expect("more samples keep it selectable");
     assert!((c.offset - 0.003).abs() < 1e-6);
+}
+
+#[test]
+fn tos_floor_and_ceiling_make_sources_outside_the_stratum_range_unfit() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(14);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (rep, t4) = reply_to(&req, 0.0, 0.003, 0.0004);
+    assert!(matches!(
+        s.handle_response(t4, &rep, 1e-7),
+        Outcome::Sample(_)
+    ));
+    assert_eq!(s.peer().unwrap().stratum, 2);
+    let with = |floor, ceiling| Fitness {
+        floor,
+        ceiling,
+        ..Fitness::default()
+    };
+    assert!(s.candidate(t4, &with(1, 15)).is_some());
+    assert!(
+        s.candidate(t4, &with(2, 3)).is_some(),
+        "the floor is allowed"
+    );
+    assert!(s.candidate(t4, &with(3, 15)).is_none(), "below the floor");
+    assert!(s.candidate(t4, &with(1, 2)).is_none(), "at the ceiling");
+    assert!(
+        s.candidate(t4, &with(0, 16)).is_some(),
+        "the widest range still has an upper end"
+    );
 }
 
 #[test]
@@ -303,7 +333,7 @@ fn silence_clears_reach_and_backs_off() {
         backed_off,
         "the system poll does not undo the back-off"
     );
-    assert!(s.candidate(ts(t as f64), 0.001, 1.5).is_none());
+    assert!(s.candidate(ts(t as f64), &Fitness::default()).is_none());
 }
 
 #[test]

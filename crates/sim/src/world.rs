@@ -27,7 +27,7 @@ use sundial_proto::ratelimit::RateLimiter;
 use sundial_proto::select::{Candidate, Standing, Tally, select};
 use sundial_proto::server::{Action, RequestMeta, Server};
 use sundial_proto::siphash::SipKey;
-use sundial_proto::source::{Outcome, Source};
+use sundial_proto::source::{Fitness, Outcome, Source};
 use sundial_proto::sync::leap_majority;
 use sundial_proto::system::SystemState;
 use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, UnixTime};
@@ -53,12 +53,6 @@ const SERVER_PROCESSING_S: f64 = 5e-6;
 /// Age of the servers' last reference update at each reply, seconds (a busy stratum 1
 /// updates every 16 s; it keeps root dispersion realistic).
 const SERVER_REFERENCE_AGE_S: f64 = 16.0;
-
-/// `tos mindist` (ntpd default): the floor of every root distance.
-const MINDIST_S: f64 = 0.001;
-
-/// `tos maxdist` (ntpd default): sources farther away are unfit.
-const MAXDIST_S: f64 = 1.5;
 
 /// When the first association polls, true seconds after the start.
 const FIRST_POLL_S: f64 = 1.0;
@@ -566,8 +560,7 @@ impl<'a> World<'a> {
                     truechimer: options.truechimer,
                     was_system_peer: self.system_peer == Some(a.id),
                 };
-                a.source
-                    .selection_input(now, MINDIST_S, MAXDIST_S, standing)
+                a.source.selection_input(now, &Fitness::default(), standing)
             })
             .collect();
         let selection = select(&inputs, &self.sc.client.select);
