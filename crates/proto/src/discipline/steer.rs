@@ -175,7 +175,6 @@ impl Steering {
         }
     }
 
-    /// The phase the running slew has still to apply after `now`.
     /// The slew under way, as sources need it to store samples measured during it.
     pub(super) fn pending(&self) -> Option<PendingSlew> {
         self.slew.map(|s| PendingSlew {
@@ -184,6 +183,7 @@ impl Steering {
         })
     }
 
+    /// The phase the running slew has still to apply after `now`.
     fn remaining_phase(&self, now: NtpTimestamp) -> f64 {
         self.slew.map_or(0.0, |s| {
             let left = seconds_between(s.end, now).max(0.0);

@@ -146,6 +146,26 @@ fn a_small_first_offset_is_slewed_out_within_seconds() {
 }
 
 #[test]
+fn the_pending_slew_says_how_much_of_the_correction_is_still_to_come() {
+    let mut c = TestClock::new(0.1, 0.0);
+    let mut d = Discipline::new(DisciplineParams::default());
+    assert_eq!(d.pending_slew(), None);
+    let Update::Slewed { .. } = measure(&mut d, &mut c, 0.0) else {
+        panic!("not slewed");
+    };
+    let slew = d.pending_slew().expect("a slew is under way");
+    assert!((slew.remaining_after(c.now()) - 0.1).abs() < 1e-6);
+    // Half way through, half of it is left — and that is what the clock still lacks.
+    c.run_until(&mut d, 1.0);
+    let left = slew.remaining_after(c.now());
+    assert!((left - 0.05).abs() < 1e-4, "{left}");
+    assert!((left - c.offset()).abs() < 1e-6, "{left} vs {}", c.offset());
+    c.run_until(&mut d, 3.0);
+    assert_eq!(d.pending_slew(), None);
+    assert!(slew.remaining_after(c.now()).abs() < 1e-12);
+}
+
+#[test]
 fn a_large_first_offset_is_stepped_at_once() {
     let mut c = TestClock::new(-0.5, 0.0);
     let mut d = Discipline::new(DisciplineParams::default());
