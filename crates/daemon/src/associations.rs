@@ -113,6 +113,8 @@ pub struct Associations {
     maxclock: usize,
     family: Option<Family>,
     system_peer: Option<u16>,
+    /// The discipline's slew under way, for associations mobilised during it.
+    pending_slew: Option<PendingSlew>,
 }
 
 impl Associations {
@@ -136,6 +138,7 @@ impl Associations {
             maxclock: usize::from(config.tos.maxclock.max(1)),
             family,
             system_peer: None,
+            pending_slew: None,
         };
         let command_line = extra_servers.iter().map(|s| command_line_server(s));
         for assoc in config.associations.iter().cloned().chain(command_line) {
@@ -209,6 +212,8 @@ impl Associations {
         self.next_first_poll = first + FIRST_POLL_SPACING;
         let id = self.allocate_id();
         tracing::info!("association {id}: {host} ({addr}) mobilized");
+        let mut source = Source::new(params, first);
+        source.apply_clock_correction(0.0, self.pending_slew);
         self.peers.push(Peer {
             id,
             host,
@@ -217,7 +222,7 @@ impl Associations {
             prefer: assoc.prefer,
             noselect: assoc.noselect,
             truechimer: assoc.truechimer,
-            source: Source::new(params, first),
+            source,
             tally: Tally::Reject,
             socket: None,
             kiss_logged: false,
@@ -489,6 +494,7 @@ impl Associations {
     /// before the move are read correctly, and which slew is still under way, so samples taken
     /// during it are too.
     pub fn apply_clock_correction(&mut self, phase: f64, pending: Option<PendingSlew>) {
+        self.pending_slew = pending;
         for p in &mut self.peers {
             p.source.apply_clock_correction(phase, pending);
         }
@@ -496,6 +502,7 @@ impl Associations {
 
     /// Forgets every association's samples (after a step, they mean nothing).
     pub fn reset_filters(&mut self) {
+        self.pending_slew = None;
         for p in &mut self.peers {
             p.source.reset_filter();
         }

@@ -236,11 +236,13 @@ impl<'a> World<'a> {
     fn mobilize(&mut self, server: usize, from_pool: bool, t: f64) {
         let first = self.next_first_poll.max(t);
         self.next_first_poll = first + POLL_SPREAD_S;
+        let mut source = Source::new(self.sc.client.source, mono(first));
+        source.apply_clock_correction(0.0, self.discipline.pending_slew());
         self.assocs.push(Assoc {
             id: self.next_assoc_id,
             server,
             from_pool,
-            source: Source::new(self.sc.client.source, mono(first)),
+            source,
             pending: false,
             previous_nonce: NtpTimestamp::ZERO,
             nonce: NtpTimestamp::ZERO,
