@@ -127,8 +127,11 @@ fn random_datagrams_never_stop_the_daemon() {
         counters.dropped,
         "{counters:?}"
     );
+    // One good request followed each burst.
+    let good_requests = (RANDOM_DATAGRAMS / RANDOM_BURST) as u64;
     #[expect(clippy::cast_precision_loss, reason = "a few thousand datagrams")]
-    let received_share = counters.received as f64 / RANDOM_DATAGRAMS as f64;
+    let received_share =
+        counters.received.saturating_sub(good_requests) as f64 / RANDOM_DATAGRAMS as f64;
     assert!(received_share >= MIN_RECEIVED_SHARE, "{counters:?}");
 }
 
