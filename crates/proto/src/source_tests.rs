@@ -42,6 +42,20 @@ fn reply_to(req: &[u8; 48], t1: f64, offset: f64, delay: f64) -> ([u8; 48], NtpT
     (out, ts(t1 + delay + 1e-6))
 }
 
+/// A kiss-o'-death with `code` asking for poll exponent `poll`, answering the request in `req`
+/// (sent at local time 0); and when it arrives.
+fn kiss_to(req: &[u8; 48], code: ReferenceId, poll: i8) -> ([u8; 48], NtpTimestamp) {
+    let (rep, t4) = reply_to(req, 0.0, 0.0, 0.001);
+    let mut h = NtpHeader::decode(&rep);
+    h.stratum = 0;
+    h.leap = Leap::Unsynchronized;
+    h.reference_id = code;
+    h.poll = Log2Seconds::new(poll);
+    let mut kiss = [0u8; 48];
+    h.emit(&mut kiss);
+    (kiss, t4)
+}
+
 fn poll(s: &mut Source, now: u64, rng: &mut Counter) -> Option<[u8; 48]> {
     let mut out = [0u8; 48];
     s.poll_transmit(secs(now), &mut || rng.next(), &mut out)?;
@@ -258,14 +272,7 @@ fn rate_kiss_slows_polling_and_deny_stops_it() {
     let mut rng = Counter(6);
     let req = poll(&mut s, 0, &mut rng).unwrap();
     s.handle_sent(ts(0.0));
-    let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
-    let mut h = NtpHeader::decode(&rep);
-    h.stratum = 0;
-    h.leap = Leap::Unsynchronized;
-    h.reference_id = ReferenceId::RATE;
-    h.poll = Log2Seconds::new(8);
-    let mut kiss = [0u8; 48];
-    h.emit(&mut kiss);
+    let (kiss, t4) = kiss_to(&req, ReferenceId::RATE, 8);
     assert_eq!(
         s.handle_response(t4, &kiss, 1e-7),
         Outcome::Kiss(Kiss::Rate)
@@ -276,12 +283,7 @@ fn rate_kiss_slows_polling_and_deny_stops_it() {
 
     let req = poll(&mut s, 10_000, &mut rng).unwrap();
     s.handle_sent(ts(0.0));
-    let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
-    let mut h = NtpHeader::decode(&rep);
-    h.stratum = 0;
-    h.leap = Leap::Unsynchronized;
-    h.reference_id = ReferenceId::DENY;
-    h.emit(&mut kiss);
+    let (kiss, t4) = kiss_to(&req, ReferenceId::DENY, 6);
     assert!(matches!(
         s.handle_response(t4, &kiss, 1e-7),
         Outcome::Kiss(Kiss::Deny(_))
@@ -407,14 +409,7 @@ fn repeated_rate_kisses_never_push_the_poll_past_maxpoll() {
     for _ in 0..10 {
         let req = poll(&mut s, t, &mut rng).unwrap();
         s.handle_sent(ts(0.0));
-        let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
-        let mut h = NtpHeader::decode(&rep);
-        h.stratum = 0;
-        h.leap = Leap::Unsynchronized;
-        h.reference_id = ReferenceId::RATE;
-        h.poll = Log2Seconds::new(8);
-        let mut kiss = [0u8; 48];
-        h.emit(&mut kiss);
+        let (kiss, t4) = kiss_to(&req, ReferenceId::RATE, 8);
         assert_eq!(
             s.handle_response(t4, &kiss, 1e-7),
             Outcome::Kiss(Kiss::Rate)

@@ -185,10 +185,7 @@ impl Steering {
 
     /// The phase the running slew has still to apply after `now`.
     fn remaining_phase(&self, now: NtpTimestamp) -> f64 {
-        self.slew.map_or(0.0, |s| {
-            let left = seconds_between(s.end, now).max(0.0);
-            s.rate * left / (1.0 + self.base + s.rate)
-        })
+        self.pending().map_or(0.0, |p| p.remaining_after(now))
     }
 
     fn command<C: Clock>(&mut self, clock: &mut C, rate: f64) -> Result<NtpTimestamp, C::Error> {
