@@ -13,10 +13,22 @@ use crate::clock::Clock;
 use crate::source::PendingSlew;
 use crate::time::{NtpDuration, NtpTimestamp};
 
-/// Shortest slew, seconds. Small corrections are spread over a second rather than applied at
-/// full rate: a second is long against a daemon's timer latency (a millisecond late costs
-/// 0.1 % of the correction) and short against any poll interval.
+/// Shortest slew of a small correction, seconds. Corrections up to [`SPREAD_LIMIT`] are spread
+/// over a second rather than applied at full rate: a second is long against a daemon's timer
+/// latency (a millisecond late costs 0.1 % of the correction), short against any poll
+/// interval, and keeps the rate excursion within 1000 ppm.
 const MIN_SLEW_SECONDS: f64 = 1.0;
+
+/// Corrections above this, seconds, go at the full slew rate: they happen only while the clock
+/// is brought into sync (start-up, the end of the frequency measurement, a spike), and
+/// spreading them would leave the clock a millisecond off for longer than it must be. So does
+/// the rest of such a slew when a new update replaces it.
+const SPREAD_LIMIT: f64 = 1e-3;
+
+/// Shortest slew of a large correction, seconds: a daemon's timer fires up to a millisecond
+/// late (`poll(2)` counts milliseconds), which costs 1 % of the correction at this length —
+/// booked, and taken out by the next update — rather than 5 % at 20 ms.
+const MIN_FAST_SLEW_SECONDS: f64 = 0.1;
 
 /// Commands kept in the log. Older ones are only needed back to the Kalman filter's time,
 /// which is at most one sample old; between two samples there are two commands per update.
@@ -110,7 +122,15 @@ impl Steering {
         offset: f64,
     ) -> Result<f64, C::Error> {
         let cancelled = self.remaining_phase(now);
-        let seconds = (offset.abs() / self.max_slew.max(f64::MIN_POSITIVE)).max(MIN_SLEW_SECONDS);
+        let fast_under_way = self.slew.is_some_and(|s| {
+            s.rate.abs() > SPREAD_LIMIT / MIN_SLEW_SECONDS && seconds_between(s.end, now) > 0.0
+        });
+        let least = if offset.abs() > SPREAD_LIMIT || fast_under_way {
+            MIN_FAST_SLEW_SECONDS
+        } else {
+            MIN_SLEW_SECONDS
+        };
+        let seconds = (offset.abs() / self.max_slew.max(f64::MIN_POSITIVE)).max(least);
         let rate = offset / seconds;
         let total = base + rate;
         let at = self.command(clock, total)?;
@@ -180,6 +200,7 @@ impl Steering {
         self.slew.map(|s| PendingSlew {
             end: s.end,
             rate: s.rate / (1.0 + self.base + s.rate),
+            drift: 0.0,
         })
     }
 

@@ -8,19 +8,19 @@ use crate::time::MonoTime;
 
 /// A clock that drifts: it reads true time plus an error that grows at (1 + y)(1 + c) − 1,
 /// where y is the oscillator's error and c the correction the discipline sets.
-struct TestClock {
+pub(super) struct TestClock {
     base: NtpTimestamp,
-    true_s: f64,
-    error: f64,
+    pub(super) true_s: f64,
+    pub(super) error: f64,
     natural: f64,
-    correction: f64,
-    steps: Vec<f64>,
+    pub(super) correction: f64,
+    pub(super) steps: Vec<f64>,
     commands: usize,
     leap: Leap,
 }
 
 impl TestClock {
-    fn new(offset: f64, natural_ppm: f64) -> Self {
+    pub(super) fn new(offset: f64, natural_ppm: f64) -> Self {
         Self {
             base: NtpTimestamp::from_parts(0xec00_0000, 0),
             true_s: 0.0,
@@ -34,7 +34,7 @@ impl TestClock {
     }
 
     /// θ as a perfect measurement gives it.
-    fn offset(&self) -> f64 {
+    pub(super) fn offset(&self) -> f64 {
         -self.error
     }
 
@@ -43,7 +43,7 @@ impl TestClock {
     }
 
     /// Moves true time to `t`, ending slews when they are due.
-    fn run_until(&mut self, d: &mut Discipline, t: f64) {
+    pub(super) fn run_until(&mut self, d: &mut Discipline, t: f64) {
         while self.true_s < t {
             let due = d.next_timeout().map(|deadline| {
                 let ahead = (deadline - self.now()).to_seconds_f64().max(0.0);
@@ -59,7 +59,7 @@ impl TestClock {
     }
 
     /// A measurement of the current offset with `noise` added, as a source would report it.
-    fn observe(&self, noise: f64) -> Observation {
+    pub(super) fn observe(&self, noise: f64) -> Observation {
         Observation {
             time: self.now(),
             offset: self.offset() + noise,
@@ -105,12 +105,12 @@ impl Clock for TestClock {
     }
 }
 
-fn update(d: &mut Discipline, c: &mut TestClock, obs: &Observation) -> Update {
+pub(super) fn update(d: &mut Discipline, c: &mut TestClock, obs: &Observation) -> Update {
     let Ok(u) = d.update(c, obs);
     u
 }
 
-fn measure(d: &mut Discipline, c: &mut TestClock, noise: f64) -> Update {
+pub(super) fn measure(d: &mut Discipline, c: &mut TestClock, noise: f64) -> Update {
     let obs = c.observe(noise);
     update(d, c, &obs)
 }
@@ -163,6 +163,42 @@ fn the_pending_slew_says_how_much_of_the_correction_is_still_to_come() {
     c.run_until(&mut d, 3.0);
     assert_eq!(d.pending_slew(), None);
     assert!(slew.remaining_after(c.now()).abs() < 1e-12);
+}
+
+#[test]
+fn small_corrections_are_spread_over_a_second() {
+    let mut c = TestClock::new(0.0005, 0.0);
+    let mut d = Discipline::new(DisciplineParams::default());
+    let Update::Slewed { .. } = measure(&mut d, &mut c, 0.0) else {
+        panic!("not slewed");
+    };
+    assert!((c.correction - 500e-6).abs() < 1e-9, "{}", c.correction);
+    c.run_until(&mut d, 0.9);
+    assert!(d.pending_slew().is_some());
+    c.run_until(&mut d, 1.1);
+    assert_eq!(d.pending_slew(), None);
+    assert!(c.offset().abs() < 1e-9, "{}", c.offset());
+}
+
+#[test]
+fn a_correction_above_a_millisecond_goes_fast_and_so_does_its_rest() {
+    let mut c = TestClock::new(0.005, 0.0);
+    let mut d = Discipline::new(DisciplineParams::default());
+    let Update::Slewed { .. } = measure(&mut d, &mut c, 0.0) else {
+        panic!("not slewed");
+    };
+    // 5 ms in a tenth of a second (the shortest fast slew), not in one.
+    assert!((c.correction - 0.05).abs() < 1e-9, "{}", c.correction);
+    // Half way, a new update: the 2.5 ms left are not spread over a second either.
+    c.run_until(&mut d, 0.05);
+    let Update::Slewed { .. } = measure(&mut d, &mut c, 0.0) else {
+        panic!("not slewed");
+    };
+    let rest = d.pending_slew().expect("still slewing");
+    assert!(rest.rate.abs() > 0.02, "{rest:?}");
+    c.run_until(&mut d, 0.2);
+    // Done within 0.2 s (what is left is the frequency two samples 50 ms apart gave).
+    assert!(c.offset().abs() < 50e-6, "{}", c.offset());
 }
 
 #[test]
