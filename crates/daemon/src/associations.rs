@@ -115,6 +115,8 @@ pub struct Associations {
     system_peer: Option<u16>,
     /// The discipline's slew under way, for associations mobilised during it.
     pending_slew: Option<PendingSlew>,
+    /// Whether polls are bursts while the discipline measures the frequency.
+    frequency_burst: bool,
 }
 
 impl Associations {
@@ -139,6 +141,7 @@ impl Associations {
             family,
             system_peer: None,
             pending_slew: None,
+            frequency_burst: false,
         };
         let command_line = extra_servers.iter().map(|s| command_line_server(s));
         for assoc in config.associations.iter().cloned().chain(command_line) {
@@ -214,6 +217,7 @@ impl Associations {
         tracing::info!("association {id}: {host} ({addr}) mobilized");
         let mut source = Source::new(params, first);
         source.apply_clock_correction(0.0, self.pending_slew);
+        source.set_frequency_burst(self.frequency_burst);
         self.peers.push(Peer {
             id,
             host,
@@ -512,6 +516,15 @@ impl Associations {
     pub fn set_system_poll(&mut self, tc: i8) {
         for p in &mut self.peers {
             p.source.set_system_poll(tc);
+        }
+    }
+
+    /// Makes every poll of every association (and of those mobilised later) a short burst
+    /// while the discipline measures the frequency (`Steering::measuring_frequency`).
+    pub fn set_frequency_burst(&mut self, on: bool) {
+        self.frequency_burst = on;
+        for p in &mut self.peers {
+            p.source.set_frequency_burst(on);
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sundial_proto::clock::Clock;
 use sundial_proto::discipline::{
-    Discipline, DisciplineParams, Observation, Readout, Update, sources_settled,
+    Discipline, DisciplineParams, Observation, Readout, State, Update, sources_settled,
 };
 use sundial_proto::packet::Leap;
 use sundial_proto::select::{Selection, Tally};
@@ -117,6 +117,10 @@ impl Steering {
             clock_frequency_ppm: clock.initial_frequency_ppm(),
             minpoll,
             maxpoll,
+            // iburst (command-line servers have it too) asks for the fastest start; otherwise
+            // the frequency is measured before the clock is corrected beyond its phase.
+            frequency_hold: args.servers.is_empty()
+                && !config.associations.iter().any(|a| a.iburst),
             ..DisciplineParams::default()
         };
         Self {
@@ -156,6 +160,11 @@ impl Steering {
         self.discipline.poll()
     }
 
+    /// Whether every poll should be a short burst (the frequency is being measured).
+    pub fn measuring_frequency(&self) -> bool {
+        self.discipline.measuring_frequency()
+    }
+
     /// Gives the discipline every survivor's samples it has not seen yet, oldest first.
     pub fn feed(
         &mut self,
@@ -181,8 +190,13 @@ impl Steering {
         let mut event = Event::None;
         for (time, obs, id) in fresh {
             self.fed.insert(id, time);
+            let measuring = self.measuring();
             match self.discipline.update(&mut self.clock, &obs) {
                 Ok(Update::Slewed { phase, .. }) => {
+                    associations.apply_clock_correction(phase, self.discipline.pending_slew());
+                    self.log_measurement(measuring);
+                }
+                Ok(Update::Measuring { phase }) => {
                     associations.apply_clock_correction(phase, self.discipline.pending_slew());
                 }
                 Ok(Update::Stepped { offset }) => {
@@ -230,11 +244,34 @@ impl Steering {
         if self.timeout().is_none_or(|t| !t.is_zero()) {
             return;
         }
+        let measuring = self.measuring();
         match self.discipline.handle_timeout(&mut self.clock) {
             Ok(phase) => {
                 associations.apply_clock_correction(phase, self.discipline.pending_slew());
+                self.log_measurement(measuring);
             }
             Err(e) => self.clock_failed(&e),
+        }
+    }
+
+    /// Whether the start-up frequency measurement is under way (ntpd state FREQ).
+    fn measuring(&self) -> bool {
+        self.discipline.readout().state == State::Frequency
+    }
+
+    /// Logs the start and the end of the start-up frequency measurement; `was` is whether it
+    /// ran before the update.
+    fn log_measurement(&self, was: bool) {
+        let now = self.measuring();
+        if now && !was {
+            tracing::info!("phase corrected; measuring the clock frequency before correcting it");
+        } else if was && !now {
+            let readout = self.discipline.readout();
+            tracing::info!(
+                "frequency measured: {:+.3} ppm; offset {:+.6} s being slewed out",
+                readout.frequency_ppm,
+                readout.offset
+            );
         }
     }
 

@@ -85,6 +85,8 @@ impl Timekeeper {
         let local_clock_id =
             matches!(fallback, Fallback::LocalClock { .. }).then(|| associations.reserve_id());
         let (minpoll, maxpoll) = config.poll_range();
+        associations
+            .set_frequency_burst(steering.as_ref().is_some_and(Steering::measuring_frequency));
         Self {
             fallback,
             params: SelectParams {
@@ -182,6 +184,7 @@ impl Timekeeper {
                         Some(steering) => {
                             let event = steering.feed(associations, &selection, leap);
                             associations.set_system_poll(steering.poll());
+                            associations.set_frequency_burst(steering.measuring_frequency());
                             stepped = matches!(event, Event::Stepped(_));
                             verdict = self.act_on(event);
                         }
@@ -294,6 +297,7 @@ impl Timekeeper {
             return Verdict::Run;
         };
         steering.on_timer(associations);
+        associations.set_frequency_burst(steering.measuring_frequency());
         let current = publisher.current();
         let mapping = steering.mapping();
         if mapping != current.mapping {

@@ -25,6 +25,10 @@ pub const IBURST_PACKETS: u8 = 6;
 /// Most requests `burst` sends per poll (ntpd `NTP_BURST`... capped at 8).
 pub const BURST_MAX: u8 = 8;
 
+/// Requests per poll while the discipline measures the frequency at start-up
+/// (`Source::set_frequency_burst`).
+pub const FREQUENCY_BURST_PACKETS: u8 = 6;
+
 /// Spacing of burst requests (ntpd `ntp_minpkt`, 2 s).
 pub const BURST_SPACING: Duration = Duration::from_secs(2);
 
@@ -203,13 +207,18 @@ pub struct PendingSlew {
     pub end: NtpTimestamp,
     /// Phase the slew adds per second of local time (positive: the clock moves forward), s/s.
     pub rate: f64,
+    /// Phase the clock gains per second on its own, s/s: non-zero only while the discipline
+    /// measures the frequency before correcting it (ntpd's FREQ state). Samples are then
+    /// stored as of `end` (the discipline's last update), so that sources measured a minute
+    /// apart by a clock 100 ppm off still agree in selection.
+    pub drift: f64,
 }
 
 impl PendingSlew {
     /// The phase the slew still adds after local time `at`, seconds.
     pub fn remaining_after(&self, at: NtpTimestamp) -> f64 {
-        let left = (self.end - at).to_seconds_f64().max(0.0);
-        let phase = self.rate * left;
+        let until_end = (self.end - at).to_seconds_f64();
+        let phase = self.rate * until_end.max(0.0) + self.drift * until_end;
         if phase.is_finite() { phase } else { 0.0 }
     }
 }
@@ -223,6 +232,7 @@ pub struct Source {
     reach: u8,
     unreach: u32,
     burst_left: u8,
+    frequency_burst: bool,
     next_poll: MonoTime,
     outstanding: Option<Outstanding>,
     last_transmit: NtpTimestamp,
@@ -257,6 +267,7 @@ impl Source {
             reach: 0,
             unreach: 0,
             burst_left: 0,
+            frequency_burst: false,
             next_poll: first_poll,
             outstanding: None,
             last_transmit: NtpTimestamp::ZERO,
@@ -303,12 +314,16 @@ impl Source {
                 }
                 if self.params.iburst && self.unreach <= 1 {
                     self.burst_left = IBURST_PACKETS - 1;
+                } else if self.frequency_burst && self.unreach <= 1 {
+                    self.burst_left = FREQUENCY_BURST_PACKETS - 1;
                 }
             } else {
                 if self.reach & 0x07 == 0 {
                     self.filter.add_gap(self.last_receive);
                 }
-                if self.params.burst {
+                if self.frequency_burst && !self.params.burst {
+                    self.burst_left = FREQUENCY_BURST_PACKETS - 1;
+                } else if self.params.burst {
                     let n = 1u8
                         .checked_shl(u32::try_from(self.hpoll - self.params.minpoll).unwrap_or(0))
                         .unwrap_or(BURST_MAX);
@@ -496,6 +511,13 @@ impl Source {
         } else {
             wanted
         };
+    }
+
+    /// Whether each poll should be a short burst ([`FREQUENCY_BURST_PACKETS`] requests
+    /// [`BURST_SPACING`] apart) because the discipline is measuring the frequency
+    /// (`Discipline::measuring_frequency`).
+    pub fn set_frequency_burst(&mut self, on: bool) {
+        self.frequency_burst = on;
     }
 
     /// Forgets all samples (after the clock was stepped).

@@ -267,6 +267,77 @@ fn iburst_sends_six_packets_two_seconds_apart_while_unreachable() {
 }
 
 #[test]
+fn while_the_frequency_is_measured_every_poll_is_a_burst_of_six() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    s.set_frequency_burst(true);
+    let mut rng = Counter(14);
+    let mut times = Vec::new();
+    let mut t = 0;
+    while t < 400 && times.len() < 14 {
+        if let Some(req) = poll(&mut s, t, &mut rng) {
+            s.handle_sent(ts(t as f64));
+            let (rep, t4) = reply_to(&req, t as f64, 0.0, 0.001);
+            assert!(matches!(
+                s.handle_response(t4, &rep, 1e-7),
+                Outcome::Sample(_)
+            ));
+            times.push(t);
+            if times.len() == 12 {
+                s.set_frequency_burst(false);
+            }
+        }
+        t += 1;
+    }
+    // The first poll (unreachable) and the second (reachable) are bursts; once the frequency
+    // is known, single polls a poll interval apart.
+    assert_eq!(&times[..6], &[0, 2, 4, 6, 8, 10], "{times:?}");
+    assert!(times[6] >= 10 + 64, "{times:?}");
+    assert!(
+        times[6..12].windows(2).all(|w| w[1] - w[0] == 2),
+        "{times:?}"
+    );
+    assert!(times[12] >= times[11] + 64, "{times:?}");
+    assert!(times[13] >= times[12] + 64, "{times:?}");
+}
+
+#[test]
+fn while_the_frequency_is_measured_samples_are_stored_as_of_the_last_update() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(15);
+    // The clock gains 100 µs per second on its own; stored samples refer to 10 s, so a sample
+    // measured at 30 s (when the server looked 2 ms further behind) is stored 2 ms ahead.
+    let drift = PendingSlew {
+        end: ts(10.0),
+        rate: 0.0,
+        drift: 1e-4,
+    };
+    s.apply_clock_correction(0.0, Some(drift));
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(30.0));
+    let (rep, t4) = reply_to(&req, 30.0, -0.005, 0.0004);
+    assert!(matches!(
+        s.handle_response(t4, &rep, 1e-7),
+        Outcome::Sample(_)
+    ));
+    let stored = s.filter().stages(t4)[0].1;
+    assert!(
+        (stored - (-0.005 + 1e-4 * 20.0002)).abs() < 1e-8,
+        "{stored}"
+    );
+    // Moving the reference to 40 s (the next update) moves the stored sample by 3 ms.
+    s.apply_clock_correction(
+        1e-4 * 30.0,
+        Some(PendingSlew {
+            end: ts(40.0),
+            ..drift
+        }),
+    );
+    let moved = s.filter().stages(t4)[0].1;
+    assert!((moved - (stored - 0.003)).abs() < 1e-9, "{moved}");
+    assert!((s.latest_sample().unwrap().offset + 0.005).abs() < 1e-6);
+}
+
+#[test]
 fn rate_kiss_slows_polling_and_deny_stops_it() {
     let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
     let mut rng = Counter(6);
@@ -374,6 +445,7 @@ fn a_sample_measured_during_a_slew_is_stored_as_of_the_slews_end() {
     let slew = PendingSlew {
         end: ts(10.0),
         rate: -0.05,
+        drift: 0.0,
     };
     s.apply_clock_correction(0.0, Some(slew));
     let req = poll(&mut s, 0, &mut rng).unwrap();

@@ -120,6 +120,54 @@ pub struct Scenario {
     pub servers: Vec<ServerSpec>,
     /// A `pool` line drawing on some of the servers, if any.
     pub pool: Option<PoolSpec>,
+    /// What a run must achieve (the table for the acceptance scenarios).
+    pub target: Target,
+}
+
+/// The acceptance target of a scenario; `None` fields are not part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Target {
+    /// Latest sync, seconds (any sync at all counts when only `rms_s` is set).
+    pub sync_s: Option<f64>,
+    /// Largest RMS offset after sync, seconds.
+    pub rms_s: Option<f64>,
+    /// Largest offset after sync, seconds.
+    pub max_s: Option<f64>,
+    /// Exactly this many steps.
+    pub steps: Option<u32>,
+    /// Largest |offset| at the end, seconds.
+    pub final_offset_s: Option<f64>,
+    /// A server (index) that must never be the system peer.
+    pub never_system_peer: Option<usize>,
+}
+
+impl Target {
+    /// Target (a): in sync within 120 s, then RMS ≤ 30 µs and never beyond 150 µs.
+    pub const AS_A: Self = Self {
+        sync_s: Some(120.0),
+        rms_s: Some(30e-6),
+        max_s: Some(150e-6),
+        steps: None,
+        final_offset_s: None,
+        never_system_peer: None,
+    };
+
+    /// Whether the run `r` meets the target.
+    pub fn met_by(&self, r: &Report) -> bool {
+        let sync = match (self.sync_s, self.rms_s) {
+            (Some(limit), _) => r.sync_s.is_some_and(|t| t <= limit),
+            (None, Some(_)) => r.sync_s.is_some(),
+            (None, None) => true,
+        };
+        let within = |limit: Option<f64>, value: f64| limit.is_none_or(|l| value <= l);
+        sync && within(self.rms_s, r.rms_s)
+            && within(self.max_s, r.max_s)
+            && within(self.final_offset_s, r.final_offset_s.abs())
+            && self.steps.is_none_or(|n| r.steps == n)
+            && self
+                .never_system_peer
+                .is_none_or(|i| r.system_peer_rounds.get(i).is_none_or(|&n| n == 0))
+    }
 }
 
 /// What a run measured, against the true time only the simulator knows.
@@ -192,11 +240,18 @@ pub fn baseline(seed: u64) -> Scenario {
             offset_s: 0.1,
             oscillator: Oscillator::quartz(100.0),
             source: SourceParams::default(),
-            discipline: DisciplineParams::default(),
+            discipline: DisciplineParams {
+                frequency_hold: true,
+                ..DisciplineParams::default()
+            },
             select: SelectParams::default(),
         },
         servers: vec![good_server()],
         pool: None,
+        target: Target {
+            steps: Some(0),
+            ..Target::AS_A
+        },
     }
 }
 
@@ -206,6 +261,10 @@ pub fn iburst(seed: u64) -> Scenario {
     s.name = "b";
     s.description = "as (a) with iburst";
     s.client.source.iburst = true;
+    s.target = Target {
+        sync_s: Some(6.0),
+        ..Target::default()
+    };
     s
 }
 
@@ -220,6 +279,10 @@ pub fn falseticker(seed: u64) -> Scenario {
         falseticker_server(),
         good_server(),
     ];
+    s.target = Target {
+        never_system_peer: Some(2),
+        ..Target::AS_A
+    };
     s
 }
 
@@ -231,6 +294,10 @@ pub fn lossy(seed: u64) -> Scenario {
     for server in &mut s.servers {
         server.link.loss = 0.3;
     }
+    s.target = Target {
+        rms_s: Some(60e-6),
+        ..Target::default()
+    };
     s
 }
 
@@ -241,6 +308,10 @@ pub fn large_offset(seed: u64) -> Scenario {
     s.description = "start 100 s off, -g";
     s.client.offset_s = 100.0;
     s.client.discipline.panic_gate = true;
+    s.target = Target {
+        steps: Some(1),
+        ..Target::AS_A
+    };
     s
 }
 
@@ -250,6 +321,10 @@ pub fn large_frequency(seed: u64) -> Scenario {
     s.name = "f";
     s.description = "frequency error 500 ppm";
     s.client.oscillator.freq_ppm = 500.0;
+    s.target = Target {
+        sync_s: Some(1000.0),
+        ..Target::default()
+    };
     s
 }
 
@@ -265,6 +340,10 @@ pub fn outage(seed: u64) -> Scenario {
             end_s: 3.0 * 3600.0 + 1.0,
         });
     }
+    s.target = Target {
+        final_offset_s: Some(1e-3),
+        ..Target::default()
+    };
     s
 }
 

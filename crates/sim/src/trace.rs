@@ -22,6 +22,9 @@ struct Point {
     offset: f64,
     /// Whether it is a once-a-second reading (counted in RMS values).
     tick: bool,
+    /// Whether a slew was under way that corrects more than [`SYNC_LIMIT_S`]: one that brings
+    /// the clock into sync rather than keeping it there.
+    converging: bool,
 }
 
 /// All readings of one run, in time order.
@@ -31,22 +34,31 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Records |`offset`| at true time `t`; `tick` for the regular once-a-second readings.
-    pub fn record(&mut self, t: f64, offset: f64, tick: bool) {
+    /// Records |`offset`| at true time `t`; `tick` for the regular once-a-second readings,
+    /// `converging` while a slew of more than [`SYNC_LIMIT_S`] is under way.
+    pub fn record(&mut self, t: f64, offset: f64, tick: bool, converging: bool) {
         self.points.push(Point {
             t,
             offset: offset.abs(),
             tick,
+            converging,
         });
     }
 
     /// Fills in the sync time, the RMS and maximum after it, and the steady-state values over
     /// the [`SETTLED_SPAN_S`] before `settled_end`.
     pub fn summarise(&self, report: &mut Report, settled_end: f64) {
+        // A slew that brings the clock within the limit passes every offset on the way; it is
+        // part of getting there, so sync is the first reading after the last one beyond the
+        // limit that is not inside such a slew.
         let last_bad = self.points.iter().rposition(|p| p.offset >= SYNC_LIMIT_S);
         report.sync_s = match last_bad {
             None => Some(0.0),
-            Some(i) => self.points.get(i + 1).map(|p| p.t),
+            Some(i) => self
+                .points
+                .get(i + 1..)
+                .and_then(|after| after.iter().find(|p| !p.converging))
+                .map(|p| p.t),
         };
         if let Some(sync) = report.sync_s {
             let (rms, max, at) = self.stats(|p| p.t >= sync);
@@ -223,15 +235,34 @@ mod tests {
             (3.0, 0.0002),
             (4.0, 0.0001),
         ] {
-            trace.record(t, off, true);
+            trace.record(t, off, true, false);
         }
-        trace.record(4.5, -0.0003, false);
+        trace.record(4.5, -0.0003, false, false);
         let mut r = crate::scenario::empty_report(1);
         trace.summarise(&mut r, 5.0);
         assert_eq!(r.sync_s, Some(2.0));
         assert!((r.max_s - 0.0005).abs() < 1e-12 && (r.max_at_s - 2.0).abs() < 1e-12);
         let rms = ((0.0005f64.powi(2) + 0.0002f64.powi(2) + 0.0001f64.powi(2)) / 3.0).sqrt();
         assert!((r.rms_s - rms).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_slew_that_brings_the_clock_within_the_limit_is_not_part_of_sync() {
+        let mut trace = Trace::default();
+        trace.record(0.0, 0.007, true, false);
+        trace.record(0.9, 0.007, false, true);
+        // A reading caught inside the converging slew, already under 1 ms.
+        trace.record(1.0, 0.0006, true, true);
+        trace.record(1.9, 0.00002, false, false);
+        trace.record(2.0, 0.00003, true, false);
+        let mut r = crate::scenario::empty_report(1);
+        trace.summarise(&mut r, 3.0);
+        assert_eq!(r.sync_s, Some(1.9));
+        assert!((r.max_s - 0.00003).abs() < 1e-12, "{}", r.max_s);
+        // Readings during the small slews that keep the clock in sync count like any other.
+        trace.record(2.5, 0.0002, false, false);
+        trace.summarise(&mut r, 3.0);
+        assert!((r.max_s - 0.0002).abs() < 1e-12, "{}", r.max_s);
     }
 
     #[test]
@@ -275,8 +306,8 @@ mod tests {
     #[test]
     fn a_run_that_ends_out_of_sync_has_no_sync_time() {
         let mut trace = Trace::default();
-        trace.record(0.0, 0.0, true);
-        trace.record(1.0, 0.01, true);
+        trace.record(0.0, 0.0, true, false);
+        trace.record(1.0, 0.01, true, false);
         let mut r = crate::scenario::empty_report(1);
         trace.summarise(&mut r, 2.0);
         assert_eq!(r.sync_s, None);

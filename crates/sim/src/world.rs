@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use sundial_proto::access::{AccessTable, RestrictFlags};
 use sundial_proto::clock::Clock;
-use sundial_proto::discipline::{Discipline, Observation, Update, sources_settled};
+use sundial_proto::discipline::{
+    Discipline, DisciplineParams, Observation, Update, sources_settled,
+};
 use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, ReferenceId};
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::ratelimit::RateLimiter;
@@ -35,7 +37,7 @@ use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, Unix
 use crate::clock::{VirtualClock, reading};
 use crate::network::Direction;
 use crate::rng::SimRng;
-use crate::scenario::{Report, Scenario, ServerSpec, SpoofOrigin};
+use crate::scenario::{Report, SYNC_LIMIT_S, Scenario, ServerSpec, SpoofOrigin};
 use crate::trace::{Reply, Request, Round, Timeline, Trace};
 
 /// True time zero as a Unix time (2027-01-15), an arbitrary date in the current NTP era.
@@ -206,7 +208,11 @@ impl<'a> World<'a> {
                 queries: 0,
             }),
             retired_sent: 0,
-            discipline: Discipline::new(sc.client.discipline),
+            discipline: Discipline::new(DisciplineParams {
+                // As in the daemon: iburst asks for the fastest start, not a measured one.
+                frequency_hold: sc.client.discipline.frequency_hold && !sc.client.source.iburst,
+                ..sc.client.discipline
+            }),
             in_flight: BinaryHeap::new(),
             seq: 0,
             nonces: SimRng::fork(sc.seed, 2),
@@ -237,6 +243,7 @@ impl<'a> World<'a> {
         let first = self.next_first_poll.max(t);
         self.next_first_poll = first + POLL_SPREAD_S;
         let mut source = Source::new(self.sc.client.source, mono(first));
+        source.set_frequency_burst(self.discipline.measuring_frequency());
         source.apply_clock_correction(0.0, self.discipline.pending_slew());
         self.assocs.push(Assoc {
             id: self.next_assoc_id,
@@ -355,10 +362,12 @@ impl<'a> World<'a> {
                 self.poll(t);
             } else {
                 next_tick += TICK_S;
-                self.trace.record(t, self.clock.offset(), true);
+                let converging = self.converging();
+                self.trace.record(t, self.clock.offset(), true, converging);
                 continue;
             }
-            self.trace.record(t, self.clock.offset(), false);
+            let converging = self.converging();
+            self.trace.record(t, self.clock.offset(), false, converging);
         }
         self.finish()
     }
@@ -636,6 +645,7 @@ impl<'a> World<'a> {
                     }
                     break;
                 }
+                Update::Measuring { phase } => self.correct_sources(phase),
                 Update::OneShot { .. } => self.report.updates += 1,
                 Update::Panic { .. } => {
                     self.report.panicked = true;
@@ -645,9 +655,19 @@ impl<'a> World<'a> {
             }
         }
         let poll = self.discipline.poll();
+        let measuring = self.discipline.measuring_frequency();
         for a in &mut self.assocs {
             a.source.set_system_poll(poll);
+            a.source.set_frequency_burst(measuring);
         }
+    }
+
+    /// Whether the slew under way corrects more than the sync limit: every slew of a
+    /// smaller correction is spread over a second, so a faster rate means a larger one.
+    fn converging(&self) -> bool {
+        self.discipline
+            .pending_slew()
+            .is_some_and(|p| p.rate.abs() >= SYNC_LIMIT_S)
     }
 
     fn correct_sources(&mut self, phase: f64) {

@@ -1,11 +1,9 @@
 //! The acceptance scenarios of the "Discipline the clock" issue, each over several seeds.
 //!
-//! Targets that hold for every seed are asserted per run; RMS offsets on the median over the
-//! seeds. The maximum offset is asserted in the steady state (the last hour): right after sync
-//! the frequency is known only from two single samples a poll apart (or from samples seconds
-//! apart, with iburst or several servers), and an unlucky draw of network delays can leave a
-//! few hundred microseconds for a poll or two, which no algorithm can avoid without more
-//! samples. docs/BENCHMARKS.md records both maxima over 30 seeds.
+//! Every target is asserted for every run, as the issue states it: sync (the first reading
+//! after which |offset| stays under 1 ms, the converging slew done), then the RMS and the
+//! maximum of the true offset from there to the end. docs/BENCHMARKS.md has the same figures
+//! over 30 and 200 seeds.
 
 use sundial_sim::clock::Oscillator;
 use sundial_sim::network::{Link, PathDelay};
@@ -18,12 +16,6 @@ fn runs(make: fn(u64) -> Scenario) -> Vec<Report> {
     SEEDS.map(|seed| sundial_sim::run(&make(seed))).collect()
 }
 
-fn median(reports: &[Report], f: fn(&Report) -> f64) -> f64 {
-    let mut v: Vec<f64> = reports.iter().map(f).collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn sync_times(reports: &[Report]) -> Vec<f64> {
     reports
         .iter()
@@ -31,21 +23,18 @@ fn sync_times(reports: &[Report]) -> Vec<f64> {
         .collect()
 }
 
+/// Target (a), which (c) and (e) share: in sync within 120 s, then RMS ≤ 30 µs and never more
+/// than 150 µs off.
+fn assert_as_a(r: &Report) {
+    assert!(r.sync_s.is_some_and(|t| t <= 120.0), "{r:?}");
+    assert!(r.rms_s <= 30e-6 && r.max_s <= 150e-6, "{r:?}");
+}
+
 #[test]
 fn a_one_server_syncs_within_two_minutes_to_tens_of_microseconds() {
-    let reports = runs(scenario::baseline);
-    for t in sync_times(&reports) {
-        assert!(t <= 120.0, "sync at {t} s");
-    }
-    let rms = median(&reports, |r| r.rms_s);
-    assert!(rms <= 30e-6, "median RMS {rms}");
-    for r in &reports {
+    for r in runs(scenario::baseline) {
         assert_eq!(r.steps, 0);
-        assert!(r.max_s < 1e-3, "{r:?}");
-        assert!(
-            r.settled_max_s <= 150e-6 && r.settled_rms_s <= 30e-6,
-            "{r:?}"
-        );
+        assert_as_a(&r);
     }
 }
 
@@ -58,19 +47,11 @@ fn b_iburst_syncs_within_six_seconds() {
 
 #[test]
 fn c_a_falseticker_is_never_selected_and_always_tallied_x() {
-    let reports = runs(scenario::falseticker);
-    for r in &reports {
+    for r in runs(scenario::falseticker) {
         assert_eq!(r.system_peer_rounds[2], 0, "{r:?}");
         assert_eq!(r.trusted_rounds[2], 0, "falseticker not tallied x: {r:?}");
         assert!(r.trusted_rounds[0] > 0 && r.system_peer_rounds.iter().sum::<u64>() > 0);
-        assert!(r.sync_s.is_some_and(|t| t <= 120.0), "{r:?}");
-    }
-    assert!(median(&reports, |r| r.rms_s) <= 30e-6);
-    for r in &reports {
-        assert!(
-            r.settled_max_s <= 150e-6 && r.settled_rms_s <= 30e-6,
-            "{r:?}"
-        );
+        assert_as_a(&r);
     }
 }
 
@@ -87,24 +68,19 @@ fn c_a_falseticker_answering_first_cannot_take_over() {
 
 #[test]
 fn d_thirty_percent_loss_stays_in_sync() {
-    let reports = runs(scenario::lossy);
-    sync_times(&reports);
-    let rms = median(&reports, |r| r.rms_s);
-    assert!(rms <= 60e-6, "median RMS {rms}");
-    for r in &reports {
+    for r in runs(scenario::lossy) {
+        assert!(r.sync_s.is_some() && r.rms_s <= 60e-6, "{r:?}");
         assert!(r.final_offset_s.abs() < 1e-3 && r.max_s < 1e-3, "{r:?}");
     }
 }
 
 #[test]
 fn e_a_100_s_start_with_the_panic_gate_is_stepped_exactly_once() {
-    let reports = runs(scenario::large_offset);
-    for r in &reports {
+    for r in runs(scenario::large_offset) {
         assert_eq!(r.steps, 1, "{r:?}");
         assert!(!r.panicked);
-        assert!(r.sync_s.is_some_and(|t| t <= 200.0), "{r:?}");
+        assert_as_a(&r);
     }
-    assert!(median(&reports, |r| r.rms_s) <= 30e-6);
 }
 
 #[test]

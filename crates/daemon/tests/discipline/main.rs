@@ -184,3 +184,50 @@ fn the_system_clock_fails_loudly_without_the_capability() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("cannot set the clock"), "{text}");
 }
+
+#[test]
+fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
+    // No drift file and no iburst: ntpd's FREQ state. The 50 ms phase error is slewed out at
+    // once, then the clock keeps its 30 ppm error while every poll brings a burst, until the
+    // frequency is known; only then is the clock corrected and served as synchronised.
+    let upstream = Peer::chronyd_on_loopback(2);
+    let config = format!(
+        "server 127.0.0.1 port {} minpoll 1 maxpoll 1\ndriftfile {{DIR}}/ntp.drift\n",
+        upstream.port()
+    );
+    // The drift file does not exist yet, so the frequency is unknown.
+    let ntpd = Ntpd::start(&config, "simulated:0.05:30");
+    let client = SntpClient::new(ntpd.addr());
+    let synced = eventually(Duration::from_secs(30), || {
+        client
+            .query(ntpd.addr(), 4)
+            .is_ok_and(|r| r.header.stratum == 3)
+    });
+    assert!(synced, "never served stratum 3:\n{}", ntpd.log());
+    thread::sleep(Duration::from_secs(20));
+    let q = support::peers::chronyd_query(ntpd.addr());
+    let last = q
+        .measurements
+        .last()
+        .unwrap_or_else(|| panic!("chronyd measured nothing:\n{}", q.output));
+    assert!(
+        last.offset.abs() < 1e-3,
+        "served time is {} s off",
+        last.offset
+    );
+    let (log, drift) = ntpd.stop();
+    let started = log
+        .find("measuring the clock frequency")
+        .unwrap_or_else(|| panic!("no frequency measurement:\n{log}"));
+    let measured = log
+        .find("frequency measured: ")
+        .unwrap_or_else(|| panic!("the measurement never ended:\n{log}"));
+    assert!(started < measured, "{log}");
+    assert!(!log.contains("clock stepped"), "50 ms is slewed:\n{log}");
+    let drift: f64 = drift
+        .unwrap_or_else(|| panic!("no drift file:\n{log}"))
+        .trim()
+        .parse()
+        .expect("drift file holds a number");
+    assert!((drift + 30.0).abs() < 2.0, "drift file says {drift} ppm");
+}

@@ -110,6 +110,13 @@ impl Kalman {
         self.p[2].max(0.0).sqrt()
     }
 
+    /// The offset's standard deviation `dt` oscillator seconds after the state's time if
+    /// nothing is measured meanwhile (the wander left out), seconds.
+    pub(super) fn offset_sigma_after(&self, dt: f64) -> f64 {
+        let [p00, p01, p11] = self.p;
+        (p00 + 2.0 * dt * p01 + dt * dt * p11).max(0.0).sqrt()
+    }
+
     /// Moves the state to `time`, `elapsed` oscillator seconds later, during which the clock
     /// was corrected by `phase` seconds in total.
     pub(super) fn predict(&mut self, time: NtpTimestamp, elapsed: f64, phase: f64) {

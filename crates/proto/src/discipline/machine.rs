@@ -18,6 +18,15 @@ use crate::time::{NtpDuration, NtpTimestamp};
 /// state but without its 300 s wait.
 const UNKNOWN_FREQUENCY_SIGMA: f64 = MAX_FREQUENCY_PPM * 1e-6;
 
+/// The start-up frequency measurement ends once the filter predicts the offset one minpoll
+/// interval ahead to within this (one σ), seconds: then a correction keeps the clock well
+/// inside the 150 µs that a quartz and a LAN path allow until the next poll.
+const HOLD_PREDICTION_LIMIT: f64 = 80e-6;
+
+/// Longest the start-up frequency measurement may last, seconds: two polls at minpoll 6 and
+/// their bursts fit, and the clock is corrected within two minutes of start-up.
+const HOLD_MAX: f64 = 100.0;
+
 /// Frequency uncertainty (one σ) of a drift file's value, s/s: a few ppm covers the
 /// temperature difference between when it was written and now.
 const DRIFT_FILE_FREQUENCY_SIGMA: f64 = 3e-6;
@@ -62,6 +71,8 @@ pub struct Discipline {
     /// Local time of the last measurement the filter used.
     last_used: Option<NtpTimestamp>,
     spike_since: Option<NtpTimestamp>,
+    /// The start-up frequency measurement while it lasts (state FREQ).
+    hold: Option<Hold>,
     outliers: u32,
     /// Measurements the filter has used since start-up.
     accepted: u32,
@@ -96,6 +107,7 @@ impl Discipline {
             epoch: None,
             last_used: None,
             spike_since: None,
+            hold: None,
             outliers: 0,
             accepted: 0,
             poll: PollControl::new(params.minpoll, params.maxpoll),
@@ -160,19 +172,50 @@ impl Discipline {
 
     /// When [`Self::handle_timeout`] is next due, as a time of the disciplined clock.
     pub fn next_timeout(&self) -> Option<NtpTimestamp> {
-        self.steering.next_timeout()
+        let slew = self.steering.next_timeout();
+        let hold = self.hold.map(|h| h.deadline());
+        match (slew, hold) {
+            (Some(a), Some(b)) => Some(if seconds_between(a, b) < 0.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Ends a slew that is due. Returns a phase to pass to `Source::apply_clock_correction`
-    /// like that of [`Update::Slewed`] (the part of the slew a late call added).
+    /// Ends a slew, or the start-up frequency measurement, that is due. Returns a phase to
+    /// pass to `Source::apply_clock_correction` like that of [`Update::Slewed`] (the part of
+    /// the slew a late call added, or the correction that ends the measurement).
     pub fn handle_timeout<C: Clock>(&mut self, clock: &mut C) -> Result<f64, C::Error> {
-        self.steering.handle_timeout(clock)
+        let mut phase = self.steering.handle_timeout(clock)?;
+        if let Some(mut hold) = self.hold {
+            let now = clock.now();
+            if seconds_between(now, hold.deadline()) >= 0.0 {
+                let shift = hold.move_reference(now, self.steering.next_timeout().is_none());
+                self.hold = None;
+                self.state = State::Sync;
+                let (_, committed) = self.steer(clock)?;
+                phase += shift + committed;
+            }
+        }
+        Ok(phase)
     }
 
     /// The phase slew under way, if any: pass it with every phase to
     /// `Source::apply_clock_correction`, so samples measured during it are stored as of its end.
     pub fn pending_slew(&self) -> Option<PendingSlew> {
-        self.steering.pending()
+        let slew = self.steering.pending();
+        let Some(hold) = self.hold else {
+            return slew;
+        };
+        Some(match slew {
+            Some(slew) => PendingSlew {
+                drift: hold.drift,
+                ..slew
+            },
+            None => PendingSlew {
+                end: hold.reference,
+                rate: 0.0,
+                drift: hold.drift,
+            },
+        })
     }
 
     /// Whether the next update must wait for `sources_settled` (at start-up and after a step).
@@ -183,6 +226,18 @@ impl Discipline {
     /// Whether the clock is disciplined: updated since start-up and since the last step.
     pub fn is_synchronized(&self) -> bool {
         matches!(self.state, State::Sync | State::Spike) && !self.needs_all_sources
+    }
+
+    /// Whether sources should send a short burst at each poll: the frequency is still being
+    /// measured (start-up hold), or will be once the first sample arrives.
+    pub fn measuring_frequency(&self) -> bool {
+        self.hold.is_some() || (self.kalman.is_none() && self.hold_applies())
+    }
+
+    fn hold_applies(&self) -> bool {
+        self.params.frequency_hold
+            && !self.params.one_shot
+            && self.params.initial_frequency_ppm.is_none()
     }
 
     /// The poll exponent to give every association.
@@ -231,6 +286,9 @@ impl Discipline {
             self.kalman = Some(Kalman::new(at, 0.0, noise, base, freq_sigma.powi(2)));
             self.after_step(at);
             self.offset = obs.offset;
+            if self.hold_applies() {
+                self.hold = Some(Hold::new(at));
+            }
             return Ok(if self.params.one_shot {
                 self.state = State::Done;
                 Update::OneShot {
@@ -238,7 +296,11 @@ impl Discipline {
                     stepped: true,
                 }
             } else {
-                self.state = State::Sync;
+                self.state = if self.hold.is_some() {
+                    State::Frequency
+                } else {
+                    State::Sync
+                };
                 Update::Stepped { offset: obs.offset }
             });
         }
@@ -261,7 +323,13 @@ impl Discipline {
                 stepped: false,
             }
         } else {
-            self.state = State::Sync;
+            if self.hold_applies() {
+                // Samples are stored as of the end of this first slew (`pending_slew`).
+                self.hold = Some(Hold::new(self.steering.next_timeout().unwrap_or(time)));
+                self.state = State::Frequency;
+            } else {
+                self.state = State::Sync;
+            }
             Update::Slewed { offset, phase }
         })
     }
@@ -285,7 +353,9 @@ impl Discipline {
             return Ok(Update::Stepped { offset: obs.offset });
         }
         self.spike_since = None;
-        self.state = State::Sync;
+        if self.hold.is_none() {
+            self.state = State::Sync;
+        }
         let Some(mut k) = self.kalman else {
             return Ok(Update::Ignored(Ignored::Stale));
         };
@@ -325,11 +395,28 @@ impl Discipline {
         self.poll
             .update(1.0 / self.information, k.wander(), k.freq_sigma());
         self.jitter_var += (inn.residual.powi(2) - self.jitter_var) / CLOCK_AVG;
+        let mut drift_phase = 0.0;
+        if let Some(mut hold) = self.hold {
+            let now = clock.now();
+            drift_phase = hold.move_reference(now, self.steering.next_timeout().is_none());
+            hold.drift = self.steering.base() - k.freq;
+            let horizon = 2f64.powi(i32::from(self.params.minpoll));
+            let known = k.offset_sigma_after(horizon) <= HOLD_PREDICTION_LIMIT;
+            if !known && seconds_between(now, hold.deadline()) < 0.0 {
+                self.hold = Some(hold);
+                return Ok(Update::Measuring { phase: drift_phase });
+            }
+            self.hold = None;
+            self.state = State::Sync;
+        }
         let old_base = self.steering.base();
         let (offset, phase) = self.steer(clock)?;
         self.wander_var +=
             ((self.steering.base() - old_base).powi(2) - self.wander_var) / CLOCK_AVG;
-        Ok(Update::Slewed { offset, phase })
+        Ok(Update::Slewed {
+            offset,
+            phase: phase + drift_phase,
+        })
     }
 
     /// Sets the frequency to the estimate and starts slewing out the estimated offset as of
@@ -370,6 +457,44 @@ impl Discipline {
             self.params.step_back
         };
         threshold.is_some_and(|t| offset.abs() > t.to_seconds_f64())
+    }
+}
+
+/// The start-up frequency measurement (ntpd's FREQ state): the clock keeps the frequency it
+/// had while the filter learns the true one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Hold {
+    /// When it began (the first correction), local time.
+    since: NtpTimestamp,
+    /// The local time stored samples are referred to (`PendingSlew::end`).
+    reference: NtpTimestamp,
+    /// The phase the clock gains per second on its own, as estimated, s/s.
+    drift: f64,
+}
+
+impl Hold {
+    fn new(at: NtpTimestamp) -> Self {
+        Self {
+            since: at,
+            reference: at,
+            drift: 0.0,
+        }
+    }
+
+    /// Refers stored samples to `now` instead of the old reference, unless a slew is still
+    /// `running` (they stay referred to its end); returns the phase that moves them.
+    fn move_reference(&mut self, now: NtpTimestamp, free: bool) -> f64 {
+        if !free {
+            return 0.0;
+        }
+        let phase = self.drift * seconds_between(now, self.reference);
+        self.reference = now;
+        phase
+    }
+
+    /// When the clock is corrected with whatever is known by then.
+    fn deadline(&self) -> NtpTimestamp {
+        self.since + NtpDuration::from_seconds_f64(HOLD_MAX)
     }
 }
 

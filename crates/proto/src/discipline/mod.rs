@@ -36,6 +36,8 @@
 //! [`step`](crate::clock::Clock::step) only under the step rules, and
 //! [`set_status`](crate::clock::Clock::set_status) at every update with the agreed leap warning.
 
+#[cfg(test)]
+mod hold_tests;
 mod kalman;
 mod machine;
 mod poll;
@@ -104,6 +106,11 @@ pub struct DisciplineParams {
     pub minpoll: i8,
     /// Largest poll exponent to recommend (the largest `maxpoll`).
     pub maxpoll: i8,
+    /// ntpd's FREQ state: with no drift file, correct only the phase at the first update and
+    /// then leave the clock alone until the frequency is measured to [`FREQUENCY_KNOWN_PPM`]
+    /// (at most [`FREQUENCY_HOLD_MAX`] seconds), asking sources for bursts meanwhile. Off for
+    /// `iburst` and `-q`, which ask for the fastest possible correction instead.
+    pub frequency_hold: bool,
 }
 
 impl Default for DisciplineParams {
@@ -123,6 +130,7 @@ impl Default for DisciplineParams {
             max_slew_ppm: MAX_SLEW_PPM,
             minpoll: 6,
             maxpoll: 10,
+            frequency_hold: false,
         }
     }
 }
@@ -197,6 +205,14 @@ pub enum Update {
         /// forward): pass it to `Source::apply_clock_correction` on every association.
         phase: f64,
     },
+    /// The sample went into the start-up frequency measurement (state FREQ) and the clock was
+    /// left alone.
+    Measuring {
+        /// The phase the clock gained on its own since the last update, as far as the
+        /// measurement knows (positive: forward): pass it to `Source::apply_clock_correction`
+        /// like a slew's, with [`Discipline::pending_slew`].
+        phase: f64,
+    },
     /// The clock was stepped: reset every association's filter.
     Stepped {
         /// The step, seconds (positive: forward).
@@ -228,6 +244,7 @@ pub enum Ignored {
     Invalid,
     /// Far outside what the filter predicts; set aside unless such samples keep coming.
     Outlier,
+
     /// One-shot mode already set the clock.
     Finished,
 }
@@ -243,6 +260,9 @@ pub enum State {
     Sync,
     /// Holding a large offset during the stepout (ntpd SPIK).
     Spike,
+    /// Phase corrected once, frequency being measured before anything else is done (ntpd
+    /// FREQ).
+    Frequency,
     /// One-shot mode has set the clock.
     Done,
 }
@@ -255,6 +275,7 @@ impl State {
             Self::FrequencySet => "FSET",
             Self::Sync => "SYNC",
             Self::Spike => "SPIK",
+            Self::Frequency => "FREQ",
             Self::Done => "DONE",
         }
     }

@@ -1,8 +1,10 @@
 //! The accuracy benchmark: every acceptance scenario over several seeds, one row each with the
-//! median and range of time to sync, RMS and max true offset after sync and over the last hour
-//! before the end (or before the outage in g), final frequency error and requests sent.
+//! number of runs that meet the scenario's target, the median and range of time to sync, RMS
+//! and max true offset after sync and over the last hour before the end (or before the outage
+//! in g), final frequency error and requests sent.
 //!
-//! `cargo run --release -p sundial-sim --bin accuracy [-- SEEDS]` (default 10 seeds).
+//! `cargo run --release -p sundial-sim --bin accuracy [-- SEEDS [--misses]]` (default 10
+//! seeds); `--misses` then lists every run that misses its target, one line each.
 
 use std::process::ExitCode;
 
@@ -12,20 +14,24 @@ use sundial_sim::scenario::{self, Report};
 const DEFAULT_SEEDS: u64 = 10;
 
 fn main() -> ExitCode {
-    let seeds = match std::env::args().nth(1).map(|a| a.parse::<u64>()) {
-        None => DEFAULT_SEEDS,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!("usage: accuracy [SEEDS]");
-            return ExitCode::from(2);
-        }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let misses = args.iter().any(|a| a == "--misses");
+    let counts: Vec<&String> = args.iter().filter(|a| *a != "--misses").collect();
+    let seeds = match counts.as_slice() {
+        [] => DEFAULT_SEEDS,
+        [n] => match n.parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => return usage(),
+        },
+        _ => return usage(),
     };
+    let mut missed = Vec::new();
     println!(
-        "| scenario | sync (s) | RMS after sync (µs) | max after sync (µs) \
+        "| scenario | runs on target | sync (s) | RMS after sync (µs) | max after sync (µs) \
          | RMS, last hour (µs) | max, last hour (µs) | final freq error (ppm) | packets sent \
          | notes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (k, template) in scenario::acceptance(1).into_iter().enumerate() {
         let reports: Vec<Report> = (1..=seeds)
             .map(|seed| {
@@ -34,6 +40,21 @@ fn main() -> ExitCode {
                 sundial_sim::run(&sc)
             })
             .collect();
+        let on_target = reports.iter().filter(|r| template.target.met_by(r)).count();
+        for (seed, r) in (1..).zip(&reports) {
+            if !template.target.met_by(r) {
+                missed.push(format!(
+                    "{} seed {seed}: sync {} s, RMS {:.1} µs, max {:.1} µs at {:.1} s, {} steps",
+                    template.name,
+                    r.sync_s
+                        .map_or_else(|| "never".to_owned(), |t| format!("{t:.1}")),
+                    r.rms_s * 1e6,
+                    r.max_s * 1e6,
+                    r.max_at_s,
+                    r.steps
+                ));
+            }
+        }
         let synced: Vec<f64> = reports.iter().filter_map(|r| r.sync_s).collect();
         let unsynced = reports.len() - synced.len();
         let micro = |f: fn(&Report) -> f64| {
@@ -64,9 +85,10 @@ fn main() -> ExitCode {
         #[expect(clippy::cast_precision_loss, reason = "packet counts are small")]
         let packets: Vec<f64> = reports.iter().map(|r| r.packets_sent as f64).collect();
         println!(
-            "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} {} | {on_target}/{} | {} | {} | {} | {} | {} | {} | {} | {} |",
             template.name,
             template.description,
+            reports.len(),
             summary(&synced, 0),
             micro(|r| r.rms_s),
             micro(|r| r.max_s),
@@ -83,7 +105,18 @@ fn main() -> ExitCode {
             notes.join("; "),
         );
     }
+    if misses {
+        println!();
+        for line in &missed {
+            println!("{line}");
+        }
+    }
     ExitCode::SUCCESS
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: accuracy [SEEDS] [--misses]");
+    ExitCode::from(2)
 }
 
 /// "median (min…max)" with `decimals` places, or "–" for no values.
