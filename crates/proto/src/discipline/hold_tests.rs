@@ -40,7 +40,11 @@ fn without_a_drift_file_the_phase_is_corrected_and_the_frequency_measured_first(
         t += 2.0;
         c.run_until(&mut d, t);
         match measure(&mut d, &mut c, 0.0) {
-            Update::Measuring { .. } => assert!(c.correction.abs() < 1e-15, "at {t} s"),
+            Update::Measuring { .. } => {
+                assert!(c.correction.abs() < 1e-15, "at {t} s");
+                // Not applied yet, so not for the drift file either.
+                assert_eq!(d.drift_ppm(), None, "at {t} s");
+            }
             Update::Slewed { .. } => break t,
             other => panic!("{other:?} at {t} s"),
         }
@@ -151,4 +155,23 @@ fn a_step_at_start_up_is_followed_by_the_measurement() {
         Update::Measuring { .. }
     ));
     assert!(c.correction.abs() < 1e-15);
+}
+
+#[test]
+fn a_frequency_measured_but_not_applied_is_not_for_the_drift_file() {
+    // At minpoll 10 the measurement must predict 1024 s ahead: half a minute of exact samples
+    // knows the frequency to a fraction of a ppm, not yet to that.
+    let mut c = TestClock::new(0.001, 100.0);
+    let mut d = Discipline::new(DisciplineParams {
+        minpoll: 10,
+        maxpoll: 10,
+        ..holding()
+    });
+    let _ = measure(&mut d, &mut c, 0.0);
+    for t in (1..=15).map(|k| f64::from(k) * 2.0) {
+        c.run_until(&mut d, t);
+        let u = measure(&mut d, &mut c, 0.0);
+        assert!(matches!(u, Update::Measuring { .. }), "{u:?} at {t} s");
+    }
+    assert_eq!(d.drift_ppm(), None);
 }

@@ -246,10 +246,11 @@ impl Discipline {
     }
 
     /// The frequency correction to write to the drift file, ppm, once it has been measured
-    /// to better than 1 ppm.
+    /// to better than 1 ppm and applied (not while the start-up measurement still holds it).
     pub fn drift_ppm(&self) -> Option<f64> {
+        let applied = !matches!(self.state, State::Done | State::Frequency);
         self.kalman
-            .filter(|k| k.freq_sigma() < DRIFT_WORTH_SAVING && self.state != State::Done)
+            .filter(|k| k.freq_sigma() < DRIFT_WORTH_SAVING && applied)
             .map(|_| ppm(self.steering.base()))
     }
 

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
                 .iter()
                 .map(|r| r.final_offset_s.abs())
                 .fold(0.0, f64::max);
-            notes.push(format!("|offset| at end ≤ {:.0} µs", worst * 1e6));
+            notes.push(format!("\\|offset\\| at end ≤ {:.0} µs", worst * 1e6));
         }
         if template.name == "c" {
             let falseticker_trusted: u64 = reports.iter().map(|r| r.trusted_rounds[2]).sum();
