@@ -232,7 +232,8 @@ impl Steering {
         event
     }
 
-    /// How long until the discipline's timer is due (the end of a slew), if it runs.
+    /// How long until the discipline's timer is due (the end of a slew or of the start-up
+    /// frequency measurement), if it runs.
     pub fn timeout(&self) -> Option<Duration> {
         let due = self.discipline.next_timeout()?;
         let wait = (due - self.clock.now()).to_seconds_f64().max(0.0);

@@ -291,7 +291,8 @@ impl Timekeeper {
         Arc::clone(&self.access)
     }
 
-    /// Runs the discipline's timer (the end of a slew) if it is due, republishing the clock.
+    /// Runs the discipline's timer (the end of a slew or of the start-up frequency
+    /// measurement) if it is due, republishing the clock.
     pub fn on_timer(&mut self, associations: &mut Associations, publisher: &Publisher) -> Verdict {
         let Some(steering) = self.steering.as_mut() else {
             return Verdict::Run;
