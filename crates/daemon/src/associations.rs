@@ -117,6 +117,8 @@ pub struct Associations {
     pending_slew: Option<PendingSlew>,
     /// Whether polls are bursts while the discipline measures the frequency.
     frequency_burst: bool,
+    /// Whether polls come at half the interval while the discipline learns the frequency.
+    early_polls: bool,
 }
 
 impl Associations {
@@ -142,6 +144,7 @@ impl Associations {
             system_peer: None,
             pending_slew: None,
             frequency_burst: false,
+            early_polls: false,
         };
         let command_line = extra_servers.iter().map(|s| command_line_server(s));
         for assoc in config.associations.iter().cloned().chain(command_line) {
@@ -218,6 +221,7 @@ impl Associations {
         let mut source = Source::new(params, first);
         source.apply_clock_correction(0.0, self.pending_slew);
         source.set_frequency_burst(self.frequency_burst);
+        source.set_early_polls(self.early_polls);
         self.peers.push(Peer {
             id,
             host,
@@ -519,12 +523,15 @@ impl Associations {
         }
     }
 
-    /// Makes every poll of every association (and of those mobilised later) a short burst
-    /// while the discipline measures the frequency (`Steering::measuring_frequency`).
-    pub fn set_frequency_burst(&mut self, on: bool) {
-        self.frequency_burst = on;
+    /// Passes on what the discipline wants from the polls at start-up (and to associations
+    /// mobilised later): every poll a short burst while it measures the frequency, polls at
+    /// half the interval while it learns the frequency after an immediate correction.
+    pub fn set_start_up_polling(&mut self, burst: bool, early: bool) {
+        self.frequency_burst = burst;
+        self.early_polls = early;
         for p in &mut self.peers {
-            p.source.set_frequency_burst(on);
+            p.source.set_frequency_burst(burst);
+            p.source.set_early_polls(early);
         }
     }
 

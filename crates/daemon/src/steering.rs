@@ -160,9 +160,13 @@ impl Steering {
         self.discipline.poll()
     }
 
-    /// Whether every poll should be a short burst (the frequency is being measured).
-    pub fn measuring_frequency(&self) -> bool {
-        self.discipline.measuring_frequency()
+    /// Gives every association the discipline's start-up polling: bursts while it measures
+    /// the frequency, early polls while it learns it after an immediate correction.
+    pub fn set_start_up_polling(&self, associations: &mut Associations) {
+        associations.set_start_up_polling(
+            self.discipline.measuring_frequency(),
+            self.discipline.learning_frequency(),
+        );
     }
 
     /// Gives the discipline every survivor's samples it has not seen yet, oldest first.

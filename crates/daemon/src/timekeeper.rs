@@ -85,8 +85,9 @@ impl Timekeeper {
         let local_clock_id =
             matches!(fallback, Fallback::LocalClock { .. }).then(|| associations.reserve_id());
         let (minpoll, maxpoll) = config.poll_range();
-        associations
-            .set_frequency_burst(steering.as_ref().is_some_and(Steering::measuring_frequency));
+        if let Some(steering) = steering.as_ref() {
+            steering.set_start_up_polling(associations);
+        }
         Self {
             fallback,
             params: SelectParams {
@@ -184,7 +185,7 @@ impl Timekeeper {
                         Some(steering) => {
                             let event = steering.feed(associations, &selection, leap);
                             associations.set_system_poll(steering.poll());
-                            associations.set_frequency_burst(steering.measuring_frequency());
+                            steering.set_start_up_polling(associations);
                             stepped = matches!(event, Event::Stepped(_));
                             verdict = self.act_on(event);
                         }
@@ -298,7 +299,7 @@ impl Timekeeper {
             return Verdict::Run;
         };
         steering.on_timer(associations);
-        associations.set_frequency_burst(steering.measuring_frequency());
+        steering.set_start_up_polling(associations);
         let current = publisher.current();
         let mapping = steering.mapping();
         if mapping != current.mapping {

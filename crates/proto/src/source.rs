@@ -233,6 +233,7 @@ pub struct Source {
     unreach: u32,
     burst_left: u8,
     frequency_burst: bool,
+    early_polls: bool,
     next_poll: MonoTime,
     outstanding: Option<Outstanding>,
     last_transmit: NtpTimestamp,
@@ -268,6 +269,7 @@ impl Source {
             unreach: 0,
             burst_left: 0,
             frequency_burst: false,
+            early_polls: false,
             next_poll: first_poll,
             outstanding: None,
             last_transmit: NtpTimestamp::ZERO,
@@ -335,7 +337,11 @@ impl Source {
             now + BURST_SPACING
         } else {
             // Up to 1/16 of the interval later, so sources and clients do not synchronise.
-            let interval = self.poll_interval();
+            let interval = if self.early_polls {
+                self.poll_interval() / 2
+            } else {
+                self.poll_interval()
+            };
             let jitter = interval.mul_f64(f64::from((random() & 0xff) as u8) / 4096.0);
             now + interval + jitter
         };
@@ -518,6 +524,14 @@ impl Source {
     /// (`Discipline::measuring_frequency`).
     pub fn set_frequency_burst(&mut self, on: bool) {
         self.frequency_burst = on;
+    }
+
+    /// Whether polls should come at half the poll interval because the clock was corrected on a
+    /// frequency still being learned (`Discipline::learning_frequency`): after an iburst, the
+    /// next sample comes before a rough frequency can take the clock a millisecond away. It
+    /// applies from the next poll scheduled (an iburst's last request schedules the first).
+    pub fn set_early_polls(&mut self, on: bool) {
+        self.early_polls = on;
     }
 
     /// Forgets all samples (after the clock was stepped).

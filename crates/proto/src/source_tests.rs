@@ -301,6 +301,29 @@ fn while_the_frequency_is_measured_every_poll_is_a_burst_of_six() {
 }
 
 #[test]
+fn while_the_frequency_is_learned_polls_come_at_half_the_interval() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(16);
+    let mut times = Vec::new();
+    let mut t = 0;
+    while t < 400 && times.len() < 4 {
+        // The setting applies from the next poll scheduled.
+        s.set_early_polls(times.len() < 2);
+        if let Some(req) = poll(&mut s, t, &mut rng) {
+            s.handle_sent(ts(t as f64));
+            let (rep, t4) = reply_to(&req, t as f64, 0.0, 0.001);
+            let _ = s.handle_response(t4, &rep, 1e-7);
+            times.push(t);
+        }
+        t += 1;
+    }
+    // 32 s (plus up to 1/16 of jitter) while learning, then 64 s again.
+    let gaps: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[..2].iter().all(|g| (32..=34).contains(g)), "{times:?}");
+    assert!((64..=68).contains(&gaps[2]), "{times:?}");
+}
+
+#[test]
 fn while_the_frequency_is_measured_samples_are_stored_as_of_the_last_update() {
     let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
     let mut rng = Counter(15);

@@ -244,6 +244,7 @@ impl<'a> World<'a> {
         self.next_first_poll = first + POLL_SPREAD_S;
         let mut source = Source::new(self.sc.client.source, mono(first));
         source.set_frequency_burst(self.discipline.measuring_frequency());
+        source.set_early_polls(self.discipline.learning_frequency());
         source.apply_clock_correction(0.0, self.discipline.pending_slew());
         self.assocs.push(Assoc {
             id: self.next_assoc_id,
@@ -656,9 +657,11 @@ impl<'a> World<'a> {
         }
         let poll = self.discipline.poll();
         let measuring = self.discipline.measuring_frequency();
+        let learning = self.discipline.learning_frequency();
         for a in &mut self.assocs {
             a.source.set_system_poll(poll);
             a.source.set_frequency_burst(measuring);
+            a.source.set_early_polls(learning);
         }
     }
 

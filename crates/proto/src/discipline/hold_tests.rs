@@ -175,3 +175,42 @@ fn a_frequency_measured_but_not_applied_is_not_for_the_drift_file() {
     }
     assert_eq!(d.drift_ppm(), None);
 }
+
+#[test]
+fn after_an_immediate_correction_polls_come_early_until_the_frequency_is_learned() {
+    // No measurement (as with iburst): corrected at once, and while a rough frequency could
+    // take the clock far by the next poll, sources are asked to poll early.
+    let mut c = TestClock::new(0.01, 100.0);
+    let mut d = Discipline::new(DisciplineParams::default());
+    assert!(!d.learning_frequency() && !d.measuring_frequency());
+    let Update::Slewed { .. } = measure(&mut d, &mut c, 0.0) else {
+        panic!("corrected at once");
+    };
+    assert!(d.learning_frequency() && !d.measuring_frequency());
+    let mut t = 0.0;
+    while d.learning_frequency() {
+        t += 2.0;
+        assert!(t < 60.0, "still learning at {t} s");
+        c.run_until(&mut d, t);
+        let _ = measure(&mut d, &mut c, 0.0);
+    }
+    // Learned means predicted a poll ahead: the clock stays close without another sample.
+    c.run_until(&mut d, t + 64.0);
+    assert!(c.offset().abs() < 100e-6, "{}", c.offset());
+}
+
+#[test]
+fn one_shot_mode_and_the_measurement_do_not_poll_early() {
+    for params in [
+        DisciplineParams {
+            one_shot: true,
+            ..DisciplineParams::default()
+        },
+        holding(),
+    ] {
+        let mut c = TestClock::new(0.01, 100.0);
+        let mut d = Discipline::new(params);
+        let _ = measure(&mut d, &mut c, 0.0);
+        assert!(!d.learning_frequency(), "{params:?}");
+    }
+}

@@ -18,14 +18,16 @@ use crate::time::{NtpDuration, NtpTimestamp};
 /// state but without its 300 s wait.
 const UNKNOWN_FREQUENCY_SIGMA: f64 = MAX_FREQUENCY_PPM * 1e-6;
 
-/// The start-up frequency measurement ends once the filter predicts the offset one minpoll
-/// interval ahead to within this (one σ), seconds: then a correction keeps the clock well
-/// inside the 150 µs that a quartz and a LAN path allow until the next poll.
-const HOLD_PREDICTION_LIMIT: f64 = 80e-6;
+/// The frequency counts as learned once the filter predicts the offset one minpoll interval
+/// ahead to within this (one σ), seconds: then a correction keeps the clock well inside the
+/// 150 µs that a quartz and a LAN path allow until the next poll. Until then the start-up
+/// measurement holds the clock, or (after an immediate correction) sources poll early.
+const PREDICTION_LIMIT: f64 = 80e-6;
 
-/// Longest the start-up frequency measurement may last, seconds: two polls at minpoll 6 and
-/// their bursts fit, and the clock is corrected within two minutes of start-up.
-const HOLD_MAX: f64 = 100.0;
+/// Longest span after the first correction in which the frequency is measured or polls come
+/// early, seconds: two polls at minpoll 6 and their bursts fit, and the clock is corrected
+/// within two minutes of start-up. A path too noisy for [`PREDICTION_LIMIT`] gets no more.
+const START_UP_SPAN: f64 = 100.0;
 
 /// Frequency uncertainty (one σ) of a drift file's value, s/s: a few ppm covers the
 /// temperature difference between when it was written and now.
@@ -73,6 +75,9 @@ pub struct Discipline {
     spike_since: Option<NtpTimestamp>,
     /// The start-up frequency measurement while it lasts (state FREQ).
     hold: Option<Hold>,
+    /// After an immediate first correction (iburst, a drift file): when it was made, while the
+    /// frequency is still being learned and sources should poll early.
+    learning_since: Option<NtpTimestamp>,
     outliers: u32,
     /// Measurements the filter has used since start-up.
     accepted: u32,
@@ -108,6 +113,7 @@ impl Discipline {
             last_used: None,
             spike_since: None,
             hold: None,
+            learning_since: None,
             outliers: 0,
             accepted: 0,
             poll: PollControl::new(params.minpoll, params.maxpoll),
@@ -234,6 +240,12 @@ impl Discipline {
         self.hold.is_some() || (self.kalman.is_none() && self.hold_applies())
     }
 
+    /// Whether sources should poll at half their interval: the clock was corrected at once
+    /// (iburst, a drift file) on a frequency that cannot yet predict it to the next poll.
+    pub fn learning_frequency(&self) -> bool {
+        self.learning_since.is_some()
+    }
+
     fn hold_applies(&self) -> bool {
         self.params.frequency_hold
             && !self.params.one_shot
@@ -289,6 +301,8 @@ impl Discipline {
             self.offset = obs.offset;
             if self.hold_applies() {
                 self.hold = Some(Hold::new(at));
+            } else if !self.params.one_shot {
+                self.learning_since = Some(at);
             }
             return Ok(if self.params.one_shot {
                 self.state = State::Done;
@@ -329,6 +343,7 @@ impl Discipline {
                 self.hold = Some(Hold::new(self.steering.next_timeout().unwrap_or(time)));
                 self.state = State::Frequency;
             } else {
+                self.learning_since = Some(time);
                 self.state = State::Sync;
             }
             Update::Slewed { offset, phase }
@@ -401,14 +416,17 @@ impl Discipline {
             let now = clock.now();
             drift_phase = hold.move_reference(now, self.steering.next_timeout().is_none());
             hold.drift = self.steering.base() - k.freq;
-            let horizon = 2f64.powi(i32::from(self.params.minpoll));
-            let known = k.offset_sigma_after(horizon) <= HOLD_PREDICTION_LIMIT;
-            if !known && seconds_between(now, hold.deadline()) < 0.0 {
+            if self.predicts_poorly(&k) && seconds_between(now, hold.deadline()) < 0.0 {
                 self.hold = Some(hold);
                 return Ok(Update::Measuring { phase: drift_phase });
             }
             self.hold = None;
             self.state = State::Sync;
+        }
+        if let Some(since) = self.learning_since
+            && (!self.predicts_poorly(&k) || seconds_between(time, since) >= START_UP_SPAN)
+        {
+            self.learning_since = None;
         }
         let old_base = self.steering.base();
         let (offset, phase) = self.steer(clock)?;
@@ -436,6 +454,13 @@ impl Discipline {
         self.steering.prune(k.time);
         self.offset = at_now.offset;
         Ok((at_now.offset, committed))
+    }
+
+    /// Whether `k` cannot yet predict the offset one minpoll interval ahead to
+    /// [`PREDICTION_LIMIT`] (the wander left out: it is the frequency that is being learned).
+    fn predicts_poorly(&self, k: &Kalman) -> bool {
+        let horizon = 2f64.powi(i32::from(self.params.minpoll));
+        k.offset_sigma_after(horizon) > PREDICTION_LIMIT
     }
 
     fn after_step(&mut self, at: NtpTimestamp) {
@@ -495,7 +520,7 @@ impl Hold {
 
     /// When the clock is corrected with whatever is known by then.
     fn deadline(&self) -> NtpTimestamp {
-        self.since + NtpDuration::from_seconds_f64(HOLD_MAX)
+        self.since + NtpDuration::from_seconds_f64(START_UP_SPAN)
     }
 }
 
