@@ -197,13 +197,15 @@ impl Default for Fitness {
     }
 }
 
-/// A phase slew the discipline has committed and is still carrying out
-/// (`Discipline::pending_slew`). Stored samples are moved by a slew's whole phase when it is
-/// committed; a sample measured while it runs has seen only part of it, and is stored as of the
-/// slew's end by subtracting the rest.
+/// A phase slew the discipline has committed and is still carrying out, and the clock's own
+/// drift while the discipline measures its frequency (`Discipline::pending_slew`). Stored
+/// samples are moved by a slew's whole phase when it is committed; a sample measured while it
+/// runs has seen only part of it, and is stored as of the slew's end by subtracting the rest.
+/// While the clock drifts uncorrected, samples are stored as of `end` the same way.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PendingSlew {
-    /// Local time at which the slew ends.
+    /// Local time at which the slew ends (with no slew: the discipline's last update), the
+    /// instant stored samples refer to.
     pub end: NtpTimestamp,
     /// Phase the slew adds per second of local time (positive: the clock moves forward), s/s.
     pub rate: f64,
@@ -215,7 +217,9 @@ pub struct PendingSlew {
 }
 
 impl PendingSlew {
-    /// The phase the slew still adds after local time `at`, seconds.
+    /// The phase the clock still gains between local time `at` and `end`, seconds: what the
+    /// slew has left to do, plus the drift over that span (negative for `at` after `end`, so a
+    /// sample measured later is brought back to `end`).
     pub fn remaining_after(&self, at: NtpTimestamp) -> f64 {
         let until_end = (self.end - at).to_seconds_f64();
         let phase = self.rate * until_end.max(0.0) + self.drift * until_end;

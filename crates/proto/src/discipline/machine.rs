@@ -4,6 +4,7 @@
 
 use super::kalman::Kalman;
 use super::poll::PollControl;
+use super::startup::{Hold, START_UP_SPAN, predicts_poorly};
 use super::steer::Steering;
 use super::{
     DisciplineParams, Ignored, MAX_FREQUENCY_PPM, Observation, Readout, State, Update, ppm,
@@ -17,17 +18,6 @@ use crate::time::{NtpDuration, NtpTimestamp};
 /// update then attributes the offset change almost entirely to frequency, like ntpd's FREQ
 /// state but without its 300 s wait.
 const UNKNOWN_FREQUENCY_SIGMA: f64 = MAX_FREQUENCY_PPM * 1e-6;
-
-/// The frequency counts as learned once the filter predicts the offset one minpoll interval
-/// ahead to within this (one σ), seconds: then a correction keeps the clock well inside the
-/// 150 µs that a quartz and a LAN path allow until the next poll. Until then the start-up
-/// measurement holds the clock, or (after an immediate correction) sources poll early.
-const PREDICTION_LIMIT: f64 = 80e-6;
-
-/// Longest span after the first correction in which the frequency is measured or polls come
-/// early, seconds: two polls at minpoll 6 and their bursts fit, and the clock is corrected
-/// within two minutes of start-up. A path too noisy for [`PREDICTION_LIMIT`] gets no more.
-const START_UP_SPAN: f64 = 100.0;
 
 /// Frequency uncertainty (one σ) of a drift file's value, s/s: a few ppm covers the
 /// temperature difference between when it was written and now.
@@ -456,11 +446,8 @@ impl Discipline {
         Ok((at_now.offset, committed))
     }
 
-    /// Whether `k` cannot yet predict the offset one minpoll interval ahead to
-    /// [`PREDICTION_LIMIT`] (the wander left out: it is the frequency that is being learned).
     fn predicts_poorly(&self, k: &Kalman) -> bool {
-        let horizon = 2f64.powi(i32::from(self.params.minpoll));
-        k.offset_sigma_after(horizon) > PREDICTION_LIMIT
+        predicts_poorly(k, self.params.minpoll)
     }
 
     fn after_step(&mut self, at: NtpTimestamp) {
@@ -483,44 +470,6 @@ impl Discipline {
             self.params.step_back
         };
         threshold.is_some_and(|t| offset.abs() > t.to_seconds_f64())
-    }
-}
-
-/// The start-up frequency measurement (ntpd's FREQ state): the clock keeps the frequency it
-/// had while the filter learns the true one.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Hold {
-    /// When it began (the first correction), local time.
-    since: NtpTimestamp,
-    /// The local time stored samples are referred to (`PendingSlew::end`).
-    reference: NtpTimestamp,
-    /// The phase the clock gains per second on its own, as estimated, s/s.
-    drift: f64,
-}
-
-impl Hold {
-    fn new(at: NtpTimestamp) -> Self {
-        Self {
-            since: at,
-            reference: at,
-            drift: 0.0,
-        }
-    }
-
-    /// Refers stored samples to `now` instead of the old reference, unless a slew is still
-    /// `running` (they stay referred to its end); returns the phase that moves them.
-    fn move_reference(&mut self, now: NtpTimestamp, free: bool) -> f64 {
-        if !free {
-            return 0.0;
-        }
-        let phase = self.drift * seconds_between(now, self.reference);
-        self.reference = now;
-        phase
-    }
-
-    /// When the clock is corrected with whatever is known by then.
-    fn deadline(&self) -> NtpTimestamp {
-        self.since + NtpDuration::from_seconds_f64(START_UP_SPAN)
     }
 }
 

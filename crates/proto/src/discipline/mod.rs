@@ -41,6 +41,7 @@ mod hold_tests;
 mod kalman;
 mod machine;
 mod poll;
+mod startup;
 mod steer;
 #[cfg(test)]
 mod tests;
