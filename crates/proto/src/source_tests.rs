@@ -62,6 +62,27 @@ fn poll(s: &mut Source, now: u64, rng: &mut Counter) -> Option<[u8; 48]> {
     Some(out)
 }
 
+/// If a poll is due at monotonic second `now`: sends it at local time `t1`, answers it from a
+/// server `offset` ahead over `delay`, checks that the reply became a sample, and returns when
+/// it arrived.
+fn exchange(
+    s: &mut Source,
+    rng: &mut Counter,
+    now: u64,
+    t1: f64,
+    offset: f64,
+    delay: f64,
+) -> Option<NtpTimestamp> {
+    let req = poll(s, now, rng)?;
+    s.handle_sent(ts(t1));
+    let (rep, t4) = reply_to(&req, t1, offset, delay);
+    assert!(matches!(
+        s.handle_response(t4, &rep, 1e-7),
+        Outcome::Sample(_)
+    ));
+    Some(t4)
+}
+
 #[test]
 fn requests_carry_a_random_nonce_and_nothing_else() {
     let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
@@ -274,13 +295,7 @@ fn while_the_frequency_is_measured_every_poll_is_a_burst_of_six() {
     let mut times = Vec::new();
     let mut t = 0;
     while t < 400 && times.len() < 14 {
-        if let Some(req) = poll(&mut s, t, &mut rng) {
-            s.handle_sent(ts(t as f64));
-            let (rep, t4) = reply_to(&req, t as f64, 0.0, 0.001);
-            assert!(matches!(
-                s.handle_response(t4, &rep, 1e-7),
-                Outcome::Sample(_)
-            ));
+        if exchange(&mut s, &mut rng, t, t as f64, 0.0, 0.001).is_some() {
             times.push(t);
             if times.len() == 12 {
                 s.set_frequency_burst(false);
@@ -309,10 +324,7 @@ fn while_the_frequency_is_learned_polls_come_at_half_the_interval() {
     while t < 400 && times.len() < 4 {
         // The setting applies from the next poll scheduled.
         s.set_early_polls(times.len() < 2);
-        if let Some(req) = poll(&mut s, t, &mut rng) {
-            s.handle_sent(ts(t as f64));
-            let (rep, t4) = reply_to(&req, t as f64, 0.0, 0.001);
-            let _ = s.handle_response(t4, &rep, 1e-7);
+        if exchange(&mut s, &mut rng, t, t as f64, 0.0, 0.001).is_some() {
             times.push(t);
         }
         t += 1;
@@ -335,13 +347,7 @@ fn while_the_frequency_is_measured_samples_are_stored_as_of_the_last_update() {
         drift: 1e-4,
     };
     s.apply_clock_correction(0.0, Some(drift));
-    let req = poll(&mut s, 0, &mut rng).unwrap();
-    s.handle_sent(ts(30.0));
-    let (rep, t4) = reply_to(&req, 30.0, -0.005, 0.0004);
-    assert!(matches!(
-        s.handle_response(t4, &rep, 1e-7),
-        Outcome::Sample(_)
-    ));
+    let t4 = exchange(&mut s, &mut rng, 0, 30.0, -0.005, 0.0004).expect("a poll is due");
     let stored = s.filter().stages(t4)[0].1;
     assert!(
         (stored - (-0.005 + 1e-4 * 20.0002)).abs() < 1e-8,
@@ -471,13 +477,7 @@ fn a_sample_measured_during_a_slew_is_stored_as_of_the_slews_end() {
         drift: 0.0,
     };
     s.apply_clock_correction(0.0, Some(slew));
-    let req = poll(&mut s, 0, &mut rng).unwrap();
-    s.handle_sent(ts(9.0));
-    let (rep, t4) = reply_to(&req, 9.0, -0.03, 0.0004);
-    assert!(matches!(
-        s.handle_response(t4, &rep, 1e-7),
-        Outcome::Sample(_)
-    ));
+    let t4 = exchange(&mut s, &mut rng, 0, 9.0, -0.03, 0.0004).expect("a poll is due");
     // Measured at the exchange's midpoint, 9.0002 s: 0.9998 s of the slew were still to come.
     let stored = s.filter().stages(t4)[0].1;
     assert!((stored - (-0.03 + 0.05 * 0.9998)).abs() < 1e-6, "{stored}");
@@ -486,13 +486,7 @@ fn a_sample_measured_during_a_slew_is_stored_as_of_the_slews_end() {
     assert!((s.latest_sample().unwrap().offset + 0.03).abs() < 1e-6);
     // Once the slew is over (or after a step), samples are stored as measured.
     s.reset_filter();
-    let req = poll(&mut s, 100, &mut rng).unwrap();
-    s.handle_sent(ts(9.5));
-    let (rep, t4) = reply_to(&req, 9.5, -0.03, 0.0004);
-    assert!(matches!(
-        s.handle_response(t4, &rep, 1e-7),
-        Outcome::Sample(_)
-    ));
+    let t4 = exchange(&mut s, &mut rng, 100, 9.5, -0.03, 0.0004).expect("a poll is due");
     assert!((s.filter().stages(t4)[0].1 + 0.03).abs() < 1e-6);
 }
 

@@ -87,10 +87,19 @@ fn config(server_port: u16) -> String {
     )
 }
 
-#[test]
-fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisecond() {
-    let upstream = Peer::chronyd_on_loopback(2);
-    let ntpd = Ntpd::start(&config(upstream.port()), "simulated:0.5:30");
+/// The drift file holds `ppm` within 2 ppm.
+fn assert_drift_near(drift: Option<&str>, ppm: f64, log: &str) {
+    let drift: f64 = drift
+        .unwrap_or_else(|| panic!("no drift file:\n{log}"))
+        .trim()
+        .parse()
+        .expect("drift file holds a number");
+    assert!((drift - ppm).abs() < 2.0, "drift file says {drift} ppm");
+}
+
+/// Waits until `ntpd` serves stratum 3, lets the frequency settle over a few polls (2 s apart),
+/// then measures the served time with a real client (chronyd -Q).
+fn assert_served_within_a_millisecond(ntpd: &Ntpd) {
     let client = SntpClient::new(ntpd.addr());
     let synced = eventually(Duration::from_secs(30), || {
         client
@@ -98,7 +107,6 @@ fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisec
             .is_ok_and(|r| r.header.stratum == 3)
     });
     assert!(synced, "never served stratum 3:\n{}", ntpd.log());
-    // Let the frequency settle over a few polls (2 s apart), then measure with a real client.
     thread::sleep(Duration::from_secs(20));
     let q = support::peers::chronyd_query(ntpd.addr());
     let last = q
@@ -112,6 +120,13 @@ fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisec
         last.offset,
         ntpd.log()
     );
+}
+
+#[test]
+fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisecond() {
+    let upstream = Peer::chronyd_on_loopback(2);
+    let ntpd = Ntpd::start(&config(upstream.port()), "simulated:0.5:30");
+    assert_served_within_a_millisecond(&ntpd);
     let (log, drift) = ntpd.stop();
     let step: f64 = log
         .lines()
@@ -126,12 +141,7 @@ fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisec
         .unwrap_or_else(|| panic!("the 0.5 s start error was not stepped:\n{log}"));
     assert!((step + 0.5).abs() < 0.01, "stepped by {step} s");
     // The clock runs 30 ppm fast, so the correction is about -30 ppm.
-    let drift: f64 = drift
-        .unwrap_or_else(|| panic!("no drift file:\n{log}"))
-        .trim()
-        .parse()
-        .expect("drift file holds a number");
-    assert!((drift + 30.0).abs() < 2.0, "drift file says {drift} ppm");
+    assert_drift_near(drift.as_deref(), -30.0, &log);
 }
 
 #[test]
@@ -197,24 +207,7 @@ fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
     );
     // The drift file does not exist yet, so the frequency is unknown.
     let ntpd = Ntpd::start(&config, "simulated:0.05:30");
-    let client = SntpClient::new(ntpd.addr());
-    let synced = eventually(Duration::from_secs(30), || {
-        client
-            .query(ntpd.addr(), 4)
-            .is_ok_and(|r| r.header.stratum == 3)
-    });
-    assert!(synced, "never served stratum 3:\n{}", ntpd.log());
-    thread::sleep(Duration::from_secs(20));
-    let q = support::peers::chronyd_query(ntpd.addr());
-    let last = q
-        .measurements
-        .last()
-        .unwrap_or_else(|| panic!("chronyd measured nothing:\n{}", q.output));
-    assert!(
-        last.offset.abs() < 1e-3,
-        "served time is {} s off",
-        last.offset
-    );
+    assert_served_within_a_millisecond(&ntpd);
     let (log, drift) = ntpd.stop();
     let started = log
         .find("measuring the clock frequency")
@@ -224,10 +217,5 @@ fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
         .unwrap_or_else(|| panic!("the measurement never ended:\n{log}"));
     assert!(started < measured, "{log}");
     assert!(!log.contains("clock stepped"), "50 ms is slewed:\n{log}");
-    let drift: f64 = drift
-        .unwrap_or_else(|| panic!("no drift file:\n{log}"))
-        .trim()
-        .parse()
-        .expect("drift file holds a number");
-    assert!((drift + 30.0).abs() < 2.0, "drift file says {drift} ppm");
+    assert_drift_near(drift.as_deref(), -30.0, &log);
 }
