@@ -1,11 +1,11 @@
 //! The tests themselves cannot change the machine's clock: every NTP program they start lacks
-//! CAP_SYS_TIME.
+//! CAP_SYS_TIME. And `ntpd -u` really gives up root.
 
 use std::time::Duration;
 
 use crate::support::netns::Netns;
 use crate::support::process::{notime, output_within};
-use crate::support::{Daemon, LOCAL_CLOCK_CONFIG};
+use crate::support::{Daemon, LOCAL_CLOCK_CONFIG, LOCAL_CLOCK_STRATUM, SntpClient};
 
 /// Bit of CAP_SYS_TIME in the capability masks of /proc/PID/status.
 const CAP_SYS_TIME: u64 = 1 << 25;
@@ -34,6 +34,65 @@ fn daemon_under_test_runs_without_cap_sys_time() {
             assert_no_sys_time(&status, &format!("ntpd thread {:?}", task.file_name()));
         }
     }
+}
+
+#[test]
+fn dash_u_runs_every_thread_as_that_user_with_nothing_but_the_right_to_bind() {
+    let (uid, gid) = passwd_ids("nobody");
+    let ntpd = Daemon::start_with(LOCAL_CLOCK_CONFIG, &["-u", "nobody"]);
+    // Still serving, from the sockets it opened as root.
+    let reply = SntpClient::new(ntpd.addr_v4())
+        .query(ntpd.addr_v4(), 4)
+        .expect("ntpd -u answers");
+    assert_eq!(reply.header.stratum, LOCAL_CLOCK_STRATUM);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", ntpd.pid())).expect("tasks");
+    let mut seen = 0;
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        let who = format!("ntpd thread {:?}", task.file_name());
+        seen += 1;
+        for (field, id) in [("Uid", uid), ("Gid", gid)] {
+            let ids: Vec<u32> = field_of(&status, field)
+                .split_whitespace()
+                .map(|v| v.parse().expect("an id"))
+                .collect();
+            assert_eq!(ids, [id; 4], "{who}: {field} (real, effective, saved, fs)");
+        }
+        // --clock none: CAP_NET_BIND_SERVICE (10) only, not even CAP_SYS_TIME.
+        for set in ["CapPrm", "CapEff"] {
+            let mask = u64::from_str_radix(field_of(&status, set), 16).expect("a mask");
+            assert_eq!(mask, 1 << 10, "{who}: {set}");
+        }
+        assert_eq!(field_of(&status, "NoNewPrivs"), "1", "{who}");
+    }
+    assert!(seen >= 2, "ntpd runs its server threads too ({seen} seen)");
+    let log = ntpd.log();
+    assert!(log.contains("running as nobody"), "{log}");
+}
+
+/// The uid and primary gid of `user` in /etc/passwd.
+fn passwd_ids(user: &str) -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split(':').collect();
+            (fields.first() == Some(&user))
+                .then(|| Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?)))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no user {user} in /etc/passwd"))
+}
+
+/// The value of `field` in a /proc status file, trimmed.
+fn field_of<'a>(status: &'a str, field: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {field} in\n{status}"))
 }
 
 /// CAP_SYS_TIME is in neither the bounding, effective, permitted, inheritable nor ambient set.

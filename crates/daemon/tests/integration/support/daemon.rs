@@ -72,11 +72,16 @@ impl Daemon {
     /// Starts `ntpd` with `config` on host loopback at a free port and waits until it answers a
     /// request on 127.0.0.1.
     pub(crate) fn start(config: impl AsRef<[u8]>) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// As [`Self::start`], with `args` added to ntpd's command line.
+    pub(crate) fn start_with(config: impl AsRef<[u8]>, args: &[&str]) -> Self {
         let config = config.as_ref();
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            let mut daemon = Self::spawn(config, Some(port), None);
+            let mut daemon = Self::spawn(config, Some(port), None, args);
             let server = daemon.addr_v4();
             let client = SntpClient::new(server);
             let answered = daemon.wait_ready(|| client.query(server, 4).is_ok());
@@ -97,7 +102,7 @@ impl Daemon {
     /// Starts `ntpd` with `config` inside `ns` on port 123 and waits until it answers a request on
     /// 127.0.0.1 in there.
     pub(crate) fn start_in(ns: &Netns, config: impl AsRef<[u8]>) -> Self {
-        let mut daemon = Self::spawn(config.as_ref(), None, Some(ns));
+        let mut daemon = Self::spawn(config.as_ref(), None, Some(ns), &[]);
         let probe_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 123));
         if !daemon.wait_ready(|| peers::probe_in(ns, probe_addr, PROBE_TIMEOUT).is_some()) {
             panic!(
@@ -128,7 +133,7 @@ impl Daemon {
         (out.status, text, path)
     }
 
-    fn spawn(config: &[u8], port: Option<u16>, ns: Option<&Netns>) -> Self {
+    fn spawn(config: &[u8], port: Option<u16>, ns: Option<&Netns>, args: &[&str]) -> Self {
         let dir = TempDir::new("ntpd");
         let config_path = dir.write("ntp.conf", config);
         let log_path = dir.path().join("ntpd.log");
@@ -139,7 +144,8 @@ impl Daemon {
         cmd.arg("-n")
             .arg("-c")
             .arg(&config_path)
-            .args(["--clock", "none"]);
+            .args(["--clock", "none"])
+            .args(args);
         if let Some(port) = port {
             cmd.args(["--port", &port.to_string()]);
         }
