@@ -1,0 +1,89 @@
+//! What the system process tells its driver: typed events to log or act on, and what it serves.
+
+use std::string::String;
+
+use super::process::SourceId;
+
+/// What the server is serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// Following this source, the system peer (served as unsynchronised until the discipline
+    /// has the clock in hand).
+    Peer(SourceId),
+    /// The local clock driver or orphan mode stands in for upstream sources.
+    Fallback,
+    /// Nothing to serve: unsynchronised.
+    Unsynchronized,
+}
+
+/// Something the system process did that its driver may log or must act on, in the order it
+/// happened (`System::poll_event`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A selection round ran with the start-up gate open: every source's tally and selection
+    /// input (`System::sources`) and the system peer are new.
+    Selected,
+    /// This source's newest sample went to the discipline.
+    Fed(SourceId),
+    /// The discipline corrected the clock: a new frequency and a phase slew.
+    Slewed {
+        /// The offset being slewed out, seconds.
+        offset: f64,
+    },
+    /// The clock was stepped; every source's filter was reset and the start-up gate applies
+    /// again.
+    Stepped {
+        /// The step, seconds (positive: forward).
+        offset: f64,
+    },
+    /// An offset beyond the step threshold that has not persisted for the stepout yet: the
+    /// sample was set aside.
+    Spike {
+        /// The measured offset, seconds.
+        offset: f64,
+    },
+    /// The offset exceeds the panic threshold and the panic gate is closed: nothing was done,
+    /// and the daemon must exit.
+    Panic {
+        /// The measured offset, seconds.
+        offset: f64,
+        /// The panic threshold, seconds.
+        threshold: f64,
+    },
+    /// `-q` set the clock (or started the slew that sets it): report it and exit once
+    /// `System::one_shot_finished`.
+    OneShot {
+        /// The correction, seconds.
+        offset: f64,
+        /// Whether the clock was stepped.
+        stepped: bool,
+    },
+    /// `-q` with no clock to steer: the offset selection found; the driver reports it and
+    /// exits.
+    OneShotUnsteered {
+        /// θ_sys, seconds.
+        offset: f64,
+    },
+    /// The phase was corrected; the frequency is now measured before anything else is done
+    /// (ntpd's FREQ state).
+    MeasuringFrequency,
+    /// The start-up frequency measurement ended and the whole estimate is being applied.
+    FrequencyMeasured {
+        /// The frequency correction, ppm.
+        frequency_ppm: f64,
+        /// The offset being slewed out, seconds.
+        offset: f64,
+    },
+    /// The clock refused a command (no CAP_SYS_TIME, say). With `-q` nothing more is tried.
+    ClockFailed {
+        /// The clock's error, as text.
+        error: String,
+    },
+    /// What the server serves changed.
+    ServingChanged {
+        /// Before.
+        from: Serving,
+        /// Now.
+        to: Serving,
+    },
+}

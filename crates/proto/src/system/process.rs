@@ -1,0 +1,647 @@
+//! [`System`]: the sources, selection, the start-up gate, the discipline and the fallback, as one
+//! sans-IO state machine. See the module documentation of [`super`] for the call order.
+
+use core::net::IpAddr;
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::string::ToString;
+use std::vec::Vec;
+
+use super::event::{Event, Serving};
+use super::served::SystemState;
+use crate::clock::Clock;
+use crate::discipline::{
+    Discipline, DisciplineParams, Observation, State, Update, sources_settled,
+};
+use crate::fallback::Fallback;
+use crate::packet::{HEADER_LEN, Leap};
+use crate::select::{Candidate, SelectParams, Selection, Standing, Tally, select};
+use crate::source::{Fitness, Outcome, PendingSlew, Source, SourceParams};
+use crate::sync::{PollAdapter, SystemPeer, follow, leap_majority};
+use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
+
+/// With upstream servers configured, how long the local clock driver waits before standing in
+/// for them at start-up, so that clients are not served an undisciplined clock during the first
+/// polls.
+pub const LOCAL_CLOCK_GRACE: Duration = Duration::from_secs(60);
+
+/// The driver's name for a source: the daemon uses its association id (what ntpq shows), the
+/// simulator a counter. Unique among the sources a [`System`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceId(pub u32);
+
+/// One association as configured (a `server` line, a pool member, a command-line server).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceSpec {
+    /// Polling and protocol settings.
+    pub params: SourceParams,
+    /// The server's address, which becomes the reference id while it is the system peer
+    /// (`None`: the server's own reference id is passed on).
+    pub address: Option<IpAddr>,
+    /// `prefer`.
+    pub prefer: bool,
+    /// `noselect`: polled and shown, never selected.
+    pub noselect: bool,
+    /// `true`: always survives selection and clustering.
+    pub truechimer: bool,
+}
+
+/// How the system process is configured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SystemParams {
+    /// `tos minclock`, `maxclock`, `minsane`.
+    pub select: SelectParams,
+    /// `tos mindist`, `maxdist`, `floor`, `ceiling`.
+    pub fitness: Fitness,
+    /// The discipline's settings; `None` when no clock is steered (`--clock none`): then the
+    /// poll follows RFC 5905's poll adaptation and nothing is fed anywhere.
+    pub discipline: Option<DisciplineParams>,
+    /// The smallest and largest poll exponent of the associations (`ntpq`'s `mintc`, and the
+    /// range of the poll adaptation without a discipline).
+    pub poll_range: (i8, i8),
+    /// What to serve without a system peer.
+    pub fallback: Fallback,
+    /// Whether upstream associations are configured at all (the local clock driver then waits
+    /// [`LOCAL_CLOCK_GRACE`] for them at start-up).
+    pub upstream_configured: bool,
+    /// The local clock's precision.
+    pub precision: Log2Seconds,
+    /// `-q`: stop after the first correction (without a discipline: after the first offset).
+    pub one_shot: bool,
+}
+
+/// What ntpq's system variables show (`rv 0`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SystemReadout {
+    /// `offset`: the discipline's offset at its last update (without one: θ_sys), seconds.
+    pub offset: f64,
+    /// `sys_jitter`: Ψ of the last selection, seconds.
+    pub jitter: f64,
+    /// `frequency`, ppm.
+    pub frequency_ppm: f64,
+    /// `clk_jitter`, seconds.
+    pub clk_jitter: f64,
+    /// `clk_wander`, ppm.
+    pub clk_wander_ppm: f64,
+    /// `tc`: the system poll exponent.
+    pub poll: i8,
+    /// `mintc`: the smallest poll exponent.
+    pub min_poll: i8,
+    /// The discipline's state, if a clock is steered.
+    pub state: Option<State>,
+}
+
+/// One source as the driver sees it (`System::sources`).
+#[derive(Debug, Clone, Copy)]
+pub struct SourceView<'a> {
+    /// Its id.
+    pub id: SourceId,
+    /// The core's per-association state.
+    pub source: &'a Source,
+    /// How it was configured.
+    pub spec: &'a SourceSpec,
+    /// Its tally in the last selection round.
+    pub tally: Tally,
+    /// What it offered to the last selection round with the start-up gate open.
+    pub input: Option<Candidate>,
+}
+
+/// What a round has to work with: whether a new sample arrived, and whether it gave a new
+/// filter estimate (the undisciplined poll adaptation counts only those).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fresh {
+    Nothing,
+    Sample,
+    Estimate,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: SourceId,
+    spec: SourceSpec,
+    source: Source,
+    tally: Tally,
+    input: Option<Candidate>,
+    /// Sample time (T4) of the last sample of this source given to the discipline.
+    fed: Option<NtpTimestamp>,
+}
+
+/// The system process. See the [module documentation](super) for the call order.
+#[derive(Debug)]
+pub struct System {
+    params: SystemParams,
+    entries: Vec<Entry>,
+    discipline: Option<Discipline>,
+    /// RFC 5905 poll adaptation, used when no clock is steered.
+    poll: PollAdapter,
+    system_peer: Option<SourceId>,
+    /// The slew last handed to the sources, for sources added while it runs.
+    pending_slew: Option<PendingSlew>,
+    /// θ_sys and Ψ of the last round that did not serve the fallback.
+    offset: f64,
+    jitter: f64,
+    served: SystemState,
+    serving: Serving,
+    started: MonoTime,
+    last_synced: Option<MonoTime>,
+    one_shot_done: bool,
+    events: VecDeque<Event>,
+}
+
+impl System {
+    /// A system process with no sources yet, started at `now`.
+    pub fn new(params: SystemParams, now: MonoTime) -> Self {
+        let (minpoll, maxpoll) = params.poll_range;
+        Self {
+            params,
+            entries: Vec::new(),
+            discipline: params.discipline.map(Discipline::new),
+            poll: PollAdapter::new(minpoll, maxpoll),
+            system_peer: None,
+            pending_slew: None,
+            offset: 0.0,
+            jitter: 0.0,
+            served: SystemState::unsynchronized(params.precision),
+            serving: Serving::Unsynchronized,
+            started: now,
+            last_synced: None,
+            one_shot_done: false,
+            events: VecDeque::new(),
+        }
+    }
+
+    // Sources: adding, removing, reading.
+
+    /// Adds a source whose first poll is due at `first_poll`. It starts with the polling the
+    /// discipline wants now (bursts, early polls) and knows of the slew under way. Returns
+    /// `false`, changing nothing, if `id` is taken.
+    pub fn add_source(&mut self, id: SourceId, spec: SourceSpec, first_poll: MonoTime) -> bool {
+        if self.entries.iter().any(|e| e.id == id) {
+            return false;
+        }
+        let mut source = Source::new(spec.params, first_poll);
+        source.apply_clock_correction(0.0, self.pending_slew);
+        if let Some(d) = self.discipline.as_ref() {
+            source.set_frequency_burst(d.measuring_frequency());
+            source.set_early_polls(d.learning_frequency());
+        }
+        self.entries.push(Entry {
+            id,
+            spec,
+            source,
+            tally: Tally::Reject,
+            input: None,
+            fed: None,
+        });
+        true
+    }
+
+    /// Removes a source (a configuration reload, a retired pool member) and returns it; every
+    /// other source keeps its state. A removed system peer is forgotten: the next round picks
+    /// another.
+    pub fn remove_source(&mut self, id: SourceId) -> Option<Source> {
+        let pos = self.entries.iter().position(|e| e.id == id)?;
+        if self.system_peer == Some(id) {
+            self.system_peer = None;
+        }
+        Some(self.entries.remove(pos).source)
+    }
+
+    /// One source's core state.
+    pub fn source(&self, id: SourceId) -> Option<&Source> {
+        self.entry(id).map(|e| &e.source)
+    }
+
+    /// Every source, in the order they were added.
+    pub fn sources(&self) -> impl Iterator<Item = SourceView<'_>> {
+        self.entries.iter().map(|e| SourceView {
+            id: e.id,
+            source: &e.source,
+            spec: &e.spec,
+            tally: e.tally,
+            input: e.input,
+        })
+    }
+
+    /// The system peer of the last round, if any (none while the start-up gate is closed).
+    pub fn system_peer(&self) -> Option<SourceId> {
+        self.system_peer
+    }
+
+    // Inputs.
+
+    /// The earliest time a source wants to send.
+    pub fn poll_timeout(&self) -> Option<MonoTime> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.source.poll_timeout())
+            .min()
+    }
+
+    /// If source `id`'s poll is due at `now`, writes its request into `out` and returns its
+    /// length (`Source::poll_transmit`).
+    pub fn poll_transmit(
+        &mut self,
+        id: SourceId,
+        now: MonoTime,
+        random: &mut impl FnMut() -> u64,
+        out: &mut [u8; HEADER_LEN],
+    ) -> Option<usize> {
+        self.entry_mut(id)?.source.poll_transmit(now, random, out)
+    }
+
+    /// Records when source `id`'s request left, local time (T1).
+    pub fn handle_sent(&mut self, id: SourceId, t1: NtpTimestamp) {
+        if let Some(e) = self.entry_mut(id) {
+            e.source.handle_sent(t1);
+        }
+    }
+
+    /// A datagram for source `id` that arrived at local time `t4` (`precision`: the local
+    /// clock's, seconds). A good reply runs a selection round that feeds the discipline, which
+    /// may steer `clock`. Returns what the source made of it (`None`: no such source).
+    pub fn handle_response<C: Clock>(
+        &mut self,
+        id: SourceId,
+        t4: NtpTimestamp,
+        datagram: &[u8],
+        precision: f64,
+        clock: &mut C,
+        now: MonoTime,
+    ) -> Option<Outcome> {
+        let outcome = self
+            .entry_mut(id)?
+            .source
+            .handle_response(t4, datagram, precision);
+        if let Outcome::Sample(estimate) = outcome {
+            let fresh = if estimate.is_some() {
+                Fresh::Estimate
+            } else {
+                Fresh::Sample
+            };
+            self.round(clock, now, fresh);
+        }
+        Some(outcome)
+    }
+
+    /// When [`Self::handle_timeout`] is due, as a time of the disciplined clock (the end of a
+    /// slew or of the start-up frequency measurement).
+    pub fn clock_timeout(&self) -> Option<NtpTimestamp> {
+        self.discipline.as_ref().and_then(Discipline::next_timeout)
+    }
+
+    /// Runs the discipline's timer if the clock has reached [`Self::clock_timeout`], and hands
+    /// the phase it commits to every source.
+    ///
+    /// The sources' start-up polling (bursts, early polls) is not changed here but at the next
+    /// selection round: when the frequency measurement ends at its deadline, a poll that falls
+    /// before the next good reply is still a burst, which is what a measurement cut short
+    /// needs (with 30 % loss, scenario (d) of the accuracy benchmark is on target in 4 more
+    /// runs of 200 than when the bursts stop at once).
+    pub fn handle_timeout<C: Clock>(&mut self, clock: &mut C) {
+        let Some(d) = self.discipline.as_mut() else {
+            return;
+        };
+        let measuring = d.readout().state == State::Frequency;
+        match d.handle_timeout(clock) {
+            Ok(phase) => self.correct_sources(phase),
+            Err(e) => self.events.push_back(Event::ClockFailed {
+                error: e.to_string(),
+            }),
+        }
+        self.after_discipline(measuring);
+    }
+
+    /// A selection round without a new sample: sources that fell silent or grew too far leave
+    /// selection, and the served state (root dispersion, the fallback) follows time.
+    pub fn refresh<C: Clock>(&mut self, clock: &mut C, now: MonoTime) {
+        self.round(clock, now, Fresh::Nothing);
+    }
+
+    // Outputs.
+
+    /// The next thing that happened, oldest first.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// What the server claims now: stratum, reference, root delay and dispersion, leap.
+    pub fn served_state(&self) -> SystemState {
+        self.served
+    }
+
+    /// Whether it serves a system peer, the fallback, or nothing.
+    pub fn serving(&self) -> Serving {
+        self.serving
+    }
+
+    /// The values of ntpq's system variables.
+    pub fn readout(&self) -> SystemReadout {
+        let fallback = self.serving == Serving::Fallback;
+        let d = self.discipline.as_ref().map(Discipline::readout);
+        SystemReadout {
+            offset: match (fallback, d) {
+                (true, _) => 0.0,
+                (false, Some(r)) => r.offset,
+                (false, None) => self.offset,
+            },
+            jitter: if fallback { 0.0 } else { self.jitter },
+            frequency_ppm: d.map_or(0.0, |r| r.frequency_ppm),
+            clk_jitter: d.map_or(0.0, |r| r.clk_jitter),
+            clk_wander_ppm: d.map_or(0.0, |r| r.clk_wander_ppm),
+            poll: d.map_or_else(|| self.poll.poll(), |r| r.poll),
+            min_poll: self.params.poll_range.0,
+            state: d.map(|r| r.state),
+        }
+    }
+
+    /// The frequency to write to the drift file, ppm, once it is known well (see
+    /// `Discipline::drift_ppm`).
+    pub fn drift_ppm(&self) -> Option<f64> {
+        self.discipline.as_ref().and_then(Discipline::drift_ppm)
+    }
+
+    /// Whether `-q` is done: the clock was set and no slew runs any more.
+    pub fn one_shot_finished(&self) -> bool {
+        self.one_shot_done && self.clock_timeout().is_none()
+    }
+
+    /// The slew under way, if any.
+    pub fn pending_slew(&self) -> Option<PendingSlew> {
+        self.discipline.as_ref().and_then(Discipline::pending_slew)
+    }
+
+    /// θ_sys of the last selection round that did not serve the fallback, seconds.
+    pub fn combined_offset(&self) -> f64 {
+        self.offset
+    }
+
+    /// Whether the discipline has the clock in hand (always true when no clock is steered).
+    pub fn is_synchronized(&self) -> bool {
+        self.discipline
+            .as_ref()
+            .is_none_or(Discipline::is_synchronized)
+    }
+
+    // The round.
+
+    /// Selection, then the discipline, then what to serve.
+    fn round<C: Clock>(&mut self, clock: &mut C, now: MonoTime, fresh: Fresh) {
+        let now_ts = clock.now();
+        // At start-up and after a step there is no system peer until every source has had its
+        // chance to answer, so that the first to answer cannot set the clock alone.
+        let gate_open = !self.discipline.as_ref().is_some_and(|d| {
+            d.needs_all_sources() && !sources_settled(self.entries.iter().map(|e| &e.source))
+        });
+        let selection = self.select(now_ts, gate_open);
+        let peer = selection
+            .system_peer
+            .filter(|_| gate_open)
+            .and_then(|i| self.entries.get(i))
+            .and_then(|e| {
+                Some((
+                    e.id,
+                    SystemPeer {
+                        addr: e.spec.address,
+                        info: e.source.peer()?,
+                        estimate: e.source.estimate()?,
+                    },
+                ))
+            });
+        let (served, serving) = match peer {
+            Some((id, sys_peer)) => {
+                let leap = leap_majority(
+                    self.survivors()
+                        .filter_map(|e| e.source.peer())
+                        .map(|p| p.leap),
+                );
+                self.last_synced = Some(now);
+                let mut stepped = false;
+                if fresh != Fresh::Nothing {
+                    if self.discipline.is_some() {
+                        stepped = self.feed(clock, selection.jitter, leap);
+                    } else if fresh == Fresh::Estimate {
+                        let tc = self.poll.update(selection.offset, selection.jitter);
+                        for e in &mut self.entries {
+                            e.source.set_system_poll(tc);
+                        }
+                        if self.params.one_shot {
+                            self.events.push_back(Event::OneShotUnsteered {
+                                offset: selection.offset,
+                            });
+                        }
+                    }
+                }
+                let served = if stepped || !self.is_synchronized() {
+                    // Until the discipline has the clock in hand, clients are told so.
+                    SystemState::unsynchronized(self.params.precision)
+                } else {
+                    follow(&sys_peer, &selection, leap, self.params.precision)
+                };
+                (served, Serving::Peer(id))
+            }
+            None => match self.fallback_state(now_ts, now) {
+                Some(state) => (state, Serving::Fallback),
+                None => (
+                    SystemState::unsynchronized(self.params.precision),
+                    Serving::Unsynchronized,
+                ),
+            },
+        };
+        if serving != Serving::Fallback {
+            self.offset = selection.offset;
+            self.jitter = selection.jitter;
+        }
+        self.served = served;
+        if serving != self.serving {
+            self.events.push_back(Event::ServingChanged {
+                from: self.serving,
+                to: serving,
+            });
+            self.serving = serving;
+        }
+    }
+
+    /// Runs selection over every source at local time `now`, recording each tally. With the
+    /// start-up gate closed the tallies are only for show: the system peer stays as it was and
+    /// no round is announced.
+    fn select(&mut self, now: NtpTimestamp, gate_open: bool) -> Selection {
+        let fitness = self.params.fitness;
+        let system_peer = self.system_peer;
+        let inputs: Vec<Option<Candidate>> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let standing = Standing {
+                    noselect: e.spec.noselect,
+                    prefer: e.spec.prefer,
+                    truechimer: e.spec.truechimer,
+                    was_system_peer: system_peer == Some(e.id),
+                };
+                e.source.selection_input(now, &fitness, standing)
+            })
+            .collect();
+        let selection = select(&inputs, &self.params.select);
+        for ((e, tally), input) in self.entries.iter_mut().zip(&selection.tallies).zip(inputs) {
+            e.tally = *tally;
+            if gate_open {
+                e.input = input;
+            }
+        }
+        if gate_open {
+            self.system_peer = selection
+                .system_peer
+                .and_then(|i| self.entries.get(i))
+                .map(|e| e.id);
+            self.events.push_back(Event::Selected);
+        }
+        selection
+    }
+
+    /// Gives the discipline every survivor's newest sample it has not seen yet, oldest first,
+    /// and hands what it did to every source. Returns whether the clock was stepped.
+    fn feed<C: Clock>(&mut self, clock: &mut C, jitter: f64, leap: Leap) -> bool {
+        let now = clock.now();
+        let mut fresh: Vec<(i64, usize, Observation)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| is_survivor(e.tally))
+            .filter_map(|(i, e)| {
+                let obs = Observation::from_source(&e.source, jitter, leap, now)?;
+                let seen = e.fed.is_some_and(|t| (obs.time - t).to_bits() <= 0);
+                (!seen).then(|| ((obs.time - now).to_bits(), i, obs))
+            })
+            .collect();
+        fresh.sort_by_key(|(t, i, _)| (*t, *i));
+        let mut stepped = false;
+        for (_, i, obs) in fresh {
+            let (Some(e), Some(d)) = (self.entries.get_mut(i), self.discipline.as_mut()) else {
+                continue;
+            };
+            e.fed = Some(obs.time);
+            self.events.push_back(Event::Fed(e.id));
+            let measuring = d.readout().state == State::Frequency;
+            let mut stop = false;
+            match d.update(clock, &obs) {
+                Ok(Update::Slewed { offset, phase }) => {
+                    self.events.push_back(Event::Slewed { offset });
+                    self.correct_sources(phase);
+                }
+                Ok(Update::Measuring { phase }) => self.correct_sources(phase),
+                Ok(Update::Stepped { offset }) => {
+                    self.events.push_back(Event::Stepped { offset });
+                    // Every sample before the step is on the old time scale.
+                    self.pending_slew = None;
+                    for e in &mut self.entries {
+                        e.source.reset_filter();
+                        e.fed = None;
+                    }
+                    stepped = true;
+                    stop = true;
+                }
+                Ok(Update::Panic { offset }) => {
+                    let threshold = self
+                        .params
+                        .discipline
+                        .and_then(|p| p.panic)
+                        .map_or(f64::INFINITY, |t| t.to_seconds_f64());
+                    self.events.push_back(Event::Panic { offset, threshold });
+                    stop = true;
+                }
+                Ok(Update::OneShot {
+                    offset,
+                    stepped: was_step,
+                }) => {
+                    self.one_shot_done = true;
+                    self.events.push_back(Event::OneShot {
+                        offset,
+                        stepped: was_step,
+                    });
+                }
+                Ok(Update::Spike { offset }) => self.events.push_back(Event::Spike { offset }),
+                Ok(Update::Ignored(_)) => {}
+                Err(e) => {
+                    self.events.push_back(Event::ClockFailed {
+                        error: e.to_string(),
+                    });
+                    // `-q` gives up at the first refusal.
+                    stop = self.params.one_shot;
+                }
+            }
+            self.after_discipline(measuring);
+            if stop {
+                break;
+            }
+        }
+        if let Some(d) = self.discipline.as_ref() {
+            let (poll, burst, early) = (d.poll(), d.measuring_frequency(), d.learning_frequency());
+            for e in &mut self.entries {
+                e.source.set_system_poll(poll);
+                e.source.set_frequency_burst(burst);
+                e.source.set_early_polls(early);
+            }
+        }
+        stepped
+    }
+
+    /// After the discipline ran: the start or end of the start-up frequency measurement
+    /// (`was_measuring`: whether it ran before).
+    fn after_discipline(&mut self, was_measuring: bool) {
+        let Some(d) = self.discipline.as_ref() else {
+            return;
+        };
+        let readout = d.readout();
+        let measuring = readout.state == State::Frequency;
+        if measuring && !was_measuring {
+            self.events.push_back(Event::MeasuringFrequency);
+        } else if was_measuring && !measuring {
+            self.events.push_back(Event::FrequencyMeasured {
+                frequency_ppm: readout.frequency_ppm,
+                offset: readout.offset,
+            });
+        }
+    }
+
+    /// Tells every source that the clock moved by `phase` seconds and which slew runs now.
+    fn correct_sources(&mut self, phase: f64) {
+        let pending = self.pending_slew();
+        self.pending_slew = pending;
+        for e in &mut self.entries {
+            e.source.apply_clock_correction(phase, pending);
+        }
+    }
+
+    /// The fallback's state, if it stands in now.
+    fn fallback_state(&self, now_ts: NtpTimestamp, now: MonoTime) -> Option<SystemState> {
+        let since = now.saturating_since(self.last_synced.unwrap_or(self.started));
+        if matches!(self.params.fallback, Fallback::LocalClock { .. })
+            && self.params.upstream_configured
+            && self.last_synced.is_none()
+            && since < LOCAL_CLOCK_GRACE
+        {
+            return None;
+        }
+        self.params
+            .fallback
+            .state(now_ts, since, self.params.precision)
+    }
+
+    fn survivors(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| is_survivor(e.tally))
+    }
+
+    fn entry(&self, id: SourceId) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    fn entry_mut(&mut self, id: SourceId) -> Option<&mut Entry> {
+        self.entries.iter_mut().find(|e| e.id == id)
+    }
+}
+
+/// Whether a tally makes the source's samples count: the system peer and the other survivors.
+fn is_survivor(tally: Tally) -> bool {
+    matches!(tally, Tally::SystemPeer | Tally::Candidate)
+}
