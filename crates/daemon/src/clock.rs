@@ -148,7 +148,8 @@ impl TimeMapping {
 /// * `simulated`: the in-process mapping from kernel time (see [`TimeMapping`]); steering it
 ///   changes only the mapping, which the main loop republishes for the server threads.
 ///
-/// `none` has no steerable clock: the daemon never creates one and never runs the discipline.
+/// * `none`: [`SteeredClock::read_only`] reads the kernel clock and refuses every command; the
+///   daemon runs no discipline with it, so none is ever given.
 #[derive(Debug)]
 pub struct SteeredClock {
     kind: SteeredKind,
@@ -163,6 +164,8 @@ pub struct SteeredClock {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum SteeredKind {
     System,
+    /// `--clock none`: read, never written.
+    ReadOnly,
     /// The simulated clock's own frequency error, ppm, on top of which corrections apply.
     Simulated {
         natural_ppm: f64,
@@ -185,6 +188,16 @@ impl SteeredClock {
             leap: Leap::NoWarning,
             day: None,
         })
+    }
+
+    /// The kernel clock through `mapping`, never written (`--clock none`).
+    pub fn read_only(mapping: TimeMapping) -> Self {
+        Self {
+            kind: SteeredKind::ReadOnly,
+            mapping,
+            leap: Leap::NoWarning,
+            day: None,
+        }
     }
 
     /// Applies an announced leap second to the simulated clock when the served time has just
@@ -236,7 +249,7 @@ impl SteeredClock {
             SteeredKind::System => {
                 sundial_sys::clock::read_timex().map_or(0.0, |k| k.frequency_ppm)
             }
-            SteeredKind::Simulated { .. } => 0.0,
+            SteeredKind::Simulated { .. } | SteeredKind::ReadOnly => 0.0,
         }
     }
 }
@@ -255,6 +268,7 @@ impl Clock for SteeredClock {
                     .unwrap_or_else(|_| if by.is_negative() { i64::MIN } else { i64::MAX });
                 sundial_sys::clock::step(nanos)?;
             }
+            SteeredKind::ReadOnly => return Err(read_only()),
             SteeredKind::Simulated { .. } => {
                 let kernel = kernel_now();
                 self.mapping = TimeMapping::new(
@@ -270,6 +284,7 @@ impl Clock for SteeredClock {
     fn set_frequency(&mut self, ppm: f64) -> Result<NtpTimestamp, Self::Error> {
         match self.kind {
             SteeredKind::System => sundial_sys::clock::set_frequency_wide(ppm)?,
+            SteeredKind::ReadOnly => return Err(read_only()),
             SteeredKind::Simulated { natural_ppm } => {
                 let kernel = kernel_now();
                 self.mapping =
@@ -300,6 +315,7 @@ impl Clock for SteeredClock {
                     us(max_error),
                 )
             }
+            SteeredKind::ReadOnly => Err(read_only()),
             // The simulated clock applies the leap itself at midnight (`apply_leap_second`).
             SteeredKind::Simulated { .. } => {
                 self.leap = leap;
@@ -307,6 +323,13 @@ impl Clock for SteeredClock {
             }
         }
     }
+}
+
+fn read_only() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        "--clock none: the clock is never set",
+    )
 }
 
 /// The kernel's realtime clock, now.

@@ -22,5 +22,4 @@ pub mod resolver;
 pub mod serve;
 pub mod setup;
 pub mod status;
-pub mod steering;
 pub mod timekeeper;

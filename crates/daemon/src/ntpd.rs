@@ -22,9 +22,9 @@ use sundial_proto::system::SystemState;
 use sundial_proto::time::{MonoTime, NtpDuration};
 use sundial_sys::signals::SignalPipe;
 
-use crate::associations::{Arrival, Associations, TOKEN_BASE};
+use crate::associations::{Associations, TOKEN_BASE};
 use crate::cli::NtpdArgs;
-use crate::clock::{ClockSpec, SteeredClock, TimeMapping, kernel_now, measure_precision};
+use crate::clock::{ClockSpec, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
 use crate::interfaces::InterfaceFilter;
 use crate::logging::{self, Destination};
@@ -33,7 +33,6 @@ use crate::random::Random;
 use crate::resolver::Resolver;
 use crate::serve::{Families, ServeSocket, open_sockets};
 use crate::setup;
-use crate::steering::Steering;
 use crate::timekeeper::{Timekeeper, Verdict};
 
 /// How often the main loop refreshes the published state (the fallback's reference time).
@@ -163,12 +162,38 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
     result
 }
 
+/// Runs the daemon: start-up, the main loop, shutdown.
 fn serve(
     args: &NtpdArgs,
     config: &Config,
     runtime: setup::Runtime,
-    mut random: Random,
+    random: Random,
 ) -> Result<u8, StartError> {
+    let mut daemon = start(args, config, &runtime)?;
+    let result = main_loop(&mut daemon, &runtime, random);
+    shutdown(daemon);
+    result
+}
+
+/// What the main loop owns while ntpd runs.
+struct Daemon {
+    started: Instant,
+    poll: Poll,
+    signals: SignalPipe,
+    publisher: Arc<Publisher>,
+    /// Tells the server threads to stop.
+    stop: Arc<AtomicBool>,
+    workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
+    counters: Vec<Arc<ServerCounters>>,
+    /// With one server thread, the main loop serves: the server and its sockets.
+    local: Option<(Server, Vec<ServeSocket>)>,
+    associations: Associations,
+    timekeeper: Timekeeper,
+}
+
+/// Opens every socket, drops privileges, starts the server threads and the resolver, and
+/// mobilises the associations.
+fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<Daemon, StartError> {
     let precision = measure_precision();
     let started = Instant::now();
     let mapping = initial_mapping(args.clock);
@@ -204,7 +229,7 @@ fn serve(
     }
     let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(|e| StartError::Io("cannot install signal handlers", e))?;
-    let mut poll = Poll::new().map_err(|e| StartError::Io("cannot create poller", e))?;
+    let poll = Poll::new().map_err(|e| StartError::Io("cannot create poller", e))?;
     poll.registry()
         .register(
             &mut SourceFd(&signals.read_fd()),
@@ -273,111 +298,145 @@ fn serve(
         } => Some(Family::V6),
         _ => None,
     };
-    let mut associations =
-        Associations::new(config, &args.servers, family, resolver, mono(started));
-    let mut timekeeper = Timekeeper::new(
+    let mut timekeeper = Timekeeper::new(config, args, runtime, precision, mapping, mono(started));
+    let mut associations = Associations::new(
         config,
-        &runtime,
-        precision,
-        &mut associations,
-        SteeredClock::new(args.clock, mapping).map(|clock| Steering::new(config, args, clock)),
-        args.quit,
+        &args.servers,
+        family,
+        resolver,
+        timekeeper.system_mut(),
+        mono(started),
     );
+    timekeeper.reserve_local_clock_id(&mut associations);
+    Ok(Daemon {
+        started,
+        poll,
+        signals,
+        publisher,
+        stop,
+        workers: handles,
+        counters,
+        local,
+        associations,
+        timekeeper,
+    })
+}
 
-    let mut reader = publisher.reader();
+/// The main loop: polls, replies, the discipline's timer, requests (with one server thread),
+/// signals and name lookups, until a signal or the system process says stop. Returns the exit
+/// status.
+fn main_loop(
+    d: &mut Daemon,
+    runtime: &setup::Runtime,
+    mut random: Random,
+) -> Result<u8, StartError> {
+    let started = d.started;
+    let mut reader = d.publisher.reader();
     let mut events = Events::with_capacity(64);
     let mut next_tick = Instant::now();
-    let mut status = 0;
-    'main: loop {
+    loop {
         let now = Instant::now();
-        let mapping = publisher.current().mapping;
-        if associations
-            .next_timeout()
+        let mapping = d.publisher.current().mapping;
+        if d.associations
+            .next_timeout(d.timekeeper.system())
             .is_some_and(|t| t <= mono(started))
         {
-            associations.on_timer(mono(started), poll.registry(), &mapping, &mut random);
+            d.associations.on_timer(
+                mono(started),
+                d.poll.registry(),
+                &mapping,
+                &mut random,
+                d.timekeeper.system_mut(),
+            );
         }
-        if timekeeper.timeout().is_some_and(|t| t.is_zero())
-            && let Verdict::Exit(code) = timekeeper.on_timer(&mut associations, &publisher)
+        if d.timekeeper.timeout().is_some_and(|t| t.is_zero())
+            && let Verdict::Exit(code) = d.timekeeper.on_timer(&d.associations, &d.publisher)
         {
-            status = code;
-            break 'main;
+            return Ok(code);
         }
         if now >= next_tick {
             if let Verdict::Exit(code) =
-                timekeeper.update(&mut associations, &publisher, Arrival::Nothing)
+                d.timekeeper
+                    .update(&d.associations, &d.publisher, true, mono(started))
             {
-                status = code;
-                break 'main;
+                return Ok(code);
             }
             next_tick = now + TICK;
         }
         let mut timeout = next_tick.saturating_duration_since(Instant::now());
-        if let Some(t) = associations.next_timeout() {
+        if let Some(t) = d.associations.next_timeout(d.timekeeper.system()) {
             timeout = timeout.min(t.saturating_since(mono(started)));
         }
-        if let Some(t) = timekeeper.timeout() {
+        if let Some(t) = d.timekeeper.timeout() {
             timeout = timeout.min(t);
         }
-        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+        if let Err(e) = d.poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 // The signal that interrupted us is in the pipe now. Simulator builds learn of
                 // it only here: their poller never reports the pipe again (SIMULATOR_BUILD).
-                if shutdown_requested(&signals) {
-                    break 'main;
+                if shutdown_requested(&d.signals) {
+                    return Ok(0);
                 }
                 continue;
             }
             return Err(StartError::Io("poll failed", e));
         }
-        let mut arrival = Arrival::Nothing;
+        let mut arrived = false;
         for event in &events {
             match event.token() {
                 SIGNAL_TOKEN => {
-                    if shutdown_requested(&signals) {
-                        break 'main;
+                    if shutdown_requested(&d.signals) {
+                        return Ok(0);
                     }
                 }
-                WAKE_TOKEN => associations.on_answers(mono(started)),
+                WAKE_TOKEN => d
+                    .associations
+                    .on_answers(d.timekeeper.system_mut(), mono(started)),
                 Token(t) if t >= TOKEN_BASE => {
-                    arrival = arrival.max(associations.on_readable(
+                    let (system, clock) = d.timekeeper.parts();
+                    arrived |= d.associations.on_readable(
                         Token(t),
                         &mapping,
-                        timekeeper.precision_seconds(),
-                    ));
+                        system,
+                        clock,
+                        mono(started),
+                    );
                 }
                 Token(t) => {
-                    if let Some((server, sockets)) = local.as_mut()
+                    if let Some((server, sockets)) = d.local.as_mut()
                         && let Some(sock) = sockets.get_mut(t.wrapping_sub(FIRST_SOCKET_TOKEN))
                     {
                         if let Err(e) = sock.drain(server, &mut reader, &runtime.filter, started) {
                             tracing::warn!("receiving requests failed: {e}");
                         }
-                        rearm(poll.registry(), sock, Token(t));
+                        rearm(d.poll.registry(), sock, Token(t));
                     }
                 }
             }
         }
-        if arrival != Arrival::Nothing
-            && let Verdict::Exit(code) = timekeeper.update(&mut associations, &publisher, arrival)
+        if arrived
+            && let Verdict::Exit(code) =
+                d.timekeeper
+                    .update(&d.associations, &d.publisher, false, mono(started))
         {
-            status = code;
-            break 'main;
+            return Ok(code);
         }
-        timekeeper.set_counters(sum(&counters));
+        d.timekeeper.set_counters(sum(&d.counters));
     }
+}
 
-    stop.store(true, Ordering::Release);
-    for (handle, waker) in handles {
+/// Stops the server threads, saves the drift file and logs the counters.
+fn shutdown(mut d: Daemon) {
+    d.stop.store(true, Ordering::Release);
+    for (handle, waker) in d.workers {
         let _ = waker.wake();
         if handle.join().is_err() {
             tracing::error!("a server thread failed");
         }
     }
-    timekeeper.shutdown();
-    log_counters(&sum(&counters));
-    associations.log_counters();
-    Ok(status)
+    d.timekeeper.shutdown();
+    log_counters(&sum(&d.counters));
+    d.associations.log_counters(d.timekeeper.system());
 }
 
 /// Handles the signals received so far; true once SIGTERM or SIGINT asks ntpd to stop.

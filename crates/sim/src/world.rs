@@ -484,14 +484,10 @@ impl<'a> World<'a> {
         }
         let t4 = self.clock.now();
         // An association retired meanwhile has closed its socket.
-        let Some(outcome) = self.system.handle_response(
-            d.assoc,
-            t4,
-            &d.bytes,
-            CLIENT_PRECISION.as_seconds_f64(),
-            &mut self.clock,
-            mono(d.at),
-        ) else {
+        let Some(outcome) =
+            self.system
+                .handle_response(d.assoc, t4, &d.bytes, &mut self.clock, mono(d.at))
+        else {
             return;
         };
         if let Some(log) = self.timeline.sources.get_mut(d.server) {

@@ -257,18 +257,17 @@ impl System {
         }
     }
 
-    /// A datagram for source `id` that arrived at local time `t4` (`precision`: the local
-    /// clock's, seconds). A good reply runs a selection round that feeds the discipline, which
+    /// A datagram for source `id` that arrived at local time `t4`. A good reply runs a selection round that feeds the discipline, which
     /// may steer `clock`. Returns what the source made of it (`None`: no such source).
     pub fn handle_response<C: Clock>(
         &mut self,
         id: SourceId,
         t4: NtpTimestamp,
         datagram: &[u8],
-        precision: f64,
         clock: &mut C,
         now: MonoTime,
     ) -> Option<Outcome> {
+        let precision = self.params.precision.as_seconds_f64();
         let outcome = self
             .entry_mut(id)?
             .source

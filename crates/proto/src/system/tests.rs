@@ -151,7 +151,7 @@ impl World {
         let now = self.mono();
         let outcome = self
             .system
-            .handle_response(id, t4, &bytes, 1e-7, &mut self.clock, now)
+            .handle_response(id, t4, &bytes, &mut self.clock, now)
             .expect("a known source");
         self.drain();
         outcome
