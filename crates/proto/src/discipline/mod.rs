@@ -10,7 +10,7 @@
 //! up to 5 % (50 000 ppm), then the clock runs on the frequency alone. docs/algorithm.md gives
 //! the equations, the constants and the reasons for them.
 //!
-//! Call order, for a daemon's main loop (the simulator in `sundial-sim` does exactly this):
+//! Call order (what [`crate::system::System`] does; the daemon and the simulator drive that):
 //! 1. After every good reply, first check the start-up gate: while
 //!    [`Discipline::needs_all_sources`] (at start-up and after a step) and not yet
 //!    [`sources_settled`], there is no system peer and nothing to do — the first source to
