@@ -37,6 +37,7 @@ pub mod control;
 pub mod discipline;
 pub mod fallback;
 pub mod filter;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod packet;
 pub mod pool;
