@@ -298,14 +298,15 @@ fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<D
         } => Some(Family::V6),
         _ => None,
     };
-    let mut timekeeper = Timekeeper::new(config, args, runtime, precision, mapping, mono(started));
+    let now = mono(started);
+    let mut timekeeper = Timekeeper::new(config, args, runtime, precision, mapping, now);
     let mut associations = Associations::new(
         config,
         &args.servers,
         family,
         resolver,
         timekeeper.system_mut(),
-        mono(started),
+        now,
     );
     timekeeper.reserve_local_clock_id(&mut associations);
     Ok(Daemon {
