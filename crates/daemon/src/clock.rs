@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use sundial_proto::clock::Clock;
 use sundial_proto::packet::Leap;
-use sundial_proto::time::{Log2Seconds, NtpDuration, NtpTimestamp, UnixTime};
+use sundial_proto::time::{Log2Seconds, NtpDuration, NtpTimestamp, Ppm, UnixTime};
 use sundial_sys::clock::KernelLeap;
 
 /// Which clock ntpd disciplines (`--clock`).
@@ -243,13 +243,14 @@ impl SteeredClock {
     }
 
     /// The rate correction the clock has before the discipline touches it (the kernel keeps
-    /// its frequency across daemon restarts), ppm.
-    pub fn initial_frequency_ppm(&self) -> f64 {
+    /// its frequency across daemon restarts).
+    pub fn initial_frequency(&self) -> Ppm {
         match self.kind {
-            SteeredKind::System => {
-                sundial_sys::clock::read_timex().map_or(0.0, |k| k.frequency_ppm)
-            }
-            SteeredKind::Simulated { .. } | SteeredKind::ReadOnly => 0.0,
+            SteeredKind::System => sundial_sys::clock::read_timex()
+                .ok()
+                .and_then(|k| Ppm::new(k.frequency_ppm))
+                .unwrap_or(Ppm::ZERO),
+            SteeredKind::Simulated { .. } | SteeredKind::ReadOnly => Ppm::ZERO,
         }
     }
 }

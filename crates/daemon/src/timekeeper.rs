@@ -14,7 +14,7 @@ use sundial_proto::select::SelectParams;
 use sundial_proto::server::CounterSnapshot;
 use sundial_proto::source::Fitness;
 use sundial_proto::system::{Event, Serving, System, SystemParams};
-use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration};
+use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, Ppm};
 
 use crate::associations::Associations;
 use crate::cli::NtpdArgs;
@@ -392,7 +392,7 @@ fn discipline_params(
         }
         None => (None, None),
     };
-    let initial = config.tinker.freq.map(|f| f.value()).or(initial);
+    let initial = config.tinker.freq.or_else(|| initial.and_then(Ppm::new));
     let threshold = |t: Threshold| match t {
         Threshold::Disabled => None,
         Threshold::At(d) => Some(d),
@@ -407,8 +407,8 @@ fn discipline_params(
         panic_gate: args.panicgate,
         force_step_once: args.force_step_once,
         one_shot: args.quit,
-        initial_frequency_ppm: initial,
-        clock_frequency_ppm: clock.initial_frequency_ppm(),
+        initial_frequency: initial,
+        clock_frequency: clock.initial_frequency(),
         minpoll,
         maxpoll,
         // iburst (command-line servers have it too) asks for the fastest start; otherwise the

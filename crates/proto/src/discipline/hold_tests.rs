@@ -119,7 +119,7 @@ fn stored_samples_follow_the_drift_measured_so_far() {
 fn a_drift_file_or_one_shot_mode_corrects_everything_at_once() {
     for params in [
         DisciplineParams {
-            initial_frequency_ppm: Some(-100.0),
+            initial_frequency: Ppm::new(-100.0),
             ..holding()
         },
         DisciplineParams {

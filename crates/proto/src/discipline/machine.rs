@@ -106,8 +106,8 @@ impl Discipline {
             phase: Phase::Unset,
             kalman: None,
             steering: Steering::new(
-                params.clock_frequency_ppm * 1e-6,
-                params.max_slew_ppm * 1e-6,
+                params.clock_frequency.as_ratio(),
+                params.max_slew.as_ratio(),
             ),
             panic_gate: params.panic_gate,
             force_step: params.force_step_once,
@@ -276,7 +276,7 @@ impl Discipline {
     fn hold_applies(&self) -> bool {
         self.params.frequency_hold
             && !self.params.one_shot
-            && self.params.initial_frequency_ppm.is_none()
+            && self.params.initial_frequency.is_none()
     }
 
     /// The poll exponent to give every association.
@@ -309,7 +309,7 @@ impl Discipline {
     /// The state in ntpd's terms.
     fn state(&self) -> State {
         match self.phase {
-            Phase::Unset if self.params.initial_frequency_ppm.is_some() => State::FrequencySet,
+            Phase::Unset if self.params.initial_frequency.is_some() => State::FrequencySet,
             Phase::Unset => State::Unset,
             Phase::Measuring { .. } => State::Frequency,
             Phase::Tracking {
@@ -322,10 +322,10 @@ impl Discipline {
     }
 
     fn first<C: Clock>(&mut self, clock: &mut C, obs: &Observation) -> Result<Update, C::Error> {
-        let base = self.params.initial_frequency_ppm.map_or(0.0, |f| {
-            f.clamp(-MAX_FREQUENCY_PPM, MAX_FREQUENCY_PPM) * 1e-6
+        let base = self.params.initial_frequency.map_or(0.0, |f| {
+            f.value().clamp(-MAX_FREQUENCY_PPM, MAX_FREQUENCY_PPM) * 1e-6
         });
-        let freq_sigma = if self.params.initial_frequency_ppm.is_some() {
+        let freq_sigma = if self.params.initial_frequency.is_some() {
             DRIFT_FILE_FREQUENCY_SIGMA
         } else {
             UNKNOWN_FREQUENCY_SIGMA

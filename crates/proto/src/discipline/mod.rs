@@ -50,7 +50,7 @@ pub use machine::Discipline;
 
 use crate::packet::Leap;
 use crate::source::Source;
-use crate::time::{NtpDuration, NtpTimestamp};
+use crate::time::{NtpDuration, NtpTimestamp, Ppm};
 
 /// Largest frequency correction (ntpd `NTP_MAXFREQ`, 500 ppm), in ppm: a frequency estimate
 /// beyond it is clamped and the rest is left to phase slews.
@@ -92,17 +92,17 @@ pub struct DisciplineParams {
     pub force_step_once: bool,
     /// `-q`: set the clock once from the first update, then do nothing more.
     pub one_shot: bool,
-    /// The drift file's (or `tinker freq`'s) frequency correction in ppm, applied at the first
+    /// The drift file's (or `tinker freq`'s) frequency correction, applied at the first
     /// update; `None` when there is none and the frequency must be measured.
-    pub initial_frequency_ppm: Option<f64>,
+    pub initial_frequency: Option<Ppm>,
     /// The frequency correction the clock already has when the daemon starts (the kernel keeps
-    /// it across restarts), in ppm: the discipline's books start from it.
-    pub clock_frequency_ppm: f64,
-    /// Fastest phase slew the clock can carry on top of the frequency correction, ppm
+    /// it across restarts): the discipline's books start from it.
+    pub clock_frequency: Ppm,
+    /// Fastest phase slew the clock can carry on top of the frequency correction
     /// ([`MAX_SLEW_PPM`] by default). A clock that cannot go beyond some rate must say so here
     /// (500 slews like ntpd's `adjtime` path): the discipline's books assume that every rate it
     /// sets is applied exactly.
-    pub max_slew_ppm: f64,
+    pub max_slew: Ppm,
     /// Smallest poll exponent to recommend (the smallest `minpoll`).
     pub minpoll: i8,
     /// Largest poll exponent to recommend (the largest `maxpoll`).
@@ -126,9 +126,9 @@ impl Default for DisciplineParams {
             panic_gate: false,
             force_step_once: false,
             one_shot: false,
-            initial_frequency_ppm: None,
-            clock_frequency_ppm: 0.0,
-            max_slew_ppm: MAX_SLEW_PPM,
+            initial_frequency: None,
+            clock_frequency: Ppm::ZERO,
+            max_slew: Ppm::from_const(MAX_SLEW_PPM),
             minpoll: 6,
             maxpoll: 10,
             frequency_hold: false,
