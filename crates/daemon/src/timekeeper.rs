@@ -20,10 +20,10 @@ use crate::associations::Associations;
 use crate::cli::NtpdArgs;
 use crate::clock::{SteeredClock, TimeMapping};
 use crate::config::{Config, Threshold};
+use crate::control::{self, SystemView};
 use crate::driftfile::{self, DriftWriter};
 use crate::publish::{Publisher, Snapshot};
 use crate::setup::{self, Runtime};
-use crate::status::{self, SystemView};
 
 /// Whether ntpd goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,7 +326,7 @@ impl Timekeeper {
             counters: self.counters,
             uptime: self.started.elapsed(),
         };
-        let control = Arc::new(status::snapshot(associations, &self.system, &view));
+        let control = Arc::new(control::snapshot(associations, &self.system, &view));
         let access = self.access_for(associations);
         publisher.publish(Snapshot {
             system,

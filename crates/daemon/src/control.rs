@@ -1,5 +1,6 @@
-//! What `ntpq` sees: the mode 6 snapshot assembled from the associations, the local clock and
-//! the system state, republished with every system update.
+//! The daemon's side of mode 6 (what `ntpq` sees): the `ControlSnapshot` assembled from the
+//! associations, the local clock and the system process, republished with every update. The
+//! wire format and the responder are the core's (`sundial_proto::control`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
