@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sundial_proto::access::{AccessTable, RestrictFlags};
+use sundial_proto::clock::Clock;
 use sundial_proto::discipline::DisciplineParams;
 use sundial_proto::fallback::Fallback;
 use sundial_proto::select::SelectParams;
@@ -195,7 +196,6 @@ impl Timekeeper {
 
     /// How long until the discipline's timer is due.
     pub fn timeout(&self) -> Option<Duration> {
-        use sundial_proto::clock::Clock;
         let due = self.system.clock_timeout()?;
         let wait = (due - self.clock.now()).to_seconds_f64().max(0.0);
         Some(Duration::from_secs_f64(wait.min(3600.0)))
@@ -314,7 +314,6 @@ impl Timekeeper {
     }
 
     fn publish(&mut self, associations: &Associations, publisher: &Publisher) {
-        use sundial_proto::clock::Clock;
         let system = self.system.served_state();
         let view = SystemView {
             state: &system,

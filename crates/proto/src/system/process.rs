@@ -207,6 +207,19 @@ impl System {
         Some(self.entries.remove(pos).source)
     }
 
+    /// New `tos` selection limits (a configuration reload), from the next round on; the
+    /// sources, the discipline and the system peer are kept.
+    pub fn set_selection(&mut self, select: SelectParams, fitness: Fitness) {
+        self.params.select = select;
+        self.params.fitness = fitness;
+    }
+
+    /// A new fallback (a configuration reload), from the next round on.
+    pub fn set_fallback(&mut self, fallback: Fallback, upstream_configured: bool) {
+        self.params.fallback = fallback;
+        self.params.upstream_configured = upstream_configured;
+    }
+
     /// One source's core state.
     pub fn source(&self, id: SourceId) -> Option<&Source> {
         self.entry(id).map(|e| &e.source)

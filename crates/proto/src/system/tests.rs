@@ -445,3 +445,52 @@ fn with_no_clock_to_steer_the_offset_is_reported_and_nothing_is_fed() {
     assert!(w.clock.correction.abs() < 1e-12);
     assert!(w.system.served_state().is_synchronized());
 }
+
+#[test]
+fn new_selection_limits_apply_from_the_next_round_and_keep_the_sources() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    w.exchange(a);
+    assert_eq!(w.system.system_peer(), Some(a));
+    w.system.set_selection(
+        SelectParams {
+            minsane: 2,
+            ..SelectParams::default()
+        },
+        Fitness::default(),
+    );
+    w.refresh();
+    assert_eq!(
+        w.system.system_peer(),
+        None,
+        "one source is not enough for minsane 2"
+    );
+    assert!(w.system.source(a).unwrap().estimate().is_some());
+    w.system
+        .set_selection(SelectParams::default(), Fitness::default());
+    w.refresh();
+    assert_eq!(w.system.system_peer(), Some(a));
+}
+
+#[test]
+fn a_new_fallback_stands_in_at_the_next_round() {
+    let mut w = World::new(
+        SystemParams {
+            upstream_configured: false,
+            ..params(DisciplineParams::default())
+        },
+        0.0,
+    );
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Unsynchronized);
+    w.system.set_fallback(
+        Fallback::Orphan {
+            stratum: 8,
+            wait: Duration::ZERO,
+        },
+        false,
+    );
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Fallback);
+    assert_eq!(w.system.served_state().stratum, 8);
+}
