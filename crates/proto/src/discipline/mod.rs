@@ -32,7 +32,7 @@
 //! The discipline never touches the clock before the first update. Then it calls
 //! [`set_frequency`](crate::clock::Clock::set_frequency) at every update and at the end of every
 //! slew — with rates up to ±(500 + 50 000) ppm, which a kernel clock reaches through the tick
-//! length as chrony does (or set [`DisciplineParams::max_slew_ppm`]) —
+//! length as chrony does (or set [`DisciplineParams::max_slew`]) —
 //! [`step`](crate::clock::Clock::step) only under the step rules, and
 //! [`set_status`](crate::clock::Clock::set_status) at every update with the agreed leap warning.
 
@@ -108,8 +108,8 @@ pub struct DisciplineParams {
     /// Largest poll exponent to recommend (the largest `maxpoll`).
     pub maxpoll: i8,
     /// ntpd's FREQ state: with no drift file, correct only the phase at the first update and
-    /// then leave the clock alone until the frequency is measured to [`FREQUENCY_KNOWN_PPM`]
-    /// (at most [`FREQUENCY_HOLD_MAX`] seconds), asking sources for bursts meanwhile. Off for
+    /// then leave the clock alone until the filter predicts it one `minpoll` ahead within
+    /// 80 µs (at most 100 s; docs/algorithm.md §8), asking sources for bursts meanwhile. Off for
     /// `iburst` and `-q`, which ask for the fastest possible correction instead.
     pub frequency_hold: bool,
 }
