@@ -33,6 +33,7 @@
 
 mod event;
 mod process;
+mod round;
 mod served;
 #[cfg(test)]
 mod tests;
