@@ -75,7 +75,7 @@ fn violations() -> Vec<String> {
     assert!(files.len() > 20, "found only {} files", files.len());
     let mut found = Vec::new();
     for path in files {
-        let text = fs::read_to_string(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let code = code(&text);
         for name in identifiers(&code).filter(|t| SYSTEM_ONLY.contains(t)) {
             found.push(format!("{}: {name}", path.display()));
