@@ -234,7 +234,9 @@ impl System {
         })
     }
 
-    /// The system peer of the last round, if any (none while the start-up gate is closed).
+    /// The system peer chosen by the last round with the start-up gate open, if any. While the
+    /// gate is closed again after a step it is kept (selection prefers it once the gate opens)
+    /// but not followed: [`Self::serving`] says what is served.
     pub fn system_peer(&self) -> Option<SourceId> {
         self.system_peer
     }
