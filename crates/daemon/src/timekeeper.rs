@@ -166,9 +166,9 @@ impl Timekeeper {
         }
         self.drain_events(associations);
         if let Some(w) = self.drift.as_mut()
-            && let Some(ppm) = self.system.drift_ppm()
+            && let Some(ppm) = self.system.drift()
         {
-            w.tick(ppm, Instant::now());
+            w.tick(ppm.value(), Instant::now());
         }
         if let Some(step) = self.clock.apply_leap_second() {
             let what = if step < 0 { "inserted" } else { "deleted" };
@@ -203,7 +203,8 @@ impl Timekeeper {
 
     /// Saves the drift file at clean shutdown.
     pub fn shutdown(&mut self) {
-        if let (Some(w), Some(ppm)) = (self.drift.as_mut(), self.system.drift_ppm()) {
+        if let (Some(w), Some(ppm)) = (self.drift.as_mut(), self.system.drift()) {
+            let ppm = ppm.value();
             w.save(ppm);
             tracing::info!("frequency {ppm:.3} ppm saved to {}", w.path().display());
         }
@@ -219,13 +220,18 @@ impl Timekeeper {
 
     /// Logs what the system did and notes whether ntpd must exit.
     fn drain_events(&mut self, associations: &Associations) {
+        let secs = NtpDuration::to_seconds_f64;
         while let Some(event) = self.system.poll_event() {
             match event {
-                Event::Stepped { offset } => tracing::warn!("clock stepped by {offset:+.6} s"),
+                Event::Stepped { offset } => {
+                    tracing::warn!("clock stepped by {:+.6} s", secs(offset));
+                }
                 Event::Spike { offset } => tracing::info!(
-                    "offset {offset:+.6} s exceeds the step threshold; waiting for it to persist"
+                    "offset {:+.6} s exceeds the step threshold; waiting for it to persist",
+                    secs(offset)
                 ),
                 Event::Panic { offset, threshold } => {
+                    let (offset, threshold) = (secs(offset), secs(threshold));
                     tracing::error!(
                         "time correction of {offset:+.0} s exceeds the panic threshold of {threshold:.0} s; \
                          set the clock manually (or start ntpd with -g) — exiting"
@@ -233,22 +239,23 @@ impl Timekeeper {
                     self.exit = Some(1);
                 }
                 Event::OneShot { offset, stepped } => {
+                    let offset = secs(offset);
                     let what = if stepped { "set" } else { "slew" };
                     println!("ntpd: time {what} {offset:+.6}s");
                     tracing::info!("time {what} {offset:+.6} s");
                 }
                 Event::OneShotUnsteered { offset } => {
+                    let offset = secs(offset);
                     println!("ntpd: offset {offset:+.6}s (clock not set: --clock none)");
                     self.exit.get_or_insert(0);
                 }
                 Event::MeasuringFrequency => tracing::info!(
                     "phase corrected; measuring the clock frequency before correcting it"
                 ),
-                Event::FrequencyMeasured {
-                    frequency_ppm,
-                    offset,
-                } => tracing::info!(
-                    "frequency measured: {frequency_ppm:+.3} ppm; offset {offset:+.6} s being slewed out"
+                Event::FrequencyMeasured { frequency, offset } => tracing::info!(
+                    "frequency measured: {:+.3} ppm; offset {:+.6} s being slewed out",
+                    frequency.value(),
+                    secs(offset)
                 ),
                 Event::ClockFailed { error } => {
                     if self.clock_error_logged {

@@ -585,7 +585,7 @@ impl<'a> World<'a> {
             tallies: vec![None; n],
             system_peer: None,
             inputs: vec![None; n],
-            offset: self.system.combined_offset(),
+            offset: self.system.combined_offset().to_seconds_f64(),
         };
         for view in self.system.sources() {
             let Some(i) = self
@@ -628,7 +628,7 @@ impl<'a> World<'a> {
         self.trace.summarise(r, outage);
         r.final_offset_s = self.clock.offset();
         let readout = self.system.readout();
-        r.final_freq_error_ppm = self.clock.rate_error_with(readout.frequency_ppm) * 1e6;
+        r.final_freq_error_ppm = self.clock.rate_error_with(readout.frequency.value()) * 1e6;
         r.packets_sent = self.retired_sent
             + self
                 .system

@@ -3,6 +3,7 @@
 use std::string::String;
 
 use super::process::SourceId;
+use crate::time::{NtpDuration, Ppm};
 
 /// What the server is serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,52 +28,52 @@ pub enum Event {
     Fed(SourceId),
     /// The discipline corrected the clock: a new frequency and a phase slew.
     Slewed {
-        /// The offset being slewed out, seconds.
-        offset: f64,
+        /// The offset being slewed out.
+        offset: NtpDuration,
     },
     /// The clock was stepped; every source's filter was reset and the start-up gate applies
     /// again.
     Stepped {
-        /// The step, seconds (positive: forward).
-        offset: f64,
+        /// The step (positive: forward).
+        offset: NtpDuration,
     },
     /// An offset beyond the step threshold that has not persisted for the stepout yet: the
     /// sample was set aside.
     Spike {
-        /// The measured offset, seconds.
-        offset: f64,
+        /// The measured offset.
+        offset: NtpDuration,
     },
     /// The offset exceeds the panic threshold and the panic gate is closed: nothing was done,
     /// and the daemon must exit.
     Panic {
-        /// The measured offset, seconds.
-        offset: f64,
-        /// The panic threshold, seconds.
-        threshold: f64,
+        /// The measured offset.
+        offset: NtpDuration,
+        /// The panic threshold.
+        threshold: NtpDuration,
     },
     /// `-q` set the clock (or started the slew that sets it): report it and exit once
     /// `System::one_shot_finished`.
     OneShot {
-        /// The correction, seconds.
-        offset: f64,
+        /// The correction.
+        offset: NtpDuration,
         /// Whether the clock was stepped.
         stepped: bool,
     },
     /// `-q` with no clock to steer: the offset selection found; the driver reports it and
     /// exits.
     OneShotUnsteered {
-        /// θ_sys, seconds.
-        offset: f64,
+        /// θ_sys.
+        offset: NtpDuration,
     },
     /// The phase was corrected; the frequency is now measured before anything else is done
     /// (ntpd's FREQ state).
     MeasuringFrequency,
     /// The start-up frequency measurement ended and the whole estimate is being applied.
     FrequencyMeasured {
-        /// The frequency correction, ppm.
-        frequency_ppm: f64,
-        /// The offset being slewed out, seconds.
-        offset: f64,
+        /// The frequency correction.
+        frequency: Ppm,
+        /// The offset being slewed out.
+        offset: NtpDuration,
     },
     /// The clock refused a command (no CAP_SYS_TIME, say). With `-q` nothing more is tried.
     ClockFailed {

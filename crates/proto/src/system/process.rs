@@ -16,7 +16,7 @@ use crate::packet::HEADER_LEN;
 use crate::select::{Candidate, SelectParams, Tally};
 use crate::source::{Fitness, Outcome, PendingSlew, Source, SourceParams};
 use crate::sync::PollAdapter;
-use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
+use crate::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, Ppm};
 
 /// With upstream servers configured, how long the local clock driver waits before standing in
 /// for them at start-up, so that clients are not served an undisciplined clock during the first
@@ -71,16 +71,16 @@ pub struct SystemParams {
 /// What ntpq's system variables show (`rv 0`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SystemReadout {
-    /// `offset`: the discipline's offset at its last update (without one: θ_sys), seconds.
-    pub offset: f64,
-    /// `sys_jitter`: Ψ of the last selection, seconds.
-    pub jitter: f64,
-    /// `frequency`, ppm.
-    pub frequency_ppm: f64,
-    /// `clk_jitter`, seconds.
-    pub clk_jitter: f64,
-    /// `clk_wander`, ppm.
-    pub clk_wander_ppm: f64,
+    /// `offset`: the discipline's offset at its last update (without one: θ_sys).
+    pub offset: NtpDuration,
+    /// `sys_jitter`: Ψ of the last selection.
+    pub jitter: NtpDuration,
+    /// `frequency`: the frequency correction.
+    pub frequency: Ppm,
+    /// `clk_jitter`.
+    pub clk_jitter: NtpDuration,
+    /// `clk_wander`.
+    pub clk_wander: Ppm,
     /// `tc`: the system poll exponent.
     pub poll: i8,
     /// `mintc`: the smallest poll exponent.
@@ -352,26 +352,30 @@ impl System {
     pub fn readout(&self) -> SystemReadout {
         let fallback = self.serving == Serving::Fallback;
         let d = self.discipline.as_ref().map(Discipline::readout);
+        let ppm = |v: f64| Ppm::new(v).unwrap_or_default();
         SystemReadout {
-            offset: match (fallback, d) {
+            offset: NtpDuration::from_seconds_f64(match (fallback, d) {
                 (true, _) => 0.0,
                 (false, Some(r)) => r.offset,
                 (false, None) => self.offset,
-            },
-            jitter: if fallback { 0.0 } else { self.jitter },
-            frequency_ppm: d.map_or(0.0, |r| r.frequency_ppm),
-            clk_jitter: d.map_or(0.0, |r| r.clk_jitter),
-            clk_wander_ppm: d.map_or(0.0, |r| r.clk_wander_ppm),
+            }),
+            jitter: NtpDuration::from_seconds_f64(if fallback { 0.0 } else { self.jitter }),
+            frequency: d.map_or(Ppm::ZERO, |r| ppm(r.frequency_ppm)),
+            clk_jitter: NtpDuration::from_seconds_f64(d.map_or(0.0, |r| r.clk_jitter)),
+            clk_wander: d.map_or(Ppm::ZERO, |r| ppm(r.clk_wander_ppm)),
             poll: d.map_or_else(|| self.poll.poll(), |r| r.poll),
             min_poll: self.params.poll_range.0,
             state: d.map(|r| r.state),
         }
     }
 
-    /// The frequency to write to the drift file, ppm, once it is known well (see
+    /// The frequency to write to the drift file, once it is known well (see
     /// `Discipline::drift_ppm`).
-    pub fn drift_ppm(&self) -> Option<f64> {
-        self.discipline.as_ref().and_then(Discipline::drift_ppm)
+    pub fn drift(&self) -> Option<Ppm> {
+        self.discipline
+            .as_ref()
+            .and_then(Discipline::drift_ppm)
+            .and_then(Ppm::new)
     }
 
     /// Whether `-q` is done: the clock was set and no slew runs any more.
@@ -384,9 +388,9 @@ impl System {
         self.discipline.as_ref().and_then(Discipline::pending_slew)
     }
 
-    /// θ_sys of the last selection round that did not serve the fallback, seconds.
-    pub fn combined_offset(&self) -> f64 {
-        self.offset
+    /// θ_sys of the last selection round that did not serve the fallback.
+    pub fn combined_offset(&self) -> NtpDuration {
+        NtpDuration::from_seconds_f64(self.offset)
     }
 
     /// Whether the discipline has the clock in hand (always true when no clock is steered).

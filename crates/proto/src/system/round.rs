@@ -12,7 +12,7 @@ use crate::fallback::Fallback;
 use crate::packet::Leap;
 use crate::select::{Candidate, Selection, Standing, Tally, select};
 use crate::sync::{SystemPeer, follow, leap_majority};
-use crate::time::{MonoTime, NtpTimestamp};
+use crate::time::{MonoTime, NtpDuration, NtpTimestamp, Ppm};
 
 impl System {
     /// Selection, then the discipline, then what to serve.
@@ -57,7 +57,7 @@ impl System {
                         }
                         if self.params.one_shot {
                             self.events.push_back(Event::OneShotUnsteered {
-                                offset: selection.offset,
+                                offset: seconds(selection.offset),
                             });
                         }
                     }
@@ -155,12 +155,16 @@ impl System {
             let mut stop = false;
             match d.update(clock, &obs) {
                 Ok(Update::Slewed { offset, phase }) => {
-                    self.events.push_back(Event::Slewed { offset });
+                    self.events.push_back(Event::Slewed {
+                        offset: seconds(offset),
+                    });
                     self.correct_sources(phase);
                 }
                 Ok(Update::Measuring { phase }) => self.correct_sources(phase),
                 Ok(Update::Stepped { offset }) => {
-                    self.events.push_back(Event::Stepped { offset });
+                    self.events.push_back(Event::Stepped {
+                        offset: seconds(offset),
+                    });
                     // Every sample before the step is on the old time scale.
                     self.pending_slew = None;
                     for e in &mut self.entries {
@@ -175,8 +179,11 @@ impl System {
                         .params
                         .discipline
                         .and_then(|p| p.panic)
-                        .map_or(f64::INFINITY, |t| t.to_seconds_f64());
-                    self.events.push_back(Event::Panic { offset, threshold });
+                        .unwrap_or(NtpDuration::MAX);
+                    self.events.push_back(Event::Panic {
+                        offset: seconds(offset),
+                        threshold,
+                    });
                     stop = true;
                 }
                 Ok(Update::OneShot {
@@ -185,11 +192,13 @@ impl System {
                 }) => {
                     self.one_shot_done = true;
                     self.events.push_back(Event::OneShot {
-                        offset,
+                        offset: seconds(offset),
                         stepped: was_step,
                     });
                 }
-                Ok(Update::Spike { offset }) => self.events.push_back(Event::Spike { offset }),
+                Ok(Update::Spike { offset }) => self.events.push_back(Event::Spike {
+                    offset: seconds(offset),
+                }),
                 Ok(Update::Ignored(_)) => {}
                 Err(e) => {
                     self.events.push_back(Event::ClockFailed {
@@ -227,8 +236,8 @@ impl System {
             self.events.push_back(Event::MeasuringFrequency);
         } else if was_measuring && !measuring {
             self.events.push_back(Event::FrequencyMeasured {
-                frequency_ppm: readout.frequency_ppm,
-                offset: readout.offset,
+                frequency: Ppm::new(readout.frequency_ppm).unwrap_or_default(),
+                offset: seconds(readout.offset),
             });
         }
     }
@@ -265,4 +274,9 @@ impl System {
 /// Whether a tally makes the source's samples count: the system peer and the other survivors.
 fn is_survivor(tally: Tally) -> bool {
     matches!(tally, Tally::SystemPeer | Tally::Candidate)
+}
+
+/// Seconds as the system process reports them.
+fn seconds(secs: f64) -> NtpDuration {
+    NtpDuration::from_seconds_f64(secs)
 }
