@@ -1,9 +1,14 @@
-//! What the system process tells its driver: typed events to log or act on, and what it serves.
+//! What the system process tells its driver: typed events to log or act on, what it serves,
+//! and the names of the sources both speak of.
 
 use std::string::String;
 
-use super::process::SourceId;
 use crate::time::{NtpDuration, Ppm};
+
+/// The driver's name for a source: the daemon uses its association id (what ntpq shows), the
+/// simulator a counter. Unique among the sources a `System` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceId(pub u32);
 
 /// What the server is serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

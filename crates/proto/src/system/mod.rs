@@ -38,8 +38,6 @@ mod served;
 #[cfg(test)]
 mod tests;
 
-pub use event::{Event, Serving};
-pub use process::{
-    LOCAL_CLOCK_GRACE, SourceId, SourceSpec, SourceView, System, SystemParams, SystemReadout,
-};
+pub use event::{Event, Serving, SourceId};
+pub use process::{LOCAL_CLOCK_GRACE, SourceSpec, SourceView, System, SystemParams, SystemReadout};
 pub use served::{MAX_STRATUM, PHI_PPM, SystemState};

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::string::ToString;
 use std::vec::Vec;
 
-use super::event::{Event, Serving};
+use super::event::{Event, Serving, SourceId};
 use super::served::SystemState;
 use crate::clock::Clock;
 use crate::discipline::{Discipline, DisciplineParams, State};
@@ -22,11 +22,6 @@ use crate::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, Ppm};
 /// for them at start-up, so that clients are not served an undisciplined clock during the first
 /// polls.
 pub const LOCAL_CLOCK_GRACE: Duration = Duration::from_secs(60);
-
-/// The driver's name for a source: the daemon uses its association id (what ntpq shows), the
-/// simulator a counter. Unique among the sources a [`System`] holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SourceId(pub u32);
 
 /// One association as configured (a `server` line, a pool member, a command-line server).
 #[derive(Debug, Clone, Copy, PartialEq)]
