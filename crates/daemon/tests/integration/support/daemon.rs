@@ -199,6 +199,16 @@ impl Daemon {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// The configuration file it was started with (tests edit it before a reload).
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self._dir.path().join("ntp.conf")
+    }
+
+    /// Sends `signal` (a kill(1) name such as `HUP`).
+    pub(crate) fn signal(&self, signal: &str) {
+        process::signal(self.pid(), signal);
+    }
+
     /// Its output so far.
     pub(crate) fn log(&self) -> String {
         fs::read(&self.log_path)
