@@ -81,6 +81,32 @@ impl Startup {
     }
 }
 
+/// Whether this process already runs as `user` (and `group`, default the user's primary group):
+/// real, effective and saved ids alike, as under a systemd unit with `User=` that hands over
+/// `CAP_SYS_TIME` as an ambient capability. `-u` then has nothing left to drop — and could not,
+/// for lack of `CAP_SETUID`. Fails like `-u` itself for an unknown user or group.
+pub fn already_running_as(user: &str, group: Option<&str>) -> io::Result<bool> {
+    let ids = sundial_sys::privileges::lookup_user(user)?;
+    let gid = match group {
+        Some(g) => sundial_sys::privileges::lookup_group(g)?,
+        None => ids.gid,
+    };
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    Ok(ids_are(&status, "Uid:", ids.uid) && ids_are(&status, "Gid:", gid))
+}
+
+/// Whether the real, effective, saved and file-system ids on the `field` line of
+/// /proc/self/status all equal `id`.
+fn ids_are(status: &str, field: &str, id: u32) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .is_some_and(|ids| {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            ids.len() == 4 && ids.iter().all(|v| v.parse() == Ok(id))
+        })
+}
+
 /// The parent's side: reads the daemon's report from `pipe` and returns the exit status,
 /// writing the daemon's error (or that it died silently) to `stderr`.
 fn wait_for_daemon(pipe: impl Read, stderr: &mut impl Write) -> i32 {
@@ -106,6 +132,21 @@ mod tests {
         let mut stderr = Vec::new();
         let code = wait_for_daemon(report.as_bytes(), &mut stderr);
         (code, String::from_utf8_lossy(&stderr).into_owned())
+    }
+
+    #[test]
+    fn ids_match_only_when_all_four_do() {
+        let status = "Name:\tntpd\nUid:\t107\t107\t107\t107\nGid:\t112\t112\t112\t112\n";
+        assert!(ids_are(status, "Uid:", 107) && ids_are(status, "Gid:", 112));
+        let root_saved = "Uid:\t107\t107\t0\t107\n";
+        assert!(!ids_are(root_saved, "Uid:", 107));
+        assert!(!ids_are("", "Uid:", 0));
+    }
+
+    #[test]
+    fn root_is_not_already_an_unprivileged_user() {
+        assert!(!already_running_as("nobody", None).expect("nobody exists"));
+        assert!(already_running_as("sundial-no-such-user", None).is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::associations::{Arrival, Associations, TOKEN_BASE};
 use crate::cli::NtpdArgs;
 use crate::clock::{ClockSpec, SteeredClock, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
-use crate::daemonize::Startup;
+use crate::daemonize::{self, Startup};
 use crate::instance::{self, InstanceLock};
 use crate::interfaces::LiveFilter;
 use crate::logging::{self, Destination};
@@ -215,9 +215,15 @@ fn serve(
         let (user, group) = spec
             .split_once(':')
             .map_or((spec.as_str(), None), |(u, g)| (u, Some(g)));
-        sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
-            .map_err(|e| StartError::Io("cannot drop privileges", e))?;
-        tracing::info!("running as {spec}");
+        if daemonize::already_running_as(user, group)
+            .map_err(|e| StartError::Io("cannot drop privileges", e))?
+        {
+            tracing::info!("already running as {spec} (started so by the service manager)");
+        } else {
+            sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
+                .map_err(|e| StartError::Io("cannot drop privileges", e))?;
+            tracing::info!("running as {spec}");
+        }
     }
     let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(|e| StartError::Io("cannot install signal handlers", e))?;
