@@ -5,7 +5,7 @@ use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::time::Duration;
 use std::{mem, ptr};
 
@@ -71,6 +71,26 @@ pub fn detach() -> io::Result<Detached> {
     cvt(unsafe { libc::chdir(c"/".as_ptr()) })?;
     redirect_stdio_to_dev_null()?;
     Ok(Detached::Daemon(write))
+}
+
+/// The process id and user id of the peer of a connected Unix socket (`SO_PEERCRED`): for a
+/// stream connected to a listener, the process that created the listener.
+pub fn peer_credentials(socket: &impl AsFd) -> io::Result<(u32, u32)> {
+    // SAFETY: `ucred` is plain data; all-zero is a valid value.
+    let mut cred: libc::ucred = unsafe { mem::zeroed() };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the descriptor is valid for the borrow; `cred` and `len` are valid out-pointers
+    // and `len` holds the size of `cred`.
+    cvt(unsafe {
+        libc::getsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((u32::try_from(cred.pid).unwrap_or(0), cred.uid))
 }
 
 /// Opens `path` read-only and close-on-exec with glibc's `open`. `std::fs::File::open` calls

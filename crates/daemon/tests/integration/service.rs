@@ -119,7 +119,8 @@ fn a_second_sundial_on_the_same_port_exits_one() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "another sundial ntpd is already serving UDP port {}",
+            "(pid {}) is already serving UDP port {}",
+            first.pid(),
             first.port()
         )),
         "{stderr}"
@@ -129,6 +130,46 @@ fn a_second_sundial_on_the_same_port_exits_one() {
         .query(server, 4)
         .expect("the first daemon still answers");
     first.stop().assert_success();
+}
+
+#[test]
+fn an_instance_lock_squatted_by_an_unprivileged_user_does_not_block_ntpd() {
+    let port = free_port();
+    let script = format!(
+        "import socket, sys, time\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind('\\0sundial/ntpd/udp/{port}')\n\
+         s.listen(1)\n\
+         print('held', flush=True)\n\
+         time.sleep(60)\n"
+    );
+    // Debian's python3 (installed with python3-ntp by tools/install-test-peers), as nobody.
+    let dir = TempDir::new("squat");
+    let log = dir.path().join("squatter.log");
+    let mut squatter = process::spawn_logged(
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(["/usr/bin/python3", "-c", &script]),
+        &log,
+    );
+    let held = eventually(WITHIN, || {
+        fs::read_to_string(&log).is_ok_and(|t| t.contains("held"))
+    });
+    let ntpd = held.then(|| Daemon::start_on_port(LOCAL_CLOCK_CONFIG, port));
+    let _ = process::stop(&mut squatter, WITHIN);
+    assert!(
+        held,
+        "the squatter did not start: {}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    let ntpd = ntpd.expect("started");
+    assert!(
+        ntpd.log()
+            .contains("which cannot be an NTP daemon; ignoring it"),
+        "{}",
+        ntpd.log()
+    );
+    ntpd.stop().assert_success();
 }
 
 #[test]
