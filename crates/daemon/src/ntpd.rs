@@ -337,6 +337,13 @@ fn serve(
                 break 'main;
             }
             next_tick = now + TICK;
+            // Once a second is soon enough for `systemctl status`, and keeps the formatting
+            // off the per-reply path.
+            if startup.notifier().is_active() {
+                startup
+                    .notifier()
+                    .status(&notify::status_line(&publisher.current().control));
+            }
         }
         let mut timeout = next_tick.saturating_duration_since(Instant::now());
         if let Some(t) = associations.next_timeout() {
@@ -419,9 +426,6 @@ fn serve(
             break 'main;
         }
         timekeeper.set_counters(sum(&counters));
-        startup
-            .notifier()
-            .status(&notify::status_line(&publisher.current().control));
     }
     startup.notifier().send("STOPPING=1");
 
