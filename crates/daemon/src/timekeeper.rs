@@ -289,6 +289,14 @@ impl Timekeeper {
             floor: config.tos.floor,
             ceiling: config.tos.ceiling,
         };
+        // `tos orphan` can change at once; the local clock driver comes from reference clock
+        // lines, which only a restart changes (it owns an association id).
+        let new_fallback = setup::fallback(config);
+        if !matches!(self.fallback, Fallback::LocalClock { .. })
+            && !matches!(new_fallback, Fallback::LocalClock { .. })
+        {
+            self.fallback = new_fallback;
+        }
         self.base_access = runtime.access.clone();
         self.source_flags = runtime.source_flags;
         self.access = Arc::new(runtime.access.clone());

@@ -337,6 +337,46 @@ fn sighup_reload_changes_associations_and_rejects_a_broken_file() {
 }
 
 #[test]
+fn sighup_applies_tos_and_restrict_at_once() {
+    let ntpd = Daemon::start("tos orphan 10 orphanwait 0\n");
+    let server = ntpd.addr_v4();
+    let stratum = || {
+        SntpClient::new(server)
+            .query(server, 4)
+            .map(|r| r.header.stratum)
+            .ok()
+    };
+    assert!(eventually(WITHIN, || stratum() == Some(10)));
+    fs::write(
+        ntpd.config_path(),
+        "tos orphan 7 orphanwait 0\nrestrict 127.0.0.1 noserve\n",
+    )
+    .expect("edit");
+    ntpd.signal("HUP");
+    assert!(
+        eventually(WITHIN, || ntpd
+            .log()
+            .contains("new restrict lines in force")),
+        "{}",
+        ntpd.log()
+    );
+    // 127.0.0.1 may no longer be served at all.
+    assert!(
+        eventually(WITHIN, || stratum().is_none()),
+        "still served after `restrict 127.0.0.1 noserve`"
+    );
+    fs::write(ntpd.config_path(), "tos orphan 7 orphanwait 0\n").expect("edit");
+    ntpd.signal("HUP");
+    assert!(
+        eventually(WITHIN, || stratum() == Some(7)),
+        "orphan stratum after reload: {:?}\n{}",
+        stratum(),
+        ntpd.log()
+    );
+    ntpd.stop().assert_success();
+}
+
+#[test]
 fn sighup_reopens_the_log_file() {
     let dir = TempDir::new("logrotate");
     let log = dir.path().join("ntpd.log");
