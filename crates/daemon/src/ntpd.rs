@@ -26,8 +26,11 @@ use crate::associations::{Associations, TOKEN_BASE};
 use crate::cli::NtpdArgs;
 use crate::clock::{ClockSpec, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
-use crate::interfaces::InterfaceFilter;
+use crate::daemonize::{self, Startup};
+use crate::instance::{self, InstanceLock};
+use crate::interfaces::LiveFilter;
 use crate::logging::{self, Destination};
+use crate::notify::{self, Notifier};
 use crate::publish::{Publisher, Snapshot};
 use crate::random::Random;
 use crate::resolver::Resolver;
@@ -54,11 +57,13 @@ pub fn main() -> ExitCode {
     if args.check {
         return check(&args.config);
     }
-    match run(args) {
+    let mut startup = Startup::from_env();
+    match run(args, &mut startup) {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("ntpd: {e}");
+            startup.failed(&e.to_string());
             ExitCode::FAILURE
         }
     }
@@ -108,6 +113,8 @@ enum StartError {
     Log(PathBuf, io::Error),
     Bind(u16, io::Error),
     Io(&'static str, io::Error),
+    /// Another sundial ntpd serves the same port.
+    Instance(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -115,14 +122,15 @@ impl std::fmt::Display for StartError {
         match self {
             Self::Config(e) => write!(f, "{e}"),
             Self::Log(p, e) => write!(f, "cannot open log file {}: {e}", p.display()),
-            Self::Bind(port, e) => write!(f, "cannot serve on UDP port {port}: {e}"),
+            Self::Bind(port, e) => write!(f, "{}", instance::describe_bind_error(*port, e)),
+            Self::Instance(message) => write!(f, "{message}"),
             Self::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
 }
 
 /// Runs the daemon; the exit status on a clean stop (non-zero after a panic-threshold stop).
-fn run(args: NtpdArgs) -> Result<u8, StartError> {
+fn run(args: NtpdArgs, startup: &mut Startup) -> Result<u8, StartError> {
     let (config, findings) = config::load(&args.config).map_err(StartError::Config)?;
     let logfile = args.logfile.clone().or_else(|| config.logfile.clone());
     let destination = match (&logfile, args.nofork || args.debug_level() > 0) {
@@ -144,7 +152,9 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
     let mut random = Random::open().map_err(|e| StartError::Io("cannot open /dev/urandom", e))?;
     let runtime = setup::Runtime::from_config(&config, &args, &mut random);
     if !args.foreground() {
-        sundial_sys::process::daemonize().map_err(|e| StartError::Io("cannot detach", e))?;
+        startup
+            .detach()
+            .map_err(|e| StartError::Io("cannot detach", e))?;
     }
     let pidfile = args.pidfile.clone().or_else(|| config.pidfile.clone());
     if let Some(path) = &pidfile {
@@ -155,7 +165,7 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
             tracing::warn!("-N: cannot raise the scheduling priority: {e}");
         }
     }
-    let result = serve(&args, &config, runtime, random);
+    let result = serve(&args, config, runtime, random, startup);
     if let Some(path) = &pidfile {
         let _ = fs::remove_file(path);
     }
@@ -165,12 +175,15 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
 /// Runs the daemon: start-up, the main loop, shutdown.
 fn serve(
     args: &NtpdArgs,
-    config: &Config,
+    config: Config,
     runtime: setup::Runtime,
     random: Random,
+    startup: &mut Startup,
 ) -> Result<u8, StartError> {
-    let mut daemon = start(args, config, &runtime)?;
-    let result = main_loop(&mut daemon, &runtime, random);
+    let mut daemon = start(args, config, runtime)?;
+    startup.ready(&notify::status_line(&daemon.publisher.current().control));
+    let result = main_loop(args, &mut daemon, random, startup);
+    startup.notifier().send("STOPPING=1");
     shutdown(daemon);
     result
 }
@@ -178,9 +191,16 @@ fn serve(
 /// What the main loop owns while ntpd runs.
 struct Daemon {
     started: Instant,
+    /// The configuration in force (a reload replaces it).
+    config: Config,
+    runtime: setup::Runtime,
+    /// Held while ntpd runs: one daemon per port.
+    _instance: Option<InstanceLock>,
     poll: Poll,
     signals: SignalPipe,
     publisher: Arc<Publisher>,
+    /// The interface rules every server thread reads (a reload replaces them).
+    live_filter: LiveFilter,
     /// Tells the server threads to stop.
     stop: Arc<AtomicBool>,
     workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
@@ -193,7 +213,7 @@ struct Daemon {
 
 /// Opens every socket, drops privileges, starts the server threads and the resolver, and
 /// mobilises the associations.
-fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<Daemon, StartError> {
+fn start(args: &NtpdArgs, config: Config, runtime: setup::Runtime) -> Result<Daemon, StartError> {
     let precision = measure_precision();
     let started = Instant::now();
     let mapping = initial_mapping(args.clock);
@@ -212,6 +232,12 @@ fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<D
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     let workers = threads.max(1);
     let shared = workers > 1;
+    // Port 0 (tests only) means a fresh port every time: nothing to exclude.
+    let instance = if args.port == 0 {
+        None
+    } else {
+        Some(InstanceLock::acquire(args.port).map_err(StartError::Instance)?)
+    };
     let mut socket_sets = Vec::with_capacity(workers);
     for _ in 0..workers {
         socket_sets.push(
@@ -223,9 +249,15 @@ fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<D
         let (user, group) = spec
             .split_once(':')
             .map_or((spec.as_str(), None), |(u, g)| (u, Some(g)));
-        sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
-            .map_err(|e| StartError::Io("cannot drop privileges", e))?;
-        tracing::info!("running as {spec}");
+        if daemonize::already_running_as(user, group)
+            .map_err(|e| StartError::Io("cannot drop privileges", e))?
+        {
+            tracing::info!("already running as {spec} (started so by the service manager)");
+        } else {
+            sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
+                .map_err(|e| StartError::Io("cannot drop privileges", e))?;
+            tracing::info!("running as {spec}");
+        }
     }
     let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(|e| StartError::Io("cannot install signal handlers", e))?;
@@ -239,6 +271,7 @@ fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<D
         .map_err(|e| StartError::Io("cannot poll signals", e))?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let live_filter = LiveFilter::new(runtime.filter.clone());
     let mut handles: Vec<(JoinHandle<()>, Arc<Waker>)> = Vec::new();
     let mut counters: Vec<Arc<ServerCounters>> = Vec::new();
     let mut local: Option<(Server, Vec<ServeSocket>)> = None;
@@ -265,7 +298,7 @@ fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<D
         for (n, set) in socket_sets.into_iter().enumerate() {
             let server = runtime.server(n);
             counters.push(server.counters_handle());
-            let handle = spawn_worker(n, set, server, &runtime.filter, &publisher, &stop, started)
+            let handle = spawn_worker(n, set, server, &live_filter, &publisher, &stop, started)
                 .map_err(|e| StartError::Io("cannot start server thread", e))?;
             handles.push(handle);
         }
@@ -299,9 +332,9 @@ fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<D
         _ => None,
     };
     let now = mono(started);
-    let mut timekeeper = Timekeeper::new(config, args, runtime, precision, mapping, now);
+    let mut timekeeper = Timekeeper::new(&config, args, &runtime, precision, mapping, now);
     let mut associations = Associations::new(
-        config,
+        &config,
         &args.servers,
         family,
         resolver,
@@ -311,9 +344,13 @@ fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<D
     timekeeper.reserve_local_clock_id(&mut associations);
     Ok(Daemon {
         started,
+        config,
+        runtime,
+        _instance: instance,
         poll,
         signals,
         publisher,
+        live_filter,
         stop,
         workers: handles,
         counters,
@@ -324,15 +361,17 @@ fn start(args: &NtpdArgs, config: &Config, runtime: &setup::Runtime) -> Result<D
 }
 
 /// The main loop: polls, replies, the discipline's timer, requests (with one server thread),
-/// signals and name lookups, until a signal or the system process says stop. Returns the exit
-/// status.
+/// signals (stop, reload) and name lookups, until a signal or the system process says stop.
+/// Returns the exit status.
 fn main_loop(
+    args: &NtpdArgs,
     d: &mut Daemon,
-    runtime: &setup::Runtime,
     mut random: Random,
+    startup: &mut Startup,
 ) -> Result<u8, StartError> {
     let started = d.started;
     let mut reader = d.publisher.reader();
+    let mut filter = d.live_filter.reader();
     let mut events = Events::with_capacity(64);
     let mut next_tick = Instant::now();
     loop {
@@ -363,6 +402,13 @@ fn main_loop(
                 return Ok(code);
             }
             next_tick = now + TICK;
+            // Once a second is soon enough for `systemctl status`, and keeps the formatting
+            // off the per-reply path.
+            if startup.notifier().is_active() {
+                startup
+                    .notifier()
+                    .status(&notify::status_line(&d.publisher.current().control));
+            }
         }
         let mut timeout = next_tick.saturating_duration_since(Instant::now());
         if let Some(t) = d.associations.next_timeout(d.timekeeper.system()) {
@@ -375,8 +421,14 @@ fn main_loop(
             if e.kind() == io::ErrorKind::Interrupted {
                 // The signal that interrupted us is in the pipe now. Simulator builds learn of
                 // it only here: their poller never reports the pipe again (SIMULATOR_BUILD).
-                if shutdown_requested(&d.signals) {
-                    return Ok(0);
+                match handle_signals(&d.signals) {
+                    SignalAction::Stop => return Ok(0),
+                    SignalAction::Reload => {
+                        reload(args, d, startup.notifier(), mono(started));
+                        // Publish the new restrict table and peer list now, not in a second.
+                        next_tick = Instant::now();
+                    }
+                    SignalAction::None => {}
                 }
                 continue;
             }
@@ -385,11 +437,15 @@ fn main_loop(
         let mut arrived = false;
         for event in &events {
             match event.token() {
-                SIGNAL_TOKEN => {
-                    if shutdown_requested(&d.signals) {
-                        return Ok(0);
+                SIGNAL_TOKEN => match handle_signals(&d.signals) {
+                    SignalAction::Stop => return Ok(0),
+                    SignalAction::Reload => {
+                        reload(args, d, startup.notifier(), mono(started));
+                        // Publish the new restrict table and peer list now, not in a second.
+                        next_tick = Instant::now();
                     }
-                }
+                    SignalAction::None => {}
+                },
                 WAKE_TOKEN => d
                     .associations
                     .on_answers(d.timekeeper.system_mut(), mono(started)),
@@ -407,7 +463,7 @@ fn main_loop(
                     if let Some((server, sockets)) = d.local.as_mut()
                         && let Some(sock) = sockets.get_mut(t.wrapping_sub(FIRST_SOCKET_TOKEN))
                     {
-                        if let Err(e) = sock.drain(server, &mut reader, &runtime.filter, started) {
+                        if let Err(e) = sock.drain(server, &mut reader, filter.get(), started) {
                             tracing::warn!("receiving requests failed: {e}");
                         }
                         rearm(d.poll.registry(), sock, Token(t));
@@ -440,17 +496,57 @@ fn shutdown(mut d: Daemon) {
     d.associations.log_counters(d.timekeeper.system());
 }
 
-/// Handles the signals received so far; true once SIGTERM or SIGINT asks ntpd to stop.
-fn shutdown_requested(signals: &SignalPipe) -> bool {
+/// What the signals received so far ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignalAction {
+    None,
+    /// SIGHUP: reopen the log file and reload the configuration.
+    Reload,
+    /// SIGTERM or SIGINT.
+    Stop,
+}
+
+/// Drains the signal pipe: a stop request wins over a reload, several SIGHUPs are one reload.
+fn handle_signals(signals: &SignalPipe) -> SignalAction {
+    let mut action = SignalAction::None;
     for sig in signals.drain() {
         if sig == libc::SIGHUP {
-            tracing::info!("SIGHUP received; configuration reload is not supported, restart ntpd");
+            action = SignalAction::Reload;
         } else {
             tracing::info!("signal {sig} received, shutting down");
-            return true;
+            return SignalAction::Stop;
         }
     }
-    false
+    action
+}
+
+/// SIGHUP: reopen the log file (for logrotate), then re-read the configuration and apply what
+/// changed ([`crate::reload`]); a file with errors changes nothing.
+fn reload(args: &NtpdArgs, d: &mut Daemon, notifier: &mut Notifier, now: MonoTime) {
+    if let Err(e) = logging::reopen() {
+        tracing::warn!("SIGHUP: cannot reopen the log file: {e}");
+    }
+    notifier.send("RELOADING=1");
+    tracing::info!("SIGHUP: reloading {}", args.config.display());
+    match crate::reload::load(&args.config) {
+        Ok((new, findings)) => {
+            log_findings(&findings);
+            crate::reload::apply(
+                args,
+                &mut d.config,
+                new,
+                &mut d.runtime,
+                &mut d.associations,
+                &mut d.timekeeper,
+                now,
+            );
+            d.live_filter.set(d.runtime.filter.clone());
+        }
+        Err(e) => {
+            tracing::error!("SIGHUP: {e}; keeping the running configuration");
+        }
+    }
+    notifier.send("READY=1");
 }
 
 /// Monotonic time since start-up, as the core counts it.
@@ -462,7 +558,7 @@ fn spawn_worker(
     n: usize,
     sockets: Vec<std::net::UdpSocket>,
     server: Server,
-    filter: &InterfaceFilter,
+    filter: &LiveFilter,
     publisher: &Arc<Publisher>,
     stop: &Arc<AtomicBool>,
     origin: Instant,
@@ -480,7 +576,7 @@ fn spawn_worker(
             Interest::READABLE,
         )?;
     }
-    let filter = filter.clone();
+    let mut filter = filter.reader();
     let mut reader = publisher.reader();
     let stop = Arc::clone(stop);
     let handle = std::thread::Builder::new()
@@ -500,7 +596,7 @@ fn spawn_worker(
                     if let Some(sock) =
                         sockets.get_mut(event.token().0.wrapping_sub(FIRST_SOCKET_TOKEN))
                     {
-                        if let Err(e) = sock.drain(&server, &mut reader, &filter, origin) {
+                        if let Err(e) = sock.drain(&server, &mut reader, filter.get(), origin) {
                             tracing::warn!("server thread {n}: receiving requests failed: {e}");
                         }
                         rearm(poll.registry(), sock, event.token());

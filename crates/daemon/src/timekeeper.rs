@@ -85,17 +85,8 @@ impl Timekeeper {
             None => (None, None),
         };
         let params = SystemParams {
-            select: SelectParams {
-                minclock: usize::from(config.tos.minclock.max(1)),
-                maxclock: usize::from(config.tos.maxclock.max(1)),
-                minsane: usize::from(config.tos.minsane),
-            },
-            fitness: Fitness {
-                mindist: config.tos.mindist.to_seconds_f64(),
-                maxdist: config.tos.maxdist.to_seconds_f64(),
-                floor: config.tos.floor,
-                ceiling: config.tos.ceiling,
-            },
+            select: select_params(config),
+            fitness: fitness(config),
             discipline,
             poll_range: config.poll_range(),
             fallback: runtime.fallback,
@@ -205,8 +196,10 @@ impl Timekeeper {
     pub fn shutdown(&mut self) {
         if let (Some(w), Some(ppm)) = (self.drift.as_mut(), self.system.drift()) {
             let ppm = ppm.value();
-            w.save(ppm);
-            tracing::info!("frequency {ppm:.3} ppm saved to {}", w.path().display());
+            // A failed write was logged as such; only a written file is "saved".
+            if w.save(ppm) {
+                tracing::info!("frequency {ppm:.3} ppm saved to {}", w.path().display());
+            }
         }
     }
 
@@ -342,6 +335,29 @@ impl Timekeeper {
         });
     }
 
+    /// Takes up a reloaded configuration's `tos` and restrict table; the discipline, the
+    /// frequency and the drift file are left alone.
+    pub fn reconfigure(&mut self, config: &Config, runtime: &Runtime) {
+        self.system
+            .set_selection(select_params(config), fitness(config));
+        // `tos orphan` can change at once; the local clock driver comes from reference clock
+        // lines, which only a restart changes (it owns an association id).
+        let new_fallback = setup::fallback(config);
+        if !matches!(self.fallback, Fallback::LocalClock { .. })
+            && !matches!(new_fallback, Fallback::LocalClock { .. })
+        {
+            self.fallback = new_fallback;
+            self.system
+                .set_fallback(new_fallback, runtime.upstream_configured);
+        }
+        self.base_access = runtime.access.clone();
+        self.source_flags = runtime.source_flags;
+        self.access = Arc::new(runtime.access.clone());
+        // Forces `access_for` to add the `restrict source` entries again.
+        self.access_addrs.clear();
+        self.access_addrs.push(IpAddr::from([0, 0, 0, 0]));
+    }
+
     /// The restrict table in force: the configured one plus `restrict source` entries for the
     /// addresses associations use now.
     fn access_for(&mut self, associations: &Associations) -> Arc<AccessTable> {
@@ -357,6 +373,25 @@ impl Timekeeper {
             self.access_addrs = addrs;
         }
         Arc::clone(&self.access)
+    }
+}
+
+/// `tos minclock`, `maxclock`, `minsane`.
+fn select_params(config: &Config) -> SelectParams {
+    SelectParams {
+        minclock: usize::from(config.tos.minclock.max(1)),
+        maxclock: usize::from(config.tos.maxclock.max(1)),
+        minsane: usize::from(config.tos.minsane),
+    }
+}
+
+/// `tos mindist`, `maxdist`, `floor`, `ceiling`.
+fn fitness(config: &Config) -> Fitness {
+    Fitness {
+        mindist: config.tos.mindist.to_seconds_f64(),
+        maxdist: config.tos.maxdist.to_seconds_f64(),
+        floor: config.tos.floor,
+        ceiling: config.tos.ceiling,
     }
 }
 

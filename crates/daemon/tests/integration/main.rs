@@ -6,6 +6,8 @@
 //!   and every dropped datagram is counted.
 //! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
+//! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
+//!   daemon per port, `READY=1`, SIGHUP reloads and reopens the log, `--version`.
 //!
 //! Run them with `tools/test-all` (as root: they create network namespaces, and it installs the
 //! peers). Nothing here can change the machine's clock: every NTP program runs without
@@ -15,6 +17,7 @@ mod access;
 mod bad_input;
 mod interop;
 mod safety;
+mod service;
 #[allow(
     dead_code,
     unused_imports,
