@@ -26,4 +26,5 @@ pub mod reload;
 pub mod resolver;
 pub mod serve;
 pub mod setup;
+pub mod stats;
 pub mod timekeeper;

@@ -88,7 +88,7 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
                 }
             }
         }
-        "filegen" => cfg.filegens.push(parse_filegen(args, location)?),
+        "filegen" => cfg.filegens.push(parse_filegen(args, location, notes)?),
         "tos" => cfg.tos = parse_tos(args, &cfg.tos, notes)?,
         "tinker" => cfg.tinker = parse_tinker(args, &cfg.tinker, notes)?,
         "discard" => cfg.discard = parse_discard(args, &cfg.discard)?,

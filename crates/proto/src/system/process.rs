@@ -281,6 +281,7 @@ impl System {
             .source
             .handle_response(t4, datagram, precision);
         if let Outcome::Sample(estimate) = outcome {
+            self.events.push_back(Event::Sampled(id));
             let fresh = if estimate.is_some() {
                 Fresh::Estimate
             } else {

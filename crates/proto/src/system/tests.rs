@@ -209,6 +209,11 @@ fn first_source_to_answer_does_not_set_the_clock_alone() {
     assert!(matches!(w.exchange(a), Outcome::Sample(_)));
     assert_eq!(w.system.system_peer(), None);
     assert_eq!(w.fed(a), 0);
+    assert_eq!(
+        w.events,
+        [Event::Sampled(a)],
+        "a sample is reported even before selection runs (peerstats)"
+    );
     assert!(!w.events.contains(&Event::Selected));
     assert_eq!(w.system.serving(), Serving::Unsynchronized);
     assert!(w.clock.correction.abs() < 1e-12, "the clock was touched");

@@ -127,7 +127,7 @@ fn statistics_and_filegen_options() {
             StatsKind::Rawstats
         ]
     );
-    assert_eq!(positions(&findings, Severity::Notice), ["1:41 rawstats"]);
+    assert_eq!(positions(&findings, Severity::Warning), ["1:41 rawstats"]);
     let peers = &config.filegens[0];
     assert_eq!(peers.file, Some(PathBuf::from("peers")));
     assert_eq!(
