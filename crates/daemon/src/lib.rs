@@ -16,6 +16,7 @@ pub mod instance;
 pub mod interfaces;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod ntpd;
 pub mod ntpdate;

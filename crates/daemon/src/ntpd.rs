@@ -247,6 +247,14 @@ fn start(args: &NtpdArgs, config: Config, runtime: setup::Runtime) -> Result<Dae
                 .map_err(|e| StartError::Bind(args.port, e))?,
         );
     }
+    let metrics = match args.metrics.or(config.metrics) {
+        Some(addr) => Some((
+            addr,
+            crate::metrics::http::bind(addr)
+                .map_err(|e| StartError::Io("cannot bind the metrics port", e))?,
+        )),
+        None => None,
+    };
     if let Some(spec) = &args.user {
         let (user, group) = spec
             .split_once(':')
@@ -260,6 +268,14 @@ fn start(args: &NtpdArgs, config: Config, runtime: setup::Runtime) -> Result<Dae
                 .map_err(|e| StartError::Io("cannot drop privileges", e))?;
             tracing::info!("running as {spec}");
         }
+    }
+    if let Some((addr, listener)) = metrics {
+        let info = crate::metrics::render::ProcessInfo {
+            start_time: std::time::SystemTime::now(),
+        };
+        crate::metrics::http::spawn(listener, Arc::clone(&publisher), info)
+            .map_err(|e| StartError::Io("cannot start the metrics thread", e))?;
+        tracing::info!("serving Prometheus metrics on http://{addr}/metrics");
     }
     let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(|e| StartError::Io("cannot install signal handlers", e))?;

@@ -77,6 +77,12 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
             cfg.nonvolatile = Some(threshold);
         }
         "statsdir" => cfg.statsdir = Some(single_path(args)?),
+        "metrics" => {
+            let tok = args.required("[ADDR:]PORT")?;
+            let addr = crate::metrics::parse_listen(tok.text).map_err(|e| tok.error(e))?;
+            args.finish()?;
+            cfg.metrics = Some(addr);
+        }
         "logfile" => cfg.logfile = Some(single_path(args)?),
         "leapfile" => cfg.leapfile = Some(single_path(args)?),
         "pidfile" => cfg.pidfile = Some(single_path(args)?),
