@@ -241,6 +241,9 @@ fn source_labels(p: &PeerVars) -> [(String, String); 3] {
     ]
 }
 
+/// A per-source gauge: name, help, and how to read it.
+type SourceGauge = (&'static str, &'static str, fn(&PeerVars) -> f64);
+
 fn source_families(f: &mut Family<'_>, control: &ControlSnapshot) {
     let peers: Vec<&PeerVars> = control
         .peers
@@ -248,7 +251,7 @@ fn source_families(f: &mut Family<'_>, control: &ControlSnapshot) {
         .filter(|p| !p.is_pool_prototype)
         .collect();
     let labels: Vec<[(String, String); 3]> = peers.iter().map(|p| source_labels(p)).collect();
-    let gauges: [(&str, &str, fn(&PeerVars) -> f64); 8] = [
+    let gauges: [SourceGauge; 8] = [
         (
             "ntp_source_reachability",
             "Reach register of the source: the last 8 polls as bits, newest lowest (377 octal = 255).",

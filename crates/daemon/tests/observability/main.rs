@@ -16,4 +16,5 @@
 )]
 mod support;
 
+mod prometheus;
 mod statsfiles;
