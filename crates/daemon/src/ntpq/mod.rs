@@ -29,7 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sundial_proto::control::{
     ErrorCode, Opcode, PeerStatus, ResponseError, parse_association_list, parse_varlist,
-    peer_event_name, unquote,
+    peer_event_name,
 };
 use sundial_proto::time::{NtpTimestamp, UnixTime};
 
@@ -343,7 +343,7 @@ impl Runner {
         if self.json {
             let mut variables = Object::new();
             for (name, value) in &vars {
-                variables = variables.string(name, unquote(value));
+                variables = variables.variable(name, value);
             }
             let doc = Object::new()
                 .string("host", host)
@@ -395,7 +395,7 @@ impl Runner {
         if self.json {
             let mut variables = Object::new();
             for (name, value) in first.iter().chain(&second).chain(sundial.iter().flatten()) {
-                variables = variables.string(name, unquote(value));
+                variables = variables.variable(name, value);
             }
             let doc = Object::new()
                 .string("host", host)
