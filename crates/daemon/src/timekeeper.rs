@@ -422,6 +422,7 @@ impl Timekeeper {
             readout: self.system.readout(),
             counters: self.counters,
             uptime: self.started.elapsed(),
+            kernel: control::read_kernel(),
         };
         let control = Arc::new(control::snapshot(associations, &self.system, &view));
         self.write_stats(&control);

@@ -16,5 +16,6 @@
 )]
 mod support;
 
+mod ntpq;
 mod prometheus;
 mod statsfiles;

@@ -41,6 +41,7 @@
 
 mod client;
 mod header;
+mod kernel;
 mod request;
 mod respond;
 mod snapshot;
@@ -60,6 +61,7 @@ pub use client::{
 pub use header::{
     ControlHeader, ErrorCode, HEADER_LEN, MAX_DATA_LEN, MAX_DATAGRAM_LEN, Opcode, split_header,
 };
+pub use kernel::{KernelVars, status_flags};
 pub use request::{
     IgnoreReason, MAX_NAME_LEN, MAX_NAMES, NameList, Request, RequestError, RequestFrame,
 };

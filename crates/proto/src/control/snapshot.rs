@@ -9,6 +9,7 @@
 use core::net::{IpAddr, Ipv4Addr};
 use core::num::NonZeroU16;
 
+use super::kernel::KernelVars;
 use super::status::{ClockSource, ClockStatus, PeerStatus, SystemStatus};
 use crate::filter::STAGES;
 use crate::packet::{Leap, Mode, ReferenceId};
@@ -129,6 +130,8 @@ pub struct SystemVars {
     /// `ntpq -c sysstats` (see the `stats` module for how they map). Only sent when asked for
     /// by name, never in the defaults of `ntpq -c rv`.
     pub counters: CounterSnapshot,
+    /// The kernel clock discipline (`ntpq -c kerninfo`), if the daemon read it.
+    pub kernel: Option<KernelVars>,
 }
 
 impl SystemVars {
@@ -173,6 +176,7 @@ impl Default for SystemVars {
             leapsec: None,
             expire: None,
             uptime: 0,
+            kernel: None,
             counters: CounterSnapshot::default(),
         }
     }
