@@ -170,7 +170,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     plan.interfaces = interface_key(old) != interface_key(new);
     plan.limits = old.discard != new.discard || old.limit != new.limit;
     plan.tos = old.tos != new.tos;
-    let start_up: [(&'static str, bool); 12] = [
+    let start_up: [(&'static str, bool); 13] = [
         (
             "driftfile",
             old.driftfile != new.driftfile || old.nonvolatile != new.nonvolatile,
@@ -195,6 +195,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
                 || old.control_key != new.control_key
         }),
         ("leapfile", old.leapfile != new.leapfile),
+        ("metrics", old.metrics != new.metrics),
         ("mru", old.mru != new.mru),
         (
             "setvar",
