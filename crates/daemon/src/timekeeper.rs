@@ -286,7 +286,7 @@ impl Timekeeper {
                     self.pending.clock_update = true;
                     self.system_event(
                         EVNT_FREQ_SET,
-                        format!("freq_set {:.3} PPM", frequency.value()),
+                        format!("freq_set ntpd {:.6} PPM", frequency.value()),
                     );
                 }
                 Event::ClockFailed { error } => {

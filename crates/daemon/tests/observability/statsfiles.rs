@@ -8,13 +8,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::Daemon;
 use crate::support::daemon::sundial_ntpq_in;
 use crate::support::netns::Netns;
-use crate::support::peers::Peer;
-use crate::support::process::output_within;
+use crate::support::peers::{Peer, ntpsec_program};
+use crate::support::process::{self, output_within};
 use crate::support::tempdir::TempDir;
 use crate::support::wait::eventually_every;
+use crate::support::{Daemon, NetnsPair};
 
 const CHRONY_PORT: u16 = 11123;
 
@@ -283,4 +283,154 @@ fn first_block(script: &str) -> Vec<Vec<f64>> {
                 .filter(|f| f.len() >= 2)
         })
         .collect()
+}
+
+/// How long NTPsec's ntpd gets to select sundial and write its loopstats.
+const NTPSEC_LIMIT: Duration = Duration::from_secs(150);
+
+/// The shape of a statistics field: what NTPsec's readers rely on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Shape {
+    /// A decimal number with this many digits after the point.
+    Decimal(usize),
+    /// An integer.
+    Integer,
+    /// Four hex digits (a status word).
+    Hex4,
+    /// Anything else (an address, an event name).
+    Text,
+}
+
+fn shape(field: &str) -> Shape {
+    if let Some((int, frac)) = field.split_once('.')
+        && int
+            .trim_start_matches('-')
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        && !int.trim_start_matches('-').is_empty()
+        && frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Shape::Decimal(frac.len());
+    }
+    if field
+        .trim_start_matches('-')
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        && !field.is_empty()
+    {
+        return Shape::Integer;
+    }
+    if field.len() == 4 && field.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Shape::Hex4;
+    }
+    Shape::Text
+}
+
+/// The shapes of a line's fields; `text_at` lists fields that are names or addresses.
+fn shapes(line: &str, text_at: &[usize]) -> Vec<Shape> {
+    fields(line)
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if text_at.contains(&i) {
+                Shape::Text
+            } else {
+                shape(f)
+            }
+        })
+        .collect()
+}
+
+/// sundial follows chronyd in one namespace and NTPsec's ntpd (1.2.2, without CAP_SYS_TIME)
+/// follows sundial from another, both writing statistics: every line of both has the same
+/// fields with the same number of decimals (status words as four hex digits, units as NTPsec).
+#[test]
+fn ntpsec_writes_the_same_columns_as_sundial() {
+    let pair = NetnsPair::new();
+    let _chronyd = Peer::chronyd_in(&pair.server, CHRONY_PORT, 2);
+    let dir = TempDir::new("statscmp");
+    let ours = dir.path().join("sundial");
+    let theirs = dir.path().join("ntpsec");
+    fs::create_dir(&ours).unwrap();
+    fs::create_dir(&theirs).unwrap();
+    let stats_lines = "statistics loopstats peerstats protostats\n";
+    let sundial = Daemon::start_in_with(
+        &pair.server,
+        format!(
+            "server 127.0.0.1 port {CHRONY_PORT} iburst minpoll 3 maxpoll 3\nstatsdir {}/\n{stats_lines}",
+            ours.display()
+        ),
+        &["--clock", "simulated:0.001:2"],
+    );
+    let config = dir.write(
+        "ntpsec.conf",
+        format!(
+            // Without `disable kernel`, NTPsec (unable to use the kernel PLL without
+            // CAP_SYS_TIME) writes no loopstats.
+            "server {} iburst minpoll 3 maxpoll 3\ndisable kernel\ndriftfile {1}/ntp.drift\n\
+             statsdir {1}/\n{stats_lines}",
+            NetnsPair::SERVER_V4,
+            theirs.display()
+        ),
+    );
+    let mut cmd = pair.client.notime(ntpsec_program("usr/sbin/ntpd"));
+    cmd.arg("-n")
+        .arg("-c")
+        .arg(&config)
+        .arg("-p")
+        .arg(dir.path().join("ntpsec.pid"))
+        .arg("-l")
+        .arg(dir.path().join("ntpsec.log"));
+    let mut ntpsec = process::spawn_logged(&mut cmd, &dir.path().join("ntpsec.out"));
+    let written = eventually_every(NTPSEC_LIMIT, Duration::from_secs(1), || {
+        ["loopstats", "peerstats"]
+            .iter()
+            .all(|stem| !lines(&theirs, stem).is_empty() && lines(&ours, stem).len() >= 2)
+    });
+    let _ = process::stop(&mut ntpsec, Duration::from_secs(5));
+    let ntpsec_log = fs::read_to_string(dir.path().join("ntpsec.log")).unwrap_or_default();
+    let counts: Vec<(&str, usize, usize)> = ["loopstats", "peerstats", "protostats"]
+        .iter()
+        .map(|stem| (*stem, lines(&theirs, stem).len(), lines(&ours, stem).len()))
+        .collect();
+    assert!(
+        written,
+        "too few lines (file, NTPsec's, sundial's): {counts:?}\nNTPsec log:\n{ntpsec_log}"
+    );
+    drop(sundial);
+
+    // loopstats: every field alike. peerstats: field 2 is the address.
+    for (stem, text_at) in [("loopstats", &[][..]), ("peerstats", &[2][..])] {
+        let reference = shapes(&lines(&theirs, stem)[0], text_at);
+        for line in lines(&theirs, stem) {
+            assert_eq!(shapes(&line, text_at), reference, "NTPsec {stem} {line:?}");
+        }
+        for line in lines(&ours, stem) {
+            assert_eq!(
+                shapes(&line, text_at),
+                reference,
+                "sundial's {stem} {line:?} differs from NTPsec's {:?}",
+                lines(&theirs, stem)[0]
+            );
+        }
+    }
+    // protostats: MJD, seconds, address, status word, event code, then the event's text.
+    let proto_head = |line: &str| {
+        let f = fields(line);
+        (
+            shape(f[0]),
+            shape(f[1]),
+            f[3].len() == 4 && u16::from_str_radix(f[3], 16).is_ok(),
+            f[4].len() == 2 && u8::from_str_radix(f[4], 16).is_ok(),
+        )
+    };
+    let reference = proto_head(&lines(&theirs, "protostats")[0]);
+    assert_eq!(reference, (Shape::Integer, Shape::Decimal(3), true, true));
+    for line in lines(&ours, "protostats") {
+        assert_eq!(
+            proto_head(&line),
+            reference,
+            "sundial's protostats {line:?}"
+        );
+    }
 }
