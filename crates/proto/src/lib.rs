@@ -38,6 +38,7 @@ pub mod discipline;
 pub mod fallback;
 pub mod filter;
 pub mod fuzzing;
+pub mod onwire;
 pub mod packet;
 pub mod pool;
 pub mod ratelimit;

@@ -15,6 +15,7 @@
 use core::time::Duration;
 
 use crate::filter::{ClockFilter, DelayFloor, Estimate, MAX_DISPERSION, PHI, Sample};
+use crate::onwire::{self, Answer, Measurement, NotAnswer, Unusable};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
 use crate::select::{Candidate, Standing};
 use crate::time::{Log2Seconds, MonoTime, NtpDuration, NtpShort, NtpTimestamp};
@@ -389,23 +390,27 @@ impl Source {
         let Ok(packet) = Packet::parse(datagram) else {
             return Outcome::Rejected(Rejection::Malformed);
         };
-        let h = packet.header;
-        if h.mode != Mode::Server {
-            return Outcome::Rejected(Rejection::Malformed);
-        }
         // The origin check comes first: nothing that fails it may change any state.
-        let Some(out) = self
-            .outstanding
-            .filter(|o| !o.nonce.is_zero() && o.nonce == h.origin_timestamp)
-        else {
+        let nonce = self.outstanding.map_or(NtpTimestamp::ZERO, |o| o.nonce);
+        let answer = match onwire::check(&packet, nonce) {
+            Ok(answer) => answer,
+            Err(NotAnswer::NotServerMode(_)) => return Outcome::Rejected(Rejection::Malformed),
+            Err(NotAnswer::WrongOrigin) => return Outcome::Rejected(Rejection::BogusOrigin),
+        };
+        let Some(out) = self.outstanding else {
             return Outcome::Rejected(Rejection::BogusOrigin);
         };
-        if h.is_kiss_of_death() {
-            self.outstanding = None;
-            return Outcome::Kiss(self.handle_kiss(&h));
-        }
-        if h.transmit_timestamp.is_zero() || h.receive_timestamp.is_zero() {
-            return Outcome::Rejected(Rejection::ZeroTimestamp);
+        let h = *answer.header();
+        match answer {
+            Answer::Kiss(_) => {
+                self.outstanding = None;
+                return Outcome::Kiss(self.handle_kiss(&h));
+            }
+            Answer::Unusable {
+                reason: Unusable::ZeroTimestamp,
+                ..
+            } => return Outcome::Rejected(Rejection::ZeroTimestamp),
+            Answer::Unusable { .. } | Answer::Time(_) => {}
         }
         if h.transmit_timestamp == self.last_transmit {
             return Outcome::Rejected(Rejection::Duplicate);
@@ -417,7 +422,11 @@ impl Source {
         self.unreach = 0;
         self.received += 1;
         self.last_receive = t4;
-        if h.stratum == 0 || h.stratum > 16 {
+        if let Answer::Unusable {
+            reason: Unusable::InvalidStratum,
+            ..
+        } = answer
+        {
             return Outcome::Rejected(Rejection::InvalidStratum);
         }
         let stratum = h.stratum;
@@ -439,19 +448,20 @@ impl Source {
         {
             return Outcome::Rejected(Rejection::RootDistance);
         }
-        // A server's two timestamps can be read out of order by up to its own precision (a
-        // clock read is only that exact); anything earlier is inconsistent.
-        let turnaround = (h.transmit_timestamp - h.receive_timestamp).to_seconds_f64();
-        if turnaround < -h.precision.as_seconds_f64() {
+        if let Answer::Unusable {
+            reason: Unusable::TransmitBeforeReceive,
+            ..
+        } = answer
+        {
             return Outcome::Rejected(Rejection::Inconsistent);
         }
         let Some(t1) = out.sent else {
             // The caller never told us when the request left; without T1 there is no sample.
             return Outcome::Rejected(Rejection::BogusOrigin);
         };
-        let (t2, t3) = (h.receive_timestamp, h.transmit_timestamp);
-        let offset = ((t2 - t1) + (t3 - t4)).to_seconds_f64() / 2.0;
-        let delay = ((t4 - t1) - (t3 - t2)).to_seconds_f64();
+        let measured = Measurement::of(&h, t1, t4);
+        let offset = measured.offset.to_seconds_f64();
+        let delay = measured.delay.to_seconds_f64();
         if delay > MAX_DELAY {
             return Outcome::Rejected(Rejection::Delay);
         }
