@@ -7,10 +7,10 @@ use std::sync::OnceLock;
 use sundial_proto::control::{
     AssociationId, ClockSource, ClockVars, ControlSnapshot, FilterStage, PeerVars, SystemVars,
 };
+use sundial_proto::counters::CounterSnapshot;
 use sundial_proto::fallback::Fallback;
 use sundial_proto::packet::{Leap, Mode, ReferenceId};
 use sundial_proto::select::Tally;
-use sundial_proto::server::CounterSnapshot;
 use sundial_proto::system::SystemState;
 use sundial_proto::time::{NtpDuration, NtpTimestamp};
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sundial_proto::access::{AccessTable, RestrictFlags};
+use sundial_proto::counters::CounterSnapshot;
 use sundial_proto::fallback::Fallback;
 use sundial_proto::select::{SelectParams, Tally};
-use sundial_proto::server::CounterSnapshot;
 use sundial_proto::source::Fitness;
 use sundial_proto::sync::{PollAdapter, SystemPeer, follow, leap_majority};
 use sundial_proto::system::SystemState;

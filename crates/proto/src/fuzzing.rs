@@ -49,7 +49,7 @@ pub fn server(data: &[u8]) {
         .fold(RestrictFlags::NONE, |acc, f| acc | f);
     let mut table = AccessTable::new();
     table.add_default(true, true, chosen);
-    let server = Server::new(table);
+    let server = Server::new();
     let state = SystemState::unsynchronized(Log2Seconds::new(-20));
     let meta = RequestMeta {
         source: SocketAddr::from(([192, 0, 2, 1], 40000)),
@@ -59,7 +59,7 @@ pub fn server(data: &[u8]) {
         truncated: false,
     };
     let mut out = [0u8; 1024];
-    if let Action::Reply(len) = server.handle(&meta, request, &state, &mut out, || {
+    if let Action::Reply(len) = server.handle(&table, &meta, request, &state, &mut out, || {
         NtpTimestamp::from_parts(0xec00_0000, 1)
     }) {
         assert!(

@@ -17,12 +17,14 @@
 //! # fn recv() -> (Vec<u8>, RequestMeta) { unimplemented!() }
 //! # fn send(_: &[u8]) {}
 //! # fn clock_now() -> sundial_proto::time::NtpTimestamp { unimplemented!() }
-//! let server = Server::new(Default::default());
+//! let server = Server::new();
+//! let access = Default::default(); // the restrict table
+
 //! let state = SystemState::unsynchronized(sundial_proto::time::Log2Seconds::new(-20));
 //! let mut out = [0u8; 1024];
 //! loop {
 //!     let (request, meta) = recv();
-//!     match server.handle(&meta, &request, &state, &mut out, clock_now) {
+//!     match server.handle(&access, &meta, &request, &state, &mut out, clock_now) {
 //!         Action::Reply(len) => send(&out[..len]),
 //!         Action::Drop(_reason) => {} // counted in server.counters()
 //!     }
@@ -34,6 +36,7 @@
 pub mod access;
 pub mod clock;
 pub mod control;
+pub mod counters;
 pub mod discipline;
 pub mod fallback;
 pub mod filter;

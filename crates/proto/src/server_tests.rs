@@ -41,8 +41,17 @@ fn request(version: u8, mode: Mode) -> Vec<u8> {
 }
 
 fn answer(server: &Server, req: &[u8], state: &SystemState) -> Result<NtpHeader, DropReason> {
+    answer_in(server, &AccessTable::new(), req, state)
+}
+
+fn answer_in(
+    server: &Server,
+    access: &AccessTable,
+    req: &[u8],
+    state: &SystemState,
+) -> Result<NtpHeader, DropReason> {
     let mut out = [0u8; 128];
-    match server.handle(&meta(), req, state, &mut out, || T3) {
+    match server.handle(access, &meta(), req, state, &mut out, || T3) {
         Action::Reply(len) => {
             assert!(len <= req.len(), "reply longer than request");
             Ok(Packet::parse(&out[..len]).unwrap().header)
@@ -149,16 +158,16 @@ fn restrict_ignore_and_noserve_are_honoured() {
         "192.0.2.7".parse().unwrap(),
         RestrictFlags::NOSERVE,
     ));
-    let server = Server::new(table);
+    let server = Server::new();
     assert_eq!(
-        answer(&server, &request(4, Mode::Client), &synced()),
+        answer_in(&server, &table, &request(4, Mode::Client), &synced()),
         Err(DropReason::RestrictedNoserve)
     );
     let mut table = AccessTable::new();
     table.add_default(true, true, RestrictFlags::IGNORE);
-    let server = Server::new(table);
+    let server = Server::new();
     assert_eq!(
-        answer(&server, &request(4, Mode::Client), &synced()),
+        answer_in(&server, &table, &request(4, Mode::Client), &synced()),
         Err(DropReason::RestrictedIgnore)
     );
 }
@@ -167,9 +176,9 @@ fn restrict_ignore_and_noserve_are_honoured() {
 fn notrust_drops_requests_without_a_mac() {
     let mut table = AccessTable::new();
     table.add_default(true, true, RestrictFlags::NOTRUST);
-    let server = Server::new(table);
+    let server = Server::new();
     assert_eq!(
-        answer(&server, &request(4, Mode::Client), &synced()),
+        answer_in(&server, &table, &request(4, Mode::Client), &synced()),
         Err(DropReason::RestrictedNotrust)
     );
 }
@@ -180,8 +189,14 @@ fn unverifiable_mac_gets_a_crypto_nak_no_longer_than_the_request() {
     req.extend_from_slice(&[0, 0, 0, 5]);
     req.extend_from_slice(&[0x55; 16]);
     let mut out = [0xffu8; 128];
-    let Action::Reply(len) = Server::default().handle(&meta(), &req, &synced(), &mut out, || T3)
-    else {
+    let Action::Reply(len) = Server::default().handle(
+        &AccessTable::new(),
+        &meta(),
+        &req,
+        &synced(),
+        &mut out,
+        || T3,
+    ) else {
         panic!("no reply");
     };
     assert_eq!(len, 52);
@@ -191,17 +206,32 @@ fn unverifiable_mac_gets_a_crypto_nak_no_longer_than_the_request() {
 #[test]
 fn truncated_and_port_zero_datagrams_are_dropped() {
     let server = Server::default();
+    let no_lines = AccessTable::new();
     let mut out = [0u8; 64];
     let mut m = meta();
     m.truncated = true;
     assert_eq!(
-        server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+        server.handle(
+            &no_lines,
+            &m,
+            &request(4, Mode::Client),
+            &synced(),
+            &mut out,
+            || T3
+        ),
         Action::Drop(DropReason::Oversized)
     );
     let mut m = meta();
     m.source.set_port(0);
     assert_eq!(
-        server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+        server.handle(
+            &no_lines,
+            &m,
+            &request(4, Mode::Client),
+            &synced(),
+            &mut out,
+            || T3
+        ),
         Action::Drop(DropReason::SourcePortZero)
     );
 }
@@ -217,16 +247,16 @@ fn a_client_over_the_limit_gets_a_rate_kiss_that_reveals_no_time() {
         ..LimitParams::default()
     };
     let limiter = Arc::new(RateLimiter::new(64, params, SipKey::new(5, 6)));
-    let server = Server::with_limiter(table, limiter, 42);
+    let server = Server::with_limiter(limiter, 42);
     let req = request(4, Mode::Client);
     let mut out = [0u8; 64];
     let mut m = meta();
     assert!(matches!(
-        server.handle(&m, &req, &synced(), &mut out, || T3),
+        server.handle(&table, &m, &req, &synced(), &mut out, || T3),
         Action::Reply(48)
     ));
     m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(300));
-    let Action::Reply(len) = server.handle(&m, &req, &synced(), &mut out, || T3) else {
+    let Action::Reply(len) = server.handle(&table, &m, &req, &synced(), &mut out, || T3) else {
         panic!("no kiss");
     };
     let kiss = Packet::parse(&out[..len]).unwrap().header;
@@ -247,7 +277,7 @@ fn a_client_over_the_limit_gets_a_rate_kiss_that_reveals_no_time() {
     // The next over-limit request within the average interval is dropped, not kissed.
     m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(600));
     assert_eq!(
-        server.handle(&m, &req, &synced(), &mut out, || T3),
+        server.handle(&table, &m, &req, &synced(), &mut out, || T3),
         Action::Drop(DropReason::RateLimited)
     );
     let c = server.counters().snapshot();
@@ -268,14 +298,21 @@ fn a_flood_from_one_address_still_gets_about_one_reply_in_four() {
         LimitParams::default(),
         SipKey::new(5, 6),
     ));
-    let server = Server::with_limiter(table, limiter, 7);
+    let server = Server::with_limiter(limiter, 7);
     let mut out = [0u8; 64];
     let mut m = meta();
     let answered = (0..4000u64)
         .filter(|i| {
             m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(i * 10));
             matches!(
-                server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+                server.handle(
+                    &table,
+                    &m,
+                    &request(4, Mode::Client),
+                    &synced(),
+                    &mut out,
+                    || T3
+                ),
                 Action::Reply(_)
             )
         })
@@ -293,6 +330,7 @@ fn limited_without_a_limiter_or_without_the_flag_serves_everyone() {
     for _ in 0..10 {
         assert!(matches!(
             server.handle(
+                &AccessTable::new(),
                 &meta(),
                 &request(4, Mode::Client),
                 &synced(),
@@ -314,14 +352,24 @@ fn mode_6_is_answered_for_loopback_and_refused_elsewhere_without_restrict_lines(
     let mut local = meta();
     local.source = "[::1]:40000".parse().unwrap();
     let mut frags = Vec::new();
-    let action = server.handle_control(&local, &readstat, &snapshot, &mut |f| {
-        frags.push(f.to_vec())
-    });
+    let action = server.handle_control(
+        &AccessTable::new(),
+        &local,
+        &readstat,
+        &snapshot,
+        &mut |f| frags.push(f.to_vec()),
+    );
     assert!(matches!(action, Action::Reply(_)), "{action:?}");
     assert_eq!(frags.len(), 1);
     assert_eq!(frags[0][1], 0x81, "response bit and opcode");
     let mut remote_frags = 0;
-    let action = server.handle_control(&meta(), &readstat, &snapshot, &mut |_| remote_frags += 1);
+    let action = server.handle_control(
+        &AccessTable::new(),
+        &meta(),
+        &readstat,
+        &snapshot,
+        &mut |_| remote_frags += 1,
+    );
     assert_eq!(action, Action::Drop(DropReason::ControlRefused));
     assert_eq!(remote_frags, 0);
 
@@ -331,8 +379,7 @@ fn mode_6_is_answered_for_loopback_and_refused_elsewhere_without_restrict_lines(
         "192.0.2.7".parse().unwrap(),
         RestrictFlags::NOMODIFY,
     ));
-    let server = Server::new(table);
-    let action = server.handle_control(&meta(), &readstat, &snapshot, &mut |_| {});
+    let action = server.handle_control(&table, &meta(), &readstat, &snapshot, &mut |_| {});
     assert!(
         matches!(action, Action::Reply(_)),
         "an explicit entry without noquery may read"
@@ -349,9 +396,13 @@ fn mode_6_writes_are_refused_with_a_permission_error() {
     let mut local = meta();
     local.source = "127.0.0.1:40000".parse().unwrap();
     let mut frags = Vec::new();
-    let _ = server.handle_control(&local, &req, &ControlSnapshot::default(), &mut |f| {
-        frags.push(f.to_vec())
-    });
+    let _ = server.handle_control(
+        &AccessTable::new(),
+        &local,
+        &req,
+        &ControlSnapshot::default(),
+        &mut |f| frags.push(f.to_vec()),
+    );
     assert_eq!(frags.len(), 1);
     assert_eq!(frags[0][1] & 0x40, 0x40, "error bit");
     assert_eq!(frags[0][4], 1, "PERMISSION");
@@ -361,7 +412,7 @@ proptest! {
     #[test]
     fn no_input_panics_or_gets_a_longer_reply(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut out = [0u8; 256];
-        if let Action::Reply(len) = Server::default().handle(&meta(), &bytes, &synced(), &mut out, || T3) {
+        if let Action::Reply(len) = Server::default().handle(&AccessTable::new(), &meta(), &bytes, &synced(), &mut out, || T3) {
             prop_assert!(len <= bytes.len());
         }
     }

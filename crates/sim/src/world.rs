@@ -158,7 +158,8 @@ struct PoolState {
 struct World<'a> {
     sc: &'a Scenario,
     clock: VirtualClock,
-    servers: Vec<Server>,
+    /// Each server and its restrict table.
+    servers: Vec<(Server, AccessTable)>,
     assocs: Vec<Assoc>,
     next_assoc_id: u64,
     next_first_poll: f64,
@@ -526,7 +527,8 @@ impl<'a> World<'a> {
         };
         let sent = d.at + SERVER_PROCESSING_S;
         let mut out = [0u8; HEADER_LEN + 4];
-        let action = self.servers[d.server].handle(&meta, &d.bytes, &state, &mut out, || {
+        let (server, access) = &self.servers[d.server];
+        let action = server.handle(access, &meta, &d.bytes, &state, &mut out, || {
             reading(EPOCH, sent + spec.offset_s + noise)
         });
         let Action::Reply(HEADER_LEN) = action else {
@@ -706,16 +708,16 @@ impl<'a> World<'a> {
 
 /// The server for `spec`: the plain one, or one behind `restrict default limited kod` with the
 /// real rate limiter, keyed and seeded from the scenario seed.
-fn make_server(spec: &ServerSpec, seed: u64, index: usize) -> Server {
+fn make_server(spec: &ServerSpec, seed: u64, index: usize) -> (Server, AccessTable) {
     let Some(params) = spec.rate_limit else {
-        return Server::default();
+        return (Server::default(), AccessTable::new());
     };
     let mut rng = SimRng::fork(seed, 30_000 + index as u64);
     let key = SipKey::new(rng.next_u64(), rng.next_u64());
     let mut access = AccessTable::new();
     access.add_default(true, true, RestrictFlags::LIMITED | RestrictFlags::KOD);
     let limiter = Arc::new(RateLimiter::new(LIMITER_ENTRIES, params, key));
-    Server::with_limiter(access, limiter, rng.next_u64())
+    (Server::with_limiter(limiter, rng.next_u64()), access)
 }
 
 /// A monotonic time `secs` after the start.

@@ -13,9 +13,9 @@ use std::time::Duration;
 use sundial_proto::control::{
     AssociationId, ControlAccess, ControlSnapshot, PeerVars, SystemVars, respond,
 };
+use sundial_proto::counters::DropReason;
 use sundial_proto::packet::{Leap, ReferenceId};
 use sundial_proto::select::Tally;
-use sundial_proto::server::DropReason;
 use sundial_proto::time::{NtpTimestamp, UnixTime};
 
 use super::dns::ReverseDns;
@@ -378,7 +378,7 @@ fn with_counters() -> ControlSnapshot {
     NtpHeader::new(4, Mode::Client).emit(&mut request);
     let mut out = [0u8; 64];
     for bytes in [&request[..], &request[..20], &[0x3b; 48][..]] {
-        let _ = server.handle(&meta, bytes, &state, &mut out, || {
+        let _ = server.handle(&Default::default(), &meta, bytes, &state, &mut out, || {
             NtpTimestamp::from_unix(NOW)
         });
     }
