@@ -10,11 +10,12 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use sundial_proto::packet::HEADER_LEN;
+use sundial_proto::auth::MAX_AUTHENTICATED_LEN;
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::select::{Candidate, SelectParams, Selection, Standing, Tally, select};
 use sundial_proto::source::{Fitness, Kiss, Outcome, PendingSlew, Rejection, Source, SourceParams};
@@ -23,6 +24,7 @@ use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
 
 use crate::clock::{TimeMapping, kernel_now};
 use crate::config::{Association, AssociationKind, Config, Family, HostSpec, Location};
+use crate::keys::TrustedKeys;
 use crate::random::Random;
 use crate::resolver::{Lookup, Resolver};
 
@@ -119,6 +121,8 @@ pub struct Associations {
     frequency_burst: bool,
     /// Whether polls come at half the interval while the discipline learns the frequency.
     early_polls: bool,
+    /// The trusted keys that sign requests to, and verify replies from, `key N` servers.
+    keys: Arc<TrustedKeys>,
 }
 
 impl Associations {
@@ -145,12 +149,18 @@ impl Associations {
             pending_slew: None,
             frequency_burst: false,
             early_polls: false,
+            keys: Arc::new(TrustedKeys::none()),
         };
         let command_line = extra_servers.iter().map(|s| command_line_server(s));
         for assoc in config.associations.iter().cloned().chain(command_line) {
             me.add(assoc, now);
         }
         me
+    }
+
+    /// Sets the trusted keys (at start-up, and again when the keys file is re-read).
+    pub fn set_keys(&mut self, keys: Arc<TrustedKeys>) {
+        self.keys = keys;
     }
 
     fn add(&mut self, assoc: Association, now: MonoTime) {
@@ -213,6 +223,7 @@ impl Associations {
             iburst: assoc.iburst,
             burst: assoc.burst,
             version: assoc.version,
+            key: assoc.key.map(|k| u32::from(k.get())),
         };
         let first = self.next_first_poll.max(now);
         self.next_first_poll = first + FIRST_POLL_SPACING;
@@ -314,9 +325,10 @@ impl Associations {
         }
         self.retire_silent_pool_members();
         for peer in &mut self.peers {
-            let mut request = [0u8; HEADER_LEN];
+            let mut request = [0u8; MAX_AUTHENTICATED_LEN];
             let mut rng = || random.next_u64();
-            let Some(len) = peer.source.poll_transmit(now, &mut rng, &mut request) else {
+            let keys = &*self.keys;
+            let Some(len) = peer.source.poll_transmit(now, &mut rng, keys, &mut request) else {
                 continue;
             };
             if let Err(e) = peer.send(request.get(..len).unwrap_or_default(), registry, mapping) {
@@ -456,7 +468,7 @@ impl Associations {
         else {
             return Arrival::Nothing;
         };
-        peer.receive(mapping, precision)
+        peer.receive(mapping, precision, &self.keys)
     }
 
     /// Runs selection over all associations at local time `now` and records each tally.
@@ -615,7 +627,7 @@ impl Peer {
         Ok(())
     }
 
-    fn receive(&mut self, mapping: &TimeMapping, precision: f64) -> Arrival {
+    fn receive(&mut self, mapping: &TimeMapping, precision: f64, keys: &TrustedKeys) -> Arrival {
         let Some(socket) = self.socket.take() else {
             return Arrival::Nothing;
         };
@@ -639,7 +651,7 @@ impl Peer {
             let t4 = mapping.map(kernel);
             let data = buf.get(..meta.len).unwrap_or_default();
             let data = if meta.truncated { &[][..] } else { data };
-            match self.source.handle_response(t4, data, precision) {
+            match self.source.handle_response(t4, data, precision, keys) {
                 Outcome::Sample(estimate) => {
                     let this = if estimate.is_some() {
                         Arrival::Estimate

@@ -28,6 +28,7 @@ use crate::cli::NtpdArgs;
 use crate::clock::{ClockSpec, SteeredClock, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
 use crate::interfaces::InterfaceFilter;
+use crate::keys::{self, TrustedKeys};
 use crate::logging::{self, Destination};
 use crate::publish::{Publisher, Snapshot};
 use crate::random::Random;
@@ -69,7 +70,8 @@ pub fn main() -> ExitCode {
 /// `ntpd --check`: print every finding; fail if any is an error.
 fn check(path: &Path) -> ExitCode {
     match config::load(path) {
-        Ok((_, findings)) => {
+        Ok((config, mut findings)) => {
+            findings.extend(keys::load_trusted(&config).1);
             for f in &findings {
                 println!("{f}");
             }
@@ -157,7 +159,9 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
             tracing::warn!("-N: cannot raise the scheduling priority: {e}");
         }
     }
-    let result = serve(&args, &config, runtime, random);
+    let (keys, key_findings) = keys::load_trusted(&config);
+    log_findings(&key_findings);
+    let result = serve(&args, &config, runtime, random, Arc::new(keys));
     if let Some(path) = &pidfile {
         let _ = fs::remove_file(path);
     }
@@ -169,6 +173,7 @@ fn serve(
     config: &Config,
     runtime: setup::Runtime,
     mut random: Random,
+    keys: Arc<TrustedKeys>,
 ) -> Result<u8, StartError> {
     let precision = measure_precision();
     let started = Instant::now();
@@ -178,6 +183,7 @@ fn serve(
         mapping,
         control: Arc::default(),
         access: Arc::new(runtime.access.clone()),
+        keys: Arc::clone(&keys),
     });
     let families = Families {
         v4: !args.ipv6,
@@ -276,6 +282,7 @@ fn serve(
     };
     let mut associations =
         Associations::new(config, &args.servers, family, resolver, mono(started));
+    associations.set_keys(keys);
     let mut timekeeper = Timekeeper::new(
         config,
         &runtime,

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use sundial_proto::counters::DropReason;
 use sundial_proto::packet::Mode;
-use sundial_proto::server::{Action, RequestMeta, Server};
+use sundial_proto::server::{Action, Policy, RequestMeta, Server};
 use sundial_proto::time::{MonoTime, UnixTime};
 use sundial_sys::socket::{PktInfo, RecvBatch, SendBatch, SendMode, SocketOptions, bind_udp};
 
@@ -170,7 +170,7 @@ impl ServeSocket {
                     continue;
                 }
                 let action = server.handle(
-                    &snapshot.access,
+                    &Policy::with_keys(&snapshot.access, &*snapshot.keys),
                     &request,
                     data,
                     &snapshot.system,

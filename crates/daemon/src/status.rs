@@ -160,6 +160,13 @@ fn peer_vars(p: &Peer, view: &SystemView<'_>) -> Option<PeerVars> {
     }
     v.reach = p.source.reach();
     v.unreach = p.source.unreach();
+    // As NTPsec: `authenb` for an association with a key, `authentic` once its last reply
+    // verified under it; `keyid` names the key.
+    if let Some(key) = p.source.params().key {
+        v.auth_enabled = true;
+        v.authentic = p.source.authentic();
+        v.keyid = key;
+    }
     v.hpoll = p.source.hpoll();
     v.ppoll = p.source.hpoll();
     v.rec = p.source.last_receive();

@@ -271,6 +271,7 @@ impl Timekeeper {
             mapping,
             control,
             access,
+            keys: Arc::clone(&publisher.current().keys),
         });
         verdict
     }

@@ -7,7 +7,7 @@ use core::net::SocketAddr;
 
 use crate::access::{AccessTable, RestrictFlags};
 use crate::packet::{HEADER_LEN, NtpHeader, Packet};
-use crate::server::{Action, RequestMeta, Server};
+use crate::server::{Action, Policy, RequestMeta, Server};
 use crate::system::SystemState;
 use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
 
@@ -59,9 +59,14 @@ pub fn server(data: &[u8]) {
         truncated: false,
     };
     let mut out = [0u8; 1024];
-    if let Action::Reply(len) = server.handle(&table, &meta, request, &state, &mut out, || {
-        NtpTimestamp::from_parts(0xec00_0000, 1)
-    }) {
+    if let Action::Reply(len) = server.handle(
+        &Policy::new(&table),
+        &meta,
+        request,
+        &state,
+        &mut out,
+        || NtpTimestamp::from_parts(0xec00_0000, 1),
+    ) {
         assert!(
             len <= request.len(),
             "reply of {len} octets to a request of {}",

@@ -141,6 +141,8 @@ impl ReferenceId {
     pub const DENY: Self = Self(*b"DENY");
     /// `RSTR`: kiss code, access restricted.
     pub const RSTR: Self = Self(*b"RSTR");
+    /// `CRYP`: kiss code of a crypto-NAK, authentication failed.
+    pub const CRYP: Self = Self(*b"CRYP");
     /// `LOOP`: orphan parent at stratum 1.
     pub const LOOP: Self = Self(*b"LOOP");
     /// `POOL`: refid ntpq shows for a pool prototype association.

@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::access::{AccessTable, RestrictFlags};
+use crate::auth::{self, Authentication, KeyRing, NoKeys};
 use crate::control::{ControlAccess, ControlOutcome, ControlSnapshot, respond};
 use crate::counters::{DropReason, ServerCounters};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
@@ -59,9 +60,43 @@ impl From<Action> for Decision {
     }
 }
 
-/// The stateless NTP server. The restrict table is an argument of every call rather than a
-/// field: the daemon publishes the table in force (it grows entries as associations are
-/// mobilised) and the server threads read it lock-free.
+/// The rules a time request is served under: the restrict table and the trusted symmetric
+/// keys in force. Both are arguments of every call rather than fields of [`Server`]: the
+/// daemon publishes the current ones (the table grows entries as associations are mobilised;
+/// keys are re-read on reload) and the server threads read them lock-free.
+#[derive(Clone, Copy)]
+pub struct Policy<'a> {
+    /// The restrict table.
+    pub access: &'a AccessTable,
+    /// The trusted keys (see [`crate::auth`]).
+    pub keys: &'a dyn KeyRing,
+}
+
+impl<'a> Policy<'a> {
+    /// `access` without any keys: a request with a MAC gets a crypto-NAK.
+    pub fn new(access: &'a AccessTable) -> Self {
+        Self {
+            access,
+            keys: &NoKeys,
+        }
+    }
+
+    /// `access` with the trusted `keys`.
+    pub fn with_keys(access: &'a AccessTable, keys: &'a dyn KeyRing) -> Self {
+        Self { access, keys }
+    }
+}
+
+impl core::fmt::Debug for Policy<'_> {
+    /// The restrict table; never anything about the keys.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Policy")
+            .field("access", self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stateless NTP server.
 #[derive(Debug, Default)]
 pub struct Server {
     counters: Arc<ServerCounters>,
@@ -162,12 +197,18 @@ impl Server {
         }
     }
 
-    /// Handles one datagram under the restrict table `access`. `out` should be at least
-    /// [`HEADER_LEN`] + 4 octets; the reply is written to its start. `transmit_time` is called
-    /// once, last, only if there is a reply.
+    /// Handles one datagram under `policy`. `out` should be at least
+    /// [`auth::MAX_AUTHENTICATED_LEN`] octets; the reply is written to its start.
+    /// `transmit_time` is called once, last, only if the reply carries time.
+    ///
+    /// Symmetric keys (RFC 5905 §7.3, as ntpd): a request whose MAC verifies under a trusted
+    /// key gets a reply with a MAC under the same key, of the same length; a request with any
+    /// other MAC (unknown or untrusted key, wrong digest, a bare key id) gets a crypto-NAK
+    /// without time. Under `restrict … notrust` only a request whose MAC verifies is answered
+    /// at all. No reply is longer than its request.
     pub fn handle(
         &self,
-        access: &AccessTable,
+        policy: &Policy<'_>,
         meta: &RequestMeta,
         request: &[u8],
         system: &SystemState,
@@ -180,7 +221,7 @@ impl Server {
         {
             self.counters.count_version(first);
         }
-        match self.decide(access, meta, request, system, out, transmit_time) {
+        match self.decide(policy, meta, request, system, out, transmit_time) {
             Decision::Reply(len) => {
                 self.counters.count_replied();
                 Action::Reply(len)
@@ -199,7 +240,7 @@ impl Server {
 
     fn decide(
         &self,
-        access: &AccessTable,
+        policy: &Policy<'_>,
         meta: &RequestMeta,
         request: &[u8],
         system: &SystemState,
@@ -215,7 +256,7 @@ impl Server {
         let Some(&first) = request.first() else {
             return Decision::Drop(DropReason::TooShort);
         };
-        let flags = access.lookup(&meta.source).flags;
+        let flags = policy.access.lookup(&meta.source).flags;
         if flags.contains(RestrictFlags::IGNORE) {
             return Decision::Drop(DropReason::RestrictedIgnore);
         }
@@ -240,7 +281,10 @@ impl Server {
         if flags.contains(RestrictFlags::NOSERVE) {
             return Decision::Drop(DropReason::RestrictedNoserve);
         }
-        if flags.contains(RestrictFlags::NOTRUST) && packet.mac.is_none() {
+        // Only a MAC that verifies under a trusted key is authentication: a trailer that merely
+        // looks like one (a bare key id, an unknown key, a wrong digest) is not.
+        let authentication = auth::authenticate(policy.keys, request, &packet);
+        if flags.contains(RestrictFlags::NOTRUST) && authentication.valid_key().is_none() {
             return Decision::Drop(DropReason::RestrictedNotrust);
         }
         if flags.contains(RestrictFlags::VERSION) && header.version != 4 {
@@ -260,21 +304,25 @@ impl Server {
                 }
             }
         }
-        // A MAC we cannot verify (no keys yet) is answered with a crypto-NAK: a bare zero key
-        // id after the header (RFC 5905 §7.5). Either way the reply is no longer than the request.
-        let reply_len = if packet.mac.is_some() {
-            HEADER_LEN + 4
-        } else {
-            HEADER_LEN
+        let key_id = match authentication {
+            Authentication::None => None,
+            Authentication::Valid { key_id } => Some(key_id),
+            Authentication::CryptoNak
+            | Authentication::UnknownKey { .. }
+            | Authentication::Mismatch { .. } => {
+                let nak = crypto_nak(header, reply_mode, out);
+                if matches!(nak, Decision::Reply(_)) {
+                    self.counters.count_crypto_nak();
+                }
+                return nak;
+            }
         };
-        let Some(out) = out.get_mut(..reply_len) else {
+        let Some(head) = out
+            .get_mut(..HEADER_LEN)
+            .and_then(|h| <&mut [u8; HEADER_LEN]>::try_from(h).ok())
+        else {
             return Decision::Drop(DropReason::Oversized);
         };
-        if packet.mac.is_some() {
-            self.counters.count_crypto_nak();
-        }
-        let (head, nak) = out.split_at_mut(HEADER_LEN);
-        nak.fill(0);
         let mut reply = NtpHeader {
             leap: system.leap,
             version: header.version,
@@ -291,10 +339,15 @@ impl Server {
             transmit_timestamp: NtpTimestamp::ZERO,
         };
         reply.transmit_timestamp = transmit_time();
-        if let Ok(head) = <&mut [u8; HEADER_LEN]>::try_from(head) {
-            reply.emit(head);
+        reply.emit(head);
+        match key_id {
+            None => Decision::Reply(HEADER_LEN),
+            // The same key and so the same digest length as the request's: never longer.
+            Some(key_id) => match auth::append_mac(policy.keys, key_id, out, HEADER_LEN) {
+                Some(len) if len <= request.len() => Decision::Reply(len),
+                _ => Decision::Drop(DropReason::Oversized),
+            },
         }
-        Decision::Reply(reply_len)
     }
 }
 
@@ -339,6 +392,41 @@ fn kiss(request: &NtpHeader, average: Log2Seconds, out: &mut [u8]) -> Decision {
     }
     .emit(head);
     Decision::Kiss(HEADER_LEN)
+}
+
+/// A crypto-NAK (RFC 5905 §7.4, CRYP): the answer to a request whose MAC the server cannot
+/// verify. It carries no time — LI=3, stratum 0, refid `CRYP`, every timestamp the request's
+/// own transmit timestamp, as in a RATE kiss — and a bare zero key id: 52 octets, never more
+/// than a request with a MAC.
+fn crypto_nak(request: &NtpHeader, mode: Mode, out: &mut [u8]) -> Decision {
+    let Some((head, nak)) = out
+        .get_mut(..HEADER_LEN + auth::KEY_ID_LEN)
+        .map(|o| o.split_at_mut(HEADER_LEN))
+    else {
+        return Decision::Drop(DropReason::Oversized);
+    };
+    let Ok(head) = <&mut [u8; HEADER_LEN]>::try_from(head) else {
+        return Decision::Drop(DropReason::Oversized);
+    };
+    let xmt = request.transmit_timestamp;
+    NtpHeader {
+        leap: Leap::Unsynchronized,
+        version: request.version,
+        mode,
+        stratum: 0,
+        poll: request.poll,
+        precision: request.precision,
+        root_delay: request.root_delay,
+        root_dispersion: request.root_dispersion,
+        reference_id: ReferenceId::CRYP,
+        reference_timestamp: request.reference_timestamp,
+        origin_timestamp: xmt,
+        receive_timestamp: xmt,
+        transmit_timestamp: xmt,
+    }
+    .emit(head);
+    nak.fill(0);
+    Decision::Reply(HEADER_LEN + auth::KEY_ID_LEN)
 }
 
 #[cfg(test)]

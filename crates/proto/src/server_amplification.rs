@@ -117,7 +117,14 @@ fn replies(
         return sent;
     }
     let mut out = [0u8; 4096];
-    match server.handle(access, &meta, bytes, &synced(), &mut out, || T3) {
+    match server.handle(
+        &Policy::new(access),
+        &meta,
+        bytes,
+        &synced(),
+        &mut out,
+        || T3,
+    ) {
         Action::Reply(len) => vec![len],
         Action::Drop(_) => Vec::new(),
     }

@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::access::RestrictEntry;
+use crate::auth::{Authentication, MAX_AUTHENTICATED_LEN, TestKeys, append_mac, authenticate};
 use crate::packet::{Leap, ReferenceId};
 use crate::time::{Log2Seconds, NtpDuration};
 
@@ -51,7 +52,7 @@ fn answer_in(
     state: &SystemState,
 ) -> Result<NtpHeader, DropReason> {
     let mut out = [0u8; 128];
-    match server.handle(access, &meta(), req, state, &mut out, || T3) {
+    match server.handle(&Policy::new(access), &meta(), req, state, &mut out, || T3) {
         Action::Reply(len) => {
             assert!(len <= req.len(), "reply longer than request");
             Ok(Packet::parse(&out[..len]).unwrap().header)
@@ -183,24 +184,133 @@ fn notrust_drops_requests_without_a_mac() {
     );
 }
 
-#[test]
-fn unverifiable_mac_gets_a_crypto_nak_no_longer_than_the_request() {
-    let mut req = request(4, Mode::Client);
-    req.extend_from_slice(&[0, 0, 0, 5]);
-    req.extend_from_slice(&[0x55; 16]);
-    let mut out = [0xffu8; 128];
-    let Action::Reply(len) = Server::default().handle(
-        &AccessTable::new(),
+const KEYS: TestKeys = TestKeys {
+    id: 5,
+    secret: 0x3c,
+    len: 20,
+};
+
+/// A client request with a MAC under [`KEYS`]' key, or under `key_id` if it is another.
+fn signed_request(key_id: u32) -> Vec<u8> {
+    let mut buf = request(4, Mode::Client);
+    buf.resize(MAX_AUTHENTICATED_LEN, 0);
+    let len = append_mac(&KEYS, KEYS.id, &mut buf, HEADER_LEN).unwrap();
+    buf.truncate(len);
+    buf[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&key_id.to_be_bytes());
+    buf
+}
+
+fn handle_keyed(access: &AccessTable, req: &[u8], out: &mut [u8]) -> Action {
+    Server::default().handle(
+        &Policy::with_keys(access, &KEYS),
         &meta(),
-        &req,
+        req,
+        &synced(),
+        out,
+        || T3,
+    )
+}
+
+#[test]
+fn a_request_whose_mac_verifies_gets_time_with_a_mac_under_the_same_key() {
+    let req = signed_request(5);
+    let mut out = [0u8; 128];
+    let Action::Reply(len) = handle_keyed(&AccessTable::new(), &req, &mut out) else {
+        panic!("no reply");
+    };
+    assert_eq!(len, req.len(), "same key, same trailer length");
+    let reply = &out[..len];
+    let packet = Packet::parse(reply).unwrap();
+    assert_eq!(
+        authenticate(&KEYS, reply, &packet),
+        Authentication::Valid { key_id: 5 }
+    );
+    assert_eq!(packet.header.transmit_timestamp, T3);
+    assert_eq!(packet.header.stratum, 3);
+}
+
+#[test]
+fn a_mac_that_does_not_verify_gets_a_crypto_nak_without_time() {
+    let mut tampered = signed_request(5);
+    tampered[60] ^= 1;
+    let mut garbage = request(4, Mode::Client);
+    garbage.extend_from_slice(&[0, 0, 0, 5]);
+    garbage.extend_from_slice(&[0x55; 16]);
+    let mut bare = request(4, Mode::Client);
+    bare.extend_from_slice(&[0, 0, 0, 0]);
+    for (what, req) in [
+        ("unknown key", signed_request(6)),
+        ("tampered digest", tampered),
+        ("wrong digest length", garbage),
+        ("bare key id", bare),
+    ] {
+        let mut out = [0xffu8; 128];
+        let Action::Reply(len) = handle_keyed(&AccessTable::new(), &req, &mut out) else {
+            panic!("{what}: no crypto-NAK");
+        };
+        assert_eq!(len, HEADER_LEN + 4, "{what}");
+        assert!(len <= req.len(), "{what}");
+        assert_eq!(&out[48..52], &[0, 0, 0, 0], "{what}");
+        let h = Packet::parse(&out[..len]).unwrap().header;
+        let xmt = NtpHeader::decode(req[..48].try_into().unwrap()).transmit_timestamp;
+        assert_eq!(
+            (h.leap, h.stratum, h.reference_id),
+            (Leap::Unsynchronized, 0, ReferenceId::CRYP),
+            "{what}"
+        );
+        assert_eq!(
+            (
+                h.origin_timestamp,
+                h.receive_timestamp,
+                h.transmit_timestamp
+            ),
+            (xmt, xmt, xmt),
+            "{what}: no time of ours"
+        );
+    }
+    // Without any keys every MAC is unknown.
+    let mut out = [0u8; 128];
+    let action = Server::default().handle(
+        &Policy::new(&AccessTable::new()),
+        &meta(),
+        &signed_request(5),
         &synced(),
         &mut out,
         || T3,
-    ) else {
-        panic!("no reply");
-    };
-    assert_eq!(len, 52);
-    assert_eq!(&out[48..52], &[0, 0, 0, 0]);
+    );
+    assert_eq!(action, Action::Reply(52));
+}
+
+#[test]
+fn notrust_serves_only_requests_whose_mac_verifies() {
+    let mut table = AccessTable::new();
+    table.add_default(true, true, RestrictFlags::NOTRUST);
+    let mut zero_key = request(4, Mode::Client);
+    zero_key.extend_from_slice(&[0, 0, 0, 0]);
+    let mut garbage20 = request(4, Mode::Client);
+    garbage20.extend_from_slice(&[0, 0, 0, 5]);
+    garbage20.extend_from_slice(&[0xaa; 16]);
+    let mut garbage24 = request(4, Mode::Client);
+    garbage24.extend_from_slice(&[0xbb; 24]);
+    for (what, req) in [
+        ("no MAC", request(4, Mode::Client)),
+        ("key id 0", zero_key),
+        ("20 octets", garbage20),
+        ("24 octets", garbage24),
+        ("unknown key", signed_request(6)),
+    ] {
+        let mut out = [0u8; 128];
+        assert_eq!(
+            handle_keyed(&table, &req, &mut out),
+            Action::Drop(DropReason::RestrictedNotrust),
+            "{what}"
+        );
+    }
+    let mut out = [0u8; 128];
+    assert_eq!(
+        handle_keyed(&table, &signed_request(5), &mut out),
+        Action::Reply(72)
+    );
 }
 
 #[test]
@@ -212,7 +322,7 @@ fn truncated_and_port_zero_datagrams_are_dropped() {
     m.truncated = true;
     assert_eq!(
         server.handle(
-            &no_lines,
+            &Policy::new(&no_lines),
             &m,
             &request(4, Mode::Client),
             &synced(),
@@ -225,7 +335,7 @@ fn truncated_and_port_zero_datagrams_are_dropped() {
     m.source.set_port(0);
     assert_eq!(
         server.handle(
-            &no_lines,
+            &Policy::new(&no_lines),
             &m,
             &request(4, Mode::Client),
             &synced(),
@@ -252,11 +362,13 @@ fn a_client_over_the_limit_gets_a_rate_kiss_that_reveals_no_time() {
     let mut out = [0u8; 64];
     let mut m = meta();
     assert!(matches!(
-        server.handle(&table, &m, &req, &synced(), &mut out, || T3),
+        server.handle(&Policy::new(&table), &m, &req, &synced(), &mut out, || T3),
         Action::Reply(48)
     ));
     m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(300));
-    let Action::Reply(len) = server.handle(&table, &m, &req, &synced(), &mut out, || T3) else {
+    let Action::Reply(len) =
+        server.handle(&Policy::new(&table), &m, &req, &synced(), &mut out, || T3)
+    else {
         panic!("no kiss");
     };
     let kiss = Packet::parse(&out[..len]).unwrap().header;
@@ -277,7 +389,7 @@ fn a_client_over_the_limit_gets_a_rate_kiss_that_reveals_no_time() {
     // The next over-limit request within the average interval is dropped, not kissed.
     m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(600));
     assert_eq!(
-        server.handle(&table, &m, &req, &synced(), &mut out, || T3),
+        server.handle(&Policy::new(&table), &m, &req, &synced(), &mut out, || T3),
         Action::Drop(DropReason::RateLimited)
     );
     let c = server.counters().snapshot();
@@ -306,7 +418,7 @@ fn a_flood_from_one_address_still_gets_about_one_reply_in_four() {
             m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(i * 10));
             matches!(
                 server.handle(
-                    &table,
+                    &Policy::new(&table),
                     &m,
                     &request(4, Mode::Client),
                     &synced(),
@@ -330,7 +442,7 @@ fn limited_without_a_limiter_or_without_the_flag_serves_everyone() {
     for _ in 0..10 {
         assert!(matches!(
             server.handle(
-                &AccessTable::new(),
+                &Policy::new(&AccessTable::new()),
                 &meta(),
                 &request(4, Mode::Client),
                 &synced(),
@@ -412,7 +524,7 @@ proptest! {
     #[test]
     fn no_input_panics_or_gets_a_longer_reply(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut out = [0u8; 256];
-        if let Action::Reply(len) = Server::default().handle(&AccessTable::new(), &meta(), &bytes, &synced(), &mut out, || T3) {
+        if let Action::Reply(len) = Server::default().handle(&Policy::new(&AccessTable::new()), &meta(), &bytes, &synced(), &mut out, || T3) {
             prop_assert!(len <= bytes.len());
         }
     }

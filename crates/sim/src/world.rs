@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sundial_proto::access::{AccessTable, RestrictFlags};
+use sundial_proto::auth::NoKeys;
 use sundial_proto::clock::Clock;
 use sundial_proto::discipline::{
     Discipline, DisciplineParams, Observation, Update, sources_settled,
@@ -27,7 +28,7 @@ use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, ReferenceId};
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::ratelimit::RateLimiter;
 use sundial_proto::select::{Candidate, Standing, Tally, select};
-use sundial_proto::server::{Action, RequestMeta, Server};
+use sundial_proto::server::{Action, Policy, RequestMeta, Server};
 use sundial_proto::siphash::SipKey;
 use sundial_proto::source::{Fitness, Outcome, Source};
 use sundial_proto::sync::leap_majority;
@@ -384,7 +385,12 @@ impl<'a> World<'a> {
             let mut bytes = [0u8; HEADER_LEN];
             let nonces = &mut self.nonces;
             if source
-                .poll_transmit(due.max(mono(t)), &mut || nonces.next_u64(), &mut bytes)
+                .poll_transmit(
+                    due.max(mono(t)),
+                    &mut || nonces.next_u64(),
+                    &NoKeys,
+                    &mut bytes,
+                )
                 .is_none()
             {
                 continue;
@@ -482,9 +488,9 @@ impl<'a> World<'a> {
         let Some(a) = self.assocs.iter_mut().find(|a| a.id == d.assoc) else {
             return;
         };
-        let outcome = a
-            .source
-            .handle_response(t4, &d.bytes, CLIENT_PRECISION.as_seconds_f64());
+        let outcome =
+            a.source
+                .handle_response(t4, &d.bytes, CLIENT_PRECISION.as_seconds_f64(), &NoKeys);
         if let Some(log) = self.timeline.sources.get_mut(d.server) {
             log.replies.push(Reply {
                 t: d.at,
@@ -528,9 +534,14 @@ impl<'a> World<'a> {
         let sent = d.at + SERVER_PROCESSING_S;
         let mut out = [0u8; HEADER_LEN + 4];
         let (server, access) = &self.servers[d.server];
-        let action = server.handle(access, &meta, &d.bytes, &state, &mut out, || {
-            reading(EPOCH, sent + spec.offset_s + noise)
-        });
+        let action = server.handle(
+            &Policy::new(access),
+            &meta,
+            &d.bytes,
+            &state,
+            &mut out,
+            || reading(EPOCH, sent + spec.offset_s + noise),
+        );
         let Action::Reply(HEADER_LEN) = action else {
             return;
         };

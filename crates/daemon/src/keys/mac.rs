@@ -18,8 +18,8 @@ use sundial_proto::packet::Packet;
 
 use super::{KeyType, SymmetricKey, wipe};
 
-/// The longest digest of a supported type (SHA-1), octets.
-pub const MAX_DIGEST_LEN: usize = 20;
+/// The longest digest on the wire (SHA-1's; SHA-2 digests are cut to it), octets.
+pub const MAX_DIGEST_LEN: usize = sundial_proto::auth::MAX_DIGEST_LEN;
 
 /// Octets of the key id in front of a digest.
 const KEY_ID_LEN: usize = 4;
@@ -76,6 +76,25 @@ impl SymmetricKey {
             ),
             KeyType::Sha1 => Digest::from_slice(
                 &sha1::Sha1::new()
+                    .chain_update(self.secret())
+                    .chain_update(data)
+                    .finalize(),
+            ),
+            // `from_slice` keeps the first MAX_DIGEST_LEN octets: the truncation NTPsec applies.
+            KeyType::Sha256 => Digest::from_slice(
+                &sha2::Sha256::new()
+                    .chain_update(self.secret())
+                    .chain_update(data)
+                    .finalize(),
+            ),
+            KeyType::Sha384 => Digest::from_slice(
+                &sha2::Sha384::new()
+                    .chain_update(self.secret())
+                    .chain_update(data)
+                    .finalize(),
+            ),
+            KeyType::Sha512 => Digest::from_slice(
+                &sha2::Sha512::new()
                     .chain_update(self.secret())
                     .chain_update(data)
                     .finalize(),

@@ -252,7 +252,7 @@ mod tests {
         Reassembler, parse_varlist, respond,
     };
     use crate::packet::{HEADER_LEN, NtpHeader};
-    use crate::server::{RequestMeta, Server};
+    use crate::server::{Policy, RequestMeta, Server};
     use crate::system::SystemState;
     use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
 
@@ -359,7 +359,7 @@ mod tests {
             (&meta("192.0.2.66:123"), request(4, Mode::Client)),
         ];
         for (m, bytes) in &sent {
-            let _ = server.handle(&table, m, bytes, &system, &mut out, || NOW);
+            let _ = server.handle(&Policy::new(&table), m, bytes, &system, &mut out, || NOW);
         }
         let snapshot = ControlSnapshot::default();
         let readstat = [0x16, 0x01, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -535,7 +535,14 @@ mod tests {
                 monotonic: MonoTime::from_duration(core::time::Duration::from_millis(i * 100)),
                 truncated: false,
             };
-            let _ = server.handle(&table, &meta, &request, &system, &mut out, || NOW);
+            let _ = server.handle(
+                &Policy::new(&table),
+                &meta,
+                &request,
+                &system,
+                &mut out,
+                || NOW,
+            );
         }
         let s = Sysstats::from_counters(&server.counters().snapshot(), 0);
         assert_eq!((s.processed, s.kod_sent, s.limited), (1, 1, 9));
