@@ -14,9 +14,14 @@ use core::fmt;
 
 use crate::packet::{HEADER_LEN, Packet};
 
-/// Longest digest on the wire, octets: SHA-1's 20 (longer SHA-2 digests are cut to 20, as
-/// NTPsec and chrony send them, which keeps every MAC within NTPv4's 24-octet trailer).
-pub const MAX_DIGEST_LEN: usize = 20;
+/// Longest digest, octets: SHA-512's 64. chrony and NTPsec's `ntpdig` send whole SHA-2
+/// digests; NTPsec's ntpd cuts them to [`V4_DIGEST_LEN`].
+pub const MAX_DIGEST_LEN: usize = 64;
+
+/// Longest digest a request of ours carries, octets: SHA-1's 20. Longer digests are cut to it,
+/// as NTPsec sends them, which keeps the MAC within NTPv4's 24-octet trailer (RFC 7822) that
+/// every implementation parses.
+pub const V4_DIGEST_LEN: usize = 20;
 
 /// Octets of the key id in front of a digest.
 pub const KEY_ID_LEN: usize = 4;
@@ -24,19 +29,21 @@ pub const KEY_ID_LEN: usize = 4;
 /// Longest MAC trailer: key id and digest.
 pub const MAX_MAC_LEN: usize = KEY_ID_LEN + MAX_DIGEST_LEN;
 
-/// Longest authenticated request or reply this core writes: a header and a MAC.
+/// Longest authenticated packet this core writes: a header and the longest MAC (a reply to a
+/// request with a whole SHA-512 digest).
 pub const MAX_AUTHENTICATED_LEN: usize = HEADER_LEN + MAX_MAC_LEN;
 
 /// The trusted symmetric keys, as the core sees them: ids that can sign and verify.
 ///
 /// Implementations must compare digests in constant time and must never reveal key material.
 pub trait KeyRing {
-    /// Writes the digest of `data` under the trusted key `key_id` to the start of `out` and
-    /// returns its length (at most [`MAX_DIGEST_LEN`]); `None` if the key is unknown, untrusted
-    /// or of a type that cannot be computed.
+    /// Writes the whole digest of `data` under the trusted key `key_id` to the start of `out`
+    /// and returns its length; `None` if the key is unknown, untrusted or of a type that cannot
+    /// be computed.
     fn sign(&self, key_id: u32, data: &[u8], out: &mut [u8; MAX_DIGEST_LEN]) -> Option<usize>;
 
-    /// Whether `tag` is the digest of `data` under the trusted key `key_id`.
+    /// Whether `tag` is the digest of `data` under the trusted key `key_id`: the whole digest,
+    /// or its first [`V4_DIGEST_LEN`] octets for a longer one.
     fn verify(&self, key_id: u32, data: &[u8], tag: &[u8]) -> Verification;
 }
 
@@ -136,13 +143,20 @@ pub fn authenticate(keys: &dyn KeyRing, datagram: &[u8], packet: &Packet<'_>) ->
     }
 }
 
-/// Appends the MAC of `buf[..len]` under `key_id` to `buf` (key id, then digest) and returns
-/// the new length; `None`, with `buf` unchanged past `len`, if the key cannot sign or `buf` is
-/// too short.
-pub fn append_mac(keys: &dyn KeyRing, key_id: u32, buf: &mut [u8], len: usize) -> Option<usize> {
+/// Appends the MAC of `buf[..len]` under `key_id` to `buf` (key id, then the digest cut to at
+/// most `digest_len` octets) and returns the new length; `None`, with `buf` unchanged past
+/// `len`, if the key cannot sign or `buf` is too short.
+pub fn append_mac(
+    keys: &dyn KeyRing,
+    key_id: u32,
+    digest_len: usize,
+    buf: &mut [u8],
+    len: usize,
+) -> Option<usize> {
     let mut digest = [0u8; MAX_DIGEST_LEN];
     let n = keys.sign(key_id, buf.get(..len)?, &mut digest)?;
-    let digest = digest.get(..n)?;
+    let digest = digest.get(..n.min(digest_len))?;
+    let n = digest.len();
     let end = len.checked_add(KEY_ID_LEN)?.checked_add(n)?;
     let trailer = buf.get_mut(len..end)?;
     let (id, tag) = trailer.split_at_mut(KEY_ID_LEN);
@@ -185,7 +199,12 @@ impl KeyRing for TestKeys {
         let Some(n) = self.sign(key_id, data, &mut expected) else {
             return Verification::UnknownKey;
         };
-        let ok = tag.len() == n
+        let wanted = if tag.len() == V4_DIGEST_LEN && n > V4_DIGEST_LEN {
+            V4_DIGEST_LEN
+        } else {
+            n
+        };
+        let ok = tag.len() == wanted
             && expected
                 .iter()
                 .zip(tag)
@@ -215,7 +234,8 @@ mod tests {
         let mut head = [0u8; HEADER_LEN];
         NtpHeader::new(4, Mode::Client).emit(&mut head);
         buf[..HEADER_LEN].copy_from_slice(&head);
-        let len = append_mac(&KEYS, key_id, &mut buf, HEADER_LEN).unwrap_or(HEADER_LEN);
+        let len =
+            append_mac(&KEYS, key_id, V4_DIGEST_LEN, &mut buf, HEADER_LEN).unwrap_or(HEADER_LEN);
         buf[..len].to_vec()
     }
 
@@ -265,8 +285,8 @@ mod tests {
     #[test]
     fn append_mac_never_writes_past_the_buffer() {
         let mut buf = [0u8; HEADER_LEN + 10];
-        assert_eq!(append_mac(&KEYS, 7, &mut buf, HEADER_LEN), None);
+        assert_eq!(append_mac(&KEYS, 7, 20, &mut buf, HEADER_LEN), None);
         assert!(buf[HEADER_LEN..].iter().all(|&b| b == 0));
-        assert_eq!(append_mac(&NoKeys, 7, &mut [0u8; 80], HEADER_LEN), None);
+        assert_eq!(append_mac(&NoKeys, 7, 20, &mut [0u8; 80], HEADER_LEN), None);
     }
 }

@@ -306,7 +306,10 @@ impl Server {
         }
         let key_id = match authentication {
             Authentication::None => None,
-            Authentication::Valid { key_id } => Some(key_id),
+            // The reply's digest is as long as the request's (a whole or a cut SHA-2 digest).
+            Authentication::Valid { key_id } => {
+                Some((key_id, packet.mac.map_or(0, |m| m.digest.len())))
+            }
             Authentication::CryptoNak
             | Authentication::UnknownKey { .. }
             | Authentication::Mismatch { .. } => {
@@ -343,10 +346,12 @@ impl Server {
         match key_id {
             None => Decision::Reply(HEADER_LEN),
             // The same key and so the same digest length as the request's: never longer.
-            Some(key_id) => match auth::append_mac(policy.keys, key_id, out, HEADER_LEN) {
-                Some(len) if len <= request.len() => Decision::Reply(len),
-                _ => Decision::Drop(DropReason::Oversized),
-            },
+            Some((key_id, digest_len)) => {
+                match auth::append_mac(policy.keys, key_id, digest_len, out, HEADER_LEN) {
+                    Some(len) if len <= request.len() => Decision::Reply(len),
+                    _ => Decision::Drop(DropReason::Oversized),
+                }
+            }
         }
     }
 }

@@ -194,7 +194,7 @@ const KEYS: TestKeys = TestKeys {
 fn signed_request(key_id: u32) -> Vec<u8> {
     let mut buf = request(4, Mode::Client);
     buf.resize(MAX_AUTHENTICATED_LEN, 0);
-    let len = append_mac(&KEYS, KEYS.id, &mut buf, HEADER_LEN).unwrap();
+    let len = append_mac(&KEYS, KEYS.id, 20, &mut buf, HEADER_LEN).unwrap();
     buf.truncate(len);
     buf[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&key_id.to_be_bytes());
     buf
@@ -227,6 +227,38 @@ fn a_request_whose_mac_verifies_gets_time_with_a_mac_under_the_same_key() {
     );
     assert_eq!(packet.header.transmit_timestamp, T3);
     assert_eq!(packet.header.stratum, 3);
+}
+
+#[test]
+fn a_whole_or_cut_sha2_digest_is_answered_with_a_digest_of_the_same_length() {
+    // A 32-octet digest (SHA-256): chrony and ntpdig send it whole, NTPsec cut to 20.
+    let keys = TestKeys {
+        id: 5,
+        secret: 0x11,
+        len: 32,
+    };
+    for sent in [32, 20] {
+        let mut req = request(4, Mode::Client);
+        req.resize(MAX_AUTHENTICATED_LEN, 0);
+        let len = append_mac(&keys, 5, sent, &mut req, HEADER_LEN).unwrap();
+        req.truncate(len);
+        let mut out = [0u8; MAX_AUTHENTICATED_LEN];
+        let action = Server::default().handle(
+            &Policy::with_keys(&AccessTable::new(), &keys),
+            &meta(),
+            &req,
+            &synced(),
+            &mut out,
+            || T3,
+        );
+        assert_eq!(action, Action::Reply(HEADER_LEN + 4 + sent), "{sent}");
+        let reply = &out[..HEADER_LEN + 4 + sent];
+        let packet = Packet::parse(reply).unwrap();
+        assert_eq!(
+            authenticate(&keys, reply, &packet),
+            Authentication::Valid { key_id: 5 }
+        );
+    }
 }
 
 #[test]

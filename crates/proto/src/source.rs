@@ -388,7 +388,7 @@ impl Source {
         let signed = self
             .params
             .key
-            .and_then(|key| auth::append_mac(keys, key, out, HEADER_LEN));
+            .and_then(|key| auth::append_mac(keys, key, auth::V4_DIGEST_LEN, out, HEADER_LEN));
         Some(signed.unwrap_or(HEADER_LEN))
     }
 

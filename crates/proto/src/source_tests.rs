@@ -574,7 +574,7 @@ mod keyed {
     fn sign(reply: &[u8; 48], key_id: u32) -> Vec<u8> {
         let mut buf = [0u8; MAX_AUTHENTICATED_LEN];
         buf[..48].copy_from_slice(reply);
-        let len = append_mac(&KEYS, KEYS.id, &mut buf, 48).unwrap();
+        let len = append_mac(&KEYS, KEYS.id, 20, &mut buf, 48).unwrap();
         buf[48..52].copy_from_slice(&key_id.to_be_bytes());
         buf[..len].to_vec()
     }

@@ -46,7 +46,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub use self::mac::{Digest, MAX_DIGEST_LEN, MacFailure, check_mac};
+pub use self::mac::{Digest, MAX_DIGEST_LEN, MacFailure, SENT_DIGEST_LEN, check_mac};
 pub use self::trusted::{TrustedKeys, load_trusted};
 
 use crate::config::{KeyId, Location};
@@ -112,11 +112,12 @@ impl KeyType {
         }
     }
 
-    /// Octets of the digest or tag that follow the key id on the wire.
+    /// Octets of the digest or tag that follow the key id in what sundial sends (a SHA-2
+    /// digest cut to 20, as NTPsec sends it).
     pub fn digest_len(self) -> usize {
         match self {
             Self::Md5 | Self::Aes128Cmac => 16,
-            Self::Sha1 | Self::Sha256 | Self::Sha384 | Self::Sha512 => MAX_DIGEST_LEN,
+            Self::Sha1 | Self::Sha256 | Self::Sha384 | Self::Sha512 => SENT_DIGEST_LEN,
         }
     }
 }

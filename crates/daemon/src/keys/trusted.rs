@@ -81,7 +81,7 @@ impl KeyRing for TrustedKeys {
         data: &[u8],
         out: &mut [u8; auth::MAX_DIGEST_LEN],
     ) -> Option<usize> {
-        let digest = self.by_wire_id(key_id)?.digest(data);
+        let digest = self.by_wire_id(key_id)?.full_digest(data);
         let bytes = digest.as_bytes();
         out.get_mut(..bytes.len())?.copy_from_slice(bytes);
         Some(bytes.len())
@@ -232,9 +232,17 @@ mod tests {
         assert_eq!(keys.verify(1, b"data", &md5[..15]), Verification::Mismatch);
         assert_eq!(
             keys.sign(2, b"data", &mut out),
-            Some(20),
-            "SHA256 cut to 20"
+            Some(32),
+            "a whole SHA256 digest"
         );
+        let sha = out;
+        assert_eq!(keys.verify(2, b"data", &sha[..32]), Verification::Valid);
+        assert_eq!(
+            keys.verify(2, b"data", &sha[..20]),
+            Verification::Valid,
+            "cut, as NTPsec"
+        );
+        assert_eq!(keys.verify(2, b"data", &sha[..24]), Verification::Mismatch);
         assert_eq!(keys.sign(3, b"data", &mut out), None, "not trusted");
         assert_eq!(keys.verify(3, b"data", &[0; 16]), Verification::UnknownKey);
         assert_eq!(

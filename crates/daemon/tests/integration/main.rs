@@ -5,6 +5,7 @@
 //! * [`bad_input`]: malformed datagrams and config files neither crash the daemon nor get replies,
 //!   and every dropped datagram is counted.
 //! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
+//! * [`keys`]: symmetric keys with NTPsec's ntpd, chronyd, ntpdig and ntpdate, both directions.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
 //!
 //! Run them with `tools/test-all` (as root: they create network namespaces, and it installs the
@@ -14,6 +15,7 @@
 mod access;
 mod bad_input;
 mod interop;
+mod keys;
 mod safety;
 #[allow(
     dead_code,
