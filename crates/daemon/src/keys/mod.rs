@@ -32,6 +32,7 @@
 //! implementations make are out of reach).
 
 mod file;
+mod fuzz;
 mod mac;
 mod trusted;
 
@@ -46,6 +47,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+pub use self::fuzz::{fuzz_parse, fuzz_server};
 pub use self::mac::{Digest, MAX_DIGEST_LEN, MacFailure, SENT_DIGEST_LEN, check_mac};
 pub use self::trusted::{TrustedKeys, load_trusted};
 

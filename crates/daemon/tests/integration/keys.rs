@@ -522,3 +522,39 @@ fn ntpdig_and_ntpdate_authenticate_without_notrust_and_a_wrong_key_gets_no_time(
         "{run:?}"
     );
 }
+
+#[test]
+fn ntpd_check_reports_keys_file_problems_at_their_line_and_column() {
+    let dir = TempDir::new("check-keys");
+    let keys = dir.write(
+        "bad.keys",
+        "1 MD5 fine\n2 SHA256 zz-not-hex-but-longer-than-20\n",
+    );
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o640)).unwrap_or_else(|e| panic!("{e}"));
+    let config = format!(
+        "keys {}\ntrustedkey 1 2\nserver 192.0.2.1 key 2\nserver 192.0.2.2 key 7\n",
+        keys.display()
+    );
+    let (status, out, conf) = Daemon::check(&dir, "ntp.conf", config.as_bytes());
+    assert!(!status.success(), "{out}");
+    let shown_keys = keys.display().to_string();
+    let shown_conf = conf.display().to_string();
+    for expected in [
+        format!("{shown_keys}:2:10: error: "),
+        format!("{shown_conf}:4:1: warning: key 7 is not listed by trustedkey"),
+    ] {
+        assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    }
+    assert!(!out.contains("fine"), "key material in the output:\n{out}");
+    // Fixed, the file parses; that its group may read it is a warning at the `keys` line.
+    fs::write(&keys, "1 MD5 fine\n2 SHA256 sha256-secret\n").unwrap_or_else(|e| panic!("{e}"));
+    let (status, out, _) = Daemon::check(&dir, "ntp.conf", config.as_bytes());
+    assert!(status.success(), "{out}");
+    let expected =
+        format!("{shown_conf}:1:1: warning: key file {shown_keys} is readable by its group");
+    assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    assert!(
+        !out.contains("fine") && !out.contains("sha256-secret"),
+        "{out}"
+    );
+}
