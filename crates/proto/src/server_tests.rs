@@ -554,6 +554,45 @@ fn mode_6_writes_are_refused_with_a_permission_error() {
 
 proptest! {
     #[test]
+    fn no_signed_or_garbled_request_gets_a_longer_reply(
+        body in proptest::collection::vec(any::<u8>(), 48..120),
+        digest in prop_oneof![Just(16usize), Just(20), Just(32), Just(64)],
+        flip in any::<Option<u8>>(),
+        notrust in any::<bool>(),
+    ) {
+        let keys = TestKeys { id: 5, secret: 0x77, len: 64 };
+        let mut req = body.clone();
+        req[0] = 0x23;
+        req.resize(body.len() + 4 + 64, 0);
+        let len = append_mac(&keys, 5, digest, &mut req, body.len()).unwrap_or(body.len());
+        req.truncate(len);
+        if let Some(i) = flip {
+            let i = usize::from(i) % req.len();
+            req[i] ^= 0x04;
+        }
+        let mut table = AccessTable::new();
+        if notrust {
+            table.add_default(true, true, RestrictFlags::NOTRUST);
+        }
+        let mut out = [0u8; 256];
+        let action = Server::default().handle(
+            &Policy::with_keys(&table, &keys),
+            &meta(),
+            &req,
+            &synced(),
+            &mut out,
+            || T3,
+        );
+        if let Action::Reply(n) = action {
+            prop_assert!(n <= req.len());
+            let valid = Packet::parse(&req)
+                .map(|p| authenticate(&keys, &req, &p).valid_key().is_some())
+                .unwrap_or(false);
+            prop_assert!(valid || !notrust, "notrust answered an unverified request");
+        }
+    }
+
+    #[test]
     fn no_input_panics_or_gets_a_longer_reply(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut out = [0u8; 256];
         if let Action::Reply(len) = Server::default().handle(&Policy::new(&AccessTable::new()), &meta(), &bytes, &synced(), &mut out, || T3) {
