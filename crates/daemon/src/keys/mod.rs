@@ -583,16 +583,11 @@ pub enum SyntaxProblem {
         /// Digits found.
         digits: usize,
     },
-    /// An entry of the address list is not `ADDR` or `ADDR/BITS`.
-    BadAddress {
-        /// The entry.
-        text: String,
-    },
-    /// Text after the address list.
-    TrailingText {
-        /// The text.
-        text: String,
-    },
+    /// An entry of the address list is not `ADDR` or `ADDR/BITS`. The text is not kept: a key
+    /// written with a space in it lands here, and must not reach a log.
+    BadAddress,
+    /// Text after the address list (not kept, for the same reason).
+    TrailingText,
 }
 
 impl fmt::Display for SyntaxProblem {
@@ -618,12 +613,10 @@ impl fmt::Display for SyntaxProblem {
                 "hex key has {digits} digits; at most {} ({MAX_SECRET_LEN} octets) are allowed",
                 2 * MAX_SECRET_LEN
             ),
-            Self::BadAddress { text } => {
-                write!(f, "{text:?} is not an address or ADDRESS/BITS")
+            Self::BadAddress => {
+                f.write_str("not an address or ADDRESS/BITS (a key cannot contain spaces)")
             }
-            Self::TrailingText { text } => {
-                write!(f, "unexpected {text:?} after the address list")
-            }
+            Self::TrailingText => f.write_str("unexpected text after the address list"),
         }
     }
 }

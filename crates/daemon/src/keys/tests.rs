@@ -147,16 +147,12 @@ fn syntax_errors_name_file_line_and_column_and_reject_the_file() {
         (
             "7 MD5 abc 192.0.2.1,300.1.1.1",
             "/etc/ntp.keys:1:21",
-            SyntaxProblem::BadAddress {
-                text: "300.1.1.1".into(),
-            },
+            SyntaxProblem::BadAddress,
         ),
         (
             "7 MD5 abc 192.0.2.1 extra",
             "/etc/ntp.keys:1:21",
-            SyntaxProblem::TrailingText {
-                text: "extra".into(),
-            },
+            SyntaxProblem::TrailingText,
         ),
     ];
     for (text, at, problem) in cases {
@@ -164,15 +160,18 @@ fn syntax_errors_name_file_line_and_column_and_reject_the_file() {
     }
     for bad_prefix in ["192.0.2.0/33", "::/129", "192.0.2.0/", "192.0.2.0/x"] {
         let (_, problem) = syntax_error(&format!("7 MD5 abc {bad_prefix}"));
-        assert!(
-            matches!(problem, SyntaxProblem::BadAddress { .. }),
-            "{bad_prefix}"
-        );
+        assert!(matches!(problem, SyntaxProblem::BadAddress), "{bad_prefix}");
     }
     let (at, problem) = syntax_error("7 MD5 é");
     assert_eq!(
         (at.as_str(), problem),
         ("/etc/ntp.keys:1:7", SyntaxProblem::BadAsciiKey)
+    );
+    // A secret with a space in it: its second half is not echoed anywhere.
+    let err = parse("1 MD5 half1 half2-of-secret\n").unwrap_err();
+    assert!(
+        !err.to_string().contains("half2") && !format!("{err:?}").contains("half2"),
+        "{err}"
     );
     let message = parse("1 MD5 ok\n x MD5 abc\n").unwrap_err().to_string();
     assert_eq!(message, "/etc/ntp.keys:2:2: key id \"x\" is not a number");
