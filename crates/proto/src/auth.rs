@@ -80,7 +80,7 @@ pub enum Authentication {
     /// A crypto-NAK: a key id with no digest. Never authentication of anything
     /// (CVE-2015-7871).
     CryptoNak,
-    /// The MAC verifies under the trusted key `key_id`. Only [`authenticate`] makes this.
+    /// The MAC verifies under the trusted key `key_id` (as [`authenticate`] found).
     Valid {
         /// The key.
         key_id: u32,
