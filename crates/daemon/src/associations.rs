@@ -10,6 +10,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +80,8 @@ pub struct Peer {
     pub tally: Tally,
     socket: Option<UdpSocket>,
     kiss_logged: bool,
+    /// The `server` line that started it (`None` for pool members).
+    line: Option<Association>,
 }
 
 /// A `pool` line.
@@ -245,7 +248,46 @@ impl Associations {
             tally: Tally::Reject,
             socket: None,
             kiss_logged: false,
+            line: pool.is_none().then(|| assoc.clone()),
         });
+    }
+
+    /// Starts what a configuration line added by a reload asks for, as at start-up.
+    pub fn add_configured(&mut self, line: Association, now: MonoTime) {
+        self.add(line, now);
+    }
+
+    /// Stops everything the configuration line `line` started — the server, its pending name
+    /// lookup, or the pool with all its members — wherever the line stood in the file. Servers
+    /// given on the command line are never stopped. Returns how many associations ended.
+    pub fn remove_configured(&mut self, line: &Association) -> usize {
+        let before = self.peers.len() + self.pending.len() + self.pools.len();
+        self.pending.retain(|p| !same_line(&p.config, line));
+        self.peers
+            .retain(|p| !p.line.as_ref().is_some_and(|l| same_line(l, line)));
+        while let Some(index) = self.pools.iter().position(|p| same_line(&p.config, line)) {
+            let pool = self.pools.remove(index);
+            tracing::info!("pool {} ({}) removed", pool.name, pool.id);
+            self.peers.retain(|p| p.pool != Some(index));
+            for peer in &mut self.peers {
+                if let Some(i) = peer.pool.as_mut()
+                    && *i > index
+                {
+                    *i -= 1;
+                }
+            }
+        }
+        if let Some(id) = self.system_peer
+            && !self.peers.iter().any(|p| p.id == id)
+        {
+            self.system_peer = None;
+        }
+        before - (self.peers.len() + self.pending.len() + self.pools.len())
+    }
+
+    /// `tos maxclock` after a reload: how many pool members to keep.
+    pub fn set_maxclock(&mut self, maxclock: u8) {
+        self.maxclock = usize::from(maxclock.max(1));
     }
 
     /// The associations that have an address.
@@ -317,7 +359,7 @@ impl Associations {
             if let Some(pool) = self.pools.get_mut(i) {
                 pool.next_resolve = now + POOL_REFRESH;
                 self.resolver.submit(Lookup {
-                    key: i,
+                    key: usize::from(pool.id),
                     name: pool.name.clone(),
                     family: self.family.or(pool.config.family),
                 });
@@ -381,7 +423,14 @@ impl Associations {
             if answer.key == usize::MAX {
                 self.server_resolved(answer.name, answer.result, now);
             } else {
-                self.pool_resolved(answer.key, answer.result, now);
+                // Pools are looked up by id: a reload may have removed or moved one meanwhile.
+                if let Some(index) = self
+                    .pools
+                    .iter()
+                    .position(|p| usize::from(p.id) == answer.key)
+                {
+                    self.pool_resolved(index, answer.result, now);
+                }
             }
         }
     }
@@ -718,6 +767,20 @@ fn backoff(failures: u32) -> Duration {
 
 /// A server named on ntpd's command line: a `server NAME iburst` line, as classic ntpd treats
 /// it.
+/// Whether two configuration lines ask for the same association, wherever they stand. Servers
+/// from the command line match nothing: a reload never stops them.
+fn same_line(a: &Association, b: &Association) -> bool {
+    a.location.file != Path::new(COMMAND_LINE)
+        && *a
+            == Association {
+                location: a.location.clone(),
+                ..b.clone()
+            }
+}
+
+/// The file name in the location of servers given on the command line.
+const COMMAND_LINE: &str = "<command line>";
+
 fn command_line_server(text: &str) -> Association {
     let address = text
         .parse::<IpAddr>()
@@ -725,7 +788,7 @@ fn command_line_server(text: &str) -> Association {
     let mut assoc = Association::new(
         AssociationKind::Server,
         address,
-        Location::new("<command line>", 1, 1),
+        Location::new(COMMAND_LINE, 1, 1),
     );
     assoc.iburst = true;
     assoc

@@ -27,9 +27,12 @@ use crate::associations::{Arrival, Associations, TOKEN_BASE};
 use crate::cli::NtpdArgs;
 use crate::clock::{ClockSpec, SteeredClock, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
-use crate::interfaces::InterfaceFilter;
+use crate::daemonize::{self, Startup};
+use crate::instance::{self, InstanceLock};
+use crate::interfaces::LiveFilter;
 use crate::keys::{self, TrustedKeys};
 use crate::logging::{self, Destination};
+use crate::notify::{self, Notifier};
 use crate::publish::{Publisher, Snapshot};
 use crate::random::Random;
 use crate::resolver::Resolver;
@@ -57,11 +60,13 @@ pub fn main() -> ExitCode {
     if args.check {
         return check(&args.config);
     }
-    match run(args) {
+    let mut startup = Startup::from_env();
+    match run(args, &mut startup) {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("ntpd: {e}");
+            startup.failed(&e.to_string());
             ExitCode::FAILURE
         }
     }
@@ -112,6 +117,8 @@ enum StartError {
     Log(PathBuf, io::Error),
     Bind(u16, io::Error),
     Io(&'static str, io::Error),
+    /// Another sundial ntpd serves the same port.
+    Instance(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -119,14 +126,15 @@ impl std::fmt::Display for StartError {
         match self {
             Self::Config(e) => write!(f, "{e}"),
             Self::Log(p, e) => write!(f, "cannot open log file {}: {e}", p.display()),
-            Self::Bind(port, e) => write!(f, "cannot serve on UDP port {port}: {e}"),
+            Self::Bind(port, e) => write!(f, "{}", instance::describe_bind_error(*port, e)),
+            Self::Instance(message) => write!(f, "{message}"),
             Self::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
 }
 
 /// Runs the daemon; the exit status on a clean stop (non-zero after a panic-threshold stop).
-fn run(args: NtpdArgs) -> Result<u8, StartError> {
+fn run(args: NtpdArgs, startup: &mut Startup) -> Result<u8, StartError> {
     let (config, findings) = config::load(&args.config).map_err(StartError::Config)?;
     let logfile = args.logfile.clone().or_else(|| config.logfile.clone());
     let destination = match (&logfile, args.nofork || args.debug_level() > 0) {
@@ -148,7 +156,9 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
     let mut random = Random::open().map_err(|e| StartError::Io("cannot open /dev/urandom", e))?;
     let runtime = setup::Runtime::from_config(&config, &args, &mut random);
     if !args.foreground() {
-        sundial_sys::process::daemonize().map_err(|e| StartError::Io("cannot detach", e))?;
+        startup
+            .detach()
+            .map_err(|e| StartError::Io("cannot detach", e))?;
     }
     let pidfile = args.pidfile.clone().or_else(|| config.pidfile.clone());
     if let Some(path) = &pidfile {
@@ -161,7 +171,7 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
     }
     let (keys, key_findings) = keys::load_trusted(&config);
     log_findings(&key_findings);
-    let result = serve(&args, &config, runtime, random, Arc::new(keys));
+    let result = serve(&args, config, runtime, random, startup, Arc::new(keys));
     if let Some(path) = &pidfile {
         let _ = fs::remove_file(path);
     }
@@ -170,9 +180,10 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
 
 fn serve(
     args: &NtpdArgs,
-    config: &Config,
-    runtime: setup::Runtime,
+    mut config: Config,
+    mut runtime: setup::Runtime,
     mut random: Random,
+    startup: &mut Startup,
     keys: Arc<TrustedKeys>,
 ) -> Result<u8, StartError> {
     let precision = measure_precision();
@@ -194,6 +205,12 @@ fn serve(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     let workers = threads.max(1);
     let shared = workers > 1;
+    // Port 0 (tests only) means a fresh port every time: nothing to exclude.
+    let _instance = if args.port == 0 {
+        None
+    } else {
+        Some(InstanceLock::acquire(args.port).map_err(StartError::Instance)?)
+    };
     let mut socket_sets = Vec::with_capacity(workers);
     for _ in 0..workers {
         socket_sets.push(
@@ -205,9 +222,15 @@ fn serve(
         let (user, group) = spec
             .split_once(':')
             .map_or((spec.as_str(), None), |(u, g)| (u, Some(g)));
-        sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
-            .map_err(|e| StartError::Io("cannot drop privileges", e))?;
-        tracing::info!("running as {spec}");
+        if daemonize::already_running_as(user, group)
+            .map_err(|e| StartError::Io("cannot drop privileges", e))?
+        {
+            tracing::info!("already running as {spec} (started so by the service manager)");
+        } else {
+            sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
+                .map_err(|e| StartError::Io("cannot drop privileges", e))?;
+            tracing::info!("running as {spec}");
+        }
     }
     let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(|e| StartError::Io("cannot install signal handlers", e))?;
@@ -221,6 +244,8 @@ fn serve(
         .map_err(|e| StartError::Io("cannot poll signals", e))?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let live_filter = LiveFilter::new(runtime.filter.clone());
+    let mut filter = live_filter.reader();
     let mut handles: Vec<(JoinHandle<()>, Arc<Waker>)> = Vec::new();
     let mut counters: Vec<Arc<ServerCounters>> = Vec::new();
     let mut local: Option<(Server, Vec<ServeSocket>)> = None;
@@ -247,7 +272,7 @@ fn serve(
         for (n, set) in socket_sets.into_iter().enumerate() {
             let server = runtime.server(n);
             counters.push(server.counters_handle());
-            let handle = spawn_worker(n, set, server, &runtime.filter, &publisher, &stop, started)
+            let handle = spawn_worker(n, set, server, &live_filter, &publisher, &stop, started)
                 .map_err(|e| StartError::Io("cannot start server thread", e))?;
             handles.push(handle);
         }
@@ -281,16 +306,17 @@ fn serve(
         _ => None,
     };
     let mut associations =
-        Associations::new(config, &args.servers, family, resolver, mono(started));
+        Associations::new(&config, &args.servers, family, resolver, mono(started));
     associations.set_keys(keys);
     let mut timekeeper = Timekeeper::new(
-        config,
+        &config,
         &runtime,
         precision,
         &mut associations,
-        SteeredClock::new(args.clock, mapping).map(|clock| Steering::new(config, args, clock)),
+        SteeredClock::new(args.clock, mapping).map(|clock| Steering::new(&config, args, clock)),
         args.quit,
     );
+    startup.ready(&notify::status_line(&publisher.current().control));
 
     let mut reader = publisher.reader();
     let mut events = Events::with_capacity(64);
@@ -319,6 +345,13 @@ fn serve(
                 break 'main;
             }
             next_tick = now + TICK;
+            // Once a second is soon enough for `systemctl status`, and keeps the formatting
+            // off the per-reply path.
+            if startup.notifier().is_active() {
+                startup
+                    .notifier()
+                    .status(&notify::status_line(&publisher.current().control));
+            }
         }
         let mut timeout = next_tick.saturating_duration_since(Instant::now());
         if let Some(t) = associations.next_timeout() {
@@ -331,8 +364,23 @@ fn serve(
             if e.kind() == io::ErrorKind::Interrupted {
                 // The signal that interrupted us is in the pipe now. Simulator builds learn of
                 // it only here: their poller never reports the pipe again (SIMULATOR_BUILD).
-                if shutdown_requested(&signals) {
-                    break 'main;
+                match handle_signals(&signals) {
+                    SignalAction::Stop => break 'main,
+                    SignalAction::Reload => {
+                        reload(
+                            args,
+                            &mut config,
+                            &mut runtime,
+                            &mut associations,
+                            &mut timekeeper,
+                            &live_filter,
+                            startup.notifier(),
+                            mono(started),
+                        );
+                        // Publish the new restrict table and peer list now, not in a second.
+                        next_tick = Instant::now();
+                    }
+                    SignalAction::None => {}
                 }
                 continue;
             }
@@ -341,11 +389,24 @@ fn serve(
         let mut arrival = Arrival::Nothing;
         for event in &events {
             match event.token() {
-                SIGNAL_TOKEN => {
-                    if shutdown_requested(&signals) {
-                        break 'main;
+                SIGNAL_TOKEN => match handle_signals(&signals) {
+                    SignalAction::Stop => break 'main,
+                    SignalAction::Reload => {
+                        reload(
+                            args,
+                            &mut config,
+                            &mut runtime,
+                            &mut associations,
+                            &mut timekeeper,
+                            &live_filter,
+                            startup.notifier(),
+                            mono(started),
+                        );
+                        // Publish the new restrict table and peer list now, not in a second.
+                        next_tick = Instant::now();
                     }
-                }
+                    SignalAction::None => {}
+                },
                 WAKE_TOKEN => associations.on_answers(mono(started)),
                 Token(t) if t >= TOKEN_BASE => {
                     arrival = arrival.max(associations.on_readable(
@@ -358,7 +419,7 @@ fn serve(
                     if let Some((server, sockets)) = local.as_mut()
                         && let Some(sock) = sockets.get_mut(t.wrapping_sub(FIRST_SOCKET_TOKEN))
                     {
-                        if let Err(e) = sock.drain(server, &mut reader, &runtime.filter, started) {
+                        if let Err(e) = sock.drain(server, &mut reader, filter.get(), started) {
                             tracing::warn!("receiving requests failed: {e}");
                         }
                         rearm(poll.registry(), sock, Token(t));
@@ -374,6 +435,7 @@ fn serve(
         }
         timekeeper.set_counters(sum(&counters));
     }
+    startup.notifier().send("STOPPING=1");
 
     stop.store(true, Ordering::Release);
     for (handle, waker) in handles {
@@ -388,17 +450,62 @@ fn serve(
     Ok(status)
 }
 
-/// Handles the signals received so far; true once SIGTERM or SIGINT asks ntpd to stop.
-fn shutdown_requested(signals: &SignalPipe) -> bool {
+/// What the signals received so far ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignalAction {
+    None,
+    /// SIGHUP: reopen the log file and reload the configuration.
+    Reload,
+    /// SIGTERM or SIGINT.
+    Stop,
+}
+
+/// Drains the signal pipe: a stop request wins over a reload, several SIGHUPs are one reload.
+fn handle_signals(signals: &SignalPipe) -> SignalAction {
+    let mut action = SignalAction::None;
     for sig in signals.drain() {
         if sig == libc::SIGHUP {
-            tracing::info!("SIGHUP received; configuration reload is not supported, restart ntpd");
+            action = SignalAction::Reload;
         } else {
             tracing::info!("signal {sig} received, shutting down");
-            return true;
+            return SignalAction::Stop;
         }
     }
-    false
+    action
+}
+
+/// SIGHUP: reopen the log file (for logrotate), then re-read the configuration and apply what
+/// changed ([`crate::reload`]); a file with errors changes nothing.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the main loop's state, passed as it is owned"
+)]
+fn reload(
+    args: &NtpdArgs,
+    config: &mut Config,
+    runtime: &mut setup::Runtime,
+    associations: &mut Associations,
+    timekeeper: &mut Timekeeper,
+    live_filter: &LiveFilter,
+    notifier: &mut Notifier,
+    now: MonoTime,
+) {
+    if let Err(e) = logging::reopen() {
+        tracing::warn!("SIGHUP: cannot reopen the log file: {e}");
+    }
+    notifier.send("RELOADING=1");
+    tracing::info!("SIGHUP: reloading {}", args.config.display());
+    match crate::reload::load(&args.config) {
+        Ok((new, findings)) => {
+            log_findings(&findings);
+            crate::reload::apply(args, config, new, runtime, associations, timekeeper, now);
+            live_filter.set(runtime.filter.clone());
+        }
+        Err(e) => {
+            tracing::error!("SIGHUP: {e}; keeping the running configuration");
+        }
+    }
+    notifier.send("READY=1");
 }
 
 /// Monotonic time since start-up, as the core counts it.
@@ -410,7 +517,7 @@ fn spawn_worker(
     n: usize,
     sockets: Vec<std::net::UdpSocket>,
     server: Server,
-    filter: &InterfaceFilter,
+    filter: &LiveFilter,
     publisher: &Arc<Publisher>,
     stop: &Arc<AtomicBool>,
     origin: Instant,
@@ -428,7 +535,7 @@ fn spawn_worker(
             Interest::READABLE,
         )?;
     }
-    let filter = filter.clone();
+    let mut filter = filter.reader();
     let mut reader = publisher.reader();
     let stop = Arc::clone(stop);
     let handle = std::thread::Builder::new()
@@ -448,7 +555,7 @@ fn spawn_worker(
                     if let Some(sock) =
                         sockets.get_mut(event.token().0.wrapping_sub(FIRST_SOCKET_TOKEN))
                     {
-                        if let Err(e) = sock.drain(&server, &mut reader, &filter, origin) {
+                        if let Err(e) = sock.drain(&server, &mut reader, filter.get(), origin) {
                             tracing::warn!("server thread {n}: receiving requests failed: {e}");
                         }
                         rearm(poll.registry(), sock, event.token());

@@ -314,8 +314,10 @@ impl Steering {
     /// At clean shutdown: saves the frequency if it was measured.
     pub fn shutdown(&mut self) {
         if let (Some(w), Some(ppm)) = (self.drift.as_mut(), self.discipline.drift_ppm()) {
-            w.save(ppm);
-            tracing::info!("frequency {ppm:.3} ppm saved to {}", w.path().display());
+            // A failed write was logged as such; only a written file is "saved".
+            if w.save(ppm) {
+                tracing::info!("frequency {ppm:.3} ppm saved to {}", w.path().display());
+            }
         }
     }
 }

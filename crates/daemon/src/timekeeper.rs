@@ -276,6 +276,36 @@ impl Timekeeper {
         verdict
     }
 
+    /// Takes up a reloaded configuration's `tos` and restrict table; the discipline, the
+    /// frequency and the drift file are left alone.
+    pub fn reconfigure(&mut self, config: &Config, runtime: &Runtime) {
+        self.params = SelectParams {
+            minclock: usize::from(config.tos.minclock.max(1)),
+            maxclock: usize::from(config.tos.maxclock.max(1)),
+            minsane: usize::from(config.tos.minsane),
+        };
+        self.fitness = Fitness {
+            mindist: config.tos.mindist.to_seconds_f64(),
+            maxdist: config.tos.maxdist.to_seconds_f64(),
+            floor: config.tos.floor,
+            ceiling: config.tos.ceiling,
+        };
+        // `tos orphan` can change at once; the local clock driver comes from reference clock
+        // lines, which only a restart changes (it owns an association id).
+        let new_fallback = setup::fallback(config);
+        if !matches!(self.fallback, Fallback::LocalClock { .. })
+            && !matches!(new_fallback, Fallback::LocalClock { .. })
+        {
+            self.fallback = new_fallback;
+        }
+        self.base_access = runtime.access.clone();
+        self.source_flags = runtime.source_flags;
+        self.access = Arc::new(runtime.access.clone());
+        // Forces `access_for` to add the `restrict source` entries again.
+        self.access_addrs.clear();
+        self.access_addrs.push(IpAddr::from([0, 0, 0, 0]));
+    }
+
     /// The restrict table in force: the configured one plus `restrict source` entries for the
     /// addresses associations use now.
     fn access_for(&mut self, associations: &Associations) -> Arc<AccessTable> {

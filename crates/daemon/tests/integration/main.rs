@@ -7,6 +7,8 @@
 //! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
 //! * [`keys`]: symmetric keys with NTPsec's ntpd, chronyd, ntpdig and ntpdate, both directions.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
+//! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
+//!   daemon per port, `READY=1`, SIGHUP reloads and reopens the log, `--version`.
 //!
 //! Run them with `tools/test-all` (as root: they create network namespaces, and it installs the
 //! peers). Nothing here can change the machine's clock: every NTP program runs without
@@ -17,6 +19,7 @@ mod bad_input;
 mod interop;
 mod keys;
 mod safety;
+mod service;
 #[allow(
     dead_code,
     unused_imports,
