@@ -374,6 +374,7 @@ fn serve(
                             &mut associations,
                             &mut timekeeper,
                             &live_filter,
+                            &publisher,
                             startup.notifier(),
                             mono(started),
                         );
@@ -399,6 +400,7 @@ fn serve(
                             &mut associations,
                             &mut timekeeper,
                             &live_filter,
+                            &publisher,
                             startup.notifier(),
                             mono(started),
                         );
@@ -487,6 +489,7 @@ fn reload(
     associations: &mut Associations,
     timekeeper: &mut Timekeeper,
     live_filter: &LiveFilter,
+    publisher: &Publisher,
     notifier: &mut Notifier,
     now: MonoTime,
 ) {
@@ -500,12 +503,32 @@ fn reload(
             log_findings(&findings);
             crate::reload::apply(args, config, new, runtime, associations, timekeeper, now);
             live_filter.set(runtime.filter.clone());
+            reload_keys(config, associations, publisher);
         }
         Err(e) => {
             tracing::error!("SIGHUP: {e}; keeping the running configuration");
         }
     }
     notifier.send("READY=1");
+}
+
+/// SIGHUP: reads the keys file and `trustedkey` lines again — also when ntp.conf is unchanged,
+/// since the keys file may have changed on its own — and hands the keys to the associations and
+/// the server threads. A keys file with errors keeps the running keys.
+fn reload_keys(config: &Config, associations: &mut Associations, publisher: &Publisher) {
+    let (keys, findings) = keys::load_trusted(config);
+    log_findings(&findings);
+    if findings.iter().any(Finding::is_error) {
+        tracing::error!("SIGHUP: the keys file has errors; keeping the running keys");
+        return;
+    }
+    tracing::info!("SIGHUP: {} trusted key(s) in force", keys.len());
+    let keys = Arc::new(keys);
+    associations.set_keys(Arc::clone(&keys));
+    publisher.publish(Snapshot {
+        keys,
+        ..(*publisher.current()).clone()
+    });
 }
 
 /// Monotonic time since start-up, as the core counts it.

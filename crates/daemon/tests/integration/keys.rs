@@ -558,3 +558,58 @@ fn ntpd_check_reports_keys_file_problems_at_their_line_and_column() {
         "{out}"
     );
 }
+
+#[test]
+fn sighup_rereads_the_keys_file_and_keeps_the_running_keys_when_it_is_broken() {
+    let dir = TempDir::new("reload-keys");
+    let keys = private(dir.write("ntp.keys", "31 MD5 first-secret\n"));
+    let old = private(dir.write("old.keys", "31 MD5 first-secret\n"));
+    let new = private(dir.write("new.keys", "31 MD5 second-secret\n"));
+    let config = format!(
+        "{LOCAL_CLOCK_CONFIG}keys {}\ntrustedkey 31\n",
+        keys.display()
+    );
+    let ntpd = Daemon::start(config);
+    let port = ntpd.port().to_string();
+    let passes = |keys_file: &Path| {
+        let file = keys_file.to_str().unwrap_or_default();
+        let run = process::run(process::notime(env!("CARGO_BIN_EXE_ntpdate")).args([
+            "-q",
+            "-d",
+            "-p",
+            "1",
+            "-a",
+            "31",
+            "-k",
+            file,
+            "--port",
+            &port,
+            "127.0.0.1",
+        ]));
+        run.stdout.contains("authentication passed")
+    };
+    assert!(passes(&old) && !passes(&new), "{}", ntpd.log());
+    // The keys file changes, ntp.conf does not: a reload still reads it again.
+    fs::write(&keys, "31 MD5 second-secret\n").unwrap_or_else(|e| panic!("{e}"));
+    ntpd.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(10), || ntpd
+            .log()
+            .contains("SIGHUP: 1 trusted key(s) in force")),
+        "{}",
+        ntpd.log()
+    );
+    assert!(passes(&new) && !passes(&old), "{}", ntpd.log());
+    // A broken keys file keeps the keys in force.
+    fs::write(&keys, "31 MD5\n").unwrap_or_else(|e| panic!("{e}"));
+    ntpd.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(10), || ntpd
+            .log()
+            .contains("keeping the running keys")),
+        "{}",
+        ntpd.log()
+    );
+    assert!(passes(&new), "{}", ntpd.log());
+    ntpd.stop().assert_success();
+}
