@@ -223,7 +223,7 @@ pub fn apply(
         return;
     }
     for line in &plan.remove {
-        let stopped = associations.remove_configured(line);
+        let stopped = associations.remove_configured(line, timekeeper.system_mut());
         tracing::info!(
             "SIGHUP: {} removed, {stopped} association(s) stopped",
             describe(line)
@@ -231,7 +231,7 @@ pub fn apply(
     }
     for line in &plan.add {
         tracing::info!("SIGHUP: {} added", describe(line));
-        associations.add_configured(line.clone(), now);
+        associations.add_configured(line.clone(), timekeeper.system_mut(), now);
     }
     if plan.restrict || plan.interfaces || plan.limits {
         runtime.reconfigure(&new, args);
