@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use sundial_proto::control::{ControlSnapshot, PeerVars};
+use sundial_proto::counters::DropReason;
 use sundial_proto::packet::Leap;
 use sundial_proto::select::Tally;
-use sundial_proto::server::DropReason;
 
 /// What the exposition needs beyond the snapshot.
 #[derive(Debug, Clone, Copy)]

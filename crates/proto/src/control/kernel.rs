@@ -12,7 +12,7 @@
 
 use super::snapshot::SystemVars;
 use super::vars::Var;
-use crate::server::DropReason;
+use crate::counters::DropReason;
 
 /// The kernel's clock discipline (`struct timex`), in the units ntpq shows.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
