@@ -193,3 +193,56 @@ impl Stats {
         self.write(StatsKind::Sysstats, at, &line.render(at));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::config::parse_str;
+
+    #[test]
+    fn sysstats_is_written_once_an_hour_and_only_enabled_files_exist() {
+        let dir = std::env::temp_dir().join(format!("sundial-stats-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let (config, _) = parse_str(
+            &format!(
+                "statsdir {}/\nstatistics sysstats loopstats\nfilegen sysstats type none\n\
+                 filegen loopstats disable\nfilegen peerstats enable",
+                dir.display()
+            ),
+            Path::new("/etc/ntp.conf"),
+        );
+        let started = UnixTime::new(1_796_610_600, 0);
+        let mut stats = Stats::new(&config, None, started).unwrap();
+        assert!(stats.writes(StatsKind::Sysstats) && stats.writes(StatsKind::Peerstats));
+        assert!(
+            !stats.writes(StatsKind::Loopstats),
+            "filegen … disable wins"
+        );
+        let snapshot = ControlSnapshot::default();
+        let at = |up: i64| UnixTime::new(started.secs() + up, 0);
+        for up in [10, 3599, 3600, 3601, 7199, 7300, 10_900] {
+            stats.maybe_record_sys(at(up), &snapshot, u64::try_from(up).unwrap());
+        }
+        let text = fs::read_to_string(dir.join("sysstats")).unwrap();
+        let uptimes: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_whitespace().nth(2).unwrap())
+            .collect();
+        assert_eq!(uptimes, ["3600", "7300", "10900"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn disable_stats_or_no_statistics_writes_nothing() {
+        let (config, _) = parse_str(
+            "statistics loopstats\ndisable stats",
+            Path::new("/etc/ntp.conf"),
+        );
+        assert!(Stats::new(&config, None, UnixTime::new(0, 0)).is_none());
+        let (config, _) = parse_str("statsdir /tmp/\n", Path::new("/etc/ntp.conf"));
+        assert!(Stats::new(&config, None, UnixTime::new(0, 0)).is_none());
+    }
+}
