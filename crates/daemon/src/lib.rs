@@ -19,6 +19,7 @@ pub mod ntpq;
 pub mod publish;
 pub mod random;
 pub mod resolver;
+pub mod safefile;
 pub mod serve;
 pub mod setup;
 pub mod status;

@@ -1,7 +1,7 @@
 //! Where ntpd's log goes: standard error in the foreground (`-n`), a file (`-l` or `logfile`),
 //! or syslog otherwise — the classic ntpd choices.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,12 +10,15 @@ use sundial_sys::syslog::Priority;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
+/// Permission bits of a log file ntpd creates.
+const LOG_FILE_MODE: u32 = 0o644;
+
 /// The log destination.
 #[derive(Debug)]
 pub enum Destination<'a> {
     /// Standard error, with timestamps.
     Stderr,
-    /// Appended to a file, with timestamps.
+    /// Appended to a file, with timestamps (never through a symbolic link, see `safefile`).
     File(&'a Path),
     /// syslog (journald picks it up on systemd hosts), facility daemon.
     Syslog,
@@ -36,7 +39,7 @@ pub fn init(destination: Destination<'_>, debug: u8) -> io::Result<()> {
     let result = match destination {
         Destination::Stderr => builder.with_writer(io::stderr).try_init(),
         Destination::File(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let file = crate::safefile::open_append(path, LOG_FILE_MODE)?;
             builder
                 .with_writer(SharedFile(Arc::new(Mutex::new(file))))
                 .try_init()
