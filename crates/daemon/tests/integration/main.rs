@@ -5,6 +5,8 @@
 //! * [`bad_input`]: malformed datagrams and config files neither crash the daemon nor get replies,
 //!   and every dropped datagram is counted.
 //! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
+//! * [`hostile_files`]: links, FIFOs and devices planted where ntpd keeps its files, and
+//!   configurations asking for unbounded memory, are refused.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
 //!
 //! Run them with `tools/test-all` (as root: they create network namespaces, and it installs the
@@ -13,6 +15,7 @@
 
 mod access;
 mod bad_input;
+mod hostile_files;
 mod interop;
 mod safety;
 #[allow(
