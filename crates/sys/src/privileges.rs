@@ -3,7 +3,8 @@
 //! `ntpd -u USER[:GROUP]` opens its sockets as root, then calls [`drop_privileges`], which follows
 //! the sequence of `security.md` §4: look the names up, `PR_SET_KEEPCAPS`, `setgroups`, `setgid`,
 //! `setuid` (each checked, then verified with `getresuid`/`getresgid`), reduce the capability sets
-//! to `CAP_SYS_TIME` and `CAP_NET_BIND_SERVICE`, and finally `PR_SET_NO_NEW_PRIVS`.
+//! to `CAP_SYS_TIME` (when the daemon disciplines the kernel clock; otherwise to nothing), and
+//! finally `PR_SET_NO_NEW_PRIVS`.
 //!
 //! Capabilities belong to a thread, not to a process: **call [`drop_privileges`] before any
 //! thread is spawned**, or the other threads keep running with full root capabilities. The
@@ -40,8 +41,8 @@ pub struct UserIds {
 }
 
 /// Switches the whole process to `user` (and `group`, default: the user's primary group),
-/// keeping `CAP_NET_BIND_SERVICE` and, if `keep_sys_time`, `CAP_SYS_TIME` in the permitted and
-/// effective sets and nothing else, then forbids regaining privileges through `execve`.
+/// keeping `CAP_SYS_TIME` in the permitted and effective sets if `keep_sys_time` and nothing
+/// else, then forbids regaining privileges through `execve`.
 ///
 /// Must be called from the main thread **before any other thread is spawned**; fails with
 /// [`io::ErrorKind::NotFound`] for an unknown user or group (before changing anything) and with
@@ -63,10 +64,13 @@ pub fn drop_privileges(user: &str, group: Option<&str>, keep_sys_time: bool) -> 
     cvt(unsafe { libc::setuid(ids.uid) })?;
     verify_ids(ids.uid, gid)?;
 
-    let mut keep = 1u64 << CAP_NET_BIND_SERVICE;
-    if keep_sys_time {
-        keep |= 1 << CAP_SYS_TIME;
-    }
+    // Every socket the daemon serves on is bound already and nothing binds a privileged port
+    // again, so CAP_NET_BIND_SERVICE goes too.
+    let keep = if keep_sys_time {
+        1u64 << CAP_SYS_TIME
+    } else {
+        0
+    };
     set_capabilities(keep)?;
     // Ambient capabilities would survive execve; clear them. Kernels before 4.3 do not know
     // PR_CAP_AMBIENT (EINVAL) and have none to clear.
