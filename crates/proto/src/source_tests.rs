@@ -607,9 +607,8 @@ fn the_rate_floor_steps_down_one_answer_at_a_time() {
     assert_eq!(s.hpoll(), 9);
     s.set_system_poll(4);
     assert_eq!(s.hpoll(), 9, "the floor outlives poll adaptation");
-    let mut now = 0;
     for expected in [8, 7, 6, 5, 4, 4] {
-        now = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
+        let now = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
         let req = poll(&mut s, now, &mut rng).unwrap();
         s.handle_sent(ts(now as f64));
         let (rep, t4) = reply_to(&req, now as f64, 0.0, 0.001);
