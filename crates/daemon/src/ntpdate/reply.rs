@@ -67,6 +67,9 @@ pub enum Unusable {
     ZeroTimestamp,
     /// The server claims to have sent the reply before it received the request.
     TransmitBeforeReceive,
+    /// The offset or delay is beyond what a signed 32.32 value holds (about ±68 years): the
+    /// timestamps cannot be from one exchange, and a clamped value would be an arbitrary one.
+    OutOfRange,
 }
 
 impl fmt::Display for Unusable {
@@ -74,6 +77,7 @@ impl fmt::Display for Unusable {
         f.write_str(match self {
             Self::ZeroTimestamp => "zero receive or transmit timestamp",
             Self::TransmitBeforeReceive => "transmit timestamp before receive timestamp",
+            Self::OutOfRange => "offset or delay beyond the representable range",
         })
     }
 }
@@ -163,10 +167,20 @@ pub fn check(
             reason: Unusable::TransmitBeforeReceive,
         });
     }
-    let sum = (t2 - t1) + (t3 - t4);
+    // Exact arithmetic: NtpDuration's own operators saturate, which would turn an offset of
+    // 40 years into an arbitrary 34.
+    let wide = |d: NtpDuration| i128::from(d.to_bits());
+    let offset = (wide(t2 - t1) + wide(t3 - t4)) / 2;
+    let delay = wide(t4 - t1) - wide(t3 - t2);
+    let (Ok(offset), Ok(delay)) = (i64::try_from(offset), i64::try_from(delay)) else {
+        return Ok(Answer::Unusable {
+            header,
+            reason: Unusable::OutOfRange,
+        });
+    };
     let sample = Sample {
-        offset: NtpDuration::from_bits(sum.to_bits() / 2),
-        delay: (t4 - t1) - (t3 - t2),
+        offset: NtpDuration::from_bits(offset),
+        delay: NtpDuration::from_bits(delay),
     };
     Ok(Answer::Sample { header, sample })
 }
@@ -361,6 +375,33 @@ mod tests {
             panic!("the reply passed every on-wire check");
         };
         assert_eq!((header.leap, header.stratum), (Leap::Unsynchronized, 16));
+    }
+
+    #[test]
+    fn offsets_beyond_2_to_the_30_seconds_are_exact_and_impossible_delays_an_error() {
+        // The server is 40 years (2^30.2 s) ahead: the classic saturation gave 2^30 s.
+        let ahead = 40.0 * 365.25 * 86_400.0;
+        let mut h = reply();
+        h.receive_timestamp = T1 + NtpDuration::from_seconds_f64(ahead);
+        h.transmit_timestamp = h.receive_timestamp;
+        let Ok(Answer::Sample { sample, .. }) = check(&bytes(&h), NONCE, T1, T1) else {
+            panic!("sample expected");
+        };
+        assert!(near(sample.offset, ahead), "{sample:?}");
+        // The reply arrives 1.5e9 s before we sent the request, and the server took 1.5e9 s to
+        // answer: a delay of -3e9 s, which no 32.32 value holds.
+        let long = NtpDuration::from_seconds_f64(1.5e9);
+        let t4 = T1 - long;
+        let mut h = reply();
+        h.receive_timestamp = T1;
+        h.transmit_timestamp = T1 + long;
+        assert!(matches!(
+            check(&bytes(&h), NONCE, T1, t4),
+            Ok(Answer::Unusable {
+                reason: Unusable::OutOfRange,
+                ..
+            })
+        ));
     }
 
     #[test]
