@@ -14,6 +14,7 @@
 mod args;
 mod dns;
 mod escape;
+mod fuzzing;
 mod json;
 mod peers;
 mod readvar;
@@ -36,6 +37,7 @@ use sundial_proto::time::{NtpTimestamp, UnixTime};
 pub use args::{Command, CommandError, NtpqArgs};
 use dns::ReverseDns;
 use escape::{escape_controls, escaped_varlist};
+pub use fuzzing::fuzz_variables;
 use json::Object;
 use peers::{HEADER, Options, PeerLine};
 use readvar::{Subject, render_associations, render_variables};
