@@ -189,9 +189,11 @@ pub fn control_reassembly(data: &[u8]) {
         let (datagram, next) = tail.split_at(usize::from(*len).min(tail.len()));
         rest = next;
         let mut datagram = datagram.to_vec();
-        if flags & 1 != 0 && datagram.len() >= 4 {
-            datagram[1] = (datagram[1] & 0xe0) | Opcode::ReadVariables.code();
-            datagram[2..4].copy_from_slice(&1u16.to_be_bytes());
+        if flags & 1 != 0
+            && let Some([_, op, s0, s1]) = datagram.get_mut(..4)
+        {
+            *op = (*op & 0xe0) | Opcode::ReadVariables.code();
+            [*s0, *s1] = 1u16.to_be_bytes();
         }
         match reassembler.handle(&datagram) {
             Ok(Progress::NeedMore) => accepted += datagram.len().saturating_sub(12),
