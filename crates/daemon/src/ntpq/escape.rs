@@ -2,10 +2,9 @@
 //! escape sequence that retitles the window or clears the screen, a CR that overwrites the
 //! line before it) are printed as `\xNN`, in the billboard, `rv` and `--json` alike.
 //!
-//! Classic ntpq 4.2.8 had the same problem in `atoascii` (CVE-2015-7855's neighbours); mode 6
-//! variable text is ASCII by the time it gets here (`parse_varlist` keeps nothing else), so the
-//! characters to neutralise are C0 controls and DEL. Reverse DNS names go through the same
-//! function: a PTR record is network input too.
+//! Mode 6 variable text is ASCII by the time it gets here (`parse_varlist` keeps nothing
+//! else), so the characters to neutralise are C0 controls and DEL. Reverse DNS names go through
+//! the same function: a PTR record is network input too.
 
 use std::borrow::Cow;
 use std::fmt::Write;
