@@ -124,13 +124,17 @@ impl DriftWriter {
     }
 
     /// Writes `ppm` now (clean shutdown).
-    pub fn save(&mut self, ppm: f64) {
+    pub fn save(&mut self, ppm: f64) -> bool {
         match write(&self.path, ppm) {
             Ok(()) => {
                 self.last_written = Some(ppm);
                 tracing::debug!("drift file {} written: {ppm:.3} ppm", self.path.display());
+                true
             }
-            Err(e) => tracing::warn!("cannot write drift file {}: {e}", self.path.display()),
+            Err(e) => {
+                tracing::warn!("cannot write drift file {}: {e}", self.path.display());
+                false
+            }
         }
     }
 }
@@ -161,6 +165,19 @@ mod tests {
         ));
         fs::write(d.join("ntpsec"), "-12.345678\n").unwrap();
         assert!((read(&d.join("ntpsec")).unwrap().unwrap() + 12.345_678).abs() < 1e-9);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_failed_save_says_so() {
+        let d = dir("unwritable");
+        let mut w = DriftWriter::new(d.join("missing-dir/ntp.drift"), 0.1, None, Instant::now());
+        assert!(
+            !w.save(1.0),
+            "a file in a missing directory cannot have been saved"
+        );
+        let mut w = DriftWriter::new(d.join("ntp.drift"), 0.1, None, Instant::now());
+        assert!(w.save(1.0));
         fs::remove_dir_all(&d).unwrap();
     }
 

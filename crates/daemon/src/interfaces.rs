@@ -5,6 +5,8 @@
 //! matching rule is `ignore` or `drop` gets no reply. With no rules, every address is served.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// What a rule does to the addresses it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,68 @@ pub enum RuleTarget {
         /// Prefix length in bits.
         len: u8,
     },
+}
+
+/// The filter in force, shared with the server threads so that a reload reaches them: each
+/// thread keeps its own copy and takes the new one at its next batch after [`LiveFilter::set`].
+#[derive(Debug, Clone)]
+pub struct LiveFilter {
+    shared: Arc<(Mutex<InterfaceFilter>, AtomicU64)>,
+}
+
+impl LiveFilter {
+    /// Shares `filter`.
+    pub fn new(filter: InterfaceFilter) -> Self {
+        Self {
+            shared: Arc::new((Mutex::new(filter), AtomicU64::new(0))),
+        }
+    }
+
+    /// Puts `filter` in force for every reader.
+    pub fn set(&self, filter: InterfaceFilter) {
+        *self.shared.0.lock().unwrap_or_else(PoisonError::into_inner) = filter;
+        self.shared.1.fetch_add(1, Ordering::Release);
+    }
+
+    /// One thread's view.
+    pub fn reader(&self) -> FilterReader {
+        FilterReader {
+            generation: self.shared.1.load(Ordering::Acquire),
+            cached: self
+                .shared
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            live: self.clone(),
+        }
+    }
+}
+
+/// A thread's cached copy of a [`LiveFilter`]; locks only when the filter was replaced.
+#[derive(Debug)]
+pub struct FilterReader {
+    live: LiveFilter,
+    cached: InterfaceFilter,
+    generation: u64,
+}
+
+impl FilterReader {
+    /// The filter in force.
+    pub fn get(&mut self) -> &InterfaceFilter {
+        let generation = self.live.shared.1.load(Ordering::Acquire);
+        if generation != self.generation {
+            self.cached = self
+                .live
+                .shared
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            self.generation = generation;
+        }
+        &self.cached
+    }
 }
 
 /// The ordered rules; the last rule that matches an address decides.

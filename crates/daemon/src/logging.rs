@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sundial_sys::syslog::Priority;
@@ -12,6 +12,9 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Permission bits of a log file ntpd creates.
 const LOG_FILE_MODE: u32 = 0o644;
+
+/// The log file in use (its path and the handle every writer shares), for [`reopen`].
+static LOG_FILE: Mutex<Option<(PathBuf, Arc<Mutex<File>>)>> = Mutex::new(None);
 
 /// The log destination.
 #[derive(Debug)]
@@ -39,10 +42,10 @@ pub fn init(destination: Destination<'_>, debug: u8) -> io::Result<()> {
     let result = match destination {
         Destination::Stderr => builder.with_writer(io::stderr).try_init(),
         Destination::File(path) => {
-            let file = crate::safefile::open_append(path, LOG_FILE_MODE)?;
-            builder
-                .with_writer(SharedFile(Arc::new(Mutex::new(file))))
-                .try_init()
+            let file = Arc::new(Mutex::new(open_log(path)?));
+            *LOG_FILE.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((path.to_owned(), Arc::clone(&file)));
+            builder.with_writer(SharedFile(file)).try_init()
         }
         Destination::Syslog => {
             sundial_sys::syslog::open("ntpd", sundial_sys::syslog::Facility::Daemon);
@@ -55,6 +58,24 @@ pub fn init(destination: Destination<'_>, debug: u8) -> io::Result<()> {
     };
     // A second init (tests) keeps the first logger; that is not an error worth reporting.
     drop(result);
+    Ok(())
+}
+
+/// Opens the log file for appending, never through a symbolic link or into a FIFO
+/// ([`crate::safefile::open_append`]).
+fn open_log(path: &Path) -> io::Result<File> {
+    crate::safefile::open_append(path, LOG_FILE_MODE)
+}
+
+/// Opens the log file again by name (SIGHUP), so that after logrotate has renamed it the log
+/// goes on in a fresh file without `copytruncate`. On failure the old file stays in use. Does
+/// nothing when the log is not a file.
+pub fn reopen() -> io::Result<()> {
+    let guard = LOG_FILE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((path, shared)) = guard.as_ref() {
+        let fresh = open_log(path)?;
+        *shared.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+    }
     Ok(())
 }
 

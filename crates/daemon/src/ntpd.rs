@@ -21,19 +21,21 @@ use sundial_proto::system::SystemState;
 use sundial_proto::time::{MonoTime, NtpDuration};
 use sundial_sys::signals::SignalPipe;
 
-use crate::associations::{Arrival, Associations, TOKEN_BASE};
+use crate::associations::{Associations, TOKEN_BASE};
 use crate::cli::NtpdArgs;
-use crate::clock::{ClockSpec, SteeredClock, TimeMapping, kernel_now, measure_precision};
+use crate::clock::{ClockSpec, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
-use crate::interfaces::InterfaceFilter;
+use crate::daemonize::{self, Startup};
+use crate::instance::{self, InstanceLock};
+use crate::interfaces::LiveFilter;
 use crate::logging::{self, Destination};
+use crate::notify::{self, Notifier};
 use crate::publish::{Publisher, Snapshot};
 use crate::random::Random;
 use crate::resolver::Resolver;
 use crate::safefile::{self, Ownership};
 use crate::serve::{Families, ServeSocket, open_sockets};
 use crate::setup;
-use crate::steering::Steering;
 use crate::timekeeper::{Timekeeper, Verdict};
 
 /// How often the main loop refreshes the published state (the fallback's reference time).
@@ -55,11 +57,13 @@ pub fn main() -> ExitCode {
     if args.check {
         return check(&args.config);
     }
-    match run(args) {
+    let mut startup = Startup::from_env();
+    match run(args, &mut startup) {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("ntpd: {e}");
+            startup.failed(&e.to_string());
             ExitCode::FAILURE
         }
     }
@@ -109,6 +113,8 @@ enum StartError {
     Log(PathBuf, io::Error),
     Bind(u16, io::Error),
     Io(&'static str, io::Error),
+    /// Another sundial ntpd serves the same port.
+    Instance(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -116,14 +122,15 @@ impl std::fmt::Display for StartError {
         match self {
             Self::Config(e) => write!(f, "{e}"),
             Self::Log(p, e) => write!(f, "cannot open log file {}: {e}", p.display()),
-            Self::Bind(port, e) => write!(f, "cannot serve on UDP port {port}: {e}"),
+            Self::Bind(port, e) => write!(f, "{}", instance::describe_bind_error(*port, e)),
+            Self::Instance(message) => write!(f, "{message}"),
             Self::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
 }
 
 /// Runs the daemon; the exit status on a clean stop (non-zero after a panic-threshold stop).
-fn run(args: NtpdArgs) -> Result<u8, StartError> {
+fn run(args: NtpdArgs, startup: &mut Startup) -> Result<u8, StartError> {
     let (config, findings) = config::load(&args.config).map_err(StartError::Config)?;
     let logfile = args.logfile.clone().or_else(|| config.logfile.clone());
     let destination = match (&logfile, args.nofork || args.debug_level() > 0) {
@@ -145,7 +152,9 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
     let mut random = Random::open().map_err(|e| StartError::Io("cannot open /dev/urandom", e))?;
     let runtime = setup::Runtime::from_config(&config, &args, &mut random);
     if !args.foreground() {
-        sundial_sys::process::daemonize().map_err(|e| StartError::Io("cannot detach", e))?;
+        startup
+            .detach()
+            .map_err(|e| StartError::Io("cannot detach", e))?;
     }
     let pidfile = args.pidfile.clone().or_else(|| config.pidfile.clone());
     if let Some(path) = &pidfile {
@@ -156,19 +165,55 @@ fn run(args: NtpdArgs) -> Result<u8, StartError> {
             tracing::warn!("-N: cannot raise the scheduling priority: {e}");
         }
     }
-    let result = serve(&args, &config, runtime, random);
+    let result = serve(&args, config, runtime, random, startup);
     if let Some(path) = &pidfile {
         remove_pidfile(path);
     }
     result
 }
 
+/// Runs the daemon: start-up, the main loop, shutdown.
 fn serve(
     args: &NtpdArgs,
-    config: &Config,
+    config: Config,
     runtime: setup::Runtime,
-    mut random: Random,
+    random: Random,
+    startup: &mut Startup,
 ) -> Result<u8, StartError> {
+    let mut daemon = start(args, config, runtime)?;
+    startup.ready(&notify::status_line(&daemon.publisher.current().control));
+    let result = main_loop(args, &mut daemon, random, startup);
+    startup.notifier().send("STOPPING=1");
+    shutdown(daemon);
+    result
+}
+
+/// What the main loop owns while ntpd runs.
+struct Daemon {
+    started: Instant,
+    /// The configuration in force (a reload replaces it).
+    config: Config,
+    runtime: setup::Runtime,
+    /// Held while ntpd runs: one daemon per port.
+    _instance: Option<InstanceLock>,
+    poll: Poll,
+    signals: SignalPipe,
+    publisher: Arc<Publisher>,
+    /// The interface rules every server thread reads (a reload replaces them).
+    live_filter: LiveFilter,
+    /// Tells the server threads to stop.
+    stop: Arc<AtomicBool>,
+    workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
+    counters: Vec<Arc<ServerCounters>>,
+    /// With one server thread, the main loop serves: the server and its sockets.
+    local: Option<(Server, Vec<ServeSocket>)>,
+    associations: Associations,
+    timekeeper: Timekeeper,
+}
+
+/// Opens every socket, drops privileges, starts the server threads and the resolver, and
+/// mobilises the associations.
+fn start(args: &NtpdArgs, config: Config, runtime: setup::Runtime) -> Result<Daemon, StartError> {
     let precision = measure_precision();
     let started = Instant::now();
     let mapping = initial_mapping(args.clock);
@@ -187,6 +232,12 @@ fn serve(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     let workers = threads.max(1);
     let shared = workers > 1;
+    // Port 0 (tests only) means a fresh port every time: nothing to exclude.
+    let instance = if args.port == 0 {
+        None
+    } else {
+        Some(InstanceLock::acquire(args.port).map_err(StartError::Instance)?)
+    };
     let mut socket_sets = Vec::with_capacity(workers);
     for _ in 0..workers {
         socket_sets.push(
@@ -198,13 +249,19 @@ fn serve(
         let (user, group) = spec
             .split_once(':')
             .map_or((spec.as_str(), None), |(u, g)| (u, Some(g)));
-        sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
-            .map_err(|e| StartError::Io("cannot drop privileges", e))?;
-        tracing::info!("running as {spec}");
+        if daemonize::already_running_as(user, group)
+            .map_err(|e| StartError::Io("cannot drop privileges", e))?
+        {
+            tracing::info!("already running as {spec} (started so by the service manager)");
+        } else {
+            sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
+                .map_err(|e| StartError::Io("cannot drop privileges", e))?;
+            tracing::info!("running as {spec}");
+        }
     }
     let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(|e| StartError::Io("cannot install signal handlers", e))?;
-    let mut poll = Poll::new().map_err(|e| StartError::Io("cannot create poller", e))?;
+    let poll = Poll::new().map_err(|e| StartError::Io("cannot create poller", e))?;
     poll.registry()
         .register(
             &mut SourceFd(&signals.read_fd()),
@@ -214,6 +271,7 @@ fn serve(
         .map_err(|e| StartError::Io("cannot poll signals", e))?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let live_filter = LiveFilter::new(runtime.filter.clone());
     let mut handles: Vec<(JoinHandle<()>, Arc<Waker>)> = Vec::new();
     let mut counters: Vec<Arc<ServerCounters>> = Vec::new();
     let mut local: Option<(Server, Vec<ServeSocket>)> = None;
@@ -240,7 +298,7 @@ fn serve(
         for (n, set) in socket_sets.into_iter().enumerate() {
             let server = runtime.server(n);
             counters.push(server.counters_handle());
-            let handle = spawn_worker(n, set, server, &runtime.filter, &publisher, &stop, started)
+            let handle = spawn_worker(n, set, server, &live_filter, &publisher, &stop, started)
                 .map_err(|e| StartError::Io("cannot start server thread", e))?;
             handles.push(handle);
         }
@@ -273,124 +331,222 @@ fn serve(
         } => Some(Family::V6),
         _ => None,
     };
-    let mut associations =
-        Associations::new(config, &args.servers, family, resolver, mono(started));
-    let mut timekeeper = Timekeeper::new(
-        config,
-        &runtime,
-        precision,
-        &mut associations,
-        SteeredClock::new(args.clock, mapping).map(|clock| Steering::new(config, args, clock)),
-        args.quit,
+    let now = mono(started);
+    let mut timekeeper = Timekeeper::new(&config, args, &runtime, precision, mapping, now);
+    let mut associations = Associations::new(
+        &config,
+        &args.servers,
+        family,
+        resolver,
+        timekeeper.system_mut(),
+        now,
     );
+    timekeeper.reserve_local_clock_id(&mut associations);
+    Ok(Daemon {
+        started,
+        config,
+        runtime,
+        _instance: instance,
+        poll,
+        signals,
+        publisher,
+        live_filter,
+        stop,
+        workers: handles,
+        counters,
+        local,
+        associations,
+        timekeeper,
+    })
+}
 
-    let mut reader = publisher.reader();
+/// The main loop: polls, replies, the discipline's timer, requests (with one server thread),
+/// signals (stop, reload) and name lookups, until a signal or the system process says stop.
+/// Returns the exit status.
+fn main_loop(
+    args: &NtpdArgs,
+    d: &mut Daemon,
+    mut random: Random,
+    startup: &mut Startup,
+) -> Result<u8, StartError> {
+    let started = d.started;
+    let mut reader = d.publisher.reader();
+    let mut filter = d.live_filter.reader();
     let mut events = Events::with_capacity(64);
     let mut next_tick = Instant::now();
-    let mut status = 0;
-    'main: loop {
+    loop {
         let now = Instant::now();
-        let mapping = publisher.current().mapping;
-        if associations
-            .next_timeout()
+        let mapping = d.publisher.current().mapping;
+        if d.associations
+            .next_timeout(d.timekeeper.system())
             .is_some_and(|t| t <= mono(started))
         {
-            associations.on_timer(mono(started), poll.registry(), &mapping, &mut random);
+            d.associations.on_timer(
+                mono(started),
+                d.poll.registry(),
+                &mapping,
+                &mut random,
+                d.timekeeper.system_mut(),
+            );
         }
-        if timekeeper.timeout().is_some_and(|t| t.is_zero())
-            && let Verdict::Exit(code) = timekeeper.on_timer(&mut associations, &publisher)
+        if d.timekeeper.timeout().is_some_and(|t| t.is_zero())
+            && let Verdict::Exit(code) = d.timekeeper.on_timer(&d.associations, &d.publisher)
         {
-            status = code;
-            break 'main;
+            return Ok(code);
         }
         if now >= next_tick {
             if let Verdict::Exit(code) =
-                timekeeper.update(&mut associations, &publisher, Arrival::Nothing)
+                d.timekeeper
+                    .update(&d.associations, &d.publisher, true, mono(started))
             {
-                status = code;
-                break 'main;
+                return Ok(code);
             }
             next_tick = now + TICK;
+            // Once a second is soon enough for `systemctl status`, and keeps the formatting
+            // off the per-reply path.
+            if startup.notifier().is_active() {
+                startup
+                    .notifier()
+                    .status(&notify::status_line(&d.publisher.current().control));
+            }
         }
         let mut timeout = next_tick.saturating_duration_since(Instant::now());
-        if let Some(t) = associations.next_timeout() {
+        if let Some(t) = d.associations.next_timeout(d.timekeeper.system()) {
             timeout = timeout.min(t.saturating_since(mono(started)));
         }
-        if let Some(t) = timekeeper.timeout() {
+        if let Some(t) = d.timekeeper.timeout() {
             timeout = timeout.min(t);
         }
-        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+        if let Err(e) = d.poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 // The signal that interrupted us is in the pipe now. Simulator builds learn of
                 // it only here: their poller never reports the pipe again (SIMULATOR_BUILD).
-                if shutdown_requested(&signals) {
-                    break 'main;
+                match handle_signals(&d.signals) {
+                    SignalAction::Stop => return Ok(0),
+                    SignalAction::Reload => {
+                        reload(args, d, startup.notifier(), mono(started));
+                        // Publish the new restrict table and peer list now, not in a second.
+                        next_tick = Instant::now();
+                    }
+                    SignalAction::None => {}
                 }
                 continue;
             }
             return Err(StartError::Io("poll failed", e));
         }
-        let mut arrival = Arrival::Nothing;
+        let mut arrived = false;
         for event in &events {
             match event.token() {
-                SIGNAL_TOKEN => {
-                    if shutdown_requested(&signals) {
-                        break 'main;
+                SIGNAL_TOKEN => match handle_signals(&d.signals) {
+                    SignalAction::Stop => return Ok(0),
+                    SignalAction::Reload => {
+                        reload(args, d, startup.notifier(), mono(started));
+                        // Publish the new restrict table and peer list now, not in a second.
+                        next_tick = Instant::now();
                     }
-                }
-                WAKE_TOKEN => associations.on_answers(mono(started)),
+                    SignalAction::None => {}
+                },
+                WAKE_TOKEN => d
+                    .associations
+                    .on_answers(d.timekeeper.system_mut(), mono(started)),
                 Token(t) if t >= TOKEN_BASE => {
-                    arrival = arrival.max(associations.on_readable(
+                    let (system, clock) = d.timekeeper.parts();
+                    arrived |= d.associations.on_readable(
                         Token(t),
                         &mapping,
-                        timekeeper.precision_seconds(),
-                    ));
+                        system,
+                        clock,
+                        mono(started),
+                    );
                 }
                 Token(t) => {
-                    if let Some((server, sockets)) = local.as_mut()
+                    if let Some((server, sockets)) = d.local.as_mut()
                         && let Some(sock) = sockets.get_mut(t.wrapping_sub(FIRST_SOCKET_TOKEN))
                     {
-                        if let Err(e) = sock.drain(server, &mut reader, &runtime.filter, started) {
+                        if let Err(e) = sock.drain(server, &mut reader, filter.get(), started) {
                             tracing::warn!("receiving requests failed: {e}");
                         }
-                        rearm(poll.registry(), sock, Token(t));
+                        rearm(d.poll.registry(), sock, Token(t));
                     }
                 }
             }
         }
-        if arrival != Arrival::Nothing
-            && let Verdict::Exit(code) = timekeeper.update(&mut associations, &publisher, arrival)
+        if arrived
+            && let Verdict::Exit(code) =
+                d.timekeeper
+                    .update(&d.associations, &d.publisher, false, mono(started))
         {
-            status = code;
-            break 'main;
+            return Ok(code);
         }
-        timekeeper.set_counters(sum(&counters));
+        d.timekeeper.set_counters(sum(&d.counters));
     }
+}
 
-    stop.store(true, Ordering::Release);
-    for (handle, waker) in handles {
+/// Stops the server threads, saves the drift file and logs the counters.
+fn shutdown(mut d: Daemon) {
+    d.stop.store(true, Ordering::Release);
+    for (handle, waker) in d.workers {
         let _ = waker.wake();
         if handle.join().is_err() {
             tracing::error!("a server thread failed");
         }
     }
-    timekeeper.shutdown();
-    log_counters(&sum(&counters));
-    associations.log_counters();
-    Ok(status)
+    d.timekeeper.shutdown();
+    log_counters(&sum(&d.counters));
+    d.associations.log_counters(d.timekeeper.system());
 }
 
-/// Handles the signals received so far; true once SIGTERM or SIGINT asks ntpd to stop.
-fn shutdown_requested(signals: &SignalPipe) -> bool {
+/// What the signals received so far ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignalAction {
+    None,
+    /// SIGHUP: reopen the log file and reload the configuration.
+    Reload,
+    /// SIGTERM or SIGINT.
+    Stop,
+}
+
+/// Drains the signal pipe: a stop request wins over a reload, several SIGHUPs are one reload.
+fn handle_signals(signals: &SignalPipe) -> SignalAction {
+    let mut action = SignalAction::None;
     for sig in signals.drain() {
         if sig == libc::SIGHUP {
-            tracing::info!("SIGHUP received; configuration reload is not supported, restart ntpd");
+            action = SignalAction::Reload;
         } else {
             tracing::info!("signal {sig} received, shutting down");
-            return true;
+            return SignalAction::Stop;
         }
     }
-    false
+    action
+}
+
+/// SIGHUP: reopen the log file (for logrotate), then re-read the configuration and apply what
+/// changed ([`crate::reload`]); a file with errors changes nothing.
+fn reload(args: &NtpdArgs, d: &mut Daemon, notifier: &mut Notifier, now: MonoTime) {
+    if let Err(e) = logging::reopen() {
+        tracing::warn!("SIGHUP: cannot reopen the log file: {e}");
+    }
+    notifier.send("RELOADING=1");
+    tracing::info!("SIGHUP: reloading {}", args.config.display());
+    match crate::reload::load(&args.config) {
+        Ok((new, findings)) => {
+            log_findings(&findings);
+            crate::reload::apply(
+                args,
+                &mut d.config,
+                new,
+                &mut d.runtime,
+                &mut d.associations,
+                &mut d.timekeeper,
+                now,
+            );
+            d.live_filter.set(d.runtime.filter.clone());
+        }
+        Err(e) => {
+            tracing::error!("SIGHUP: {e}; keeping the running configuration");
+        }
+    }
+    notifier.send("READY=1");
 }
 
 /// Monotonic time since start-up, as the core counts it.
@@ -402,7 +558,7 @@ fn spawn_worker(
     n: usize,
     sockets: Vec<std::net::UdpSocket>,
     server: Server,
-    filter: &InterfaceFilter,
+    filter: &LiveFilter,
     publisher: &Arc<Publisher>,
     stop: &Arc<AtomicBool>,
     origin: Instant,
@@ -420,7 +576,7 @@ fn spawn_worker(
             Interest::READABLE,
         )?;
     }
-    let filter = filter.clone();
+    let mut filter = filter.reader();
     let mut reader = publisher.reader();
     let stop = Arc::clone(stop);
     let handle = std::thread::Builder::new()
@@ -440,7 +596,7 @@ fn spawn_worker(
                     if let Some(sock) =
                         sockets.get_mut(event.token().0.wrapping_sub(FIRST_SOCKET_TOKEN))
                     {
-                        if let Err(e) = sock.drain(&server, &mut reader, &filter, origin) {
+                        if let Err(e) = sock.drain(&server, &mut reader, filter.get(), origin) {
                             tracing::warn!("server thread {n}: receiving requests failed: {e}");
                         }
                         rearm(poll.registry(), sock, event.token());

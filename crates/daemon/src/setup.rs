@@ -71,6 +71,19 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Takes up a reloaded configuration: a new restrict table (host names resolved again), new
+    /// interface rules and new rate limits. The client table keeps its entries and the
+    /// fallback stays as started.
+    pub fn reconfigure(&mut self, config: &Config, args: &NtpdArgs) {
+        let interface_addrs = sundial_sys::process::interface_addresses().unwrap_or_default();
+        let mut access = access_table(&config.restrictions, args_family(args));
+        add_own_addresses(&mut access, &interface_addrs);
+        self.access = access;
+        self.source_flags = source_flags(&config.restrictions);
+        self.filter = interface_filter(config, args, &interface_addrs);
+        self.limiter.set_params(limit_params(config));
+    }
+
     /// The request handler for server thread `n`.
     pub fn server(&self, n: usize) -> Server {
         let seed = self.seed ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);

@@ -4,9 +4,14 @@
 //! decision deterministic and testable in virtual time (see `sundial-sim`).
 //!
 //! ```text
+//!   serving:
 //!   socket ──bytes + kernel RX timestamp──▶ server::Server::handle ──reply bytes──▶ socket
 //!                                              ▲
 //!                          system::SystemState │ (published by the main loop)
+//!
+//!   upstream, one way:
+//!   socket ──reply + T4──▶ system::System::handle_response ─▶ source::Source (checks, filter)
+//!        ─▶ select ─▶ discipline ─▶ clock::Clock (the driver's) ─▶ served_state, poll_event
 //! ```
 //!
 //! A daemon's serving loop, in outline:
@@ -37,6 +42,7 @@ pub mod control;
 pub mod discipline;
 pub mod fallback;
 pub mod filter;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod packet;
 pub mod pool;

@@ -17,6 +17,7 @@
 
 use core::net::IpAddr;
 use core::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::siphash::SipKey;
@@ -102,7 +103,7 @@ struct Entry {
 pub struct RateLimiter {
     key: SipKey,
     sets: Box<[Mutex<[Entry; WAYS]>]>,
-    params: LimitParams,
+    params: SharedParams,
     control_global: Mutex<GlobalBudget>,
 }
 
@@ -133,6 +134,44 @@ impl GlobalBudget {
     }
 }
 
+/// [`LimitParams`] that a reload can replace while server threads read them, without a lock on
+/// the request path: each field is its own atomic (a request that sees half of an update is
+/// judged by a mix of two valid settings for that one request, which is harmless).
+#[derive(Debug)]
+struct SharedParams {
+    average_ms: AtomicU64,
+    minimum_ms: AtomicU64,
+    burst: AtomicU32,
+    leak: AtomicU32,
+}
+
+impl SharedParams {
+    fn new(p: LimitParams) -> Self {
+        Self {
+            average_ms: AtomicU64::new(ms_of(p.average)),
+            minimum_ms: AtomicU64::new(ms_of(p.minimum)),
+            burst: AtomicU32::new(p.burst),
+            leak: AtomicU32::new(p.leak),
+        }
+    }
+
+    fn store(&self, p: LimitParams) {
+        self.average_ms.store(ms_of(p.average), Ordering::Relaxed);
+        self.minimum_ms.store(ms_of(p.minimum), Ordering::Relaxed);
+        self.burst.store(p.burst, Ordering::Relaxed);
+        self.leak.store(p.leak, Ordering::Relaxed);
+    }
+
+    fn load(&self) -> LimitParams {
+        LimitParams {
+            average: Duration::from_millis(self.average_ms.load(Ordering::Relaxed)),
+            minimum: Duration::from_millis(self.minimum_ms.load(Ordering::Relaxed)),
+            burst: self.burst.load(Ordering::Relaxed),
+            leak: self.leak.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl RateLimiter {
     /// Memory one entry takes, for sizing the table from a memory budget (`mru maxmem`).
     pub const ENTRY_BYTES: usize = size_of::<Entry>();
@@ -147,7 +186,7 @@ impl RateLimiter {
         Self {
             key,
             sets,
-            params,
+            params: SharedParams::new(params),
             control_global: Mutex::default(),
         }
     }
@@ -157,16 +196,21 @@ impl RateLimiter {
         self.sets.len() * WAYS
     }
 
-    /// The parameters.
-    pub fn params(&self) -> &LimitParams {
-        &self.params
+    /// The parameters in force.
+    pub fn params(&self) -> LimitParams {
+        self.params.load()
+    }
+
+    /// Replaces the parameters (a configuration reload); the clients' scores are kept.
+    pub fn set_params(&self, params: LimitParams) {
+        self.params.store(params);
     }
 
     /// Decides a time request from `addr` at `now`. `kod` says whether the client's restrict
     /// entry has `kod`; `random` is a fresh random number (for the leak).
     pub fn check(&self, addr: IpAddr, now: MonoTime, kod: bool, random: u32) -> Verdict {
         let now_ms = ms(now);
-        let p = self.params;
+        let p = self.params.load();
         self.with_entry(addr, now_ms, |e| {
             let first = e.hits == 0;
             let elapsed = now_ms.saturating_sub(e.last_ms);
@@ -339,6 +383,23 @@ mod tests {
 
     fn client(n: u32) -> IpAddr {
         IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    #[test]
+    fn new_params_apply_to_the_next_request() {
+        let l = limiter();
+        let limited = (0..20).any(|i| l.check(client(7), at(i * 1000), true, 1) != Verdict::Allow);
+        assert!(limited, "one request a second exceeds an 8 s average");
+        l.set_params(LimitParams {
+            average: Duration::from_millis(500),
+            minimum: Duration::ZERO,
+            burst: 8,
+            leak: 0,
+        });
+        assert_eq!(l.params().average, Duration::from_millis(500));
+        for i in 0..20 {
+            assert_eq!(l.check(client(8), at(i * 1000), true, 1), Verdict::Allow);
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::time::Duration;
 use std::{mem, ptr};
 
@@ -29,6 +29,68 @@ pub fn daemonize() -> io::Result<()> {
     // SAFETY: the path is a NUL-terminated static string.
     cvt(unsafe { libc::chdir(c"/".as_ptr()) })?;
     redirect_stdio_to_dev_null()
+}
+
+/// Which side of [`detach`] a process is on.
+#[derive(Debug)]
+pub enum Detached {
+    /// The process that called [`detach`]: it should read the pipe to its end, learn whether
+    /// the daemon started, and exit with a status that says so.
+    Parent(File),
+    /// The daemon: it writes how its start-up went into the pipe, then closes it.
+    Daemon(File),
+}
+
+/// Like [`daemonize`], but the calling process does not exit at once: it gets the read end of
+/// a pipe whose write end only the daemon holds, so that it can wait for the daemon to report
+/// that it started (or why it did not) and exit with a matching status. The pipe reaches EOF
+/// when the daemon closes its end or dies, so the waiting side can never hang on a daemon that
+/// crashed during start-up.
+///
+/// As with [`daemonize`], call it before any thread is spawned.
+pub fn detach() -> io::Result<Detached> {
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 just returned these descriptors and nothing else owns them.
+    let (read, write) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    // SAFETY: the caller is single-threaded (documented above), so the child is a complete copy.
+    match cvt(unsafe { libc::fork() })? {
+        0 => drop(read),
+        _child => {
+            drop(write);
+            return Ok(Detached::Parent(read));
+        }
+    }
+    // SAFETY: setsid takes no arguments; after the fork we are not a process-group leader.
+    cvt(unsafe { libc::setsid() })?;
+    fork_and_leave_parent()?;
+    // SAFETY: the path is a NUL-terminated static string.
+    cvt(unsafe { libc::chdir(c"/".as_ptr()) })?;
+    redirect_stdio_to_dev_null()?;
+    Ok(Detached::Daemon(write))
+}
+
+/// The process id and user id of the peer of a connected Unix socket (`SO_PEERCRED`): for a
+/// stream connected to a listener, the process that created the listener.
+pub fn peer_credentials(socket: &impl AsFd) -> io::Result<(u32, u32)> {
+    // SAFETY: `ucred` is plain data; all-zero is a valid value.
+    let mut cred: libc::ucred = unsafe { mem::zeroed() };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the descriptor is valid for the borrow; `cred` and `len` are valid out-pointers
+    // and `len` holds the size of `cred`.
+    cvt(unsafe {
+        libc::getsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((u32::try_from(cred.pid).unwrap_or(0), cred.uid))
 }
 
 /// Opens `path` read-only and close-on-exec with glibc's `open`. `std::fs::File::open` calls
@@ -148,7 +210,45 @@ fn timeval_to_duration(tv: &libc::timeval) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
+
+    #[test]
+    fn detached_daemon_reports_to_the_waiting_parent() {
+        // Run the whole exchange in a child process, so that the test harness's own threads do
+        // not matter: fork copies only this thread, and the copy exits with _exit.
+        // SAFETY: the child only calls async-signal-safe-enough code (detach, write, _exit)
+        // and never returns into the harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let code = match detach() {
+                Ok(Detached::Parent(mut read)) => {
+                    let mut text = String::new();
+                    let ok = read.read_to_string(&mut text).is_ok() && text == "READY";
+                    if ok { 0 } else { 1 }
+                }
+                Ok(Detached::Daemon(mut write)) => {
+                    let _ = write.write_all(b"READY");
+                    0
+                }
+                Err(_) => 2,
+            };
+            // SAFETY: leaves the forked copy at once without running the harness's code.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
+        assert!(libc::WIFEXITED(status), "status {status:#x}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "the parent did not read READY"
+        );
+    }
 
     #[test]
     fn loopback_addresses_are_listed_under_lo() {

@@ -107,6 +107,9 @@ pub struct NtpdateArgs {
     /// IPv6 address in brackets followed by :PORT (numeric addresses only).
     #[arg(long, value_name = "PORT", default_value_t = NTP_PORT, hide_short_help = true)]
     pub port: u16,
+    /// Print the version and exit.
+    #[arg(long, action = ArgAction::Version)]
+    pub version: Option<bool>,
     /// Servers: host names or addresses.
     #[arg(value_name = "SERVER", required = true)]
     pub servers: Vec<String>,

@@ -58,6 +58,9 @@ pub struct NtpqArgs {
     /// UDP port of the servers (for tests; ntpd always listens on 123).
     #[arg(long = "port", value_name = "PORT", default_value_t = 123)]
     pub port: u16,
+    /// Print the version and exit.
+    #[arg(long, action = ArgAction::Version)]
+    pub version: Option<bool>,
     /// Servers to query (default: localhost).
     #[arg(value_name = "HOST")]
     pub hosts: Vec<String>,

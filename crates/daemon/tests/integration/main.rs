@@ -8,6 +8,8 @@
 //! * [`hostile_files`]: links, FIFOs and devices planted where ntpd keeps its files, and
 //!   configurations asking for unbounded memory, are refused.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
+//! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
+//!   daemon per port, `READY=1`, SIGHUP reloads and reopens the log, `--version`.
 //!
 //! Run them with `tools/test-all` (as root: they create network namespaces, and it installs the
 //! peers). Nothing here can change the machine's clock: every NTP program runs without
@@ -18,6 +20,7 @@ mod bad_input;
 mod hostile_files;
 mod interop;
 mod safety;
+mod service;
 #[allow(
     dead_code,
     unused_imports,

@@ -105,6 +105,21 @@ impl Daemon {
         panic!("ntpd did not start on {PORT_ATTEMPTS} different ports; last log:\n{last_log}");
     }
 
+    /// Starts `ntpd` with `config` on host loopback at `port` (no retry on another port) and
+    /// waits until it answers on 127.0.0.1.
+    pub(crate) fn start_on_port(config: impl AsRef<[u8]>, port: u16) -> Self {
+        let mut daemon = Self::spawn(config.as_ref(), Some(port), None, "none", &[]);
+        let server = daemon.addr_v4();
+        let client = SntpClient::new(server);
+        if !daemon.wait_ready(|| client.query(server, 4).is_ok()) {
+            panic!(
+                "ntpd does not answer on {server}:\n{}",
+                daemon.stop_quietly()
+            );
+        }
+        daemon
+    }
+
     /// Starts `ntpd` with `config` inside `ns` on port 123 and waits until it answers a request on
     /// 127.0.0.1 in there.
     pub(crate) fn start_in(ns: &Netns, config: impl AsRef<[u8]>) -> Self {
@@ -209,6 +224,16 @@ impl Daemon {
         self.child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The configuration file it was started with (tests edit it before a reload).
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self._dir.path().join("ntp.conf")
+    }
+
+    /// Sends `signal` (a kill(1) name such as `HUP`).
+    pub(crate) fn signal(&self, signal: &str) {
+        process::signal(self.pid(), signal);
     }
 
     /// Its output so far.

@@ -116,6 +116,16 @@ pub(crate) fn wait_within(child: &mut Child, timeout: Duration) -> Option<ExitSt
     }
 }
 
+/// Sends `signal` (a kill(1) name such as `HUP`) to process `pid`.
+pub(crate) fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// Sends SIGTERM to `child` (std only knows SIGKILL, and raw libc calls live only in
 /// `sundial-sys`, so this goes through kill(1)).
 pub(crate) fn terminate(child: &Child) {

@@ -1,7 +1,7 @@
 //! The state a server publishes about its own clock: what goes into every reply.
 //!
-//! The main loop owns the authoritative copy and republishes it after every clock update;
-//! server workers read the latest published value without locks.
+//! [`super::System`] computes it after every selection round; the daemon's main loop
+//! republishes it, and server workers read the latest published value without locks.
 
 use crate::packet::{Leap, ReferenceId};
 use crate::time::{Log2Seconds, NtpDuration, NtpTimestamp};

@@ -1,5 +1,6 @@
-//! What `ntpq` sees: the mode 6 snapshot assembled from the associations, the local clock and
-//! the system state, republished with every system update.
+//! The daemon's side of mode 6 (what `ntpq` sees): the `ControlSnapshot` assembled from the
+//! associations, the local clock and the system process, republished with every update. The
+//! wire format and the responder are the core's (`sundial_proto::control`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
@@ -11,10 +12,10 @@ use sundial_proto::fallback::Fallback;
 use sundial_proto::packet::{Leap, Mode, ReferenceId};
 use sundial_proto::select::Tally;
 use sundial_proto::server::CounterSnapshot;
-use sundial_proto::system::SystemState;
+use sundial_proto::system::{Serving, SourceView, System, SystemReadout, SystemState};
 use sundial_proto::time::{NtpDuration, NtpTimestamp};
 
-use crate::associations::{Associations, Peer};
+use crate::associations::{Associations, Peer, source_id};
 
 /// Peer event codes (RFC 9327 / ntpd): the last thing that happened to an association.
 const EVENT_MOBILIZE: u8 = 1;
@@ -37,39 +38,20 @@ pub struct SystemView<'a> {
     pub fallback: &'a Fallback,
     /// Association id of the local clock driver's row.
     pub local_clock_id: Option<u16>,
-    /// The system poll exponent.
-    pub tc: i8,
-    /// The smallest configured minpoll.
-    pub mintc: i8,
-    /// Combined offset, seconds.
-    pub offset: f64,
-    /// System jitter, seconds.
-    pub jitter: f64,
-    /// Frequency correction, ppm.
-    pub frequency: f64,
-    /// The discipline's clock jitter, seconds.
-    pub clk_jitter: f64,
-    /// The discipline's frequency wander, ppm.
-    pub clk_wander: f64,
+    /// The system variables the discipline and selection report.
+    pub readout: SystemReadout,
     /// Server counters summed over all threads (for `ntpq -c sysstats`).
     pub counters: CounterSnapshot,
     /// Time since start-up.
     pub uptime: std::time::Duration,
 }
 
-/// Whose time is being served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Serving {
-    /// Nobody's: unsynchronised.
-    Unsynchronized,
-    /// The local clock driver or orphan mode.
-    Fallback,
-    /// The association with this id.
-    Peer(u16),
-}
-
 /// The snapshot ntpq reads.
-pub fn snapshot(associations: &Associations, view: &SystemView<'_>) -> ControlSnapshot {
+pub fn snapshot(
+    associations: &Associations,
+    system: &System,
+    view: &SystemView<'_>,
+) -> ControlSnapshot {
     let mut peers: Vec<PeerVars> = associations
         .pools()
         .iter()
@@ -87,12 +69,10 @@ pub fn snapshot(associations: &Associations, view: &SystemView<'_>) -> ControlSn
             Some(v)
         })
         .collect();
-    peers.extend(
-        associations
-            .peers()
-            .iter()
-            .filter_map(|p| peer_vars(p, view)),
-    );
+    peers.extend(associations.peers().iter().filter_map(|p| {
+        let source = system.sources().find(|v| v.id == source_id(p.id))?;
+        peer_vars(p, &source, view)
+    }));
     if let (Some(id), Fallback::LocalClock { stratum, refid }) =
         (view.local_clock_id, view.fallback)
         && let Some(id) = AssociationId::new(id)
@@ -108,7 +88,7 @@ pub fn snapshot(associations: &Associations, view: &SystemView<'_>) -> ControlSn
 fn system_vars(view: &SystemView<'_>) -> SystemVars {
     let s = view.state;
     let peer = match view.serving {
-        Serving::Peer(id) => AssociationId::new(id),
+        Serving::Peer(id) => u16::try_from(id.0).ok().and_then(AssociationId::new),
         Serving::Fallback => view.local_clock_id.and_then(AssociationId::new),
         Serving::Unsynchronized => None,
     };
@@ -136,13 +116,13 @@ fn system_vars(view: &SystemView<'_>) -> SystemVars {
         ),
         reftime: s.reference_time,
         peer,
-        tc: view.tc,
-        mintc: view.mintc,
-        offset: view.offset,
-        frequency: view.frequency,
-        sys_jitter: view.jitter,
-        clk_jitter: view.clk_jitter,
-        clk_wander: view.clk_wander,
+        tc: view.readout.poll,
+        mintc: view.readout.min_poll,
+        offset: view.readout.offset.to_seconds_f64(),
+        frequency: view.readout.frequency.value(),
+        sys_jitter: view.readout.jitter.to_seconds_f64(),
+        clk_jitter: view.readout.clk_jitter.to_seconds_f64(),
+        clk_wander: view.readout.clk_wander.value(),
         tai: None,
         leapsec: None,
         expire: None,
@@ -151,25 +131,26 @@ fn system_vars(view: &SystemView<'_>) -> SystemVars {
     }
 }
 
-fn peer_vars(p: &Peer, view: &SystemView<'_>) -> Option<PeerVars> {
+fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<PeerVars> {
     let mut v = PeerVars::new(AssociationId::new(p.id)?, p.addr.ip(), p.addr.port());
     v.configured = p.pool.is_none();
-    v.tally = p.tally;
+    v.tally = s.tally;
+    let source = s.source;
     if p.host != p.addr.ip().to_string() {
         v.srchost = Some(p.host.clone());
     }
-    v.reach = p.source.reach();
-    v.unreach = p.source.unreach();
-    v.hpoll = p.source.hpoll();
-    v.ppoll = p.source.hpoll();
-    v.rec = p.source.last_receive();
+    v.reach = source.reach();
+    v.unreach = source.unreach();
+    v.hpoll = source.hpoll();
+    v.ppoll = source.hpoll();
+    v.rec = source.last_receive();
     v.event_count = 1;
     v.event_code = match (view.serving, v.reach) {
-        (Serving::Peer(id), _) if id == p.id => EVENT_SYS_PEER,
+        (Serving::Peer(id), _) if id == s.id => EVENT_SYS_PEER,
         (_, 0) => EVENT_MOBILIZE,
         _ => EVENT_REACHABLE,
     };
-    if let Some(info) = p.source.peer() {
+    if let Some(info) = source.peer() {
         v.leap = info.leap;
         v.stratum = info.stratum;
         v.precision = info.precision;
@@ -180,19 +161,18 @@ fn peer_vars(p: &Peer, view: &SystemView<'_>) -> Option<PeerVars> {
         v.ppoll = info.poll;
         v.pmode = Mode::Server;
     }
-    if let Some(denied) = p.source.denied() {
+    if let Some(denied) = source.denied() {
         // A server that refused service shows its kiss code, as ntpd does.
         v.refid = denied;
         v.stratum = 16;
     }
-    if let Some(est) = p.source.estimate() {
+    if let Some(est) = source.estimate() {
         v.offset = est.offset;
         v.delay = est.delay;
         v.dispersion = est.dispersion;
         v.jitter = est.jitter;
     }
-    for (stage, (delay, offset, disp)) in
-        v.filter.iter_mut().zip(p.source.filter().stages(view.now))
+    for (stage, (delay, offset, disp)) in v.filter.iter_mut().zip(source.filter().stages(view.now))
     {
         *stage = FilterStage {
             delay,
