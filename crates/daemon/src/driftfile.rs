@@ -40,7 +40,7 @@ pub enum DriftError {
 impl fmt::Display for DriftError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Read(e) => write!(f, "cannot read drift file {e}"),
+            Self::Read(e) => write!(f, "cannot read drift file: {e}"),
             Self::Corrupt(p, text) => {
                 write!(
                     f,

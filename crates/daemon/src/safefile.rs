@@ -73,7 +73,7 @@ impl fmt::Display for ReadError {
             Self::SymbolicLink(p) => {
                 write!(
                     f,
-                    "{} is a symbolic link; refusing to follow it",
+                    "{} is a symbolic link, which is never opened",
                     p.display()
                 )
             }
