@@ -252,6 +252,14 @@ fn start(args: &NtpdArgs, config: Config, runtime: setup::Runtime) -> Result<Dae
         if daemonize::already_running_as(user, group)
             .map_err(|e| StartError::Io("cannot drop privileges", e))?
         {
+            // The service manager's ambient capabilities served to bind port 123; keep only
+            // what the running daemon needs, as drop_privileges does. A sandbox that forbids
+            // capset leaves them as the unit's bounding set allows: say so, but serve.
+            if let Err(e) =
+                sundial_sys::privileges::reduce_capabilities(args.clock.writes_kernel_clock())
+            {
+                tracing::warn!("cannot drop the capabilities the service manager granted: {e}");
+            }
             tracing::info!("already running as {spec} (started so by the service manager)");
         } else {
             sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())

@@ -71,6 +71,29 @@ pub fn drop_privileges(user: &str, group: Option<&str>, keep_sys_time: bool) -> 
     } else {
         0
     };
+    keep_only(keep)
+}
+
+/// The end of [`drop_privileges`] for a daemon that a service manager already started as its
+/// user, with ambient capabilities such as `CAP_NET_BIND_SERVICE` to bind port 123: once the
+/// sockets are bound, keeps `CAP_SYS_TIME` if `keep_sys_time` (and the process has it) and
+/// nothing else, clears the ambient set and forbids regaining privileges through `execve`.
+///
+/// Like [`drop_privileges`], must be called before any other thread is spawned.
+pub fn reduce_capabilities(keep_sys_time: bool) -> io::Result<()> {
+    ensure_single_threaded()?;
+    let wanted = if keep_sys_time {
+        1u64 << CAP_SYS_TIME
+    } else {
+        0
+    };
+    // A capability the process does not hold cannot be kept (capset would refuse it).
+    keep_only(wanted & permitted_capabilities()?)
+}
+
+/// Sets the permitted and effective sets to `keep`, clears the inheritable and ambient sets and
+/// sets `PR_SET_NO_NEW_PRIVS`.
+fn keep_only(keep: u64) -> io::Result<()> {
     set_capabilities(keep)?;
     // Ambient capabilities would survive execve; clear them. Kernels before 4.3 do not know
     // PR_CAP_AMBIENT (EINVAL) and have none to clear.
@@ -82,6 +105,14 @@ pub fn drop_privileges(user: &str, group: Option<&str>, keep_sys_time: bool) -> 
         _ => {}
     }
     prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+}
+
+/// The calling thread's permitted capability set, as [`effective_capabilities`] reads it.
+fn permitted_capabilities() -> io::Result<u64> {
+    let status = fs::read_to_string("/proc/thread-self/status")
+        .or_else(|_| fs::read_to_string("/proc/self/status"))?;
+    parse_cap_line(&status, "CapPrm:")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no CapPrm line in status"))
 }
 
 /// Looks a user up in the password database (files, LDAP, … through NSS), so that the daemon can
@@ -162,7 +193,11 @@ pub fn effective_capabilities() -> io::Result<u64> {
 }
 
 fn parse_cap_eff(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    parse_cap_line(status, "CapEff:")
+}
+
+fn parse_cap_line(status: &str, prefix: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix(prefix))?;
     u64::from_str_radix(line.trim(), 16).ok()
 }
 
