@@ -233,7 +233,9 @@ fn start(args: &NtpdArgs, config: Config, runtime: setup::Runtime) -> Result<Dae
     let workers = threads.max(1);
     let shared = workers > 1;
     // Port 0 (tests only) means a fresh port every time: nothing to exclude.
-    let instance = if args.port == 0 {
+    // A simulator node is alone on its simulated host, and LD_PRELOAD simulators such as
+    // clknetsim refuse Unix sockets (EINVAL), which would stop ntpd before it binds anything.
+    let instance = if args.port == 0 || SIMULATOR_BUILD {
         None
     } else {
         Some(InstanceLock::acquire(args.port).map_err(StartError::Instance)?)
