@@ -7,6 +7,7 @@
 //! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
 //! * [`hostile_files`]: links, FIFOs and devices planted where ntpd keeps its files, and
 //!   configurations asking for unbounded memory, are refused.
+//! * [`keys`]: symmetric keys with NTPsec's ntpd, chronyd, ntpdig and ntpdate, both directions.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
 //! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
 //!   daemon per port, `READY=1`, SIGHUP reloads and reopens the log, `--version`.
@@ -19,6 +20,7 @@ mod access;
 mod bad_input;
 mod hostile_files;
 mod interop;
+mod keys;
 mod safety;
 mod service;
 #[allow(
