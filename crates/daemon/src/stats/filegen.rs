@@ -6,15 +6,15 @@
 //!
 //! A file is opened when its first line is written (after the daemon dropped its privileges,
 //! so it belongs to the `-u` user), appended to (a restart continues the same generation), and
-//! reopened when the generation changes. Opens never follow a symbolic link at the last path
-//! component (`O_NOFOLLOW`), so a link planted in the statistics directory cannot redirect the
-//! writes. A write that fails (full disk, missing directory, permissions) is logged once, the
+//! reopened when the generation changes. Files are opened through `safefile`, relative to the
+//! directory: a symbolic link, FIFO or device planted in the statistics directory is refused,
+//! so it can neither redirect the writes nor block the main loop. A write that fails (full disk, missing directory, permissions) is logged once, the
 //! line is dropped, and the next line tries again; time service never waits for or stops on
 //! a statistics file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use sundial_proto::time::UnixTime;
@@ -112,14 +112,11 @@ impl FileGen {
     }
 }
 
-/// Opens `path` for appending, creating it (mode 0644) but never through a symbolic link.
+/// Opens `path` for appending, creating it (mode 0644), through `safefile`: relative to the
+/// directory, never through a symbolic link, and only a regular file (a planted FIFO or device
+/// is refused, not waited on).
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
+    crate::safefile::open_append(path, 0o644)
 }
 
 /// Makes `base` a hard link to `current`. An existing `base` that is a link to an older
@@ -310,6 +307,32 @@ mod tests {
         );
         fg.write(t(NOW), "x\n");
         assert_eq!(fs::read_to_string(&target).unwrap(), "");
+        assert!(fg.failing.is_some());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_planted_fifo_is_refused_not_waited_on() {
+        let dir = std::env::temp_dir().join(format!("sundial-filegen-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("loopstats");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut fg = FileGen::new(
+            FileGenSpec {
+                dir: dir.clone(),
+                file: "loopstats".into(),
+                kind: FileGenType::None,
+                link: false,
+            },
+            t(NOW),
+            1,
+        );
+        fg.write(t(NOW), "x\n");
         assert!(fg.failing.is_some());
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -156,7 +156,7 @@ fn ntpviz_plots_sundials_statistics_and_they_match_ntpq() {
          filegen peerstats file peerstats type day link enable\n",
         stats.display()
     );
-    let ntpd = Daemon::start_in_with(&ns, config, &["--clock", "simulated:0.002:3", "-u", USER]);
+    let ntpd = Daemon::start_in_with(&ns, config, "simulated:0.002:3", &["-u", USER]);
     let enough = eventually_every(LINES_LIMIT, Duration::from_secs(1), || {
         lines(&stats, "loopstats").len() >= 4 && lines(&stats, "peerstats").len() >= 8
     });
@@ -360,7 +360,8 @@ fn ntpsec_writes_the_same_columns_as_sundial() {
             "server 127.0.0.1 port {CHRONY_PORT} iburst minpoll 3 maxpoll 3\nstatsdir {}/\n{stats_lines}",
             ours.display()
         ),
-        &["--clock", "simulated:0.001:2"],
+        "simulated:0.001:2",
+        &[],
     );
     let config = dir.write(
         "ntpsec.conf",
