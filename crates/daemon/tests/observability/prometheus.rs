@@ -139,14 +139,10 @@ fn prometheus_scrapes_sundials_offset_and_answered_requests() {
         "server 127.0.0.1 port {} iburst minpoll 3 maxpoll 3\n",
         chronyd.port()
     );
-    let daemon = Daemon::start_with(
+    let daemon = Daemon::start_clock(
         config,
-        &[
-            "--clock",
-            "simulated:0.003:4",
-            "--metrics",
-            &metrics.to_string(),
-        ],
+        "simulated:0.003:4",
+        &["--metrics", &metrics.to_string()],
     );
     let client = SntpClient::new(daemon.addr_v4());
     const REQUESTS: u32 = 5;
