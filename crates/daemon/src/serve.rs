@@ -24,6 +24,9 @@ use crate::publish::Reader;
 /// Datagrams handled per receive call.
 const BATCH: usize = 32;
 
+/// Full batches in a row that make a thread call for help (see [`ServeSocket::drain_with`]).
+const BACKLOG_BATCHES: usize = 2;
+
 /// Receive buffer per datagram. Requests larger than this are counted as oversized; NTS
 /// requests with several cookies stay well below it.
 const MAX_REQUEST: usize = 2048;
@@ -122,9 +125,10 @@ impl ServeSocket {
             .map(drop)
     }
 
-    /// [`drain`](Self::drain), calling `on_backlog` each time a receive call comes back full:
-    /// more requests were waiting than one batch holds, so this thread is falling behind and
-    /// another one may help (see `ntpd`'s helper threads).
+    /// [`drain`](Self::drain), calling `on_backlog` from the second receive call in a row that
+    /// comes back full on: more requests were waiting than [`BACKLOG_BATCHES`] batches hold, so
+    /// this thread is falling behind and another one may help ([`threads`]). One full batch is
+    /// no sign of that: the leader lets requests gather on purpose while it holds.
     ///
     /// A batch that comes back short ends the call: the kernel hands over everything queued up
     /// to the batch size, so the queue was empty a moment ago, and a further receive call would
@@ -143,6 +147,7 @@ impl ServeSocket {
     ) -> io::Result<usize> {
         let Self { socket, rx, reply } = self;
         let mut total = 0;
+        let mut full_in_a_row = 0;
         loop {
             let received = match rx.recv_batch(&*socket) {
                 Ok(0) => return Ok(total),
@@ -153,7 +158,8 @@ impl ServeSocket {
             };
             total += received;
             let full = received == rx.capacity();
-            if full {
+            full_in_a_row = if full { full_in_a_row + 1 } else { 0 };
+            if full_in_a_row >= BACKLOG_BATCHES {
                 on_backlog();
             }
             let snapshot = reader.get();
@@ -270,7 +276,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_batch_calls_for_help_and_every_request_is_answered() {
+    fn a_backlog_of_two_full_batches_calls_for_help_and_every_request_is_answered() {
         let families = Families {
             v4: true,
             v6: false,
@@ -285,7 +291,7 @@ mod tests {
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        let sent = BATCH + 5;
+        let sent = BACKLOG_BATCHES * BATCH + 5;
         for _ in 0..sent {
             client
                 .send_to(&request(), (Ipv4Addr::LOCALHOST, port))
@@ -297,7 +303,7 @@ mod tests {
         assert_eq!(drain_counting(&mut serve, &mut calls), sent);
         assert_eq!(
             calls, 1,
-            "one full batch, then a short one that ends the drain"
+            "two full batches, then a short one that ends the drain"
         );
         let mut buf = [0; 128];
         for _ in 0..sent {
@@ -307,12 +313,14 @@ mod tests {
             assert_eq!(buf[24..32], request()[40..48], "origin timestamp echoed");
         }
 
-        client
-            .send_to(&request(), (Ipv4Addr::LOCALHOST, port))
-            .expect("send");
+        for _ in 0..BATCH {
+            client
+                .send_to(&request(), (Ipv4Addr::LOCALHOST, port))
+                .expect("send");
+        }
         std::thread::sleep(Duration::from_millis(50));
         let mut calls = 0;
-        assert_eq!(drain_counting(&mut serve, &mut calls), 1);
-        assert_eq!(calls, 0, "a short batch does not call for help");
+        assert_eq!(drain_counting(&mut serve, &mut calls), BATCH);
+        assert_eq!(calls, 0, "one full batch does not call for help");
     }
 }
