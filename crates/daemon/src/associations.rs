@@ -1,7 +1,8 @@
 //! The daemon's upstream associations: `server` and `pool` lines turned into polled sources.
 //!
-//! Each association owns a [`Source`] from the core, which decides when to poll and judges
-//! replies. This module does the I/O around it: every request leaves from a fresh ephemeral
+//! Each association is a source of the core's [`System`], which decides when to poll, judges
+//! replies and does everything that follows (selection, the discipline). This module does the
+//! I/O around it: every request leaves from a fresh ephemeral
 //! socket connected to the server (a different source port each time, RFC 9109), host names are
 //! resolved in the background and retried until they resolve, and pools keep up to
 //! `tos maxclock` members, dropping members that stop answering and resolving the name again to
@@ -11,19 +12,22 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use sundial_proto::packet::HEADER_LEN;
+use sundial_proto::auth::MAX_AUTHENTICATED_LEN;
+use sundial_proto::clock::Clock;
 use sundial_proto::pool::{Member, to_mobilize};
-use sundial_proto::select::{Candidate, SelectParams, Selection, Standing, Tally, select};
-use sundial_proto::source::{Fitness, Kiss, Outcome, PendingSlew, Rejection, Source, SourceParams};
-use sundial_proto::time::{MonoTime, NtpTimestamp, UnixTime};
+use sundial_proto::source::{Kiss, Outcome, Rejection, SourceParams};
+use sundial_proto::system::{SourceId, SourceSpec, System};
+use sundial_proto::time::{MonoTime, UnixTime};
 use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
 
 use crate::clock::{TimeMapping, kernel_now};
 use crate::config::{Association, AssociationKind, Config, Family, HostSpec, Location};
+use crate::keys::TrustedKeys;
 use crate::random::Random;
 use crate::resolver::{Lookup, Resolver};
 
@@ -33,21 +37,6 @@ pub const TOKEN_BASE: usize = 1 << 20;
 /// How long to wait before resolving a name again after a failure, doubling up to the cap.
 const RETRY_MIN: Duration = Duration::from_secs(8);
 const RETRY_MAX: Duration = Duration::from_secs(600);
-
-/// What reading the association sockets brought, in increasing order: several reads combine
-/// with `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub enum Arrival {
-    /// No good reply.
-    #[default]
-    Nothing,
-    /// A good reply, hence a new sample, which the clock filter did not turn into a new
-    /// estimate (its best stage is older). The discipline uses every new sample.
-    Sample,
-    /// A new sample that also gave a new filter estimate (RFC 5905 `clock_filter` output),
-    /// which is what the undisciplined (`--clock none`) poll adaptation counts.
-    Estimate,
-}
 
 /// How often a pool with fewer than `maxclock` members looks for more.
 const POOL_REFRESH: Duration = Duration::from_secs(64);
@@ -66,16 +55,6 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// Index of the pool this member came from.
     pub pool: Option<usize>,
-    /// `prefer`.
-    pub prefer: bool,
-    /// `noselect`.
-    pub noselect: bool,
-    /// `true`.
-    pub truechimer: bool,
-    /// The core's state for this association.
-    pub source: Source,
-    /// The outcome of the last selection round.
-    pub tally: Tally,
     socket: Option<UdpSocket>,
     kiss_logged: bool,
     /// The `server` line that started it (`None` for pool members).
@@ -115,13 +94,8 @@ pub struct Associations {
     next_first_poll: MonoTime,
     maxclock: usize,
     family: Option<Family>,
-    system_peer: Option<u16>,
-    /// The discipline's slew under way, for associations mobilised during it.
-    pending_slew: Option<PendingSlew>,
-    /// Whether polls are bursts while the discipline measures the frequency.
-    frequency_burst: bool,
-    /// Whether polls come at half the interval while the discipline learns the frequency.
-    early_polls: bool,
+    /// The trusted keys that sign requests to, and verify replies from, `key N` servers.
+    keys: Arc<TrustedKeys>,
 }
 
 impl Associations {
@@ -132,6 +106,7 @@ impl Associations {
         extra_servers: &[String],
         family: Option<Family>,
         resolver: Resolver,
+        system: &mut System,
         now: MonoTime,
     ) -> Self {
         let mut me = Self {
@@ -144,19 +119,21 @@ impl Associations {
             next_first_poll: now,
             maxclock: usize::from(config.tos.maxclock.max(1)),
             family,
-            system_peer: None,
-            pending_slew: None,
-            frequency_burst: false,
-            early_polls: false,
+            keys: Arc::new(TrustedKeys::none()),
         };
         let command_line = extra_servers.iter().map(|s| command_line_server(s));
         for assoc in config.associations.iter().cloned().chain(command_line) {
-            me.add(assoc, now);
+            me.add(assoc, system, now);
         }
         me
     }
 
-    fn add(&mut self, assoc: Association, now: MonoTime) {
+    /// Sets the trusted keys (at start-up, and again when the keys file is re-read).
+    pub fn set_keys(&mut self, keys: Arc<TrustedKeys>) {
+        self.keys = keys;
+    }
+
+    fn add(&mut self, assoc: Association, system: &mut System, now: MonoTime) {
         match (&assoc.kind, &assoc.address) {
             (_, HostSpec::Refclock(_)) => {}
             (AssociationKind::Pool, _) => {
@@ -172,7 +149,7 @@ impl Associations {
             }
             (_, HostSpec::Ip(ip)) => {
                 let addr = SocketAddr::new(*ip, assoc.port);
-                self.mobilize(&assoc, addr, name_of(&assoc), None, now);
+                self.mobilize(&assoc, addr, name_of(&assoc), None, system, now);
             }
             (_, HostSpec::ScopedV6 { .. }) | (_, HostSpec::Name(_)) => {
                 let name = name_of(&assoc);
@@ -205,6 +182,7 @@ impl Associations {
         addr: SocketAddr,
         host: String,
         pool: Option<usize>,
+        system: &mut System,
         now: MonoTime,
     ) {
         if self.peers.iter().any(|p| p.addr == addr) {
@@ -216,25 +194,27 @@ impl Associations {
             iburst: assoc.iburst,
             burst: assoc.burst,
             version: assoc.version,
+            key: assoc.key.map(|k| u32::from(k.get())),
         };
         let first = self.next_first_poll.max(now);
         self.next_first_poll = first + FIRST_POLL_SPACING;
         let id = self.allocate_id();
+        let spec = SourceSpec {
+            params,
+            address: Some(addr.ip()),
+            prefer: assoc.prefer,
+            noselect: assoc.noselect,
+            truechimer: assoc.truechimer,
+        };
+        if !system.add_source(source_id(id), spec, first) {
+            return;
+        }
         tracing::info!("association {id}: {host} ({addr}) mobilized");
-        let mut source = Source::new(params, first);
-        source.apply_clock_correction(0.0, self.pending_slew);
-        source.set_frequency_burst(self.frequency_burst);
-        source.set_early_polls(self.early_polls);
         self.peers.push(Peer {
             id,
             host,
             addr,
             pool,
-            prefer: assoc.prefer,
-            noselect: assoc.noselect,
-            truechimer: assoc.truechimer,
-            source,
-            tally: Tally::Reject,
             socket: None,
             kiss_logged: false,
             line: pool.is_none().then(|| assoc.clone()),
@@ -242,22 +222,37 @@ impl Associations {
     }
 
     /// Starts what a configuration line added by a reload asks for, as at start-up.
-    pub fn add_configured(&mut self, line: Association, now: MonoTime) {
-        self.add(line, now);
+    pub fn add_configured(&mut self, line: Association, system: &mut System, now: MonoTime) {
+        self.add(line, system, now);
     }
 
     /// Stops everything the configuration line `line` started — the server, its pending name
     /// lookup, or the pool with all its members — wherever the line stood in the file. Servers
-    /// given on the command line are never stopped. Returns how many associations ended.
-    pub fn remove_configured(&mut self, line: &Association) -> usize {
+    /// given on the command line are never stopped; every other association keeps its state in
+    /// the system process. Returns how many associations ended.
+    pub fn remove_configured(&mut self, line: &Association, system: &mut System) -> usize {
         let before = self.peers.len() + self.pending.len() + self.pools.len();
         self.pending.retain(|p| !same_line(&p.config, line));
-        self.peers
-            .retain(|p| !p.line.as_ref().is_some_and(|l| same_line(l, line)));
+        let mut stop = |p: &Peer| {
+            system.remove_source(source_id(p.id));
+        };
+        self.peers.retain(|p| {
+            let gone = p.line.as_ref().is_some_and(|l| same_line(l, line));
+            if gone {
+                stop(p);
+            }
+            !gone
+        });
         while let Some(index) = self.pools.iter().position(|p| same_line(&p.config, line)) {
             let pool = self.pools.remove(index);
             tracing::info!("pool {} ({}) removed", pool.name, pool.id);
-            self.peers.retain(|p| p.pool != Some(index));
+            self.peers.retain(|p| {
+                let gone = p.pool == Some(index);
+                if gone {
+                    stop(p);
+                }
+                !gone
+            });
             for peer in &mut self.peers {
                 if let Some(i) = peer.pool.as_mut()
                     && *i > index
@@ -265,11 +260,6 @@ impl Associations {
                     *i -= 1;
                 }
             }
-        }
-        if let Some(id) = self.system_peer
-            && !self.peers.iter().any(|p| p.id == id)
-        {
-            self.system_peer = None;
         }
         before - (self.peers.len() + self.pending.len() + self.pools.len())
     }
@@ -295,8 +285,8 @@ impl Associations {
     }
 
     /// The earliest time something needs doing.
-    pub fn next_timeout(&self) -> Option<MonoTime> {
-        let polls = self.peers.iter().filter_map(|p| p.source.poll_timeout());
+    pub fn next_timeout(&self, system: &System) -> Option<MonoTime> {
+        let polls = system.poll_timeout().into_iter();
         let names = self
             .pending
             .iter()
@@ -326,6 +316,7 @@ impl Associations {
         registry: &Registry,
         mapping: &TimeMapping,
         random: &mut Random,
+        system: &mut System,
     ) {
         for p in &mut self.pending {
             if !p.in_flight && p.next_try <= now {
@@ -354,35 +345,45 @@ impl Associations {
                 });
             }
         }
-        self.retire_silent_pool_members();
+        self.retire_silent_pool_members(system);
         for peer in &mut self.peers {
-            let mut request = [0u8; HEADER_LEN];
+            let mut request = [0u8; MAX_AUTHENTICATED_LEN];
             let mut rng = || random.next_u64();
-            let Some(len) = peer.source.poll_transmit(now, &mut rng, &mut request) else {
+            let id = source_id(peer.id);
+            let keys = &*self.keys;
+            let Some(len) = system.poll_transmit(id, now, &mut rng, keys, &mut request) else {
                 continue;
             };
-            if let Err(e) = peer.send(request.get(..len).unwrap_or_default(), registry, mapping) {
-                tracing::debug!(
-                    "association {}: sending to {} failed: {e}",
-                    peer.id,
-                    peer.addr
-                );
+            let sent = peer.send(request.get(..len).unwrap_or_default(), registry, mapping);
+            match sent {
+                Ok(t1) => system.handle_sent(id, t1),
+                Err(e) => {
+                    tracing::debug!(
+                        "association {}: sending to {} failed: {e}",
+                        peer.id,
+                        peer.addr
+                    );
+                }
             }
         }
     }
 
     /// Pool members that have not answered for UNREACH polls make room for fresh addresses.
-    fn retire_silent_pool_members(&mut self) {
+    fn retire_silent_pool_members(&mut self, system: &mut System) {
         let before = self.peers.len();
         self.peers.retain(|p| {
+            let Some(source) = system.source(source_id(p.id)) else {
+                return false;
+            };
             let member = Member {
                 addr: p.addr,
-                reach: p.source.reach(),
-                unreach: p.source.unreach(),
-                denied: p.source.denied().is_some(),
+                reach: source.reach(),
+                unreach: source.unreach(),
+                denied: source.denied().is_some(),
             };
             let retire = p.pool.is_some() && member.should_retire();
             if retire {
+                system.remove_source(source_id(p.id));
                 let why = if member.denied {
                     "access denied"
                 } else {
@@ -405,11 +406,11 @@ impl Associations {
     }
 
     /// Handles finished lookups: mobilises servers and pool members.
-    pub fn on_answers(&mut self, now: MonoTime) {
+    pub fn on_answers(&mut self, system: &mut System, now: MonoTime) {
         let answers: Vec<_> = self.resolver.answers().collect();
         for answer in answers {
             if answer.key == usize::MAX {
-                self.server_resolved(answer.name, answer.result, now);
+                self.server_resolved(answer.name, answer.result, system, now);
             } else {
                 // Pools are looked up by id: a reload may have removed or moved one meanwhile.
                 if let Some(index) = self
@@ -417,13 +418,19 @@ impl Associations {
                     .iter()
                     .position(|p| usize::from(p.id) == answer.key)
                 {
-                    self.pool_resolved(index, answer.result, now);
+                    self.pool_resolved(index, answer.result, system, now);
                 }
             }
         }
     }
 
-    fn server_resolved(&mut self, name: String, result: io::Result<Vec<IpAddr>>, now: MonoTime) {
+    fn server_resolved(
+        &mut self,
+        name: String,
+        result: io::Result<Vec<IpAddr>>,
+        system: &mut System,
+        now: MonoTime,
+    ) {
         let Some(pos) = self
             .pending
             .iter()
@@ -441,7 +448,7 @@ impl Associations {
                     );
                 }
                 let addr = SocketAddr::new(ip, pending.config.port);
-                self.mobilize(&pending.config, addr, name, None, now);
+                self.mobilize(&pending.config, addr, name, None, system, now);
             }
             Ok(None) | Err(_) => {
                 let Some(p) = self.pending.get_mut(pos) else {
@@ -460,7 +467,13 @@ impl Associations {
         }
     }
 
-    fn pool_resolved(&mut self, index: usize, result: io::Result<Vec<IpAddr>>, now: MonoTime) {
+    fn pool_resolved(
+        &mut self,
+        index: usize,
+        result: io::Result<Vec<IpAddr>>,
+        system: &mut System,
+        now: MonoTime,
+    ) {
         let Some(pool) = self.pools.get_mut(index) else {
             return;
         };
@@ -491,113 +504,53 @@ impl Associations {
         let config = pool.config.clone();
         let in_use: Vec<SocketAddr> = self.peers.iter().map(|p| p.addr).collect();
         for addr in to_mobilize(&addrs, config.port, &in_use, self.maxclock) {
-            self.mobilize(&config, addr, addr.ip().to_string(), Some(index), now);
+            self.mobilize(
+                &config,
+                addr,
+                addr.ip().to_string(),
+                Some(index),
+                system,
+                now,
+            );
         }
     }
 
-    /// Reads replies on an association's socket. Returns whether a new sample (and a new
-    /// filter estimate) arrived.
-    pub fn on_readable(&mut self, token: Token, mapping: &TimeMapping, precision: f64) -> Arrival {
+    /// Reads replies on an association's socket and hands them to the system process, which
+    /// may steer `clock`. Returns whether a good reply arrived.
+    pub fn on_readable<C: Clock>(
+        &mut self,
+        token: Token,
+        mapping: &TimeMapping,
+        system: &mut System,
+        clock: &mut C,
+        now: MonoTime,
+    ) -> bool {
         let Some(peer) = self
             .peers
             .iter_mut()
             .find(|p| TOKEN_BASE + usize::from(p.id) == token.0)
         else {
-            return Arrival::Nothing;
+            return false;
         };
-        peer.receive(mapping, precision)
+        peer.receive(mapping, system, &self.keys, clock, now)
     }
 
-    /// Runs selection over all associations at local time `now` and records each tally.
-    /// Returns the selection and whether the system peer changed.
-    pub fn select(
-        &mut self,
-        now: NtpTimestamp,
-        params: &SelectParams,
-        fitness: &Fitness,
-    ) -> (Selection, bool) {
-        let inputs: Vec<Option<Candidate>> = self
-            .peers
-            .iter()
-            .map(|p| {
-                let standing = Standing {
-                    noselect: p.noselect,
-                    prefer: p.prefer,
-                    truechimer: p.truechimer,
-                    was_system_peer: self.system_peer == Some(p.id),
-                };
-                p.source.selection_input(now, fitness, standing)
-            })
-            .collect();
-        let selection = select(&inputs, params);
-        for (peer, tally) in self.peers.iter_mut().zip(&selection.tallies) {
-            peer.tally = *tally;
-        }
-        let new_peer = selection
-            .system_peer
-            .and_then(|i| self.peers.get(i))
-            .map(|p| p.id);
-        let changed = new_peer != self.system_peer;
-        self.system_peer = new_peer;
-        (selection, changed)
-    }
-
-    /// Every association's core state (for the discipline's "have all sources answered" gate).
-    pub fn sources(&self) -> impl Iterator<Item = &Source> {
-        self.peers.iter().map(|p| &p.source)
-    }
-
-    /// Tells every association that the clock was moved by `phase` seconds, so samples taken
-    /// before the move are read correctly, and which slew is still under way, so samples taken
-    /// during it are too.
-    pub fn apply_clock_correction(&mut self, phase: f64, pending: Option<PendingSlew>) {
-        self.pending_slew = pending;
-        for p in &mut self.peers {
-            p.source.apply_clock_correction(phase, pending);
-        }
-    }
-
-    /// Forgets every association's samples (after a step, they mean nothing).
-    pub fn reset_filters(&mut self) {
-        self.pending_slew = None;
-        for p in &mut self.peers {
-            p.source.reset_filter();
-        }
-    }
-
-    /// Sets every association's poll exponent to the system's.
-    pub fn set_system_poll(&mut self, tc: i8) {
-        for p in &mut self.peers {
-            p.source.set_system_poll(tc);
-        }
-    }
-
-    /// Passes on what the discipline wants from the polls at start-up (and to associations
-    /// mobilised later): every poll a short burst while it measures the frequency, polls at
-    /// half the interval while it learns the frequency after an immediate correction.
-    pub fn set_start_up_polling(&mut self, burst: bool, early: bool) {
-        self.frequency_burst = burst;
-        self.early_polls = early;
-        for p in &mut self.peers {
-            p.source.set_frequency_burst(burst);
-            p.source.set_early_polls(early);
-        }
-    }
-
-    /// The system peer, if any.
-    pub fn system_peer(&self) -> Option<&Peer> {
-        self.system_peer
-            .and_then(|id| self.peers.iter().find(|p| p.id == id))
+    /// The association with this source id.
+    pub fn peer(&self, id: SourceId) -> Option<&Peer> {
+        self.peers.iter().find(|p| source_id(p.id) == id)
     }
 
     /// Logs each association's packet counts and rejected replies by reason (at shutdown).
-    pub fn log_counters(&self) {
+    pub fn log_counters(&self, system: &System) {
         for p in &self.peers {
-            let (sent, received) = p.source.packet_counts();
+            let Some(source) = system.source(source_id(p.id)) else {
+                continue;
+            };
+            let (sent, received) = source.packet_counts();
             let rejected: Vec<String> = Rejection::ALL
                 .iter()
                 .filter_map(|r| {
-                    let n = p.source.rejected(*r);
+                    let n = source.rejected(*r);
                     (n > 0).then(|| format!("{}={n}", r.name()))
                 })
                 .collect();
@@ -616,15 +569,17 @@ impl Associations {
     }
 
     /// A one-line summary of every association's tally, for the log.
-    pub fn tally_line(&self) -> String {
-        self.peers
-            .iter()
-            .map(|p| {
-                if p.addr.port() == 123 {
-                    format!("{}{}", p.tally.symbol(), p.host)
+    pub fn tally_line(&self, system: &System) -> String {
+        system
+            .sources()
+            .filter_map(|v| {
+                let p = self.peer(v.id)?;
+                let tally = v.tally.symbol();
+                Some(if p.addr.port() == 123 {
+                    format!("{tally}{}", p.host)
                 } else {
-                    format!("{}{}:{}", p.tally.symbol(), p.host, p.addr.port())
-                }
+                    format!("{tally}{}:{}", p.host, p.addr.port())
+                })
             })
             .collect::<Vec<_>>()
             .join(" ")
@@ -632,12 +587,13 @@ impl Associations {
 }
 
 impl Peer {
+    /// Sends a request from a fresh socket; returns when it left (T1).
     fn send(
         &mut self,
         request: &[u8],
         registry: &Registry,
         mapping: &TimeMapping,
-    ) -> io::Result<()> {
+    ) -> io::Result<sundial_proto::time::NtpTimestamp> {
         if let Some(old) = self.socket.take() {
             let _ = registry.deregister(&mut SourceFd(&old.as_raw_fd()));
         }
@@ -659,17 +615,23 @@ impl Peer {
         )?;
         let t1 = mapping.map(kernel_now());
         socket.send(request)?;
-        self.source.handle_sent(t1);
         self.socket = Some(socket);
-        Ok(())
+        Ok(t1)
     }
 
-    fn receive(&mut self, mapping: &TimeMapping, precision: f64) -> Arrival {
+    fn receive<C: Clock>(
+        &mut self,
+        mapping: &TimeMapping,
+        system: &mut System,
+        keys: &TrustedKeys,
+        clock: &mut C,
+        now: MonoTime,
+    ) -> bool {
         let Some(socket) = self.socket.take() else {
-            return Arrival::Nothing;
+            return false;
         };
         let mut buf = [0u8; 1024];
-        let mut arrival = Arrival::Nothing;
+        let mut arrived = false;
         // Bounded: a connected socket only queues datagrams from the server.
         for _ in 0..16 {
             let meta = match recv_msg(&socket, &mut buf) {
@@ -688,16 +650,11 @@ impl Peer {
             let t4 = mapping.map(kernel);
             let data = buf.get(..meta.len).unwrap_or_default();
             let data = if meta.truncated { &[][..] } else { data };
-            match self.source.handle_response(t4, data, precision) {
-                Outcome::Sample(estimate) => {
-                    let this = if estimate.is_some() {
-                        Arrival::Estimate
-                    } else {
-                        Arrival::Sample
-                    };
-                    arrival = arrival.max(this);
-                }
-                Outcome::Rejected(reason) => {
+            let id = source_id(self.id);
+            match system.handle_response(id, t4, data, keys, clock, now) {
+                None => break,
+                Some(Outcome::Sample(_)) => arrived = true,
+                Some(Outcome::Rejected(reason)) => {
                     tracing::debug!(
                         "association {}: reply from {} rejected: {}",
                         self.id,
@@ -705,14 +662,17 @@ impl Peer {
                         reason.name()
                     );
                 }
-                Outcome::Kiss(kiss) => self.log_kiss(kiss),
+                Some(Outcome::Kiss(kiss)) => {
+                    let hpoll = system.source(id).map_or(0, |s| s.hpoll());
+                    self.log_kiss(kiss, hpoll);
+                }
             }
         }
         self.socket = Some(socket);
-        arrival
+        arrived
     }
 
-    fn log_kiss(&mut self, kiss: Kiss) {
+    fn log_kiss(&mut self, kiss: Kiss, hpoll: i8) {
         match kiss {
             Kiss::Rate => {
                 if !self.kiss_logged {
@@ -720,7 +680,7 @@ impl Peer {
                         "association {}: {} asked us to slow down (RATE); poll raised to 2^{} s",
                         self.id,
                         self.addr,
-                        self.source.hpoll()
+                        hpoll
                     );
                 }
             }
@@ -745,6 +705,11 @@ impl Peer {
         }
         self.kiss_logged = true;
     }
+}
+
+/// The system process's name for association `id`.
+pub fn source_id(id: u16) -> SourceId {
+    SourceId(u32::from(id))
 }
 
 fn backoff(failures: u32) -> Duration {

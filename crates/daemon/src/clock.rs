@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use sundial_proto::clock::Clock;
 use sundial_proto::packet::Leap;
-use sundial_proto::time::{Log2Seconds, NtpDuration, NtpTimestamp, UnixTime};
+use sundial_proto::time::{Log2Seconds, NtpDuration, NtpTimestamp, Ppm, UnixTime};
 use sundial_sys::clock::KernelLeap;
 
 /// Which clock ntpd disciplines (`--clock`).
@@ -148,7 +148,8 @@ impl TimeMapping {
 /// * `simulated`: the in-process mapping from kernel time (see [`TimeMapping`]); steering it
 ///   changes only the mapping, which the main loop republishes for the server threads.
 ///
-/// `none` has no steerable clock: the daemon never creates one and never runs the discipline.
+/// * `none`: [`SteeredClock::read_only`] reads the kernel clock and refuses every command; the
+///   daemon runs no discipline with it, so none is ever given.
 #[derive(Debug)]
 pub struct SteeredClock {
     kind: SteeredKind,
@@ -163,6 +164,8 @@ pub struct SteeredClock {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum SteeredKind {
     System,
+    /// `--clock none`: read, never written.
+    ReadOnly,
     /// The simulated clock's own frequency error, ppm, on top of which corrections apply.
     Simulated {
         natural_ppm: f64,
@@ -185,6 +188,16 @@ impl SteeredClock {
             leap: Leap::NoWarning,
             day: None,
         })
+    }
+
+    /// The kernel clock through `mapping`, never written (`--clock none`).
+    pub fn read_only(mapping: TimeMapping) -> Self {
+        Self {
+            kind: SteeredKind::ReadOnly,
+            mapping,
+            leap: Leap::NoWarning,
+            day: None,
+        }
     }
 
     /// Applies an announced leap second to the simulated clock when the served time has just
@@ -230,13 +243,14 @@ impl SteeredClock {
     }
 
     /// The rate correction the clock has before the discipline touches it (the kernel keeps
-    /// its frequency across daemon restarts), ppm.
-    pub fn initial_frequency_ppm(&self) -> f64 {
+    /// its frequency across daemon restarts).
+    pub fn initial_frequency(&self) -> Ppm {
         match self.kind {
-            SteeredKind::System => {
-                sundial_sys::clock::read_timex().map_or(0.0, |k| k.frequency_ppm)
-            }
-            SteeredKind::Simulated { .. } => 0.0,
+            SteeredKind::System => sundial_sys::clock::read_timex()
+                .ok()
+                .and_then(|k| Ppm::new(k.frequency_ppm))
+                .unwrap_or(Ppm::ZERO),
+            SteeredKind::Simulated { .. } | SteeredKind::ReadOnly => Ppm::ZERO,
         }
     }
 }
@@ -255,6 +269,7 @@ impl Clock for SteeredClock {
                     .unwrap_or_else(|_| if by.is_negative() { i64::MIN } else { i64::MAX });
                 sundial_sys::clock::step(nanos)?;
             }
+            SteeredKind::ReadOnly => return Err(read_only()),
             SteeredKind::Simulated { .. } => {
                 let kernel = kernel_now();
                 self.mapping = TimeMapping::new(
@@ -270,6 +285,7 @@ impl Clock for SteeredClock {
     fn set_frequency(&mut self, ppm: f64) -> Result<NtpTimestamp, Self::Error> {
         match self.kind {
             SteeredKind::System => sundial_sys::clock::set_frequency_wide(ppm)?,
+            SteeredKind::ReadOnly => return Err(read_only()),
             SteeredKind::Simulated { natural_ppm } => {
                 let kernel = kernel_now();
                 self.mapping =
@@ -300,6 +316,7 @@ impl Clock for SteeredClock {
                     us(max_error),
                 )
             }
+            SteeredKind::ReadOnly => Err(read_only()),
             // The simulated clock applies the leap itself at midnight (`apply_leap_second`).
             SteeredKind::Simulated { .. } => {
                 self.leap = leap;
@@ -307,6 +324,13 @@ impl Clock for SteeredClock {
             }
         }
     }
+}
+
+fn read_only() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        "--clock none: the clock is never set",
+    )
 }
 
 /// The kernel's realtime clock, now.

@@ -2,9 +2,9 @@
 //!
 //! A second sundial must not serve next to the first, and with a real clock two daemons would
 //! steer it. The server sockets no longer set `SO_REUSEPORT` (all server threads read the same
-//! socket, `serve::threads`), so the kernel refuses a second bind by itself — but that says
-//! nothing about who holds the port, and a socket set up with `SO_REUSEPORT` by some other
-//! build would join it. Before binding, ntpd therefore takes an [`InstanceLock`]: an abstract
+//! socket, `serve::threads`), so the kernel refuses a second bind by itself — but only with
+//! "address in use", which says nothing about who holds the port (and builds from before that
+//! change did set it). Before binding, ntpd therefore takes an [`InstanceLock`]: an abstract
 //! Unix socket named after the port. Abstract names belong to the network namespace, exactly
 //! like UDP ports, vanish when the process dies (no stale lock files after a crash), and can
 //! be bound only once. Sockets without `SO_REUSEPORT` on port 123 exclude each other already;

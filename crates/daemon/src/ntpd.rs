@@ -17,18 +17,20 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use sundial_proto::server::{CounterSnapshot, DropReason, Server, ServerCounters};
+use sundial_proto::counters::{CounterSnapshot, DropReason, ServerCounters};
+use sundial_proto::server::Server;
 use sundial_proto::system::SystemState;
 use sundial_proto::time::{MonoTime, NtpDuration};
 use sundial_sys::signals::SignalPipe;
 
-use crate::associations::{Arrival, Associations, TOKEN_BASE};
+use crate::associations::{Associations, TOKEN_BASE};
 use crate::cli::NtpdArgs;
-use crate::clock::{ClockSpec, SteeredClock, TimeMapping, kernel_now, measure_precision};
+use crate::clock::{ClockSpec, TimeMapping, kernel_now, measure_precision};
 use crate::config::{self, Config, Family, Finding, Severity};
 use crate::daemonize::{self, Startup};
 use crate::instance::{self, InstanceLock};
 use crate::interfaces::LiveFilter;
+use crate::keys::{self, TrustedKeys};
 use crate::logging::{self, Destination};
 use crate::notify::{self, Notifier};
 use crate::publish::{Publisher, Snapshot};
@@ -36,7 +38,6 @@ use crate::random::Random;
 use crate::resolver::Resolver;
 use crate::serve::{Families, ServeSocket, open_sockets, threads};
 use crate::setup;
-use crate::steering::Steering;
 use crate::timekeeper::{Timekeeper, Verdict};
 
 /// How often the main loop refreshes the published state (the fallback's reference time).
@@ -73,7 +74,8 @@ pub fn main() -> ExitCode {
 /// `ntpd --check`: print every finding; fail if any is an error.
 fn check(path: &Path) -> ExitCode {
     match config::load(path) {
-        Ok((_, findings)) => {
+        Ok((config, mut findings)) => {
+            findings.extend(keys::load_trusted(&config).1);
             for f in &findings {
                 println!("{f}");
             }
@@ -166,20 +168,63 @@ fn run(args: NtpdArgs, startup: &mut Startup) -> Result<u8, StartError> {
             tracing::warn!("-N: cannot raise the scheduling priority: {e}");
         }
     }
-    let result = serve(&args, config, runtime, random, startup);
+    let (keys, key_findings) = keys::load_trusted(&config);
+    log_findings(&key_findings);
+    let result = serve(&args, config, runtime, random, startup, Arc::new(keys));
     if let Some(path) = &pidfile {
         let _ = fs::remove_file(path);
     }
     result
 }
 
+/// Runs the daemon: start-up, the main loop, shutdown.
 fn serve(
     args: &NtpdArgs,
-    mut config: Config,
-    mut runtime: setup::Runtime,
-    mut random: Random,
+    config: Config,
+    runtime: setup::Runtime,
+    random: Random,
     startup: &mut Startup,
+    keys: Arc<TrustedKeys>,
 ) -> Result<u8, StartError> {
+    let mut daemon = start(args, config, runtime, keys)?;
+    startup.ready(&notify::status_line(&daemon.publisher.current().control));
+    let result = main_loop(args, &mut daemon, random, startup);
+    startup.notifier().send("STOPPING=1");
+    shutdown(daemon);
+    result
+}
+
+/// What the main loop owns while ntpd runs.
+struct Daemon {
+    started: Instant,
+    /// The configuration in force (a reload replaces it).
+    config: Config,
+    runtime: setup::Runtime,
+    /// Held while ntpd runs: one daemon per port.
+    _instance: Option<InstanceLock>,
+    poll: Poll,
+    signals: SignalPipe,
+    publisher: Arc<Publisher>,
+    /// The interface rules every server thread reads (a reload replaces them).
+    live_filter: LiveFilter,
+    /// Tells the server threads to stop.
+    stop: Arc<AtomicBool>,
+    workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
+    counters: Vec<Arc<ServerCounters>>,
+    /// With one server thread, the main loop serves: the server and its sockets.
+    local: Option<(Server, Vec<ServeSocket>)>,
+    associations: Associations,
+    timekeeper: Timekeeper,
+}
+
+/// Opens every socket, drops privileges, starts the server threads and the resolver, and
+/// mobilises the associations.
+fn start(
+    args: &NtpdArgs,
+    config: Config,
+    runtime: setup::Runtime,
+    keys: Arc<TrustedKeys>,
+) -> Result<Daemon, StartError> {
     let precision = measure_precision();
     let started = Instant::now();
     let mapping = initial_mapping(args.clock);
@@ -188,6 +233,7 @@ fn serve(
         mapping,
         control: Arc::default(),
         access: Arc::new(runtime.access.clone()),
+        keys: Arc::clone(&keys),
     });
     let families = Families {
         v4: !args.ipv6,
@@ -198,7 +244,9 @@ fn serve(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     let workers = threads.max(1);
     // Port 0 (tests only) means a fresh port every time: nothing to exclude.
-    let _instance = if args.port == 0 {
+    // A simulator node is alone on its simulated host, and LD_PRELOAD simulators such as
+    // clknetsim refuse Unix sockets (EINVAL), which would stop ntpd before it binds anything.
+    let instance = if args.port == 0 || SIMULATOR_BUILD {
         None
     } else {
         Some(InstanceLock::acquire(args.port).map_err(StartError::Instance)?)
@@ -223,7 +271,7 @@ fn serve(
     }
     let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(|e| StartError::Io("cannot install signal handlers", e))?;
-    let mut poll = Poll::new().map_err(|e| StartError::Io("cannot create poller", e))?;
+    let poll = Poll::new().map_err(|e| StartError::Io("cannot create poller", e))?;
     poll.registry()
         .register(
             &mut SourceFd(&signals.read_fd()),
@@ -234,7 +282,6 @@ fn serve(
 
     let stop = Arc::new(AtomicBool::new(false));
     let live_filter = LiveFilter::new(runtime.filter.clone());
-    let mut filter = live_filter.reader();
     let mut handles: Vec<(JoinHandle<()>, Arc<Waker>)> = Vec::new();
     let mut counters: Vec<Arc<ServerCounters>> = Vec::new();
     let mut local: Option<(Server, Vec<ServeSocket>)> = None;
@@ -297,43 +344,76 @@ fn serve(
         } => Some(Family::V6),
         _ => None,
     };
-    let mut associations =
-        Associations::new(&config, &args.servers, family, resolver, mono(started));
-    let mut timekeeper = Timekeeper::new(
+    let now = mono(started);
+    let mut timekeeper = Timekeeper::new(&config, args, &runtime, precision, mapping, now);
+    let mut associations = Associations::new(
         &config,
-        &runtime,
-        precision,
-        &mut associations,
-        SteeredClock::new(args.clock, mapping).map(|clock| Steering::new(&config, args, clock)),
-        args.quit,
+        &args.servers,
+        family,
+        resolver,
+        timekeeper.system_mut(),
+        now,
     );
-    startup.ready(&notify::status_line(&publisher.current().control));
+    associations.set_keys(keys);
+    timekeeper.reserve_local_clock_id(&mut associations);
+    Ok(Daemon {
+        started,
+        config,
+        runtime,
+        _instance: instance,
+        poll,
+        signals,
+        publisher,
+        live_filter,
+        stop,
+        workers: handles,
+        counters,
+        local,
+        associations,
+        timekeeper,
+    })
+}
 
-    let mut reader = publisher.reader();
+/// The main loop: polls, replies, the discipline's timer, requests (with one server thread),
+/// signals (stop, reload) and name lookups, until a signal or the system process says stop.
+/// Returns the exit status.
+fn main_loop(
+    args: &NtpdArgs,
+    d: &mut Daemon,
+    mut random: Random,
+    startup: &mut Startup,
+) -> Result<u8, StartError> {
+    let started = d.started;
+    let mut reader = d.publisher.reader();
+    let mut filter = d.live_filter.reader();
     let mut events = Events::with_capacity(64);
     let mut next_tick = Instant::now();
-    let mut status = 0;
-    'main: loop {
+    loop {
         let now = Instant::now();
-        let mapping = publisher.current().mapping;
-        if associations
-            .next_timeout()
+        let mapping = d.publisher.current().mapping;
+        if d.associations
+            .next_timeout(d.timekeeper.system())
             .is_some_and(|t| t <= mono(started))
         {
-            associations.on_timer(mono(started), poll.registry(), &mapping, &mut random);
+            d.associations.on_timer(
+                mono(started),
+                d.poll.registry(),
+                &mapping,
+                &mut random,
+                d.timekeeper.system_mut(),
+            );
         }
-        if timekeeper.timeout().is_some_and(|t| t.is_zero())
-            && let Verdict::Exit(code) = timekeeper.on_timer(&mut associations, &publisher)
+        if d.timekeeper.timeout().is_some_and(|t| t.is_zero())
+            && let Verdict::Exit(code) = d.timekeeper.on_timer(&d.associations, &d.publisher)
         {
-            status = code;
-            break 'main;
+            return Ok(code);
         }
         if now >= next_tick {
             if let Verdict::Exit(code) =
-                timekeeper.update(&mut associations, &publisher, Arrival::Nothing)
+                d.timekeeper
+                    .update(&d.associations, &d.publisher, true, mono(started))
             {
-                status = code;
-                break 'main;
+                return Ok(code);
             }
             next_tick = now + TICK;
             // Once a second is soon enough for `systemctl status`, and keeps the formatting
@@ -341,33 +421,24 @@ fn serve(
             if startup.notifier().is_active() {
                 startup
                     .notifier()
-                    .status(&notify::status_line(&publisher.current().control));
+                    .status(&notify::status_line(&d.publisher.current().control));
             }
         }
         let mut timeout = next_tick.saturating_duration_since(Instant::now());
-        if let Some(t) = associations.next_timeout() {
+        if let Some(t) = d.associations.next_timeout(d.timekeeper.system()) {
             timeout = timeout.min(t.saturating_since(mono(started)));
         }
-        if let Some(t) = timekeeper.timeout() {
+        if let Some(t) = d.timekeeper.timeout() {
             timeout = timeout.min(t);
         }
-        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+        if let Err(e) = d.poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 // The signal that interrupted us is in the pipe now. Simulator builds learn of
                 // it only here: their poller never reports the pipe again (SIMULATOR_BUILD).
-                match handle_signals(&signals) {
-                    SignalAction::Stop => break 'main,
+                match handle_signals(&d.signals) {
+                    SignalAction::Stop => return Ok(0),
                     SignalAction::Reload => {
-                        reload(
-                            args,
-                            &mut config,
-                            &mut runtime,
-                            &mut associations,
-                            &mut timekeeper,
-                            &live_filter,
-                            startup.notifier(),
-                            mono(started),
-                        );
+                        reload(args, d, startup.notifier(), mono(started));
                         // Publish the new restrict table and peer list now, not in a second.
                         next_tick = Instant::now();
                     }
@@ -377,68 +448,66 @@ fn serve(
             }
             return Err(StartError::Io("poll failed", e));
         }
-        let mut arrival = Arrival::Nothing;
+        let mut arrived = false;
         for event in &events {
             match event.token() {
-                SIGNAL_TOKEN => match handle_signals(&signals) {
-                    SignalAction::Stop => break 'main,
+                SIGNAL_TOKEN => match handle_signals(&d.signals) {
+                    SignalAction::Stop => return Ok(0),
                     SignalAction::Reload => {
-                        reload(
-                            args,
-                            &mut config,
-                            &mut runtime,
-                            &mut associations,
-                            &mut timekeeper,
-                            &live_filter,
-                            startup.notifier(),
-                            mono(started),
-                        );
+                        reload(args, d, startup.notifier(), mono(started));
                         // Publish the new restrict table and peer list now, not in a second.
                         next_tick = Instant::now();
                     }
                     SignalAction::None => {}
                 },
-                WAKE_TOKEN => associations.on_answers(mono(started)),
+                WAKE_TOKEN => d
+                    .associations
+                    .on_answers(d.timekeeper.system_mut(), mono(started)),
                 Token(t) if t >= TOKEN_BASE => {
-                    arrival = arrival.max(associations.on_readable(
+                    let (system, clock) = d.timekeeper.parts();
+                    arrived |= d.associations.on_readable(
                         Token(t),
                         &mapping,
-                        timekeeper.precision_seconds(),
-                    ));
+                        system,
+                        clock,
+                        mono(started),
+                    );
                 }
                 Token(t) => {
-                    if let Some((server, sockets)) = local.as_mut()
+                    if let Some((server, sockets)) = d.local.as_mut()
                         && let Some(sock) = sockets.get_mut(t.wrapping_sub(FIRST_SOCKET_TOKEN))
                     {
                         if let Err(e) = sock.drain(server, &mut reader, filter.get(), started) {
                             tracing::warn!("receiving requests failed: {e}");
                         }
-                        rearm(poll.registry(), sock, Token(t));
+                        rearm(d.poll.registry(), sock, Token(t));
                     }
                 }
             }
         }
-        if arrival != Arrival::Nothing
-            && let Verdict::Exit(code) = timekeeper.update(&mut associations, &publisher, arrival)
+        if arrived
+            && let Verdict::Exit(code) =
+                d.timekeeper
+                    .update(&d.associations, &d.publisher, false, mono(started))
         {
-            status = code;
-            break 'main;
+            return Ok(code);
         }
-        timekeeper.set_counters(sum(&counters));
+        d.timekeeper.set_counters(sum(&d.counters));
     }
-    startup.notifier().send("STOPPING=1");
+}
 
-    stop.store(true, Ordering::Release);
-    for (handle, waker) in handles {
+/// Stops the server threads, saves the drift file and logs the counters.
+fn shutdown(mut d: Daemon) {
+    d.stop.store(true, Ordering::Release);
+    for (handle, waker) in d.workers {
         let _ = waker.wake();
         if handle.join().is_err() {
             tracing::error!("a server thread failed");
         }
     }
-    timekeeper.shutdown();
-    log_counters(&sum(&counters));
-    associations.log_counters();
-    Ok(status)
+    d.timekeeper.shutdown();
+    log_counters(&sum(&d.counters));
+    d.associations.log_counters(d.timekeeper.system());
 }
 
 /// What the signals received so far ask for.
@@ -467,20 +536,7 @@ fn handle_signals(signals: &SignalPipe) -> SignalAction {
 
 /// SIGHUP: reopen the log file (for logrotate), then re-read the configuration and apply what
 /// changed ([`crate::reload`]); a file with errors changes nothing.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the main loop's state, passed as it is owned"
-)]
-fn reload(
-    args: &NtpdArgs,
-    config: &mut Config,
-    runtime: &mut setup::Runtime,
-    associations: &mut Associations,
-    timekeeper: &mut Timekeeper,
-    live_filter: &LiveFilter,
-    notifier: &mut Notifier,
-    now: MonoTime,
-) {
+fn reload(args: &NtpdArgs, d: &mut Daemon, notifier: &mut Notifier, now: MonoTime) {
     if let Err(e) = logging::reopen() {
         tracing::warn!("SIGHUP: cannot reopen the log file: {e}");
     }
@@ -489,14 +545,42 @@ fn reload(
     match crate::reload::load(&args.config) {
         Ok((new, findings)) => {
             log_findings(&findings);
-            crate::reload::apply(args, config, new, runtime, associations, timekeeper, now);
-            live_filter.set(runtime.filter.clone());
+            crate::reload::apply(
+                args,
+                &mut d.config,
+                new,
+                &mut d.runtime,
+                &mut d.associations,
+                &mut d.timekeeper,
+                now,
+            );
+            d.live_filter.set(d.runtime.filter.clone());
+            reload_keys(&d.config, &mut d.associations, &d.publisher);
         }
         Err(e) => {
             tracing::error!("SIGHUP: {e}; keeping the running configuration");
         }
     }
     notifier.send("READY=1");
+}
+
+/// SIGHUP: reads the keys file and `trustedkey` lines again — also when ntp.conf is unchanged,
+/// since the keys file may have changed on its own — and hands the keys to the associations and
+/// the server threads. A keys file with errors keeps the running keys.
+fn reload_keys(config: &Config, associations: &mut Associations, publisher: &Publisher) {
+    let (keys, findings) = keys::load_trusted(config);
+    log_findings(&findings);
+    if findings.iter().any(Finding::is_error) {
+        tracing::error!("SIGHUP: the keys file has errors; keeping the running keys");
+        return;
+    }
+    tracing::info!("SIGHUP: {} trusted key(s) in force", keys.len());
+    let keys = Arc::new(keys);
+    associations.set_keys(Arc::clone(&keys));
+    publisher.publish(Snapshot {
+        keys,
+        ..(*publisher.current()).clone()
+    });
 }
 
 /// Monotonic time since start-up, as the core counts it.

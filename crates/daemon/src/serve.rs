@@ -12,8 +12,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Instant;
 
+use sundial_proto::counters::DropReason;
 use sundial_proto::packet::Mode;
-use sundial_proto::server::{Action, DropReason, RequestMeta, Server};
+use sundial_proto::server::{Action, Policy, RequestMeta, Server};
 use sundial_proto::time::{MonoTime, UnixTime};
 use sundial_sys::socket::{PktInfo, RecvBatch, SocketOptions, bind_udp, send_msg};
 
@@ -189,9 +190,8 @@ impl ServeSocket {
                     .first()
                     .is_some_and(|b| Mode::from_bits(*b) == Mode::Control)
                 {
-                    let access = &snapshot.access;
-                    let _ = server.handle_control_with(
-                        access,
+                    let _ = server.handle_control(
+                        &snapshot.access,
                         &request,
                         data,
                         &snapshot.control,
@@ -199,8 +199,8 @@ impl ServeSocket {
                     );
                     continue;
                 }
-                let action = server.handle_with(
-                    &snapshot.access,
+                let action = server.handle(
+                    &Policy::with_keys(&snapshot.access, &*snapshot.keys),
                     &request,
                     data,
                     &snapshot.system,
@@ -239,7 +239,6 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use sundial_proto::access::AccessTable;
     use sundial_proto::system::SystemState;
     use sundial_proto::time::Log2Seconds;
 
@@ -256,12 +255,13 @@ mod tests {
     }
 
     fn drain_counting(serve: &mut ServeSocket, calls: &mut usize) -> usize {
-        let server = Server::new(AccessTable::default());
+        let server = Server::new();
         let publisher = Publisher::new(Snapshot {
             system: SystemState::unsynchronized(Log2Seconds::new(-20)),
             mapping: TimeMapping::IDENTITY,
             control: Arc::default(),
             access: Arc::default(),
+            keys: Arc::default(),
         });
         let mut reader = publisher.reader();
         serve

@@ -1,64 +1,30 @@
-//! The system process: after every new sample and once a second, select among the
-//! associations and publish what the server claims — the system peer's time one stratum down,
-//! or the local-clock/orphan fallback, or "unsynchronised".
+//! The daemon's side of the system process: it holds the core's [`System`] (selection, the
+//! discipline, the fallback — all in `sundial_proto::system`) with the clock it steers, and
+//! does the I/O around it: the drift file, the simulated clock's leap second, logging what the
+//! system reports, deciding when ntpd exits, and publishing what the server claims.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sundial_proto::access::{AccessTable, RestrictFlags};
+use sundial_proto::clock::Clock;
+use sundial_proto::counters::CounterSnapshot;
+use sundial_proto::discipline::DisciplineParams;
 use sundial_proto::fallback::Fallback;
-use sundial_proto::select::{SelectParams, Tally};
-use sundial_proto::server::CounterSnapshot;
+use sundial_proto::select::SelectParams;
 use sundial_proto::source::Fitness;
-use sundial_proto::sync::{PollAdapter, SystemPeer, follow, leap_majority};
-use sundial_proto::system::SystemState;
-use sundial_proto::time::Log2Seconds;
+use sundial_proto::system::{Event, Serving, System, SystemParams};
+use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, Ppm};
 
-use crate::associations::{Arrival, Associations};
-use crate::clock::kernel_now;
-use crate::config::Config;
+use crate::associations::Associations;
+use crate::cli::NtpdArgs;
+use crate::clock::{SteeredClock, TimeMapping};
+use crate::config::{Config, Threshold};
+use crate::control::{self, SystemView};
+use crate::driftfile::{self, DriftWriter};
 use crate::publish::{Publisher, Snapshot};
 use crate::setup::{self, Runtime};
-use crate::status::{self, Serving, SystemView};
-use crate::steering::{Event, Steering};
-
-/// With upstream servers configured, how long the local clock waits before standing in for
-/// them at start-up, so clients are not served an undisciplined clock during the first polls.
-const LOCAL_CLOCK_GRACE: Duration = Duration::from_secs(60);
-
-/// The system process.
-#[derive(Debug)]
-pub struct Timekeeper {
-    fallback: Fallback,
-    params: SelectParams,
-    fitness: Fitness,
-    precision: Log2Seconds,
-    poll: PollAdapter,
-    started: Instant,
-    last_synced: Option<Instant>,
-    upstream_configured: bool,
-    serving: Serving,
-    tallies: String,
-    /// Association id of the local clock driver's row in ntpq, if one is configured.
-    local_clock_id: Option<u16>,
-    mintc: i8,
-    /// Combined offset and jitter of the last selection, seconds.
-    last_offset: f64,
-    last_jitter: f64,
-    /// Server counters summed over all threads, as of the last main-loop turn.
-    counters: CounterSnapshot,
-    /// The discipline and the clock it steers; `None` with `--clock none`.
-    steering: Option<Steering>,
-    /// `-q`: exit once the clock is set.
-    one_shot: bool,
-    /// The configured restrict table and the `restrict source` flags, and the table in force
-    /// with an entry for each association's address (rebuilt when the addresses change).
-    base_access: AccessTable,
-    source_flags: Option<RestrictFlags>,
-    access: Arc<AccessTable>,
-    access_addrs: Vec<IpAddr>,
-}
 
 /// Whether ntpd goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,52 +35,78 @@ pub enum Verdict {
     Exit(u8),
 }
 
+/// The system process, its clock and its drift file.
+#[derive(Debug)]
+pub struct Timekeeper {
+    system: System,
+    /// The clock: steered, or read-only with `--clock none`.
+    clock: SteeredClock,
+    drift: Option<DriftWriter>,
+    fallback: Fallback,
+    started: Instant,
+    /// Whether the system was ever synchronised (for the fallback's log line).
+    ever_synced: bool,
+    tallies: String,
+    /// Association id of the local clock driver's row in ntpq, if one is configured.
+    local_clock_id: Option<u16>,
+    /// Server counters summed over all threads, as of the last main-loop turn.
+    counters: CounterSnapshot,
+    /// Whether a failed clock adjustment was already logged (it is logged once, not per poll).
+    clock_error_logged: bool,
+    /// `-q`.
+    one_shot: bool,
+    /// How ntpd must exit, once the system said so.
+    exit: Option<u8>,
+    /// The configured restrict table and the `restrict source` flags, and the table in force
+    /// with an entry for each association's address (rebuilt when the addresses change).
+    base_access: AccessTable,
+    source_flags: Option<RestrictFlags>,
+    access: Arc<AccessTable>,
+    access_addrs: Vec<IpAddr>,
+}
+
 impl Timekeeper {
-    /// A timekeeper for this configuration. `steering` is the discipline and its clock
-    /// (`None` with `--clock none`); `one_shot` is `-q`.
+    /// The system process for this configuration and command line, with the clock `--clock`
+    /// names (`mapping`: how served time follows kernel time at start).
     pub fn new(
         config: &Config,
+        args: &NtpdArgs,
         runtime: &Runtime,
         precision: Log2Seconds,
-        associations: &mut Associations,
-        steering: Option<Steering>,
-        one_shot: bool,
+        mapping: TimeMapping,
+        now: MonoTime,
     ) -> Self {
-        let fallback = runtime.fallback;
-        let upstream_configured = runtime.upstream_configured;
-        let local_clock_id =
-            matches!(fallback, Fallback::LocalClock { .. }).then(|| associations.reserve_id());
-        let (minpoll, maxpoll) = config.poll_range();
-        if let Some(steering) = steering.as_ref() {
-            steering.set_start_up_polling(associations);
-        }
-        Self {
-            fallback,
-            params: SelectParams {
-                minclock: usize::from(config.tos.minclock.max(1)),
-                maxclock: usize::from(config.tos.maxclock.max(1)),
-                minsane: usize::from(config.tos.minsane),
-            },
-            fitness: Fitness {
-                mindist: config.tos.mindist.to_seconds_f64(),
-                maxdist: config.tos.maxdist.to_seconds_f64(),
-                floor: config.tos.floor,
-                ceiling: config.tos.ceiling,
-            },
+        let steered = SteeredClock::new(args.clock, mapping);
+        let (discipline, drift) = match steered.as_ref() {
+            Some(clock) => {
+                let (params, drift) = discipline_params(config, args, clock);
+                (Some(params), drift)
+            }
+            None => (None, None),
+        };
+        let params = SystemParams {
+            select: select_params(config),
+            fitness: fitness(config),
+            discipline,
+            poll_range: config.poll_range(),
+            fallback: runtime.fallback,
+            upstream_configured: runtime.upstream_configured,
             precision,
-            poll: PollAdapter::new(minpoll, maxpoll),
+            one_shot: args.quit,
+        };
+        Self {
+            system: System::new(params, now),
+            clock: steered.unwrap_or_else(|| SteeredClock::read_only(mapping)),
+            drift,
+            fallback: runtime.fallback,
             started: Instant::now(),
-            last_synced: None,
-            upstream_configured,
-            serving: Serving::Unsynchronized,
+            ever_synced: false,
             tallies: String::new(),
-            local_clock_id,
-            mintc: minpoll,
-            last_offset: 0.0,
-            last_jitter: 0.0,
+            local_clock_id: None,
             counters: CounterSnapshot::default(),
-            steering,
-            one_shot,
+            clock_error_logged: false,
+            one_shot: args.quit,
+            exit: None,
             access: Arc::new(runtime.access.clone()),
             base_access: runtime.access.clone(),
             source_flags: runtime.source_flags,
@@ -122,173 +114,233 @@ impl Timekeeper {
         }
     }
 
+    /// Gives the local clock driver its row in ntpq, if one is configured.
+    pub fn reserve_local_clock_id(&mut self, associations: &mut Associations) {
+        if matches!(self.fallback, Fallback::LocalClock { .. }) {
+            self.local_clock_id = Some(associations.reserve_id());
+        }
+    }
+
+    /// The system process and the clock, for the association sockets to hand replies to.
+    pub fn parts(&mut self) -> (&mut System, &mut SteeredClock) {
+        (&mut self.system, &mut self.clock)
+    }
+
+    /// The system process.
+    pub fn system(&self) -> &System {
+        &self.system
+    }
+
+    /// The system process, to add and remove sources.
+    pub fn system_mut(&mut self) -> &mut System {
+        &mut self.system
+    }
+
     /// Records the server counters for the next published snapshot.
     pub fn set_counters(&mut self, counters: CounterSnapshot) {
         self.counters = counters;
     }
 
-    /// The local clock's precision in seconds.
-    pub fn precision_seconds(&self) -> f64 {
-        self.precision.as_seconds_f64()
-    }
-
-    /// Runs selection, disciplines the clock with the survivors' new samples (when a clock is
-    /// steered), and publishes the result. `arrival` says whether a reply just arrived: the
-    /// discipline takes every new sample, the `--clock none` poll adaptation only new filter
-    /// estimates.
+    /// After replies were handled (`tick`: once a second, also a selection round without new
+    /// samples): acts on what the system reports, runs the drift file and the simulated
+    /// clock's leap second, and publishes the result.
     /// Returns [`Verdict::Exit`] when ntpd must stop (panic threshold, or `-q` is done).
     pub fn update(
         &mut self,
-        associations: &mut Associations,
+        associations: &Associations,
         publisher: &Publisher,
-        arrival: Arrival,
+        tick: bool,
+        now: MonoTime,
     ) -> Verdict {
+        if tick {
+            self.system.refresh(&mut self.clock, now);
+        }
+        self.drain_events(associations);
+        if let Some(w) = self.drift.as_mut()
+            && let Some(ppm) = self.system.drift()
+        {
+            w.tick(ppm.value(), Instant::now());
+        }
+        if let Some(step) = self.clock.apply_leap_second() {
+            let what = if step < 0 { "inserted" } else { "deleted" };
+            tracing::warn!("leap second {what} (simulated clock stepped by {step:+} s)");
+        }
+        self.publish(associations, publisher);
+        self.verdict()
+    }
+
+    /// Runs the discipline's timer (the end of a slew or of the start-up frequency
+    /// measurement) if it is due, republishing the clock.
+    pub fn on_timer(&mut self, associations: &Associations, publisher: &Publisher) -> Verdict {
+        self.system.handle_timeout(&mut self.clock);
+        self.drain_events(associations);
         let current = publisher.current();
-        let mapping = self
-            .steering
-            .as_ref()
-            .map_or(current.mapping, Steering::mapping);
-        let now_ts = mapping.map(kernel_now());
-        let (selection, _) = associations.select(now_ts, &self.params, &self.fitness);
-        let waiting = self
-            .steering
-            .as_ref()
-            .is_some_and(|s| s.waiting_for_sources(associations));
-        let peer = associations
-            .system_peer()
-            .filter(|_| !waiting)
-            .and_then(|p| {
-                Some((
-                    p.id,
-                    p.host.clone(),
-                    p.addr,
-                    SystemPeer {
-                        addr: Some(p.addr.ip()),
-                        info: p.source.peer()?,
-                        estimate: p.source.estimate()?,
-                    },
-                ))
+        let mapping = self.clock.mapping();
+        if mapping != current.mapping {
+            publisher.publish(Snapshot {
+                mapping,
+                ..(*current).clone()
             });
-        let mut verdict = Verdict::Run;
-        let (system, serving) = match peer {
-            Some((id, _, _, sys_peer)) => {
-                let leaps = associations
-                    .peers()
-                    .iter()
-                    .filter(|p| matches!(p.tally, Tally::SystemPeer | Tally::Candidate))
-                    .filter_map(|p| p.source.peer().map(|i| i.leap));
-                let leap = leap_majority(leaps);
-                self.last_synced = Some(Instant::now());
-                let mut stepped = false;
-                if arrival != Arrival::Nothing {
-                    match self.steering.as_mut() {
-                        Some(steering) => {
-                            let event = steering.feed(associations, &selection, leap);
-                            associations.set_system_poll(steering.poll());
-                            steering.set_start_up_polling(associations);
-                            stepped = matches!(event, Event::Stepped(_));
-                            verdict = self.act_on(event);
-                        }
-                        None if arrival == Arrival::Estimate => {
-                            let tc = self.poll.update(selection.offset, selection.jitter);
-                            associations.set_system_poll(tc);
-                            if self.one_shot {
-                                println!(
-                                    "ntpd: offset {:+.6}s (clock not set: --clock none)",
-                                    selection.offset
-                                );
-                                verdict = Verdict::Exit(0);
-                            }
-                        }
-                        None => {}
+        }
+        self.verdict()
+    }
+
+    /// How long until the discipline's timer is due.
+    pub fn timeout(&self) -> Option<Duration> {
+        let due = self.system.clock_timeout()?;
+        let wait = (due - self.clock.now()).to_seconds_f64().max(0.0);
+        Some(Duration::from_secs_f64(wait.min(3600.0)))
+    }
+
+    /// Saves the drift file at clean shutdown.
+    pub fn shutdown(&mut self) {
+        if let (Some(w), Some(ppm)) = (self.drift.as_mut(), self.system.drift()) {
+            let ppm = ppm.value();
+            // A failed write was logged as such; only a written file is "saved".
+            if w.save(ppm) {
+                tracing::info!("frequency {ppm:.3} ppm saved to {}", w.path().display());
+            }
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        match self.exit {
+            Some(code) => Verdict::Exit(code),
+            None if self.system.one_shot_finished() => Verdict::Exit(0),
+            None => Verdict::Run,
+        }
+    }
+
+    /// Logs what the system did and notes whether ntpd must exit.
+    fn drain_events(&mut self, associations: &Associations) {
+        let secs = NtpDuration::to_seconds_f64;
+        while let Some(event) = self.system.poll_event() {
+            match event {
+                Event::Stepped { offset } => {
+                    tracing::warn!("clock stepped by {:+.6} s", secs(offset));
+                }
+                Event::Spike { offset } => tracing::info!(
+                    "offset {:+.6} s exceeds the step threshold; waiting for it to persist",
+                    secs(offset)
+                ),
+                Event::Panic { offset, threshold } => {
+                    let (offset, threshold) = (secs(offset), secs(threshold));
+                    tracing::error!(
+                        "time correction of {offset:+.0} s exceeds the panic threshold of {threshold:.0} s; \
+                         set the clock manually (or start ntpd with -g) — exiting"
+                    );
+                    self.exit = Some(1);
+                }
+                Event::OneShot { offset, stepped } => {
+                    let offset = secs(offset);
+                    let what = if stepped { "set" } else { "slew" };
+                    println!("ntpd: time {what} {offset:+.6}s");
+                    tracing::info!("time {what} {offset:+.6} s");
+                }
+                Event::OneShotUnsteered { offset } => {
+                    let offset = secs(offset);
+                    println!("ntpd: offset {offset:+.6}s (clock not set: --clock none)");
+                    self.exit.get_or_insert(0);
+                }
+                Event::MeasuringFrequency => tracing::info!(
+                    "phase corrected; measuring the clock frequency before correcting it"
+                ),
+                Event::FrequencyMeasured { frequency, offset } => tracing::info!(
+                    "frequency measured: {:+.3} ppm; offset {:+.6} s being slewed out",
+                    frequency.value(),
+                    secs(offset)
+                ),
+                Event::ClockFailed { error } => {
+                    if self.clock_error_logged {
+                        tracing::debug!("adjusting the clock failed: {error}");
+                    } else {
+                        tracing::error!(
+                            "adjusting the clock failed: {error} (further failures are logged at debug level)"
+                        );
+                        self.clock_error_logged = true;
+                    }
+                    if self.one_shot && self.exit.is_none() {
+                        eprintln!("ntpd: cannot set the clock; see the log");
+                        self.exit = Some(1);
                     }
                 }
-                let disciplined = self.steering.as_ref().is_none_or(Steering::is_synchronized);
-                if stepped || !disciplined {
-                    // Until the discipline has the clock in hand, clients are told so.
-                    (
-                        SystemState::unsynchronized(self.precision),
-                        Serving::Peer(id),
-                    )
-                } else {
-                    (
-                        follow(&sys_peer, &selection, leap, self.precision),
-                        Serving::Peer(id),
-                    )
-                }
+                Event::ServingChanged { from, to } => self.log_serving(from, to, associations),
+                Event::Selected | Event::Fed(_) | Event::Slewed { .. } => {}
             }
-            None => match self.fallback_state(now_ts) {
-                Some(state) => (state, Serving::Fallback),
-                None => (
-                    SystemState::unsynchronized(self.precision),
-                    Serving::Unsynchronized,
-                ),
-            },
-        };
-        self.log_changes(
-            serving,
-            peer.as_ref()
-                .map(|(_, h, a, s)| (h.as_str(), *a, s.info.stratum)),
-            associations,
-        );
-        if serving != Serving::Fallback {
-            self.last_offset = selection.offset;
-            self.last_jitter = selection.jitter;
         }
-        if let Some(steering) = self.steering.as_mut() {
-            steering.drift_tick(Instant::now());
-            steering.leap_tick();
+        let tallies = associations.tally_line(&self.system);
+        if tallies != self.tallies && !tallies.is_empty() {
+            tracing::info!("selection: {tallies}");
         }
-        let readout = self.steering.as_ref().map(Steering::readout);
-        let fallback = serving == Serving::Fallback;
+        self.tallies = tallies;
+    }
+
+    fn log_serving(&mut self, from: Serving, to: Serving, associations: &Associations) {
+        let tallies = associations.tally_line(&self.system);
+        match to {
+            Serving::Peer(id) => {
+                self.ever_synced = true;
+                let Some(p) = associations.peer(id) else {
+                    return;
+                };
+                let stratum = self
+                    .system
+                    .source(id)
+                    .and_then(|s| s.peer())
+                    .map_or(16, |i| i.stratum);
+                tracing::info!(
+                    "system peer {} ({}), stratum {stratum}; sources: {tallies}",
+                    p.host,
+                    p.addr
+                );
+            }
+            Serving::Fallback => {
+                let why = if from == Serving::Unsynchronized && !self.ever_synced {
+                    "no selectable upstream source"
+                } else {
+                    "lost all upstream sources"
+                };
+                tracing::warn!(
+                    "{why}: serving {}; sources: {tallies}",
+                    self.fallback.describe()
+                );
+            }
+            Serving::Unsynchronized => tracing::warn!(
+                "no selectable source and no fallback: serving unsynchronised; sources: {tallies}"
+            ),
+        }
+        // The serving line carries the tallies.
+        self.tallies = tallies;
+    }
+
+    fn publish(&mut self, associations: &Associations, publisher: &Publisher) {
+        let system = self.system.served_state();
         let view = SystemView {
             state: &system,
-            now: now_ts,
-            serving,
+            now: self.clock.now(),
+            serving: self.system.serving(),
             fallback: &self.fallback,
             local_clock_id: self.local_clock_id,
-            tc: readout.map_or_else(|| self.poll.poll(), |r| r.poll),
-            mintc: self.mintc,
-            offset: match (fallback, readout) {
-                (true, _) => 0.0,
-                (false, Some(r)) => r.offset,
-                (false, None) => self.last_offset,
-            },
-            jitter: if fallback { 0.0 } else { self.last_jitter },
-            frequency: readout.map_or(0.0, |r| r.frequency_ppm),
-            clk_jitter: readout.map_or(0.0, |r| r.clk_jitter),
-            clk_wander: readout.map_or(0.0, |r| r.clk_wander_ppm),
+            readout: self.system.readout(),
             counters: self.counters,
             uptime: self.started.elapsed(),
         };
-        let control = Arc::new(status::snapshot(associations, &view));
+        let control = Arc::new(control::snapshot(associations, &self.system, &view));
         let access = self.access_for(associations);
-        // The discipline may just have stepped or re-rated the simulated clock: publish the
-        // mapping as it is now, not as it was when this update began.
-        let mapping = self.steering.as_ref().map_or(mapping, Steering::mapping);
         publisher.publish(Snapshot {
             system,
-            mapping,
+            mapping: self.clock.mapping(),
             control,
             access,
+            keys: Arc::clone(&publisher.current().keys),
         });
-        verdict
     }
 
     /// Takes up a reloaded configuration's `tos` and restrict table; the discipline, the
     /// frequency and the drift file are left alone.
     pub fn reconfigure(&mut self, config: &Config, runtime: &Runtime) {
-        self.params = SelectParams {
-            minclock: usize::from(config.tos.minclock.max(1)),
-            maxclock: usize::from(config.tos.maxclock.max(1)),
-            minsane: usize::from(config.tos.minsane),
-        };
-        self.fitness = Fitness {
-            mindist: config.tos.mindist.to_seconds_f64(),
-            maxdist: config.tos.maxdist.to_seconds_f64(),
-            floor: config.tos.floor,
-            ceiling: config.tos.ceiling,
-        };
+        self.system
+            .set_selection(select_params(config), fitness(config));
         // `tos orphan` can change at once; the local clock driver comes from reference clock
         // lines, which only a restart changes (it owns an association id).
         let new_fallback = setup::fallback(config);
@@ -296,6 +348,8 @@ impl Timekeeper {
             && !matches!(new_fallback, Fallback::LocalClock { .. })
         {
             self.fallback = new_fallback;
+            self.system
+                .set_fallback(new_fallback, runtime.upstream_configured);
         }
         self.base_access = runtime.access.clone();
         self.source_flags = runtime.source_flags;
@@ -321,121 +375,88 @@ impl Timekeeper {
         }
         Arc::clone(&self.access)
     }
+}
 
-    /// Runs the discipline's timer (the end of a slew or of the start-up frequency
-    /// measurement) if it is due, republishing the clock.
-    pub fn on_timer(&mut self, associations: &mut Associations, publisher: &Publisher) -> Verdict {
-        let Some(steering) = self.steering.as_mut() else {
-            return Verdict::Run;
-        };
-        steering.on_timer(associations);
-        steering.set_start_up_polling(associations);
-        let current = publisher.current();
-        let mapping = steering.mapping();
-        if mapping != current.mapping {
-            publisher.publish(Snapshot {
-                mapping,
-                ..(*current).clone()
-            });
-        }
-        if self.one_shot && steering.one_shot_finished() {
-            return Verdict::Exit(0);
-        }
-        Verdict::Run
+/// `tos minclock`, `maxclock`, `minsane`.
+fn select_params(config: &Config) -> SelectParams {
+    SelectParams {
+        minclock: usize::from(config.tos.minclock.max(1)),
+        maxclock: usize::from(config.tos.maxclock.max(1)),
+        minsane: usize::from(config.tos.minsane),
     }
+}
 
-    /// How long until the discipline's timer is due.
-    pub fn timeout(&self) -> Option<Duration> {
-        self.steering.as_ref().and_then(Steering::timeout)
+/// `tos mindist`, `maxdist`, `floor`, `ceiling`.
+fn fitness(config: &Config) -> Fitness {
+    Fitness {
+        mindist: config.tos.mindist.to_seconds_f64(),
+        maxdist: config.tos.maxdist.to_seconds_f64(),
+        floor: config.tos.floor,
+        ceiling: config.tos.ceiling,
     }
+}
 
-    /// Saves the drift file at clean shutdown.
-    pub fn shutdown(&mut self) {
-        if let Some(steering) = self.steering.as_mut() {
-            steering.shutdown();
-        }
-    }
-
-    fn act_on(&mut self, event: Event) -> Verdict {
-        match event {
-            Event::Panic { offset, threshold } => {
-                tracing::error!(
-                    "time correction of {offset:+.0} s exceeds the panic threshold of {threshold:.0} s; \
-                     set the clock manually (or start ntpd with -g) — exiting"
-                );
-                Verdict::Exit(1)
-            }
-            Event::OneShot { offset, stepped } => {
-                let what = if stepped { "set" } else { "slew" };
-                println!("ntpd: time {what} {offset:+.6}s");
-                tracing::info!("time {what} {offset:+.6} s");
-                if self
-                    .steering
-                    .as_ref()
-                    .is_some_and(Steering::one_shot_finished)
-                {
-                    Verdict::Exit(0)
-                } else {
-                    Verdict::Run
+/// The discipline's settings from the configuration and the command line, and the drift file
+/// (read now, written later).
+fn discipline_params(
+    config: &Config,
+    args: &NtpdArgs,
+    clock: &SteeredClock,
+) -> (DisciplineParams, Option<DriftWriter>) {
+    let (initial, drift) = match args
+        .driftfile
+        .clone()
+        .or_else(|| config.driftfile.as_ref().map(|d| d.path.clone()))
+    {
+        Some(path) => {
+            let current = match driftfile::read(&path) {
+                Ok(Some(ppm)) => {
+                    tracing::info!("drift file {}: {ppm:.3} ppm", path.display());
+                    Some(ppm)
                 }
-            }
-            Event::ClockFailed => {
-                eprintln!("ntpd: cannot set the clock; see the log");
-                Verdict::Exit(1)
-            }
-            Event::Stepped(_) | Event::None => Verdict::Run,
-        }
-    }
-
-    fn fallback_state(&self, now: sundial_proto::time::NtpTimestamp) -> Option<SystemState> {
-        let since = self.last_synced.unwrap_or(self.started).elapsed();
-        if matches!(self.fallback, Fallback::LocalClock { .. })
-            && self.upstream_configured
-            && self.last_synced.is_none()
-            && since < LOCAL_CLOCK_GRACE
-        {
-            return None;
-        }
-        self.fallback.state(now, since, self.precision)
-    }
-
-    fn log_changes(
-        &mut self,
-        serving: Serving,
-        peer: Option<(&str, std::net::SocketAddr, u8)>,
-        associations: &Associations,
-    ) {
-        let tallies = associations.tally_line();
-        let changed = serving != self.serving;
-        if changed || tallies != self.tallies {
-            match (serving, peer) {
-                (Serving::Peer(_), Some((host, addr, stratum))) if changed => {
+                Ok(None) => {
                     tracing::info!(
-                        "system peer {host} ({addr}), stratum {stratum}; sources: {tallies}"
+                        "drift file {} does not exist yet; measuring the frequency",
+                        path.display()
                     );
+                    None
                 }
-                (Serving::Fallback, _) if changed => {
-                    let why =
-                        if self.serving == Serving::Unsynchronized && self.last_synced.is_none() {
-                            "no selectable upstream source"
-                        } else {
-                            "lost all upstream sources"
-                        };
-                    tracing::warn!(
-                        "{why}: serving {}; sources: {tallies}",
-                        self.fallback.describe()
-                    );
+                Err(e) => {
+                    tracing::warn!("{e}; starting from 0 ppm");
+                    None
                 }
-                (Serving::Unsynchronized, _) if changed => {
-                    tracing::warn!(
-                        "no selectable source and no fallback: serving unsynchronised; sources: {tallies}"
-                    );
-                }
-                _ if !tallies.is_empty() => tracing::info!("selection: {tallies}"),
-                _ => {}
-            }
+            };
+            let wander = config.wander_threshold().value();
+            (
+                current,
+                Some(DriftWriter::new(path, wander, current, Instant::now())),
+            )
         }
-        self.serving = serving;
-        self.tallies = tallies;
-    }
+        None => (None, None),
+    };
+    let initial = config.tinker.freq.or_else(|| initial.and_then(Ppm::new));
+    let threshold = |t: Threshold| match t {
+        Threshold::Disabled => None,
+        Threshold::At(d) => Some(d),
+    };
+    let slew_only = args.slew.then(|| NtpDuration::from_seconds(600));
+    let (minpoll, maxpoll) = config.poll_range();
+    let params = DisciplineParams {
+        step_forward: slew_only.or_else(|| threshold(config.tinker.step_forward())),
+        step_back: slew_only.or_else(|| threshold(config.tinker.step_back())),
+        stepout: config.tinker.stepout,
+        panic: threshold(config.tinker.panic),
+        panic_gate: args.panicgate,
+        force_step_once: args.force_step_once,
+        one_shot: args.quit,
+        initial_frequency: initial,
+        clock_frequency: clock.initial_frequency(),
+        minpoll,
+        maxpoll,
+        // iburst (command-line servers have it too) asks for the fastest start; otherwise the
+        // frequency is measured before the clock is corrected beyond its phase.
+        frequency_hold: args.servers.is_empty() && !config.associations.iter().any(|a| a.iburst),
+        ..DisciplineParams::default()
+    };
+    (params, drift)
 }

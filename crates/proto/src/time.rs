@@ -468,6 +468,49 @@ pub fn fraction_to_nanos(fraction: u32) -> u32 {
     u32::try_from(v.min(999_999_999)).unwrap_or(999_999_999)
 }
 
+/// A frequency offset or tolerance in parts per million.
+///
+/// Frequencies come in two units — PPM (`tinker freq`, the drift file, the discipline's
+/// parameters) and a plain ratio (`driftfile … 1e-7`, `nonvolatile`, what the discipline
+/// computes in) — so one type stops them being mixed up. Always finite.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
+pub struct Ppm(f64);
+
+impl Ppm {
+    /// Zero.
+    pub const ZERO: Self = Self(0.0);
+
+    /// A value in PPM; `None` for NaN or infinity.
+    pub fn new(ppm: f64) -> Option<Self> {
+        ppm.is_finite().then_some(Self(ppm))
+    }
+
+    /// A value given as a ratio (1e-6 is one PPM); `None` for NaN or infinity.
+    pub fn from_ratio(ratio: f64) -> Option<Self> {
+        Self::new(ratio * 1e6)
+    }
+
+    /// The value in PPM.
+    pub fn value(self) -> f64 {
+        self.0
+    }
+
+    /// The value as a ratio (PPM × 1e-6), the unit the clock discipline computes in.
+    pub fn as_ratio(self) -> f64 {
+        self.0 * 1e-6
+    }
+
+    /// For constants.
+    ///
+    /// # Panics
+    ///
+    /// If `ppm` is not finite (at compile time, in a constant).
+    pub const fn from_const(ppm: f64) -> Self {
+        assert!(ppm.is_finite(), "a frequency must be finite");
+        Self(ppm)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

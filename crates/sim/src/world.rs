@@ -1,14 +1,15 @@
-//! The discrete-event loop: the real core (one `Source` per server, `select`, the discipline)
-//! as a client, real `Server`s on the far side of virtual links, and a virtual clock in
-//! between. Time jumps from event to event — a poll falling due, a datagram arriving, the
+//! The discrete-event loop: the real core (`sundial_proto::system::System`, which holds one
+//! `Source` per server, selection and the discipline) as a client, real `Server`s on the far
+//! side of virtual links, and a virtual clock in between. Time jumps from event to event — a poll falling due, a datagram arriving, the
 //! discipline's timer, a once-a-second measurement of the true offset — so hours of simulated
 //! time take milliseconds.
 //!
-//! The client does what the daemon's main loop does (see `sundial_proto::discipline`): after
-//! every good reply it runs selection, waits for every association at start-up, feeds each new
-//! sample of a survivor to the discipline in time order, and passes the phase of every slew to
-//! every association. With a `pool` line it also does what the daemon's association manager
-//! does: it mobilises the addresses a (virtual, round-robin) resolver returns up to
+//! The client is a driver of the same `System` the daemon's main loop drives: it sends the
+//! requests the system writes, hands it every reply, wakes it for the discipline's timer, and
+//! reads its events (selection rounds, samples fed, corrections) for the report and the
+//! timeline. Selection, the start-up gate, feeding the discipline and handing corrections to
+//! the sources all happen inside `System`, exactly as in the daemon. With a `pool` line the
+//! simulator also does what the daemon's association manager does: it mobilises the addresses a (virtual, round-robin) resolver returns up to
 //! `tos maxclock` (`sundial_proto::pool::to_mobilize`), retires members that stop answering
 //! (`pool::Member::should_retire`) and resolves the name again to replace them.
 
@@ -19,19 +20,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sundial_proto::access::{AccessTable, RestrictFlags};
+use sundial_proto::auth::NoKeys;
 use sundial_proto::clock::Clock;
-use sundial_proto::discipline::{
-    Discipline, DisciplineParams, Observation, Update, sources_settled,
-};
+use sundial_proto::discipline::DisciplineParams;
+use sundial_proto::fallback::Fallback;
 use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, ReferenceId};
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::ratelimit::RateLimiter;
-use sundial_proto::select::{Candidate, Standing, Tally, select};
-use sundial_proto::server::{Action, RequestMeta, Server};
+use sundial_proto::select::Tally;
+use sundial_proto::server::{Action, Policy, RequestMeta, Server};
 use sundial_proto::siphash::SipKey;
-use sundial_proto::source::{Fitness, Outcome, Source};
-use sundial_proto::sync::leap_majority;
-use sundial_proto::system::SystemState;
+use sundial_proto::source::{Fitness, Source};
+use sundial_proto::system::{Event, SourceId, SourceSpec, System, SystemParams, SystemState};
 use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, UnixTime};
 
 use crate::clock::{VirtualClock, reading};
@@ -83,7 +83,7 @@ struct Datagram {
     seq: u64,
     server: usize,
     /// The association that sent the request or is to receive the reply.
-    assoc: u64,
+    assoc: SourceId,
     to_server: bool,
     /// Sent by a spoofer, not by the server.
     forged: bool,
@@ -133,16 +133,13 @@ fn server_at(addr: IpAddr, servers: usize) -> Option<usize> {
     (0..servers).find(|&i| server_address(i) == addr)
 }
 
-/// One mobilised association: a `Source` bound to one server.
+/// One mobilised association: a source of the `System` bound to one server.
 struct Assoc {
     /// Unique for the run: replies for an association retired meanwhile find no one.
-    id: u64,
+    id: SourceId,
     server: usize,
     /// Mobilised by the pool (only pool members are ever retired).
     from_pool: bool,
-    source: Source,
-    /// Whether it has a sample the discipline has not seen.
-    pending: bool,
     /// The nonce of its request before the latest (what a replaying spoofer sends).
     previous_nonce: NtpTimestamp,
     /// The nonce of its latest request.
@@ -158,14 +155,15 @@ struct PoolState {
 struct World<'a> {
     sc: &'a Scenario,
     clock: VirtualClock,
-    servers: Vec<Server>,
+    /// Each server and its restrict table.
+    servers: Vec<(Server, AccessTable)>,
     assocs: Vec<Assoc>,
-    next_assoc_id: u64,
+    next_assoc_id: u32,
     next_first_poll: f64,
     pool: Option<PoolState>,
     /// Requests sent by associations that were retired since.
     retired_sent: u64,
-    discipline: Discipline,
+    system: System,
     in_flight: BinaryHeap<Datagram>,
     seq: u64,
     nonces: SimRng,
@@ -174,8 +172,7 @@ struct World<'a> {
     noise: Vec<SimRng>,
     /// Per server: its spoofer's guesses (drawn only for spoofed servers).
     spoofers: Vec<SimRng>,
-    /// Association id of the system peer.
-    system_peer: Option<u64>,
+    /// Whether the discipline has corrected the clock yet.
     started: bool,
     trace: Trace,
     timeline: Timeline,
@@ -208,11 +205,7 @@ impl<'a> World<'a> {
                 queries: 0,
             }),
             retired_sent: 0,
-            discipline: Discipline::new(DisciplineParams {
-                // As in the daemon: iburst asks for the fastest start, not a measured one.
-                frequency_hold: sc.client.discipline.frequency_hold && !sc.client.source.iburst,
-                ..sc.client.discipline
-            }),
+            system: System::new(system_params(sc), mono(0.0)),
             in_flight: BinaryHeap::new(),
             seq: 0,
             nonces: SimRng::fork(sc.seed, 2),
@@ -225,7 +218,6 @@ impl<'a> World<'a> {
             spoofers: (0..n)
                 .map(|i| SimRng::fork(sc.seed, 20_000 + i as u64))
                 .collect(),
-            system_peer: None,
             started: false,
             trace: Trace::default(),
             timeline: Timeline::new(n),
@@ -242,16 +234,20 @@ impl<'a> World<'a> {
     fn mobilize(&mut self, server: usize, from_pool: bool, t: f64) {
         let first = self.next_first_poll.max(t);
         self.next_first_poll = first + POLL_SPREAD_S;
-        let mut source = Source::new(self.sc.client.source, mono(first));
-        source.set_frequency_burst(self.discipline.measuring_frequency());
-        source.set_early_polls(self.discipline.learning_frequency());
-        source.apply_clock_correction(0.0, self.discipline.pending_slew());
+        let id = SourceId(self.next_assoc_id);
+        let options = self.sc.servers[server].options;
+        let spec = SourceSpec {
+            params: self.sc.client.source,
+            address: Some(server_address(server)),
+            prefer: options.prefer,
+            noselect: options.noselect,
+            truechimer: options.truechimer,
+        };
+        self.system.add_source(id, spec, mono(first));
         self.assocs.push(Assoc {
-            id: self.next_assoc_id,
+            id,
             server,
             from_pool,
-            source,
-            pending: false,
             previous_nonce: NtpTimestamp::ZERO,
             nonce: NtpTimestamp::ZERO,
         });
@@ -300,16 +296,21 @@ impl<'a> World<'a> {
     fn retire_pool_members(&mut self, t: f64) {
         let before = self.assocs.len();
         let (timeline, retired_sent) = (&mut self.timeline, &mut self.retired_sent);
+        let system = &mut self.system;
         self.assocs.retain(|a| {
+            let Some(source) = system.source(a.id) else {
+                return false;
+            };
             let member = Member {
                 addr: SocketAddr::new(server_address(a.server), NTP_PORT),
-                reach: a.source.reach(),
-                unreach: a.source.unreach(),
-                denied: a.source.denied().is_some(),
+                reach: source.reach(),
+                unreach: source.unreach(),
+                denied: source.denied().is_some(),
             };
             let retire = a.from_pool && member.should_retire();
             if retire {
-                *retired_sent += a.source.packet_counts().0;
+                *retired_sent += source.packet_counts().0;
+                system.remove_source(a.id);
                 if let Some(log) = timeline.sources.get_mut(a.server) {
                     log.retired.push(t);
                 }
@@ -326,15 +327,10 @@ impl<'a> World<'a> {
     fn run(mut self) -> (Report, Timeline) {
         let mut next_tick = 0.0;
         while !self.report.panicked {
-            let poll = self
-                .assocs
-                .iter()
-                .filter_map(|a| a.source.poll_timeout())
-                .map(|m| m.as_seconds_f64())
-                .min_by(f64::total_cmp);
+            let poll = self.system.poll_timeout().map(MonoTime::as_seconds_f64);
             let datagram = self.in_flight.peek().map(|d| d.at);
             // A nanosecond late, so that the clock has surely reached the deadline.
-            let timer = self.discipline.next_timeout().map(|deadline| {
+            let timer = self.system.clock_timeout().map(|deadline| {
                 (self.clock.true_time_of(deadline) + 1e-9).max(self.clock.true_time())
             });
             let pool = self
@@ -351,8 +347,8 @@ impl<'a> World<'a> {
             }
             self.clock.advance_to(t);
             if timer == Some(t) {
-                let Ok(phase) = self.discipline.handle_timeout(&mut self.clock);
-                self.correct_sources(phase);
+                self.system.handle_timeout(&mut self.clock);
+                self.drain_events();
             } else if datagram == Some(t) {
                 if let Some(d) = self.in_flight.pop() {
                     self.deliver(d);
@@ -376,19 +372,32 @@ impl<'a> World<'a> {
     fn poll(&mut self, t: f64) {
         let mut forgeries = Vec::new();
         for a in &mut self.assocs {
-            let source = &mut a.source;
-            let Some(due) = source.poll_timeout().filter(|d| d.as_seconds_f64() <= t) else {
+            let system = &mut self.system;
+            let Some(due) = system
+                .source(a.id)
+                .and_then(Source::poll_timeout)
+                .filter(|d| d.as_seconds_f64() <= t)
+            else {
                 continue;
             };
             let mut bytes = [0u8; HEADER_LEN];
             let nonces = &mut self.nonces;
-            if source
-                .poll_transmit(due.max(mono(t)), &mut || nonces.next_u64(), &mut bytes)
+            if system
+                .poll_transmit(
+                    a.id,
+                    due.max(mono(t)),
+                    &mut || nonces.next_u64(),
+                    &NoKeys,
+                    &mut bytes,
+                )
                 .is_none()
             {
                 continue;
             }
-            source.handle_sent(self.clock.now());
+            system.handle_sent(a.id, self.clock.now());
+            let Some(source) = system.source(a.id) else {
+                continue;
+            };
             let i = a.server;
             a.previous_nonce = a.nonce;
             a.nonce = NtpHeader::decode(&bytes).transmit_timestamp;
@@ -431,7 +440,7 @@ impl<'a> World<'a> {
         &mut self,
         t: f64,
         server: usize,
-        assoc: u64,
+        assoc: SourceId,
         nonce: NtpTimestamp,
         previous: NtpTimestamp,
     ) {
@@ -478,12 +487,16 @@ impl<'a> World<'a> {
         }
         let t4 = self.clock.now();
         // An association retired meanwhile has closed its socket.
-        let Some(a) = self.assocs.iter_mut().find(|a| a.id == d.assoc) else {
+        let Some(outcome) = self.system.handle_response(
+            d.assoc,
+            t4,
+            &d.bytes,
+            &NoKeys,
+            &mut self.clock,
+            mono(d.at),
+        ) else {
             return;
         };
-        let outcome = a
-            .source
-            .handle_response(t4, &d.bytes, CLIENT_PRECISION.as_seconds_f64());
         if let Some(log) = self.timeline.sources.get_mut(d.server) {
             log.replies.push(Reply {
                 t: d.at,
@@ -491,10 +504,7 @@ impl<'a> World<'a> {
                 forged: d.forged,
             });
         }
-        if matches!(outcome, Outcome::Sample(_)) {
-            a.pending = true;
-            self.select_and_discipline();
-        }
+        self.drain_events();
     }
 
     fn serve(&mut self, d: Datagram) {
@@ -526,9 +536,15 @@ impl<'a> World<'a> {
         };
         let sent = d.at + SERVER_PROCESSING_S;
         let mut out = [0u8; HEADER_LEN + 4];
-        let action = self.servers[d.server].handle(&meta, &d.bytes, &state, &mut out, || {
-            reading(EPOCH, sent + spec.offset_s + noise)
-        });
+        let (server, access) = &self.servers[d.server];
+        let action = server.handle(
+            &Policy::new(access),
+            &meta,
+            &d.bytes,
+            &state,
+            &mut out,
+            || reading(EPOCH, sent + spec.offset_s + noise),
+        );
         let Action::Reply(HEADER_LEN) = action else {
             return;
         };
@@ -551,133 +567,67 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Selection, then the discipline: what the daemon does after every good reply.
-    fn select_and_discipline(&mut self) {
-        // At start-up and after a step there is no system peer until every association has
-        // answered or missed a poll, so that the first to answer cannot take over alone.
-        if self.discipline.needs_all_sources()
-            && !sources_settled(self.assocs.iter().map(|a| &a.source))
-        {
-            return;
+    /// Reads what the system did: selection rounds for the timeline and the report, samples
+    /// fed, corrections, a panic.
+    fn drain_events(&mut self) {
+        while let Some(event) = self.system.poll_event() {
+            match event {
+                Event::Selected => self.record_round(),
+                Event::Fed(id) => {
+                    let server = self.assocs.iter().find(|a| a.id == id).map(|a| a.server);
+                    if let Some(log) = server.and_then(|i| self.timeline.sources.get_mut(i)) {
+                        log.fed += 1;
+                    }
+                }
+                Event::Slewed { .. } | Event::Stepped { .. } => {
+                    self.started = true;
+                    self.report.updates += 1;
+                }
+                Event::OneShot { .. } => self.report.updates += 1,
+                Event::Panic { .. } => self.report.panicked = true,
+                _ => {}
+            }
         }
-        let now = self.clock.now();
-        let inputs: Vec<Option<Candidate>> = self
-            .assocs
-            .iter()
-            .map(|a| {
-                let options = self.sc.servers[a.server].options;
-                let standing = Standing {
-                    noselect: options.noselect,
-                    prefer: options.prefer,
-                    truechimer: options.truechimer,
-                    was_system_peer: self.system_peer == Some(a.id),
-                };
-                a.source.selection_input(now, &Fitness::default(), standing)
-            })
-            .collect();
-        let selection = select(&inputs, &self.sc.client.select);
-        self.system_peer = selection
-            .system_peer
-            .and_then(|k| self.assocs.get(k))
-            .map(|a| a.id);
+    }
+
+    /// Records a selection round: each server's tally and selection input.
+    fn record_round(&mut self) {
+        let n = self.sc.servers.len();
         let mut round = Round {
             t: self.clock.true_time(),
-            tallies: vec![None; self.sc.servers.len()],
+            tallies: vec![None; n],
             system_peer: None,
-            inputs: vec![None; self.sc.servers.len()],
-            offset: selection.offset,
+            inputs: vec![None; n],
+            offset: self.system.combined_offset().to_seconds_f64(),
         };
-        for (k, tally) in selection.tallies.iter().enumerate() {
-            let i = self.assocs[k].server;
-            if *tally == Tally::SystemPeer {
+        for view in self.system.sources() {
+            let Some(i) = self
+                .assocs
+                .iter()
+                .find(|a| a.id == view.id)
+                .map(|a| a.server)
+            else {
+                continue;
+            };
+            if view.tally == Tally::SystemPeer {
                 self.report.system_peer_rounds[i] += 1;
                 round.system_peer = Some(i);
             }
-            if self.started && inputs[k].is_some() && *tally != Tally::Falseticker {
+            if self.started && view.input.is_some() && view.tally != Tally::Falseticker {
                 self.report.trusted_rounds[i] += 1;
             }
-            round.tallies[i] = Some(*tally);
-            round.inputs[i] = inputs[k];
+            round.tallies[i] = Some(view.tally);
+            round.inputs[i] = view.input;
         }
         self.timeline.rounds.push(round);
-        if selection.system_peer.is_none() {
-            return;
-        }
-        let survivors: Vec<usize> = (0..self.assocs.len())
-            .filter(|&k| matches!(selection.tallies[k], Tally::SystemPeer | Tally::Candidate))
-            .collect();
-        let leap = leap_majority(
-            survivors
-                .iter()
-                .filter_map(|&k| self.assocs[k].source.peer().map(|p| p.leap)),
-        );
-        let mut feed: Vec<(i64, usize)> = survivors
-            .iter()
-            .filter(|&&k| self.assocs[k].pending)
-            .filter_map(|&k| {
-                let t = self.assocs[k].source.latest_sample()?.time;
-                Some(((t - now).to_bits(), k))
-            })
-            .collect();
-        feed.sort_unstable();
-        for a in &mut self.assocs {
-            a.pending = false;
-        }
-        for (_, k) in feed {
-            let a = &self.assocs[k];
-            let Some(obs) = Observation::from_source(&a.source, selection.jitter, leap, now) else {
-                continue;
-            };
-            if let Some(log) = self.timeline.sources.get_mut(a.server) {
-                log.fed += 1;
-            }
-            let Ok(update) = self.discipline.update(&mut self.clock, &obs);
-            match update {
-                Update::Slewed { phase, .. } => {
-                    self.started = true;
-                    self.report.updates += 1;
-                    self.correct_sources(phase);
-                }
-                Update::Stepped { .. } => {
-                    self.started = true;
-                    self.report.updates += 1;
-                    for a in &mut self.assocs {
-                        a.source.reset_filter();
-                    }
-                    break;
-                }
-                Update::Measuring { phase } => self.correct_sources(phase),
-                Update::OneShot { .. } => self.report.updates += 1,
-                Update::Panic { .. } => {
-                    self.report.panicked = true;
-                    break;
-                }
-                Update::Spike { .. } | Update::Ignored(_) => {}
-            }
-        }
-        let poll = self.discipline.poll();
-        let measuring = self.discipline.measuring_frequency();
-        let learning = self.discipline.learning_frequency();
-        for a in &mut self.assocs {
-            a.source.set_system_poll(poll);
-            a.source.set_frequency_burst(measuring);
-            a.source.set_early_polls(learning);
-        }
     }
 
     /// Whether the slew under way corrects more than the sync limit: every slew of a
     /// smaller correction is spread over a second, so a faster rate means a larger one.
     fn converging(&self) -> bool {
-        self.discipline
+        self.system
             .pending_slew()
             .is_some_and(|p| p.rate.abs() >= SYNC_LIMIT_S)
-    }
-
-    fn correct_sources(&mut self, phase: f64) {
-        let pending = self.discipline.pending_slew();
-        for a in &mut self.assocs {
-            a.source.apply_clock_correction(phase, pending);
-        }
     }
 
     fn finish(mut self) -> (Report, Timeline) {
@@ -690,13 +640,13 @@ impl<'a> World<'a> {
         let r = &mut self.report;
         self.trace.summarise(r, outage);
         r.final_offset_s = self.clock.offset();
-        let readout = self.discipline.readout();
-        r.final_freq_error_ppm = self.clock.rate_error_with(readout.frequency_ppm) * 1e6;
+        let readout = self.system.readout();
+        r.final_freq_error_ppm = self.clock.rate_error_with(readout.frequency.value()) * 1e6;
         r.packets_sent = self.retired_sent
             + self
-                .assocs
-                .iter()
-                .map(|a| a.source.packet_counts().0)
+                .system
+                .sources()
+                .map(|v| v.source.packet_counts().0)
                 .sum::<u64>();
         r.steps = self.clock.steps();
         r.final_poll = readout.poll;
@@ -704,18 +654,38 @@ impl<'a> World<'a> {
     }
 }
 
+/// The client's system process: the scenario's selection and discipline settings, ntpd's
+/// default fitness, no fallback.
+fn system_params(sc: &Scenario) -> SystemParams {
+    let discipline = DisciplineParams {
+        // As in the daemon: iburst asks for the fastest start, not a measured one.
+        frequency_hold: sc.client.discipline.frequency_hold && !sc.client.source.iburst,
+        ..sc.client.discipline
+    };
+    SystemParams {
+        select: sc.client.select,
+        fitness: Fitness::default(),
+        discipline: Some(discipline),
+        poll_range: (discipline.minpoll, discipline.maxpoll),
+        fallback: Fallback::None,
+        upstream_configured: true,
+        precision: CLIENT_PRECISION,
+        one_shot: discipline.one_shot,
+    }
+}
+
 /// The server for `spec`: the plain one, or one behind `restrict default limited kod` with the
 /// real rate limiter, keyed and seeded from the scenario seed.
-fn make_server(spec: &ServerSpec, seed: u64, index: usize) -> Server {
+fn make_server(spec: &ServerSpec, seed: u64, index: usize) -> (Server, AccessTable) {
     let Some(params) = spec.rate_limit else {
-        return Server::default();
+        return (Server::default(), AccessTable::new());
     };
     let mut rng = SimRng::fork(seed, 30_000 + index as u64);
     let key = SipKey::new(rng.next_u64(), rng.next_u64());
     let mut access = AccessTable::new();
     access.add_default(true, true, RestrictFlags::LIMITED | RestrictFlags::KOD);
     let limiter = Arc::new(RateLimiter::new(LIMITER_ENTRIES, params, key));
-    Server::with_limiter(access, limiter, rng.next_u64())
+    (Server::with_limiter(limiter, rng.next_u64()), access)
 }
 
 /// A monotonic time `secs` after the start.

@@ -18,7 +18,7 @@ use super::tuning::{Tinker, Tos};
 
 /// Drift-file wander threshold when neither `driftfile FILE WANDER` nor `nonvolatile` sets it:
 /// 1e-7 (0.1 PPM), `wander_threshold` in ntp.org `ntpd/ntp_util.c` and NTPsec alike.
-pub const DEFAULT_WANDER_THRESHOLD: Ppm = Ppm(0.1);
+pub const DEFAULT_WANDER_THRESHOLD: Ppm = Ppm::from_const(0.1);
 
 /// A complete, typed ntp.conf.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -57,6 +57,8 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// `keys`: the symmetric key file.
     pub keys: Option<PathBuf>,
+    /// Where the `keys` line is (findings about the file that have no line of their own).
+    pub keys_location: Option<Location>,
     /// `trustedkey` ids and ranges, in file order.
     pub trusted_keys: Vec<KeyRange>,
     /// `controlkey`: parsed for compatibility; sundial never allows remote configuration.
@@ -105,39 +107,9 @@ pub enum Family {
     V6,
 }
 
-/// A frequency offset or tolerance in parts per million.
-///
-/// ntp.conf writes frequencies in two units — PPM (`tinker freq`, `tinker dispersion`) and a
-/// plain ratio (`driftfile … 1e-7`, `nonvolatile`) — so one type stops them being mixed up.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
-pub struct Ppm(f64);
-
-impl Ppm {
-    /// A value in PPM; `None` for NaN or infinity.
-    pub fn new(ppm: f64) -> Option<Self> {
-        ppm.is_finite().then_some(Self(ppm))
-    }
-
-    /// A value given as a ratio (1e-6 is one PPM); `None` for NaN or infinity.
-    pub fn from_ratio(ratio: f64) -> Option<Self> {
-        Self::new(ratio * 1e6)
-    }
-
-    /// The value in PPM.
-    pub fn value(self) -> f64 {
-        self.0
-    }
-
-    /// The value as a ratio (PPM × 1e-6), the unit the clock discipline computes in.
-    pub fn as_ratio(self) -> f64 {
-        self.0 * 1e-6
-    }
-
-    /// For constants whose value is known to be finite.
-    pub(super) const fn from_const(ppm: f64) -> Self {
-        Self(ppm)
-    }
-}
+/// A frequency in parts per million: the core's type, so that the discipline's parameters
+/// take what the configuration parsed.
+pub use sundial_proto::time::Ppm;
 
 /// `driftfile FILE [WANDER]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -119,7 +119,7 @@ fn stored_samples_follow_the_drift_measured_so_far() {
 fn a_drift_file_or_one_shot_mode_corrects_everything_at_once() {
     for params in [
         DisciplineParams {
-            initial_frequency_ppm: Some(-100.0),
+            initial_frequency: Ppm::new(-100.0),
             ..holding()
         },
         DisciplineParams {
@@ -213,4 +213,30 @@ fn one_shot_mode_and_the_measurement_do_not_poll_early() {
         let _ = measure(&mut d, &mut c, 0.0);
         assert!(!d.learning_frequency(), "{params:?}");
     }
+}
+
+#[test]
+fn a_spike_during_the_frequency_measurement_neither_ends_it_nor_claims_sync() {
+    let mut c = TestClock::new(0.01, 50.0);
+    let mut d = Discipline::new(holding());
+    assert!(matches!(
+        measure(&mut d, &mut c, 0.0),
+        Update::Slewed { .. }
+    ));
+    c.run_until(&mut d, 2.0);
+    assert!(matches!(
+        measure(&mut d, &mut c, 0.0),
+        Update::Measuring { .. }
+    ));
+    c.run_until(&mut d, 4.0);
+    // A sample 0.5 s off: beyond the step threshold, so set aside as a spike.
+    assert!(matches!(measure(&mut d, &mut c, 0.5), Update::Spike { .. }));
+    assert_eq!(d.readout().state, State::Frequency);
+    assert!(d.measuring_frequency(), "the bursts go on");
+    assert!(!d.is_synchronized(), "the frequency is still unknown");
+    c.run_until(&mut d, 6.0);
+    assert!(matches!(
+        measure(&mut d, &mut c, 0.0),
+        Update::Measuring { .. } | Update::Slewed { .. }
+    ));
 }

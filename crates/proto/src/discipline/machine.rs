@@ -46,11 +46,35 @@ const CLOCK_AVG: f64 = 8.0;
 /// A frequency known to better than this (one σ, s/s) is worth writing to the drift file.
 const DRIFT_WORTH_SAVING: f64 = 1e-6;
 
+/// Where the discipline is, with what each stage needs to know.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Never updated (ntpd NSET, or FSET with the drift file's frequency).
+    Unset,
+    /// The phase was corrected once and the frequency is being measured before anything else
+    /// is done (ntpd FREQ).
+    Measuring {
+        hold: Hold,
+        /// When the offset first exceeded the step threshold, while it still does.
+        spike_since: Option<NtpTimestamp>,
+    },
+    /// Disciplining (ntpd SYNC; SPIK while `spike_since` is set).
+    Tracking {
+        /// When the offset first exceeded the step threshold, while it still does.
+        spike_since: Option<NtpTimestamp>,
+        /// After an immediate first correction (iburst, a drift file): when it was made, while
+        /// the frequency is still being learned and sources should poll early.
+        learning_since: Option<NtpTimestamp>,
+    },
+    /// One-shot mode has set the clock.
+    Done,
+}
+
 /// The clock discipline of one daemon. See the module documentation for the call order.
 #[derive(Debug, Clone)]
 pub struct Discipline {
     params: DisciplineParams,
-    state: State,
+    phase: Phase,
     kalman: Option<Kalman>,
     steering: Steering,
     panic_gate: bool,
@@ -62,12 +86,6 @@ pub struct Discipline {
     epoch: Option<NtpTimestamp>,
     /// Local time of the last measurement the filter used.
     last_used: Option<NtpTimestamp>,
-    spike_since: Option<NtpTimestamp>,
-    /// The start-up frequency measurement while it lasts (state FREQ).
-    hold: Option<Hold>,
-    /// After an immediate first correction (iburst, a drift file): when it was made, while the
-    /// frequency is still being learned and sources should poll early.
-    learning_since: Option<NtpTimestamp>,
     outliers: u32,
     /// Measurements the filter has used since start-up.
     accepted: u32,
@@ -85,15 +103,11 @@ impl Discipline {
     pub fn new(params: DisciplineParams) -> Self {
         Self {
             params,
-            state: if params.initial_frequency_ppm.is_some() {
-                State::FrequencySet
-            } else {
-                State::Unset
-            },
+            phase: Phase::Unset,
             kalman: None,
             steering: Steering::new(
-                params.clock_frequency_ppm * 1e-6,
-                params.max_slew_ppm * 1e-6,
+                params.clock_frequency.as_ratio(),
+                params.max_slew.as_ratio(),
             ),
             panic_gate: params.panic_gate,
             force_step: params.force_step_once,
@@ -101,9 +115,6 @@ impl Discipline {
             last_time: None,
             epoch: None,
             last_used: None,
-            spike_since: None,
-            hold: None,
-            learning_since: None,
             outliers: 0,
             accepted: 0,
             poll: PollControl::new(params.minpoll, params.maxpoll),
@@ -121,7 +132,7 @@ impl Discipline {
         clock: &mut C,
         obs: &Observation,
     ) -> Result<Update, C::Error> {
-        if self.state == State::Done {
+        if self.phase == Phase::Done {
             return Ok(Update::Ignored(Ignored::Finished));
         }
         let finite = [
@@ -169,7 +180,7 @@ impl Discipline {
     /// When [`Self::handle_timeout`] is next due, as a time of the disciplined clock.
     pub fn next_timeout(&self) -> Option<NtpTimestamp> {
         let slew = self.steering.next_timeout();
-        let hold = self.hold.map(|h| h.deadline());
+        let hold = self.hold().map(|h| h.deadline());
         match (slew, hold) {
             (Some(a), Some(b)) => Some(if seconds_between(a, b) < 0.0 { a } else { b }),
             (a, b) => a.or(b),
@@ -181,12 +192,14 @@ impl Discipline {
     /// the slew a late call added, or the correction that ends the measurement).
     pub fn handle_timeout<C: Clock>(&mut self, clock: &mut C) -> Result<f64, C::Error> {
         let mut phase = self.steering.handle_timeout(clock)?;
-        if let Some(mut hold) = self.hold {
+        if let Some(mut hold) = self.hold() {
             let now = clock.now();
             if seconds_between(now, hold.deadline()) >= 0.0 {
                 let shift = hold.move_reference(now, self.steering.next_timeout().is_none());
-                self.hold = None;
-                self.state = State::Sync;
+                self.phase = Phase::Tracking {
+                    spike_since: None,
+                    learning_since: None,
+                };
                 let (_, committed) = self.steer(clock)?;
                 phase += shift + committed;
             }
@@ -198,7 +211,7 @@ impl Discipline {
     /// `Source::apply_clock_correction`, so samples measured during it are stored as of its end.
     pub fn pending_slew(&self) -> Option<PendingSlew> {
         let slew = self.steering.pending();
-        let Some(hold) = self.hold else {
+        let Some(hold) = self.hold() else {
             return slew;
         };
         Some(match slew {
@@ -221,25 +234,49 @@ impl Discipline {
 
     /// Whether the clock is disciplined: updated since start-up and since the last step.
     pub fn is_synchronized(&self) -> bool {
-        matches!(self.state, State::Sync | State::Spike) && !self.needs_all_sources
+        matches!(self.phase, Phase::Tracking { .. }) && !self.needs_all_sources
     }
 
     /// Whether sources should send a short burst at each poll: the frequency is still being
     /// measured (start-up hold), or will be once the first sample arrives.
     pub fn measuring_frequency(&self) -> bool {
-        self.hold.is_some() || (self.kalman.is_none() && self.hold_applies())
+        self.hold().is_some() || (self.kalman.is_none() && self.hold_applies())
     }
 
     /// Whether sources should poll at half their interval: the clock was corrected at once
     /// (iburst, a drift file) on a frequency that cannot yet predict it to the next poll.
     pub fn learning_frequency(&self) -> bool {
-        self.learning_since.is_some()
+        matches!(
+            self.phase,
+            Phase::Tracking {
+                learning_since: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// The start-up frequency measurement, while it lasts.
+    fn hold(&self) -> Option<Hold> {
+        match self.phase {
+            Phase::Measuring { hold, .. } => Some(hold),
+            _ => None,
+        }
+    }
+
+    /// The start of a run of offsets beyond the step threshold, once updates have begun.
+    fn spike_since(&mut self) -> Option<&mut Option<NtpTimestamp>> {
+        match &mut self.phase {
+            Phase::Measuring { spike_since, .. } | Phase::Tracking { spike_since, .. } => {
+                Some(spike_since)
+            }
+            Phase::Unset | Phase::Done => None,
+        }
     }
 
     fn hold_applies(&self) -> bool {
         self.params.frequency_hold
             && !self.params.one_shot
-            && self.params.initial_frequency_ppm.is_none()
+            && self.params.initial_frequency.is_none()
     }
 
     /// The poll exponent to give every association.
@@ -250,7 +287,7 @@ impl Discipline {
     /// The frequency correction to write to the drift file, ppm, once it has been measured
     /// to better than 1 ppm and applied (not while the start-up measurement still holds it).
     pub fn drift_ppm(&self) -> Option<f64> {
-        let applied = !matches!(self.state, State::Done | State::Frequency);
+        let applied = !matches!(self.phase, Phase::Done | Phase::Measuring { .. });
         self.kalman
             .filter(|k| k.freq_sigma() < DRIFT_WORTH_SAVING && applied)
             .map(|_| ppm(self.steering.base()))
@@ -265,15 +302,30 @@ impl Discipline {
             clk_jitter: self.jitter_var.sqrt(),
             clk_wander_ppm: ppm(self.wander_var.sqrt()),
             poll: self.poll.poll(),
-            state: self.state,
+            state: self.state(),
+        }
+    }
+
+    /// The state in ntpd's terms.
+    fn state(&self) -> State {
+        match self.phase {
+            Phase::Unset if self.params.initial_frequency.is_some() => State::FrequencySet,
+            Phase::Unset => State::Unset,
+            Phase::Measuring { .. } => State::Frequency,
+            Phase::Tracking {
+                spike_since: Some(_),
+                ..
+            } => State::Spike,
+            Phase::Tracking { .. } => State::Sync,
+            Phase::Done => State::Done,
         }
     }
 
     fn first<C: Clock>(&mut self, clock: &mut C, obs: &Observation) -> Result<Update, C::Error> {
-        let base = self.params.initial_frequency_ppm.map_or(0.0, |f| {
-            f.clamp(-MAX_FREQUENCY_PPM, MAX_FREQUENCY_PPM) * 1e-6
+        let base = self.params.initial_frequency.map_or(0.0, |f| {
+            f.value().clamp(-MAX_FREQUENCY_PPM, MAX_FREQUENCY_PPM) * 1e-6
         });
-        let freq_sigma = if self.params.initial_frequency_ppm.is_some() {
+        let freq_sigma = if self.params.initial_frequency.is_some() {
             DRIFT_FILE_FREQUENCY_SIGMA
         } else {
             UNKNOWN_FREQUENCY_SIGMA
@@ -289,22 +341,23 @@ impl Discipline {
             self.kalman = Some(Kalman::new(at, 0.0, noise, base, freq_sigma.powi(2)));
             self.after_step(at);
             self.offset = obs.offset;
-            if self.hold_applies() {
-                self.hold = Some(Hold::new(at));
-            } else if !self.params.one_shot {
-                self.learning_since = Some(at);
-            }
             return Ok(if self.params.one_shot {
-                self.state = State::Done;
+                self.phase = Phase::Done;
                 Update::OneShot {
                     offset: obs.offset,
                     stepped: true,
                 }
             } else {
-                self.state = if self.hold.is_some() {
-                    State::Frequency
+                self.phase = if self.hold_applies() {
+                    Phase::Measuring {
+                        hold: Hold::new(at),
+                        spike_since: None,
+                    }
                 } else {
-                    State::Sync
+                    Phase::Tracking {
+                        spike_since: None,
+                        learning_since: Some(at),
+                    }
                 };
                 Update::Stepped { offset: obs.offset }
             });
@@ -322,29 +375,34 @@ impl Discipline {
         self.needs_all_sources = false;
         let (offset, phase) = self.steer(clock)?;
         Ok(if self.params.one_shot {
-            self.state = State::Done;
+            self.phase = Phase::Done;
             Update::OneShot {
                 offset,
                 stepped: false,
             }
         } else {
-            if self.hold_applies() {
+            self.phase = if self.hold_applies() {
                 // Samples are stored as of the end of this first slew (`pending_slew`).
-                self.hold = Some(Hold::new(self.steering.next_timeout().unwrap_or(time)));
-                self.state = State::Frequency;
+                Phase::Measuring {
+                    hold: Hold::new(self.steering.next_timeout().unwrap_or(time)),
+                    spike_since: None,
+                }
             } else {
-                self.learning_since = Some(time);
-                self.state = State::Sync;
-            }
+                Phase::Tracking {
+                    spike_since: None,
+                    learning_since: Some(time),
+                }
+            };
             Update::Slewed { offset, phase }
         })
     }
 
     fn next<C: Clock>(&mut self, clock: &mut C, obs: &Observation) -> Result<Update, C::Error> {
         if self.exceeds_step(obs.offset) {
-            let since = *self.spike_since.get_or_insert(obs.time);
+            let since = self
+                .spike_since()
+                .map_or(obs.time, |s| *s.get_or_insert(obs.time));
             if seconds_between(obs.time, since) < self.params.stepout.to_seconds_f64() {
-                self.state = State::Spike;
                 return Ok(Update::Spike { offset: obs.offset });
             }
             self.steering.cancel(clock)?;
@@ -355,12 +413,10 @@ impl Discipline {
             }
             self.after_step(at);
             self.offset = obs.offset;
-            self.state = State::Sync;
             return Ok(Update::Stepped { offset: obs.offset });
         }
-        self.spike_since = None;
-        if self.hold.is_none() {
-            self.state = State::Sync;
+        if let Some(spike_since) = self.spike_since() {
+            *spike_since = None;
         }
         let Some(mut k) = self.kalman else {
             return Ok(Update::Ignored(Ignored::Stale));
@@ -402,21 +458,28 @@ impl Discipline {
             .update(1.0 / self.information, k.wander(), k.freq_sigma());
         self.jitter_var += (inn.residual.powi(2) - self.jitter_var) / CLOCK_AVG;
         let mut drift_phase = 0.0;
-        if let Some(mut hold) = self.hold {
+        if let Some(mut hold) = self.hold() {
             let now = clock.now();
             drift_phase = hold.move_reference(now, self.steering.next_timeout().is_none());
             hold.drift = self.steering.base() - k.freq;
             if self.predicts_poorly(&k) && seconds_between(now, hold.deadline()) < 0.0 {
-                self.hold = Some(hold);
+                self.phase = Phase::Measuring {
+                    hold,
+                    spike_since: None,
+                };
                 return Ok(Update::Measuring { phase: drift_phase });
             }
-            self.hold = None;
-            self.state = State::Sync;
+            self.phase = Phase::Tracking {
+                spike_since: None,
+                learning_since: None,
+            };
         }
-        if let Some(since) = self.learning_since
-            && (!self.predicts_poorly(&k) || seconds_between(time, since) >= START_UP_SPAN)
+        let learned = !self.predicts_poorly(&k);
+        if let Phase::Tracking { learning_since, .. } = &mut self.phase
+            && let Some(since) = *learning_since
+            && (learned || seconds_between(time, since) >= START_UP_SPAN)
         {
-            self.learning_since = None;
+            *learning_since = None;
         }
         let old_base = self.steering.base();
         let (offset, phase) = self.steer(clock)?;
@@ -456,7 +519,9 @@ impl Discipline {
         self.last_time = None;
         self.last_used = Some(at);
         self.needs_all_sources = true;
-        self.spike_since = None;
+        if let Some(spike_since) = self.spike_since() {
+            *spike_since = None;
+        }
         self.outliers = 0;
         self.poll.reset();
     }

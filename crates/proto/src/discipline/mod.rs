@@ -10,7 +10,7 @@
 //! up to 5 % (50 000 ppm), then the clock runs on the frequency alone. docs/algorithm.md gives
 //! the equations, the constants and the reasons for them.
 //!
-//! Call order, for a daemon's main loop (the simulator in `sundial-sim` does exactly this):
+//! Call order (what [`crate::system::System`] does; the daemon and the simulator drive that):
 //! 1. After every good reply, first check the start-up gate: while
 //!    [`Discipline::needs_all_sources`] (at start-up and after a step) and not yet
 //!    [`sources_settled`], there is no system peer and nothing to do — the first source to
@@ -32,7 +32,7 @@
 //! The discipline never touches the clock before the first update. Then it calls
 //! [`set_frequency`](crate::clock::Clock::set_frequency) at every update and at the end of every
 //! slew — with rates up to ±(500 + 50 000) ppm, which a kernel clock reaches through the tick
-//! length as chrony does (or set [`DisciplineParams::max_slew_ppm`]) —
+//! length as chrony does (or set [`DisciplineParams::max_slew`]) —
 //! [`step`](crate::clock::Clock::step) only under the step rules, and
 //! [`set_status`](crate::clock::Clock::set_status) at every update with the agreed leap warning.
 
@@ -50,7 +50,7 @@ pub use machine::Discipline;
 
 use crate::packet::Leap;
 use crate::source::Source;
-use crate::time::{NtpDuration, NtpTimestamp};
+use crate::time::{NtpDuration, NtpTimestamp, Ppm};
 
 /// Largest frequency correction (ntpd `NTP_MAXFREQ`, 500 ppm), in ppm: a frequency estimate
 /// beyond it is clamped and the rest is left to phase slews.
@@ -92,24 +92,24 @@ pub struct DisciplineParams {
     pub force_step_once: bool,
     /// `-q`: set the clock once from the first update, then do nothing more.
     pub one_shot: bool,
-    /// The drift file's (or `tinker freq`'s) frequency correction in ppm, applied at the first
+    /// The drift file's (or `tinker freq`'s) frequency correction, applied at the first
     /// update; `None` when there is none and the frequency must be measured.
-    pub initial_frequency_ppm: Option<f64>,
+    pub initial_frequency: Option<Ppm>,
     /// The frequency correction the clock already has when the daemon starts (the kernel keeps
-    /// it across restarts), in ppm: the discipline's books start from it.
-    pub clock_frequency_ppm: f64,
-    /// Fastest phase slew the clock can carry on top of the frequency correction, ppm
+    /// it across restarts): the discipline's books start from it.
+    pub clock_frequency: Ppm,
+    /// Fastest phase slew the clock can carry on top of the frequency correction
     /// ([`MAX_SLEW_PPM`] by default). A clock that cannot go beyond some rate must say so here
     /// (500 slews like ntpd's `adjtime` path): the discipline's books assume that every rate it
     /// sets is applied exactly.
-    pub max_slew_ppm: f64,
+    pub max_slew: Ppm,
     /// Smallest poll exponent to recommend (the smallest `minpoll`).
     pub minpoll: i8,
     /// Largest poll exponent to recommend (the largest `maxpoll`).
     pub maxpoll: i8,
     /// ntpd's FREQ state: with no drift file, correct only the phase at the first update and
-    /// then leave the clock alone until the frequency is measured to [`FREQUENCY_KNOWN_PPM`]
-    /// (at most [`FREQUENCY_HOLD_MAX`] seconds), asking sources for bursts meanwhile. Off for
+    /// then leave the clock alone until the filter predicts it one `minpoll` ahead within
+    /// 80 µs (at most 100 s; docs/algorithm.md §8), asking sources for bursts meanwhile. Off for
     /// `iburst` and `-q`, which ask for the fastest possible correction instead.
     pub frequency_hold: bool,
 }
@@ -126,9 +126,9 @@ impl Default for DisciplineParams {
             panic_gate: false,
             force_step_once: false,
             one_shot: false,
-            initial_frequency_ppm: None,
-            clock_frequency_ppm: 0.0,
-            max_slew_ppm: MAX_SLEW_PPM,
+            initial_frequency: None,
+            clock_frequency: Ppm::ZERO,
+            max_slew: Ppm::from_const(MAX_SLEW_PPM),
             minpoll: 6,
             maxpoll: 10,
             frequency_hold: false,

@@ -255,7 +255,7 @@ fn a_spike_that_goes_away_is_ignored() {
 #[test]
 fn a_clock_limited_to_500_ppm_is_slewed_no_faster() {
     let params = DisciplineParams {
-        max_slew_ppm: 500.0,
+        max_slew: Ppm::from_const(500.0),
         ..DisciplineParams::default()
     };
     let mut c = TestClock::new(0.1, 0.0);
@@ -413,7 +413,7 @@ fn one_shot_sets_the_clock_once_and_finishes_its_slew() {
 #[test]
 fn the_drift_file_frequency_is_applied_at_the_first_update() {
     let params = DisciplineParams {
-        initial_frequency_ppm: Some(12.5),
+        initial_frequency: Ppm::new(12.5),
         ..DisciplineParams::default()
     };
     let mut c = TestClock::new(0.0, -12.5);
@@ -520,13 +520,13 @@ fn sources_settle_when_each_has_answered_or_missed_a_poll() {
     };
     assert!(!sources_settled([&a]));
     let mut out = [0u8; crate::packet::HEADER_LEN];
-    let _ = a.poll_transmit(MonoTime::ZERO, &mut random, &mut out);
+    let _ = a.poll_transmit(MonoTime::ZERO, &mut random, &crate::auth::NoKeys, &mut out);
     assert!(
         !sources_settled([&a]),
         "one unanswered poll is not yet a miss"
     );
     let later = MonoTime::from_duration(Duration::from_secs(100));
-    let _ = a.poll_transmit(later, &mut random, &mut out);
+    let _ = a.poll_transmit(later, &mut random, &crate::auth::NoKeys, &mut out);
     assert!(sources_settled([&a]));
     a.reset_filter();
     assert!(!sources_settled([&a]));

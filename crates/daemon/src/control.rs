@@ -1,0 +1,242 @@
+//! The daemon's side of mode 6 (what `ntpq` sees): the `ControlSnapshot` assembled from the
+//! associations, the local clock and the system process, republished with every update. The
+//! wire format and the responder are the core's (`sundial_proto::control`).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::OnceLock;
+
+use sundial_proto::control::{
+    AssociationId, ClockSource, ClockVars, ControlSnapshot, FilterStage, PeerVars, SystemVars,
+};
+use sundial_proto::counters::CounterSnapshot;
+use sundial_proto::fallback::Fallback;
+use sundial_proto::packet::{Leap, Mode, ReferenceId};
+use sundial_proto::select::Tally;
+use sundial_proto::system::{Serving, SourceView, System, SystemReadout, SystemState};
+use sundial_proto::time::{NtpDuration, NtpTimestamp};
+
+use crate::associations::{Associations, Peer, source_id};
+
+/// Peer event codes (RFC 9327 / ntpd): the last thing that happened to an association.
+const EVENT_MOBILIZE: u8 = 1;
+const EVENT_REACHABLE: u8 = 4;
+const EVENT_SYS_PEER: u8 = 10;
+
+/// System event code `clock_sync`.
+const EVENT_CLOCK_SYNC: u8 = 5;
+
+/// What the system process knows beyond the associations.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemView<'a> {
+    /// The state being served.
+    pub state: &'a SystemState,
+    /// The served time now.
+    pub now: NtpTimestamp,
+    /// Who is being followed.
+    pub serving: Serving,
+    /// The fallback configuration.
+    pub fallback: &'a Fallback,
+    /// Association id of the local clock driver's row.
+    pub local_clock_id: Option<u16>,
+    /// The system variables the discipline and selection report.
+    pub readout: SystemReadout,
+    /// Server counters summed over all threads (for `ntpq -c sysstats`).
+    pub counters: CounterSnapshot,
+    /// Time since start-up.
+    pub uptime: std::time::Duration,
+}
+
+/// The snapshot ntpq reads.
+pub fn snapshot(
+    associations: &Associations,
+    system: &System,
+    view: &SystemView<'_>,
+) -> ControlSnapshot {
+    let mut peers: Vec<PeerVars> = associations
+        .pools()
+        .iter()
+        .filter_map(|pool| {
+            let mut v = PeerVars::new(
+                AssociationId::new(pool.id)?,
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                0,
+            );
+            v.srchost = Some(pool.name.clone());
+            v.refid = ReferenceId::POOL;
+            v.is_pool_prototype = true;
+            v.event_count = 1;
+            v.event_code = EVENT_MOBILIZE;
+            Some(v)
+        })
+        .collect();
+    peers.extend(associations.peers().iter().filter_map(|p| {
+        let source = system.sources().find(|v| v.id == source_id(p.id))?;
+        peer_vars(p, &source, view)
+    }));
+    if let (Some(id), Fallback::LocalClock { stratum, refid }) =
+        (view.local_clock_id, view.fallback)
+        && let Some(id) = AssociationId::new(id)
+    {
+        peers.push(local_clock(id, *stratum, *refid, view));
+    }
+    ControlSnapshot {
+        system: system_vars(view),
+        peers,
+    }
+}
+
+fn system_vars(view: &SystemView<'_>) -> SystemVars {
+    let s = view.state;
+    let peer = match view.serving {
+        Serving::Peer(id) => u16::try_from(id.0).ok().and_then(AssociationId::new),
+        Serving::Fallback => view.local_clock_id.and_then(AssociationId::new),
+        Serving::Unsynchronized => None,
+    };
+    let synced = s.is_synchronized();
+    SystemVars {
+        clock_source: match view.serving {
+            Serving::Peer(_) => ClockSource::Ntp,
+            Serving::Fallback => ClockSource::Local,
+            Serving::Unsynchronized => ClockSource::Unspecified,
+        },
+        event_count: u8::from(synced),
+        event_code: if synced { EVENT_CLOCK_SYNC } else { 0 },
+        version: format!("ntpd sundial-{}", env!("CARGO_PKG_VERSION")),
+        processor: std::env::consts::ARCH.to_owned(),
+        system: system_name().to_owned(),
+        leap: s.leap,
+        stratum: s.stratum,
+        precision: s.precision.exponent(),
+        rootdelay: s.root_delay.to_seconds_f64(),
+        rootdisp: s.root_dispersion_at(view.now).to_seconds_f64(),
+        refid: s.reference_id,
+        refid_is_text: matches!(
+            (view.serving, view.fallback),
+            (Serving::Fallback, Fallback::LocalClock { .. })
+        ),
+        reftime: s.reference_time,
+        peer,
+        tc: view.readout.poll,
+        mintc: view.readout.min_poll,
+        offset: view.readout.offset.to_seconds_f64(),
+        frequency: view.readout.frequency.value(),
+        sys_jitter: view.readout.jitter.to_seconds_f64(),
+        clk_jitter: view.readout.clk_jitter.to_seconds_f64(),
+        clk_wander: view.readout.clk_wander.value(),
+        tai: None,
+        leapsec: None,
+        expire: None,
+        uptime: view.uptime.as_secs(),
+        counters: view.counters,
+    }
+}
+
+fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<PeerVars> {
+    let mut v = PeerVars::new(AssociationId::new(p.id)?, p.addr.ip(), p.addr.port());
+    v.configured = p.pool.is_none();
+    v.tally = s.tally;
+    let source = s.source;
+    if p.host != p.addr.ip().to_string() {
+        v.srchost = Some(p.host.clone());
+    }
+    v.reach = source.reach();
+    v.unreach = source.unreach();
+    // As NTPsec: `authenb` for an association with a key, `authentic` once its last reply
+    // verified under it; `keyid` names the key.
+    if let Some(key) = source.params().key {
+        v.auth_enabled = true;
+        v.authentic = source.authentic();
+        v.keyid = key;
+    }
+    v.hpoll = source.hpoll();
+    v.ppoll = source.hpoll();
+    v.rec = source.last_receive();
+    v.event_count = 1;
+    v.event_code = match (view.serving, v.reach) {
+        (Serving::Peer(id), _) if id == s.id => EVENT_SYS_PEER,
+        (_, 0) => EVENT_MOBILIZE,
+        _ => EVENT_REACHABLE,
+    };
+    if let Some(info) = source.peer() {
+        v.leap = info.leap;
+        v.stratum = info.stratum;
+        v.precision = info.precision;
+        v.rootdelay = info.root_delay.to_seconds_f64();
+        v.rootdisp = info.root_dispersion.to_seconds_f64();
+        v.refid = info.reference_id;
+        v.reftime = info.reference_time;
+        v.ppoll = info.poll;
+        v.pmode = Mode::Server;
+    }
+    if let Some(denied) = source.denied() {
+        // A server that refused service shows its kiss code, as ntpd does.
+        v.refid = denied;
+        v.stratum = 16;
+    }
+    if let Some(est) = source.estimate() {
+        v.offset = est.offset;
+        v.delay = est.delay;
+        v.dispersion = est.dispersion;
+        v.jitter = est.jitter;
+    }
+    for (stage, (delay, offset, disp)) in v.filter.iter_mut().zip(source.filter().stages(view.now))
+    {
+        *stage = FilterStage {
+            delay,
+            offset,
+            dispersion: disp,
+        };
+    }
+    Some(v)
+}
+
+/// The local clock driver's row: always "reachable", offset 0, ntpd's `LOCAL(0)` name.
+fn local_clock(
+    id: AssociationId,
+    stratum: u8,
+    refid: ReferenceId,
+    view: &SystemView<'_>,
+) -> PeerVars {
+    let mut v = PeerVars::new(id, IpAddr::V4(Ipv4Addr::new(127, 127, 1, 0)), 123);
+    v.srchost = Some("LOCAL(0)".to_owned());
+    v.is_refclock = true;
+    v.refid = refid;
+    v.stratum = stratum;
+    v.leap = Leap::NoWarning;
+    v.reach = 0o377;
+    v.hpoll = 6;
+    v.ppoll = 6;
+    // The driver is "polled" every 64 s like ntpd's; `when` counts from the last of those.
+    let since_poll =
+        NtpDuration::from_seconds(i32::try_from(view.now.seconds() % 64).unwrap_or(0) + 1);
+    v.rec = view.now - since_poll;
+    v.reftime = v.rec;
+    v.offset = 0.0;
+    v.delay = 0.0;
+    v.dispersion = sundial_proto::fallback::LOCAL_CLOCK_DISPERSION_S;
+    v.hmode = Mode::Client;
+    v.tally = if view.serving == Serving::Fallback {
+        Tally::SystemPeer
+    } else {
+        Tally::Reject
+    };
+    v.event_count = 1;
+    v.event_code = EVENT_REACHABLE;
+    v.clock = ClockVars {
+        name: "LOCAL(0)".to_owned(),
+        device: "local clock".to_owned(),
+        stratum,
+        refid,
+        ..ClockVars::default()
+    };
+    v
+}
+
+/// `Linux/RELEASE`, as ntpd reports `system`.
+fn system_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        format!("Linux/{}", release.trim())
+    })
+}

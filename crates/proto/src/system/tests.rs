@@ -1,0 +1,495 @@
+//! The system process's rules, each against its API: virtual time, a virtual clock, replies
+//! built by hand, no sockets.
+
+use core::convert::Infallible;
+use core::time::Duration;
+
+use super::*;
+use crate::auth::NoKeys;
+use crate::clock::Clock;
+use crate::discipline::DisciplineParams;
+use crate::fallback::Fallback;
+use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, ReferenceId};
+use crate::select::{SelectParams, Tally};
+use crate::source::{Fitness, Outcome, SourceParams};
+use crate::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp};
+
+/// One-way delay of every virtual path, seconds.
+const ONE_WAY_S: f64 = 100e-6;
+
+/// A clock that reads true time plus an error; the error grows at the correction the
+/// discipline sets (the oscillator itself is perfect) and jumps with every step.
+struct TestClock {
+    base: NtpTimestamp,
+    true_s: f64,
+    error: f64,
+    correction: f64,
+    steps: Vec<f64>,
+}
+
+impl TestClock {
+    fn new(offset: f64) -> Self {
+        Self {
+            base: NtpTimestamp::from_parts(0xec00_0000, 0),
+            true_s: 0.0,
+            error: -offset,
+            correction: 0.0,
+            steps: Vec::new(),
+        }
+    }
+
+    fn at(&self, secs: f64) -> NtpTimestamp {
+        self.base + NtpDuration::from_seconds_f64(secs)
+    }
+}
+
+impl Clock for TestClock {
+    type Error = Infallible;
+
+    fn now(&self) -> NtpTimestamp {
+        self.at(self.true_s + self.error)
+    }
+
+    fn step(&mut self, by: NtpDuration) -> Result<NtpTimestamp, Infallible> {
+        self.error += by.to_seconds_f64();
+        self.steps.push(by.to_seconds_f64());
+        Ok(self.now())
+    }
+
+    fn set_frequency(&mut self, ppm: f64) -> Result<NtpTimestamp, Infallible> {
+        self.correction = ppm * 1e-6;
+        Ok(self.now())
+    }
+
+    fn set_status(&mut self, _: Leap, _: NtpDuration, _: NtpDuration) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// A system process, its clock, and one virtual server per source (each some offset away
+/// from true time).
+struct World {
+    system: System,
+    clock: TestClock,
+    servers: Vec<(SourceId, f64)>,
+    events: Vec<Event>,
+    random: u64,
+}
+
+impl World {
+    fn new(params: SystemParams, client_offset: f64) -> Self {
+        Self {
+            system: System::new(params, MonoTime::ZERO),
+            clock: TestClock::new(client_offset),
+            servers: Vec::new(),
+            events: Vec::new(),
+            random: 1,
+        }
+    }
+
+    fn add(&mut self, id: u32, server_offset: f64, spec: SourceSpec) -> SourceId {
+        let id = SourceId(id);
+        assert!(self.system.add_source(id, spec, self.mono()));
+        self.servers.push((id, server_offset));
+        id
+    }
+
+    fn mono(&self) -> MonoTime {
+        MonoTime::from_duration(Duration::from_secs_f64(self.clock.true_s))
+    }
+
+    /// Moves true time on to `t`, running the discipline's timer when it is due.
+    fn run_until(&mut self, t: f64) {
+        while self.clock.true_s < t {
+            let due = self.system.clock_timeout().map(|deadline| {
+                let ahead = (deadline - self.clock.now()).to_seconds_f64().max(0.0);
+                self.clock.true_s + ahead / (1.0 + self.clock.correction) + 1e-9
+            });
+            let until = due.map_or(t, |d| d.min(t));
+            self.clock.error += self.clock.correction * (until - self.clock.true_s);
+            self.clock.true_s = until;
+            if due.is_some_and(|d| d <= t) {
+                self.system.handle_timeout(&mut self.clock);
+            }
+        }
+        self.drain();
+    }
+
+    /// One exchange of source `id` with its server, sent now (whether or not its poll is
+    /// due). Returns the outcome.
+    fn exchange(&mut self, id: SourceId) -> Outcome {
+        let server_offset = self.servers.iter().find(|s| s.0 == id).unwrap().1;
+        let due = self.system.source(id).unwrap().poll_timeout().unwrap();
+        let mut request = [0u8; HEADER_LEN];
+        let now = self.mono().max(due);
+        let random = &mut self.random;
+        let mut rng = || {
+            *random = random
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            *random
+        };
+        self.system
+            .poll_transmit(id, now, &mut rng, &NoKeys, &mut request)
+            .expect("a request");
+        self.system.handle_sent(id, self.clock.now());
+        let nonce = NtpHeader::decode(&request).transmit_timestamp;
+        self.run_until(self.clock.true_s + ONE_WAY_S);
+        let stamp = self.clock.at(self.clock.true_s + server_offset);
+        let mut reply = NtpHeader::new(4, Mode::Server);
+        reply.stratum = 1;
+        reply.poll = Log2Seconds::new(6);
+        reply.precision = Log2Seconds::new(-24);
+        reply.reference_id = ReferenceId::from_bytes(*b"GPS\0");
+        reply.reference_timestamp = stamp - NtpDuration::from_seconds(16);
+        reply.origin_timestamp = nonce;
+        reply.receive_timestamp = stamp;
+        reply.transmit_timestamp = stamp;
+        let mut bytes = [0u8; HEADER_LEN];
+        reply.emit(&mut bytes);
+        self.run_until(self.clock.true_s + ONE_WAY_S);
+        let t4 = self.clock.now();
+        let now = self.mono();
+        let outcome = self
+            .system
+            .handle_response(id, t4, &bytes, &NoKeys, &mut self.clock, now)
+            .expect("a known source");
+        self.drain();
+        outcome
+    }
+
+    fn refresh(&mut self) {
+        let now = self.mono();
+        self.system.refresh(&mut self.clock, now);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(e) = self.system.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    fn fed(&self, id: SourceId) -> usize {
+        self.events.iter().filter(|e| **e == Event::Fed(id)).count()
+    }
+
+    fn tally(&self, id: SourceId) -> Tally {
+        self.system.sources().find(|v| v.id == id).unwrap().tally
+    }
+}
+
+fn params(discipline: DisciplineParams) -> SystemParams {
+    SystemParams {
+        select: SelectParams::default(),
+        fitness: Fitness::default(),
+        discipline: Some(discipline),
+        poll_range: (6, 10),
+        fallback: Fallback::None,
+        upstream_configured: true,
+        precision: Log2Seconds::new(-20),
+        one_shot: false,
+    }
+}
+
+fn spec() -> SourceSpec {
+    SourceSpec {
+        params: SourceParams::default(),
+        address: Some("192.0.2.1".parse().unwrap()),
+        prefer: false,
+        noselect: false,
+        truechimer: false,
+    }
+}
+
+#[test]
+fn first_source_to_answer_does_not_set_the_clock_alone() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.05);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    assert!(matches!(w.exchange(a), Outcome::Sample(_)));
+    assert_eq!(w.system.system_peer(), None);
+    assert_eq!(w.fed(a), 0);
+    assert!(!w.events.contains(&Event::Selected));
+    assert_eq!(w.system.serving(), Serving::Unsynchronized);
+    assert!(w.clock.correction.abs() < 1e-12, "the clock was touched");
+
+    w.exchange(b);
+    assert!(w.events.contains(&Event::Selected));
+    assert!(w.system.system_peer().is_some());
+    assert_eq!(w.fed(a) + w.fed(b), 2, "both samples go to the discipline");
+    assert!(w.events.iter().any(|e| matches!(e, Event::Slewed { .. })));
+    assert!(matches!(w.system.serving(), Serving::Peer(_)));
+}
+
+#[test]
+fn a_source_that_missed_two_polls_no_longer_holds_up_the_start() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.05);
+    let a = w.add(1, 0.0, spec());
+    let silent = w.add(2, 0.0, spec());
+    let mut buf = [0u8; HEADER_LEN];
+    for _ in 0..2 {
+        let due = w.system.source(silent).unwrap().poll_timeout().unwrap();
+        w.system
+            .poll_transmit(silent, due, &mut || 7, &NoKeys, &mut buf)
+            .unwrap();
+    }
+    w.exchange(a);
+    assert_eq!(w.system.system_peer(), Some(a));
+    assert_eq!(w.fed(a), 1);
+}
+
+#[test]
+fn a_falseticker_is_never_fed_to_the_discipline() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let good: Vec<SourceId> = (1..=3).map(|i| w.add(i, 0.0, spec())).collect();
+    let liar = w.add(4, 0.05, spec());
+    for round in 0..6 {
+        for &id in good.iter().chain([&liar]) {
+            w.exchange(id);
+            w.run_until(w.clock.true_s + 1.0);
+        }
+        if round > 0 {
+            assert_eq!(w.tally(liar), Tally::Falseticker, "round {round}");
+        }
+    }
+    assert_eq!(w.fed(liar), 0);
+    assert!(good.iter().all(|&id| w.fed(id) >= 5));
+    assert!(w.clock.error.abs() < 1e-3, "clock off by {}", w.clock.error);
+}
+
+#[test]
+fn a_step_resets_every_filter_and_closes_the_start_up_gate() {
+    let mut w = World::new(params(DisciplineParams::default()), 1.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    w.exchange(b);
+    assert!(w.events.iter().any(
+        |e| matches!(e, Event::Stepped { offset } if (offset.to_seconds_f64() - 1.0).abs() < 1e-3)
+    ));
+    assert_eq!(w.clock.steps.len(), 1);
+    assert!(w.system.sources().all(|v| v.source.estimate().is_none()));
+    assert_eq!(w.system.served_state().stratum, MAX_STRATUM);
+    // After the step, one source answering is not enough again.
+    w.events.clear();
+    w.exchange(a);
+    assert_eq!(w.fed(a), 0);
+    w.exchange(b);
+    assert!(w.fed(a) + w.fed(b) > 0);
+}
+
+#[test]
+fn beyond_the_panic_threshold_nothing_is_touched_and_the_driver_is_told() {
+    let mut w = World::new(params(DisciplineParams::default()), 2000.0);
+    let a = w.add(1, 0.0, spec());
+    w.exchange(a);
+    assert!(w.events.iter().any(
+        |e| matches!(e, Event::Panic { offset, threshold } if *offset > NtpDuration::from_seconds(1999) && *threshold == NtpDuration::from_seconds(1000))
+    ));
+    assert!(w.clock.steps.is_empty());
+    assert!(w.clock.correction.abs() < 1e-12);
+}
+
+#[test]
+fn every_source_gets_the_phase_of_a_correction_even_one_not_selected() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.02);
+    let a = w.add(1, 0.0, spec());
+    let quiet = w.add(
+        2,
+        0.0,
+        SourceSpec {
+            noselect: true,
+            ..spec()
+        },
+    );
+    w.exchange(quiet);
+    let before = w.system.source(quiet).unwrap().estimate().unwrap().offset;
+    assert!((before - 0.02).abs() < 1e-3);
+    w.exchange(a);
+    assert_eq!(w.fed(quiet), 0);
+    assert_eq!(w.tally(quiet), Tally::Reject);
+    // The first correction slews all of the 20 ms out: the noselect source's stored offset
+    // now says what its server will say once the slew is done.
+    let after = w.system.source(quiet).unwrap().estimate().unwrap().offset;
+    assert!(after.abs() < 1e-3, "noselect source still at {after}");
+}
+
+#[test]
+fn without_a_system_peer_the_local_clock_stands_in_after_its_grace() {
+    let fallback = Fallback::LocalClock {
+        stratum: 10,
+        refid: ReferenceId::from_bytes(*b"LOCL"),
+    };
+    let mut w = World::new(
+        SystemParams {
+            fallback,
+            ..params(DisciplineParams::default())
+        },
+        0.0,
+    );
+    let a = w.add(1, 0.0, spec());
+    w.run_until(30.0);
+    w.refresh();
+    assert_eq!(
+        w.system.serving(),
+        Serving::Unsynchronized,
+        "within the grace"
+    );
+    w.run_until(61.0);
+    w.refresh();
+    w.drain();
+    assert_eq!(w.system.serving(), Serving::Fallback);
+    assert_eq!(w.system.served_state().stratum, 11);
+    assert!(w.events.contains(&Event::ServingChanged {
+        from: Serving::Unsynchronized,
+        to: Serving::Fallback
+    }));
+    w.exchange(a);
+    assert_eq!(w.system.serving(), Serving::Peer(a));
+}
+
+#[test]
+fn after_an_immediate_correction_sources_poll_at_half_the_interval() {
+    let iburst = SourceSpec {
+        params: SourceParams {
+            iburst: true,
+            ..SourceParams::default()
+        },
+        ..spec()
+    };
+    let mut w = World::new(params(DisciplineParams::default()), 0.01);
+    let a = w.add(1, 0.0, iburst);
+    w.exchange(a);
+    assert!(w.events.iter().any(|e| matches!(e, Event::Slewed { .. })));
+    // The rest of the iburst, then the first regular poll.
+    let mut last = w.clock.true_s;
+    loop {
+        let due = w
+            .system
+            .source(a)
+            .unwrap()
+            .poll_timeout()
+            .unwrap()
+            .as_seconds_f64();
+        if due - last > 10.0 {
+            assert!(due - last < 40.0, "next poll {} s later", due - last);
+            break;
+        }
+        w.run_until(due);
+        w.exchange(a);
+        last = w.clock.true_s;
+    }
+}
+
+#[test]
+fn while_the_frequency_is_measured_every_poll_is_a_burst() {
+    let hold = DisciplineParams {
+        frequency_hold: true,
+        ..DisciplineParams::default()
+    };
+    let mut w = World::new(params(hold), 0.01);
+    let a = w.add(1, 0.0, spec());
+    w.exchange(a);
+    assert!(w.events.contains(&Event::MeasuringFrequency));
+    let after_first = w
+        .system
+        .source(a)
+        .unwrap()
+        .poll_timeout()
+        .unwrap()
+        .as_seconds_f64();
+    assert!(after_first - w.clock.true_s < 3.0, "no burst");
+}
+
+#[test]
+fn removing_a_source_keeps_the_others_and_forgets_the_system_peer() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    w.exchange(b);
+    let peer = w.system.system_peer().unwrap();
+    let other = if peer == a { b } else { a };
+    let kept = w.system.source(other).unwrap().estimate();
+    assert!(w.system.remove_source(peer).is_some());
+    assert_eq!(w.system.system_peer(), None);
+    assert_eq!(w.system.source(other).unwrap().estimate(), kept);
+    assert!(
+        !w.system.add_source(other, spec(), MonoTime::ZERO),
+        "ids are unique"
+    );
+    assert!(w.system.add_source(peer, spec(), MonoTime::ZERO));
+    assert!(w.system.source(peer).unwrap().estimate().is_none());
+}
+
+#[test]
+fn with_no_clock_to_steer_the_offset_is_reported_and_nothing_is_fed() {
+    let mut w = World::new(
+        SystemParams {
+            discipline: None,
+            one_shot: true,
+            ..params(DisciplineParams::default())
+        },
+        0.02,
+    );
+    let a = w.add(1, 0.0, spec());
+    w.exchange(a);
+    assert_eq!(w.fed(a), 0);
+    assert!(
+        w.events.iter().any(
+            |e| matches!(e, Event::OneShotUnsteered { offset } if (offset.to_seconds_f64() - 0.02).abs() < 1e-3)
+        )
+    );
+    assert!(w.clock.correction.abs() < 1e-12);
+    assert!(w.system.served_state().is_synchronized());
+}
+
+#[test]
+fn new_selection_limits_apply_from_the_next_round_and_keep_the_sources() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    w.exchange(a);
+    assert_eq!(w.system.system_peer(), Some(a));
+    w.system.set_selection(
+        SelectParams {
+            minsane: 2,
+            ..SelectParams::default()
+        },
+        Fitness::default(),
+    );
+    w.refresh();
+    assert_eq!(
+        w.system.system_peer(),
+        None,
+        "one source is not enough for minsane 2"
+    );
+    assert!(w.system.source(a).unwrap().estimate().is_some());
+    w.system
+        .set_selection(SelectParams::default(), Fitness::default());
+    w.refresh();
+    assert_eq!(w.system.system_peer(), Some(a));
+}
+
+#[test]
+fn a_new_fallback_stands_in_at_the_next_round() {
+    let mut w = World::new(
+        SystemParams {
+            upstream_configured: false,
+            ..params(DisciplineParams::default())
+        },
+        0.0,
+    );
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Unsynchronized);
+    w.system.set_fallback(
+        Fallback::Orphan {
+            stratum: 8,
+            wait: Duration::ZERO,
+        },
+        false,
+    );
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Fallback);
+    assert_eq!(w.system.served_state().stratum, 8);
+}
