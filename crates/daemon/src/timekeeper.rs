@@ -335,7 +335,7 @@ impl Timekeeper {
         let system = self.system.served_state();
         let view = SystemView {
             state: &system,
-            now: self.system.served_time(self.clock.now()),
+            now: self.clock.now(),
             serving: self.system.serving(),
             fallback: &self.fallback,
             local_clock_id: self.local_clock_id,

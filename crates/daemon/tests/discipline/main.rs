@@ -145,15 +145,22 @@ fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisec
     assert_drift_near(drift.as_deref(), -30.0, &log);
 }
 
-/// θ of one reply as an SNTP client computes it, seconds: the server's time minus the kernel
-/// clock — which is the upstream chronyd's time, as that chronyd serves the kernel clock.
-fn sntp_offset(r: &support::sntp::Reply) -> f64 {
+/// θ and δ of one reply as an SNTP client computes them, seconds: the server's time minus the
+/// kernel clock — which is the upstream chronyd's time, as that chronyd serves the kernel clock
+/// — and the round trip, which bounds how wrong θ can be (by half of it).
+fn sntp_offset_delay(r: &support::sntp::Reply) -> (f64, f64) {
     let t1 = sundial_proto::time::NtpTimestamp::from_unix(r.sent);
     let t4 = sundial_proto::time::NtpTimestamp::from_unix(r.received);
     let t2 = r.header.receive_timestamp;
     let t3 = r.header.transmit_timestamp;
-    ((t2 - t1).to_seconds_f64() + (t3 - t4).to_seconds_f64()) / 2.0
+    let offset = ((t2 - t1).to_seconds_f64() + (t3 - t4).to_seconds_f64()) / 2.0;
+    let delay = (t4 - t1).to_seconds_f64() - (t3 - t2).to_seconds_f64();
+    (offset, delay)
 }
+
+/// Replies whose round trip took longer than this are not counted: on a loaded machine the
+/// test's own measurement would be off by up to half of it.
+const MAX_PROBE_DELAY_S: f64 = 400e-6;
 
 /// Issue "served time": the simulated clock starts 0.1 s off — under the step threshold, so it
 /// is slewed out over about two seconds — and yet from the first reply that claims
@@ -183,12 +190,15 @@ fn served_time_is_within_a_millisecond_from_the_first_synchronised_reply_on() {
         if let Ok(r) = client.query(ntpd.addr(), 4)
             && r.header.stratum == 3
         {
-            worst = worst.max(sntp_offset(&r).abs());
-            seen += 1;
+            let (offset, delay) = sntp_offset_delay(&r);
+            if delay < MAX_PROBE_DELAY_S {
+                worst = worst.max(offset.abs());
+                seen += 1;
+            }
         }
         thread::sleep(Duration::from_millis(20));
     }
-    assert!(seen > 50, "only {seen} synchronised replies");
+    assert!(seen > 30, "only {seen} synchronised replies measured well");
     assert!(
         worst < 1e-3,
         "a synchronised reply was {worst} s off:\n{}",

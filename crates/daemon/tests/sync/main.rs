@@ -13,6 +13,7 @@
 mod support;
 
 mod hostile;
+mod step;
 
 use std::time::{Duration, Instant};
 
