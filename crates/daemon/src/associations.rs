@@ -12,12 +12,13 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use sundial_proto::auth::MAX_AUTHENTICATED_LEN;
 use sundial_proto::clock::Clock;
-use sundial_proto::packet::HEADER_LEN;
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::source::{Kiss, Outcome, Rejection, SourceParams};
 use sundial_proto::system::{SourceId, SourceSpec, System};
@@ -26,6 +27,7 @@ use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
 
 use crate::clock::{TimeMapping, kernel_now};
 use crate::config::{Association, AssociationKind, Config, Family, HostSpec, Location};
+use crate::keys::TrustedKeys;
 use crate::random::Random;
 use crate::resolver::{Lookup, Resolver};
 
@@ -92,6 +94,8 @@ pub struct Associations {
     next_first_poll: MonoTime,
     maxclock: usize,
     family: Option<Family>,
+    /// The trusted keys that sign requests to, and verify replies from, `key N` servers.
+    keys: Arc<TrustedKeys>,
 }
 
 impl Associations {
@@ -115,12 +119,18 @@ impl Associations {
             next_first_poll: now,
             maxclock: usize::from(config.tos.maxclock.max(1)),
             family,
+            keys: Arc::new(TrustedKeys::none()),
         };
         let command_line = extra_servers.iter().map(|s| command_line_server(s));
         for assoc in config.associations.iter().cloned().chain(command_line) {
             me.add(assoc, system, now);
         }
         me
+    }
+
+    /// Sets the trusted keys (at start-up, and again when the keys file is re-read).
+    pub fn set_keys(&mut self, keys: Arc<TrustedKeys>) {
+        self.keys = keys;
     }
 
     fn add(&mut self, assoc: Association, system: &mut System, now: MonoTime) {
@@ -184,6 +194,7 @@ impl Associations {
             iburst: assoc.iburst,
             burst: assoc.burst,
             version: assoc.version,
+            key: assoc.key.map(|k| u32::from(k.get())),
         };
         let first = self.next_first_poll.max(now);
         self.next_first_poll = first + FIRST_POLL_SPACING;
@@ -336,10 +347,11 @@ impl Associations {
         }
         self.retire_silent_pool_members(system);
         for peer in &mut self.peers {
-            let mut request = [0u8; HEADER_LEN];
+            let mut request = [0u8; MAX_AUTHENTICATED_LEN];
             let mut rng = || random.next_u64();
             let id = source_id(peer.id);
-            let Some(len) = system.poll_transmit(id, now, &mut rng, &mut request) else {
+            let keys = &*self.keys;
+            let Some(len) = system.poll_transmit(id, now, &mut rng, keys, &mut request) else {
                 continue;
             };
             let sent = peer.send(request.get(..len).unwrap_or_default(), registry, mapping);
@@ -520,7 +532,7 @@ impl Associations {
         else {
             return false;
         };
-        peer.receive(mapping, system, clock, now)
+        peer.receive(mapping, system, &self.keys, clock, now)
     }
 
     /// The association with this source id.
@@ -611,6 +623,7 @@ impl Peer {
         &mut self,
         mapping: &TimeMapping,
         system: &mut System,
+        keys: &TrustedKeys,
         clock: &mut C,
         now: MonoTime,
     ) -> bool {
@@ -638,7 +651,7 @@ impl Peer {
             let data = buf.get(..meta.len).unwrap_or_default();
             let data = if meta.truncated { &[][..] } else { data };
             let id = source_id(self.id);
-            match system.handle_response(id, t4, data, clock, now) {
+            match system.handle_response(id, t4, data, keys, clock, now) {
                 None => break,
                 Some(Outcome::Sample(_)) => arrived = true,
                 Some(Outcome::Rejected(reason)) => {

@@ -8,10 +8,10 @@ use std::sync::OnceLock;
 use sundial_proto::control::{
     AssociationId, ClockSource, ClockVars, ControlSnapshot, FilterStage, PeerVars, SystemVars,
 };
+use sundial_proto::counters::CounterSnapshot;
 use sundial_proto::fallback::Fallback;
 use sundial_proto::packet::{Leap, Mode, ReferenceId};
 use sundial_proto::select::Tally;
-use sundial_proto::server::CounterSnapshot;
 use sundial_proto::system::{Serving, SourceView, System, SystemReadout, SystemState};
 use sundial_proto::time::{NtpDuration, NtpTimestamp};
 
@@ -141,6 +141,13 @@ fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<Peer
     }
     v.reach = source.reach();
     v.unreach = source.unreach();
+    // As NTPsec: `authenb` for an association with a key, `authentic` once its last reply
+    // verified under it; `keyid` names the key.
+    if let Some(key) = source.params().key {
+        v.auth_enabled = true;
+        v.authentic = source.authentic();
+        v.keyid = key;
+    }
     v.hpoll = source.hpoll();
     v.ppoll = source.hpoll();
     v.rec = source.last_receive();

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use sundial_proto::server::{CounterSnapshot, DropReason, Server, ServerCounters};
+use sundial_proto::counters::{CounterSnapshot, DropReason, ServerCounters};
+use sundial_proto::server::Server;
 use sundial_proto::system::SystemState;
 use sundial_proto::time::{MonoTime, NtpDuration};
 use sundial_sys::signals::SignalPipe;
@@ -29,6 +30,7 @@ use crate::config::{self, Config, Family, Finding, Severity};
 use crate::daemonize::{self, Startup};
 use crate::instance::{self, InstanceLock};
 use crate::interfaces::LiveFilter;
+use crate::keys::{self, TrustedKeys};
 use crate::logging::{self, Destination};
 use crate::notify::{self, Notifier};
 use crate::publish::{Publisher, Snapshot};
@@ -72,7 +74,8 @@ pub fn main() -> ExitCode {
 /// `ntpd --check`: print every finding; fail if any is an error.
 fn check(path: &Path) -> ExitCode {
     match config::load(path) {
-        Ok((_, findings)) => {
+        Ok((config, mut findings)) => {
+            findings.extend(keys::load_trusted(&config).1);
             for f in &findings {
                 println!("{f}");
             }
@@ -165,7 +168,9 @@ fn run(args: NtpdArgs, startup: &mut Startup) -> Result<u8, StartError> {
             tracing::warn!("-N: cannot raise the scheduling priority: {e}");
         }
     }
-    let result = serve(&args, config, runtime, random, startup);
+    let (keys, key_findings) = keys::load_trusted(&config);
+    log_findings(&key_findings);
+    let result = serve(&args, config, runtime, random, startup, Arc::new(keys));
     if let Some(path) = &pidfile {
         let _ = fs::remove_file(path);
     }
@@ -179,8 +184,9 @@ fn serve(
     runtime: setup::Runtime,
     random: Random,
     startup: &mut Startup,
+    keys: Arc<TrustedKeys>,
 ) -> Result<u8, StartError> {
-    let mut daemon = start(args, config, runtime)?;
+    let mut daemon = start(args, config, runtime, keys)?;
     startup.ready(&notify::status_line(&daemon.publisher.current().control));
     let result = main_loop(args, &mut daemon, random, startup);
     startup.notifier().send("STOPPING=1");
@@ -213,7 +219,12 @@ struct Daemon {
 
 /// Opens every socket, drops privileges, starts the server threads and the resolver, and
 /// mobilises the associations.
-fn start(args: &NtpdArgs, config: Config, runtime: setup::Runtime) -> Result<Daemon, StartError> {
+fn start(
+    args: &NtpdArgs,
+    config: Config,
+    runtime: setup::Runtime,
+    keys: Arc<TrustedKeys>,
+) -> Result<Daemon, StartError> {
     let precision = measure_precision();
     let started = Instant::now();
     let mapping = initial_mapping(args.clock);
@@ -222,6 +233,7 @@ fn start(args: &NtpdArgs, config: Config, runtime: setup::Runtime) -> Result<Dae
         mapping,
         control: Arc::default(),
         access: Arc::new(runtime.access.clone()),
+        keys: Arc::clone(&keys),
     });
     let families = Families {
         v4: !args.ipv6,
@@ -343,6 +355,7 @@ fn start(args: &NtpdArgs, config: Config, runtime: setup::Runtime) -> Result<Dae
         timekeeper.system_mut(),
         now,
     );
+    associations.set_keys(keys);
     timekeeper.reserve_local_clock_id(&mut associations);
     Ok(Daemon {
         started,
@@ -543,12 +556,32 @@ fn reload(args: &NtpdArgs, d: &mut Daemon, notifier: &mut Notifier, now: MonoTim
                 now,
             );
             d.live_filter.set(d.runtime.filter.clone());
+            reload_keys(&d.config, &mut d.associations, &d.publisher);
         }
         Err(e) => {
             tracing::error!("SIGHUP: {e}; keeping the running configuration");
         }
     }
     notifier.send("READY=1");
+}
+
+/// SIGHUP: reads the keys file and `trustedkey` lines again — also when ntp.conf is unchanged,
+/// since the keys file may have changed on its own — and hands the keys to the associations and
+/// the server threads. A keys file with errors keeps the running keys.
+fn reload_keys(config: &Config, associations: &mut Associations, publisher: &Publisher) {
+    let (keys, findings) = keys::load_trusted(config);
+    log_findings(&findings);
+    if findings.iter().any(Finding::is_error) {
+        tracing::error!("SIGHUP: the keys file has errors; keeping the running keys");
+        return;
+    }
+    tracing::info!("SIGHUP: {} trusted key(s) in force", keys.len());
+    let keys = Arc::new(keys);
+    associations.set_keys(Arc::clone(&keys));
+    publisher.publish(Snapshot {
+        keys,
+        ..(*publisher.current()).clone()
+    });
 }
 
 /// Monotonic time since start-up, as the core counts it.

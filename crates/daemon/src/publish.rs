@@ -13,9 +13,10 @@ use sundial_proto::control::ControlSnapshot;
 use sundial_proto::system::SystemState;
 
 use crate::clock::TimeMapping;
+use crate::keys::TrustedKeys;
 
 /// What the workers need from the main loop.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     /// The system variables copied into every reply.
     pub system: SystemState,
@@ -26,6 +27,9 @@ pub struct Snapshot {
     /// The restrict table in force (it grows `restrict source` entries as associations are
     /// mobilised).
     pub access: Arc<AccessTable>,
+    /// The trusted symmetric keys that authenticated requests are verified and answered with
+    /// (replaced when the keys file is re-read).
+    pub keys: Arc<TrustedKeys>,
 }
 
 /// The main loop's side: publishes new snapshots.
@@ -99,6 +103,7 @@ mod tests {
             mapping: TimeMapping::IDENTITY,
             control: Arc::default(),
             access: Arc::default(),
+            keys: Arc::default(),
         };
         let publisher = Publisher::new(first.clone());
         let mut reader = publisher.reader();

@@ -8,9 +8,12 @@
 //!   its association — filter, reach register and poll interval included. A line whose options
 //!   changed is a removed line plus a new one.
 //! * `restrict`, `interface`, `discard`/`limit` and `tos` take effect at once.
+//! * The keys file and `trustedkey` are read again on every reload, whether ntp.conf changed
+//!   or not (`keys::load_trusted`, applied by the main loop); a keys file with errors keeps
+//!   the running keys.
 //! * The clock discipline, the frequency and the drift file are never touched. Directives that
 //!   only make sense at start-up (`driftfile`, `logfile`, `pidfile`, `statsdir`, reference
-//!   clocks, `tinker`, keys, …) keep their running values; a changed one is named in the log.
+//!   clocks, `tinker`, …) keep their running values; a changed one is named in the log.
 //!
 //! A file with errors changes nothing: the running configuration stays, and the log names the
 //! errors with file:line:column.
@@ -170,7 +173,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     plan.interfaces = interface_key(old) != interface_key(new);
     plan.limits = old.discard != new.discard || old.limit != new.limit;
     plan.tos = old.tos != new.tos;
-    let start_up: [(&'static str, bool); 12] = [
+    let start_up: [(&'static str, bool); 11] = [
         (
             "driftfile",
             old.driftfile != new.driftfile || old.nonvolatile != new.nonvolatile,
@@ -189,11 +192,6 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         ("fudge", old.fudges != new.fudges),
         ("tinker", old.tinker != new.tinker),
         ("enable/disable", old.system_flags != new.system_flags),
-        ("keys/trustedkey/controlkey", {
-            old.keys != new.keys
-                || old.trusted_keys != new.trusted_keys
-                || old.control_key != new.control_key
-        }),
         ("leapfile", old.leapfile != new.leapfile),
         ("mru", old.mru != new.mru),
         (

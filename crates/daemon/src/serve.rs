@@ -11,8 +11,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Instant;
 
+use sundial_proto::counters::DropReason;
 use sundial_proto::packet::Mode;
-use sundial_proto::server::{Action, DropReason, RequestMeta, Server};
+use sundial_proto::server::{Action, Policy, RequestMeta, Server};
 use sundial_proto::time::{MonoTime, UnixTime};
 use sundial_sys::socket::{PktInfo, RecvBatch, SendBatch, SendMode, SocketOptions, bind_udp};
 
@@ -157,9 +158,8 @@ impl ServeSocket {
                     .first()
                     .is_some_and(|b| Mode::from_bits(*b) == Mode::Control)
                 {
-                    let access = &snapshot.access;
-                    let _ = server.handle_control_with(
-                        access,
+                    let _ = server.handle_control(
+                        &snapshot.access,
                         &request,
                         data,
                         &snapshot.control,
@@ -169,8 +169,8 @@ impl ServeSocket {
                     );
                     continue;
                 }
-                let action = server.handle_with(
-                    &snapshot.access,
+                let action = server.handle(
+                    &Policy::with_keys(&snapshot.access, &*snapshot.keys),
                     &request,
                     data,
                     &snapshot.system,

@@ -87,7 +87,7 @@ impl Runtime {
     /// The request handler for server thread `n`.
     pub fn server(&self, n: usize) -> Server {
         let seed = self.seed ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        Server::with_limiter(self.access.clone(), Arc::clone(&self.limiter), seed)
+        Server::with_limiter(Arc::clone(&self.limiter), seed)
     }
 }
 

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use sundial_proto::access::{AccessTable, RestrictFlags};
 use sundial_proto::clock::Clock;
+use sundial_proto::counters::CounterSnapshot;
 use sundial_proto::discipline::DisciplineParams;
 use sundial_proto::fallback::Fallback;
 use sundial_proto::select::SelectParams;
-use sundial_proto::server::CounterSnapshot;
 use sundial_proto::source::Fitness;
 use sundial_proto::system::{Event, Serving, System, SystemParams};
 use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, Ppm};
@@ -351,6 +351,7 @@ impl Timekeeper {
             mapping,
             control,
             access,
+            keys: Arc::clone(&publisher.current().keys),
         });
     }
 

@@ -1,5 +1,6 @@
-//! Replays the config-parser fuzz corpus (`fuzz/corpus/config_parse`) through the fuzz target's
-//! entry point, so every input that once broke the parser keeps being checked.
+//! Replays the daemon's fuzz corpora (`fuzz/corpus/config_parse`, `keys_parse`, `server_keyed`)
+//! through the fuzz targets' entry points, so every input that once broke a parser keeps being
+//! checked.
 
 use std::fs;
 use std::path::PathBuf;
@@ -17,4 +18,41 @@ fn config_corpus_loads_without_panicking() {
         }
     }
     assert!(n > 0, "empty corpus");
+}
+
+/// Every file of `fuzz/corpus/TARGET`.
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "empty corpus {}", dir.display());
+    files
+        .into_iter()
+        .map(|p| {
+            let data = fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, data)
+        })
+        .collect()
+}
+
+#[test]
+fn keys_corpus_parses_and_every_key_verifies_its_own_mac() {
+    for (path, data) in corpus("keys_parse") {
+        println!("{}", path.display());
+        sundial::keys::fuzz_parse(&data);
+    }
+}
+
+#[test]
+fn keyed_server_corpus_never_gets_a_longer_or_unauthenticated_reply() {
+    for (path, data) in corpus("server_keyed") {
+        println!("{}", path.display());
+        sundial::keys::fuzz_server(&data);
+    }
 }

@@ -7,7 +7,7 @@ use core::net::SocketAddr;
 
 use crate::access::{AccessTable, RestrictFlags};
 use crate::packet::{HEADER_LEN, NtpHeader, Packet};
-use crate::server::{Action, RequestMeta, Server};
+use crate::server::{Action, Policy, RequestMeta, Server};
 use crate::system::SystemState;
 use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
 
@@ -49,7 +49,7 @@ pub fn server(data: &[u8]) {
         .fold(RestrictFlags::NONE, |acc, f| acc | f);
     let mut table = AccessTable::new();
     table.add_default(true, true, chosen);
-    let server = Server::new(table);
+    let server = Server::new();
     let state = SystemState::unsynchronized(Log2Seconds::new(-20));
     let meta = RequestMeta {
         source: SocketAddr::from(([192, 0, 2, 1], 40000)),
@@ -59,9 +59,14 @@ pub fn server(data: &[u8]) {
         truncated: false,
     };
     let mut out = [0u8; 1024];
-    if let Action::Reply(len) = server.handle(&meta, request, &state, &mut out, || {
-        NtpTimestamp::from_parts(0xec00_0000, 1)
-    }) {
+    if let Action::Reply(len) = server.handle(
+        &Policy::new(&table),
+        &meta,
+        request,
+        &state,
+        &mut out,
+        || NtpTimestamp::from_parts(0xec00_0000, 1),
+    ) {
         assert!(
             len <= request.len(),
             "reply of {len} octets to a request of {}",

@@ -17,17 +17,20 @@
 //! A daemon's serving loop, in outline:
 //!
 //! ```no_run
-//! use sundial_proto::server::{Action, RequestMeta, Server};
+//! use sundial_proto::server::{Action, Policy, RequestMeta, Server};
 //! use sundial_proto::system::SystemState;
 //! # fn recv() -> (Vec<u8>, RequestMeta) { unimplemented!() }
 //! # fn send(_: &[u8]) {}
 //! # fn clock_now() -> sundial_proto::time::NtpTimestamp { unimplemented!() }
-//! let server = Server::new(Default::default());
+//! let server = Server::new();
+//! let access = Default::default(); // the restrict table
+//! let policy = Policy::new(&access); // and no symmetric keys
+
 //! let state = SystemState::unsynchronized(sundial_proto::time::Log2Seconds::new(-20));
 //! let mut out = [0u8; 1024];
 //! loop {
 //!     let (request, meta) = recv();
-//!     match server.handle(&meta, &request, &state, &mut out, clock_now) {
+//!     match server.handle(&policy, &meta, &request, &state, &mut out, clock_now) {
 //!         Action::Reply(len) => send(&out[..len]),
 //!         Action::Drop(_reason) => {} // counted in server.counters()
 //!     }
@@ -37,13 +40,16 @@
 #![warn(missing_docs, clippy::indexing_slicing)]
 
 pub mod access;
+pub mod auth;
 pub mod clock;
 pub mod control;
+pub mod counters;
 pub mod discipline;
 pub mod fallback;
 pub mod filter;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod onwire;
 pub mod packet;
 pub mod pool;
 pub mod ratelimit;

@@ -22,7 +22,22 @@ const CRYPTO_NAK_LEN: usize = 4;
 /// Trailer lengths recognised as a MAC: key id plus a 16-octet digest (MD5, AES-128-CMAC) or a
 /// 20-octet one (SHA-1). NTPv3 also knew 8-octet DES digests.
 const MAC_LENS_V4: [usize; 3] = [CRYPTO_NAK_LEN, 4 + 16, 4 + 20];
-const MAC_LENS_V3: [usize; 4] = [CRYPTO_NAK_LEN, 4 + 8, 4 + 16, 4 + 20];
+
+/// Trailer lengths also taken as a MAC in NTPv4 when they are not an extension field: key id
+/// plus a whole SHA-256, SHA-384 or SHA-512 digest, which chrony and NTPsec's `ntpdig` send
+/// (RFC 7822 caps MACs at 24 octets; chrony parses the same way: extension field first).
+const LONG_MAC_LENS_V4: [usize; 3] = [4 + 32, 4 + 48, 4 + 64];
+/// NTPv3 has no extension fields, so a whole SHA-2 digest is unambiguous there; chrony sends
+/// its requests as NTPv3 when the key's digest is longer than 20 octets.
+const MAC_LENS_V3: [usize; 7] = [
+    CRYPTO_NAK_LEN,
+    4 + 8,
+    4 + 16,
+    4 + 20,
+    4 + 32,
+    4 + 48,
+    4 + 64,
+];
 
 /// The first four octets of the MD5 digest of `data`.
 fn md5_prefix(data: &[u8]) -> [u8; 4] {
@@ -141,6 +156,8 @@ impl ReferenceId {
     pub const DENY: Self = Self(*b"DENY");
     /// `RSTR`: kiss code, access restricted.
     pub const RSTR: Self = Self(*b"RSTR");
+    /// `CRYP`: kiss code of a crypto-NAK, authentication failed.
+    pub const CRYP: Self = Self(*b"CRYP");
     /// `LOOP`: orphan parent at stratum 1.
     pub const LOOP: Self = Self(*b"LOOP");
     /// `POOL`: refid ntpq shows for a pool prototype association.
@@ -380,16 +397,25 @@ fn split_trailer_v4(rest: &[u8]) -> Result<(&[u8], Option<Mac<'_>>), ParseError>
             });
         };
         let len = usize::from(u16::from_be_bytes([hi, lo]));
-        if len < MIN_EXTENSION_LEN || len % 4 != 0 {
-            return Err(ParseError::BadExtensionLength {
+        let error = if len < MIN_EXTENSION_LEN || len % 4 != 0 {
+            Some(ParseError::BadExtensionLength {
                 offset: HEADER_LEN + offset,
                 len,
-            });
-        }
-        if len > remaining.len() {
-            return Err(ParseError::TruncatedExtension {
+            })
+        } else if len > remaining.len() {
+            Some(ParseError::TruncatedExtension {
                 offset: HEADER_LEN + offset,
-            });
+            })
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            // Not an extension field: a long MAC if the length is one, else broken.
+            if LONG_MAC_LENS_V4.contains(&remaining.len()) {
+                let fields = rest.get(..offset).unwrap_or_default();
+                return Ok((fields, Some(Mac::from_trailer(remaining))));
+            }
+            return Err(error);
         }
         offset += len;
     }
@@ -675,6 +701,37 @@ mod tests {
     }
 
     #[test]
+    fn ntpv3_takes_whole_sha2_digests_as_chrony_sends_them() {
+        let mut b = request(3).to_vec();
+        b.extend_from_slice(&[0, 0, 0, 33]);
+        b.extend_from_slice(&[0xaa; 32]);
+        let mac = Packet::parse(&b).unwrap().mac.unwrap();
+        assert_eq!((mac.key_id, mac.digest.len()), (33, 32));
+    }
+
+    #[test]
+    fn whole_sha2_digests_are_macs_unless_they_read_as_an_extension_field() {
+        for digest in [32, 48, 64] {
+            let mut b = request(4).to_vec();
+            b.extend_from_slice(&[0, 0, 0, 33]);
+            b.extend_from_slice(&vec![0xaa; digest]);
+            let mac = Packet::parse(&b).unwrap().mac.unwrap();
+            assert_eq!((mac.key_id, mac.digest.len()), (33, digest));
+        }
+        // 36 octets whose first four read as a valid 36-octet field stay an extension field.
+        let mut b = request(4).to_vec();
+        b.extend_from_slice(&[0x01, 0x04, 0x00, 0x24]);
+        b.extend_from_slice(&[0xaa; 32]);
+        let p = Packet::parse(&b).unwrap();
+        assert!(p.mac.is_none() && p.extensions.len_bytes() == 36);
+        // Other lengths that are neither stay errors.
+        let mut b = request(4).to_vec();
+        b.extend_from_slice(&[0, 0, 0, 33]);
+        b.extend_from_slice(&[0xaa; 40]);
+        assert!(Packet::parse(&b).is_err());
+    }
+
+    #[test]
     fn walks_extension_fields_then_a_mac() {
         let mut b = request(4).to_vec();
         // A 16-octet field, then a 28-octet field, then a SHA-1 MAC.
@@ -735,7 +792,7 @@ mod tests {
         b.extend_from_slice(&[0; 12]);
         assert!(Packet::parse(&b).unwrap().mac.is_some());
         let mut b = request(3).to_vec();
-        b.extend_from_slice(&[0; 32]);
+        b.extend_from_slice(&[0; 28]);
         assert!(matches!(
             Packet::parse(&b),
             Err(ParseError::BadTrailer { .. })

@@ -97,7 +97,13 @@ fn request(mode: u8, version: u8, len: usize, variant: u64) -> Vec<u8> {
 
 /// Sends `bytes` from `source` the way the daemon does (mode 6 to the control path) and
 /// returns the octets of every reply datagram.
-fn replies(server: &Server, source: &str, bytes: &[u8], snapshot: &ControlSnapshot) -> Vec<usize> {
+fn replies(
+    server: &Server,
+    access: &AccessTable,
+    source: &str,
+    bytes: &[u8],
+    snapshot: &ControlSnapshot,
+) -> Vec<usize> {
     let meta = RequestMeta {
         source: source.parse().unwrap_or_else(|e| panic!("{source}: {e}")),
         destination: None,
@@ -107,11 +113,18 @@ fn replies(server: &Server, source: &str, bytes: &[u8], snapshot: &ControlSnapsh
     };
     if bytes.first().is_some_and(|b| b & 0x07 == 6) {
         let mut sent = Vec::new();
-        let _ = server.handle_control(&meta, bytes, snapshot, &mut |d| sent.push(d.len()));
+        let _ = server.handle_control(access, &meta, bytes, snapshot, &mut |d| sent.push(d.len()));
         return sent;
     }
     let mut out = [0u8; 4096];
-    match server.handle(&meta, bytes, &synced(), &mut out, || T3) {
+    match server.handle(
+        &Policy::new(access),
+        &meta,
+        bytes,
+        &synced(),
+        &mut out,
+        || T3,
+    ) {
         Action::Reply(len) => vec![len],
         Action::Drop(_) => Vec::new(),
     }
@@ -119,7 +132,12 @@ fn replies(server: &Server, source: &str, bytes: &[u8], snapshot: &ControlSnapsh
 
 /// Runs the sweep through `server` from `source`; `mode6_allowed` says whether that source may
 /// query over mode 6. Returns how many requests got any reply, and the longest mode 6 reply.
-fn sweep(server: &Server, source: &str, mode6_allowed: bool) -> (usize, usize) {
+fn sweep(
+    server: &Server,
+    access: &AccessTable,
+    source: &str,
+    mode6_allowed: bool,
+) -> (usize, usize) {
     let snapshot = busy_snapshot();
     let mut answered = 0;
     let mut longest_mode6 = 0;
@@ -128,7 +146,7 @@ fn sweep(server: &Server, source: &str, mode6_allowed: bool) -> (usize, usize) {
             for len in LENGTHS {
                 for variant in 0..VARIANTS {
                     let bytes = request(mode, version, len, variant);
-                    let sent = replies(server, source, &bytes, &snapshot);
+                    let sent = replies(server, access, source, &bytes, &snapshot);
                     let total: usize = sent.iter().sum();
                     let what = format!("mode {mode} version {version} length {len} #{variant}");
                     if mode == 6 && mode6_allowed {
@@ -151,7 +169,7 @@ fn sweep(server: &Server, source: &str, mode6_allowed: bool) -> (usize, usize) {
 #[test]
 fn no_request_from_an_allowed_source_is_amplified() {
     let server = Server::default();
-    let (answered, longest_mode6) = sweep(&server, "127.0.0.1:40000", true);
+    let (answered, longest_mode6) = sweep(&server, &AccessTable::new(), "127.0.0.1:40000", true);
     let c = server.counters().snapshot();
     assert!(c.control_replies > 0 && answered > 0);
     // The sweep reaches replies of several fragments, which are allowed here.
@@ -161,7 +179,7 @@ fn no_request_from_an_allowed_source_is_amplified() {
 #[test]
 fn no_request_from_a_source_without_mode_6_is_amplified() {
     let server = Server::default();
-    let (_, longest_mode6) = sweep(&server, "192.0.2.7:40000", false);
+    let (_, longest_mode6) = sweep(&server, &AccessTable::new(), "192.0.2.7:40000", false);
     let c = server.counters().snapshot();
     assert_eq!((c.control_replies, longest_mode6), (0, 0));
     assert!(c.dropped(DropReason::ControlRefused) > 0);
@@ -176,9 +194,9 @@ fn no_request_is_amplified_under_rate_limits_and_kisses() {
         LimitParams::default(),
         SipKey::new(9, 10),
     ));
-    let server = Server::with_limiter(table, limiter, 11);
+    let server = Server::with_limiter(limiter, 11);
     // A default without noquery: everyone may query, within the mode 6 budget.
-    let _ = sweep(&server, "192.0.2.7:40000", true);
+    let _ = sweep(&server, &table, "192.0.2.7:40000", true);
     let c = server.counters().snapshot();
     assert!(c.kisses > 0, "{c:?}");
 }

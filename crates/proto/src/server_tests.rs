@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::access::RestrictEntry;
+use crate::auth::{Authentication, MAX_AUTHENTICATED_LEN, TestKeys, append_mac, authenticate};
 use crate::packet::{Leap, ReferenceId};
 use crate::time::{Log2Seconds, NtpDuration};
 
@@ -41,8 +42,17 @@ fn request(version: u8, mode: Mode) -> Vec<u8> {
 }
 
 fn answer(server: &Server, req: &[u8], state: &SystemState) -> Result<NtpHeader, DropReason> {
+    answer_in(server, &AccessTable::new(), req, state)
+}
+
+fn answer_in(
+    server: &Server,
+    access: &AccessTable,
+    req: &[u8],
+    state: &SystemState,
+) -> Result<NtpHeader, DropReason> {
     let mut out = [0u8; 128];
-    match server.handle(&meta(), req, state, &mut out, || T3) {
+    match server.handle(&Policy::new(access), &meta(), req, state, &mut out, || T3) {
         Action::Reply(len) => {
             assert!(len <= req.len(), "reply longer than request");
             Ok(Packet::parse(&out[..len]).unwrap().header)
@@ -149,16 +159,16 @@ fn restrict_ignore_and_noserve_are_honoured() {
         "192.0.2.7".parse().unwrap(),
         RestrictFlags::NOSERVE,
     ));
-    let server = Server::new(table);
+    let server = Server::new();
     assert_eq!(
-        answer(&server, &request(4, Mode::Client), &synced()),
+        answer_in(&server, &table, &request(4, Mode::Client), &synced()),
         Err(DropReason::RestrictedNoserve)
     );
     let mut table = AccessTable::new();
     table.add_default(true, true, RestrictFlags::IGNORE);
-    let server = Server::new(table);
+    let server = Server::new();
     assert_eq!(
-        answer(&server, &request(4, Mode::Client), &synced()),
+        answer_in(&server, &table, &request(4, Mode::Client), &synced()),
         Err(DropReason::RestrictedIgnore)
     );
 }
@@ -167,41 +177,203 @@ fn restrict_ignore_and_noserve_are_honoured() {
 fn notrust_drops_requests_without_a_mac() {
     let mut table = AccessTable::new();
     table.add_default(true, true, RestrictFlags::NOTRUST);
-    let server = Server::new(table);
+    let server = Server::new();
     assert_eq!(
-        answer(&server, &request(4, Mode::Client), &synced()),
+        answer_in(&server, &table, &request(4, Mode::Client), &synced()),
         Err(DropReason::RestrictedNotrust)
     );
 }
 
+const KEYS: TestKeys = TestKeys {
+    id: 5,
+    secret: 0x3c,
+    len: 20,
+};
+
+/// A client request with a MAC under [`KEYS`]' key, or under `key_id` if it is another.
+fn signed_request(key_id: u32) -> Vec<u8> {
+    let mut buf = request(4, Mode::Client);
+    buf.resize(MAX_AUTHENTICATED_LEN, 0);
+    let len = append_mac(&KEYS, KEYS.id, 20, &mut buf, HEADER_LEN).unwrap();
+    buf.truncate(len);
+    buf[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&key_id.to_be_bytes());
+    buf
+}
+
+fn handle_keyed(access: &AccessTable, req: &[u8], out: &mut [u8]) -> Action {
+    Server::default().handle(
+        &Policy::with_keys(access, &KEYS),
+        &meta(),
+        req,
+        &synced(),
+        out,
+        || T3,
+    )
+}
+
 #[test]
-fn unverifiable_mac_gets_a_crypto_nak_no_longer_than_the_request() {
-    let mut req = request(4, Mode::Client);
-    req.extend_from_slice(&[0, 0, 0, 5]);
-    req.extend_from_slice(&[0x55; 16]);
-    let mut out = [0xffu8; 128];
-    let Action::Reply(len) = Server::default().handle(&meta(), &req, &synced(), &mut out, || T3)
-    else {
+fn a_request_whose_mac_verifies_gets_time_with_a_mac_under_the_same_key() {
+    let req = signed_request(5);
+    let mut out = [0u8; 128];
+    let Action::Reply(len) = handle_keyed(&AccessTable::new(), &req, &mut out) else {
         panic!("no reply");
     };
-    assert_eq!(len, 52);
-    assert_eq!(&out[48..52], &[0, 0, 0, 0]);
+    assert_eq!(len, req.len(), "same key, same trailer length");
+    let reply = &out[..len];
+    let packet = Packet::parse(reply).unwrap();
+    assert_eq!(
+        authenticate(&KEYS, reply, &packet),
+        Authentication::Valid { key_id: 5 }
+    );
+    assert_eq!(packet.header.transmit_timestamp, T3);
+    assert_eq!(packet.header.stratum, 3);
+}
+
+#[test]
+fn a_whole_or_cut_sha2_digest_is_answered_with_a_digest_of_the_same_length() {
+    // A 32-octet digest (SHA-256): chrony and ntpdig send it whole, NTPsec cut to 20.
+    let keys = TestKeys {
+        id: 5,
+        secret: 0x11,
+        len: 32,
+    };
+    for sent in [32, 20] {
+        let mut req = request(4, Mode::Client);
+        req.resize(MAX_AUTHENTICATED_LEN, 0);
+        let len = append_mac(&keys, 5, sent, &mut req, HEADER_LEN).unwrap();
+        req.truncate(len);
+        let mut out = [0u8; MAX_AUTHENTICATED_LEN];
+        let action = Server::default().handle(
+            &Policy::with_keys(&AccessTable::new(), &keys),
+            &meta(),
+            &req,
+            &synced(),
+            &mut out,
+            || T3,
+        );
+        assert_eq!(action, Action::Reply(HEADER_LEN + 4 + sent), "{sent}");
+        let reply = &out[..HEADER_LEN + 4 + sent];
+        let packet = Packet::parse(reply).unwrap();
+        assert_eq!(
+            authenticate(&keys, reply, &packet),
+            Authentication::Valid { key_id: 5 }
+        );
+    }
+}
+
+#[test]
+fn a_mac_that_does_not_verify_gets_a_crypto_nak_without_time() {
+    let mut tampered = signed_request(5);
+    tampered[60] ^= 1;
+    let mut garbage = request(4, Mode::Client);
+    garbage.extend_from_slice(&[0, 0, 0, 5]);
+    garbage.extend_from_slice(&[0x55; 16]);
+    let mut bare = request(4, Mode::Client);
+    bare.extend_from_slice(&[0, 0, 0, 0]);
+    for (what, req) in [
+        ("unknown key", signed_request(6)),
+        ("tampered digest", tampered),
+        ("wrong digest length", garbage),
+        ("bare key id", bare),
+    ] {
+        let mut out = [0xffu8; 128];
+        let Action::Reply(len) = handle_keyed(&AccessTable::new(), &req, &mut out) else {
+            panic!("{what}: no crypto-NAK");
+        };
+        assert_eq!(len, HEADER_LEN + 4, "{what}");
+        assert!(len <= req.len(), "{what}");
+        assert_eq!(&out[48..52], &[0, 0, 0, 0], "{what}");
+        let h = Packet::parse(&out[..len]).unwrap().header;
+        let xmt = NtpHeader::decode(req[..48].try_into().unwrap()).transmit_timestamp;
+        assert_eq!(
+            (h.leap, h.stratum, h.reference_id),
+            (Leap::Unsynchronized, 0, ReferenceId::CRYP),
+            "{what}"
+        );
+        assert_eq!(
+            (
+                h.origin_timestamp,
+                h.receive_timestamp,
+                h.transmit_timestamp
+            ),
+            (xmt, xmt, xmt),
+            "{what}: no time of ours"
+        );
+    }
+    // Without any keys every MAC is unknown.
+    let mut out = [0u8; 128];
+    let action = Server::default().handle(
+        &Policy::new(&AccessTable::new()),
+        &meta(),
+        &signed_request(5),
+        &synced(),
+        &mut out,
+        || T3,
+    );
+    assert_eq!(action, Action::Reply(52));
+}
+
+#[test]
+fn notrust_serves_only_requests_whose_mac_verifies() {
+    let mut table = AccessTable::new();
+    table.add_default(true, true, RestrictFlags::NOTRUST);
+    let mut zero_key = request(4, Mode::Client);
+    zero_key.extend_from_slice(&[0, 0, 0, 0]);
+    let mut garbage20 = request(4, Mode::Client);
+    garbage20.extend_from_slice(&[0, 0, 0, 5]);
+    garbage20.extend_from_slice(&[0xaa; 16]);
+    let mut garbage24 = request(4, Mode::Client);
+    garbage24.extend_from_slice(&[0xbb; 24]);
+    for (what, req) in [
+        ("no MAC", request(4, Mode::Client)),
+        ("key id 0", zero_key),
+        ("20 octets", garbage20),
+        ("24 octets", garbage24),
+        ("unknown key", signed_request(6)),
+    ] {
+        let mut out = [0u8; 128];
+        assert_eq!(
+            handle_keyed(&table, &req, &mut out),
+            Action::Drop(DropReason::RestrictedNotrust),
+            "{what}"
+        );
+    }
+    let mut out = [0u8; 128];
+    assert_eq!(
+        handle_keyed(&table, &signed_request(5), &mut out),
+        Action::Reply(72)
+    );
 }
 
 #[test]
 fn truncated_and_port_zero_datagrams_are_dropped() {
     let server = Server::default();
+    let no_lines = AccessTable::new();
     let mut out = [0u8; 64];
     let mut m = meta();
     m.truncated = true;
     assert_eq!(
-        server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+        server.handle(
+            &Policy::new(&no_lines),
+            &m,
+            &request(4, Mode::Client),
+            &synced(),
+            &mut out,
+            || T3
+        ),
         Action::Drop(DropReason::Oversized)
     );
     let mut m = meta();
     m.source.set_port(0);
     assert_eq!(
-        server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+        server.handle(
+            &Policy::new(&no_lines),
+            &m,
+            &request(4, Mode::Client),
+            &synced(),
+            &mut out,
+            || T3
+        ),
         Action::Drop(DropReason::SourcePortZero)
     );
 }
@@ -217,16 +389,18 @@ fn a_client_over_the_limit_gets_a_rate_kiss_that_reveals_no_time() {
         ..LimitParams::default()
     };
     let limiter = Arc::new(RateLimiter::new(64, params, SipKey::new(5, 6)));
-    let server = Server::with_limiter(table, limiter, 42);
+    let server = Server::with_limiter(limiter, 42);
     let req = request(4, Mode::Client);
     let mut out = [0u8; 64];
     let mut m = meta();
     assert!(matches!(
-        server.handle(&m, &req, &synced(), &mut out, || T3),
+        server.handle(&Policy::new(&table), &m, &req, &synced(), &mut out, || T3),
         Action::Reply(48)
     ));
     m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(300));
-    let Action::Reply(len) = server.handle(&m, &req, &synced(), &mut out, || T3) else {
+    let Action::Reply(len) =
+        server.handle(&Policy::new(&table), &m, &req, &synced(), &mut out, || T3)
+    else {
         panic!("no kiss");
     };
     let kiss = Packet::parse(&out[..len]).unwrap().header;
@@ -247,7 +421,7 @@ fn a_client_over_the_limit_gets_a_rate_kiss_that_reveals_no_time() {
     // The next over-limit request within the average interval is dropped, not kissed.
     m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(600));
     assert_eq!(
-        server.handle(&m, &req, &synced(), &mut out, || T3),
+        server.handle(&Policy::new(&table), &m, &req, &synced(), &mut out, || T3),
         Action::Drop(DropReason::RateLimited)
     );
     let c = server.counters().snapshot();
@@ -268,14 +442,21 @@ fn a_flood_from_one_address_still_gets_about_one_reply_in_four() {
         LimitParams::default(),
         SipKey::new(5, 6),
     ));
-    let server = Server::with_limiter(table, limiter, 7);
+    let server = Server::with_limiter(limiter, 7);
     let mut out = [0u8; 64];
     let mut m = meta();
     let answered = (0..4000u64)
         .filter(|i| {
             m.monotonic = MonoTime::from_duration(core::time::Duration::from_millis(i * 10));
             matches!(
-                server.handle(&m, &request(4, Mode::Client), &synced(), &mut out, || T3),
+                server.handle(
+                    &Policy::new(&table),
+                    &m,
+                    &request(4, Mode::Client),
+                    &synced(),
+                    &mut out,
+                    || T3
+                ),
                 Action::Reply(_)
             )
         })
@@ -293,6 +474,7 @@ fn limited_without_a_limiter_or_without_the_flag_serves_everyone() {
     for _ in 0..10 {
         assert!(matches!(
             server.handle(
+                &Policy::new(&AccessTable::new()),
                 &meta(),
                 &request(4, Mode::Client),
                 &synced(),
@@ -314,14 +496,24 @@ fn mode_6_is_answered_for_loopback_and_refused_elsewhere_without_restrict_lines(
     let mut local = meta();
     local.source = "[::1]:40000".parse().unwrap();
     let mut frags = Vec::new();
-    let action = server.handle_control(&local, &readstat, &snapshot, &mut |f| {
-        frags.push(f.to_vec())
-    });
+    let action = server.handle_control(
+        &AccessTable::new(),
+        &local,
+        &readstat,
+        &snapshot,
+        &mut |f| frags.push(f.to_vec()),
+    );
     assert!(matches!(action, Action::Reply(_)), "{action:?}");
     assert_eq!(frags.len(), 1);
     assert_eq!(frags[0][1], 0x81, "response bit and opcode");
     let mut remote_frags = 0;
-    let action = server.handle_control(&meta(), &readstat, &snapshot, &mut |_| remote_frags += 1);
+    let action = server.handle_control(
+        &AccessTable::new(),
+        &meta(),
+        &readstat,
+        &snapshot,
+        &mut |_| remote_frags += 1,
+    );
     assert_eq!(action, Action::Drop(DropReason::ControlRefused));
     assert_eq!(remote_frags, 0);
 
@@ -331,8 +523,7 @@ fn mode_6_is_answered_for_loopback_and_refused_elsewhere_without_restrict_lines(
         "192.0.2.7".parse().unwrap(),
         RestrictFlags::NOMODIFY,
     ));
-    let server = Server::new(table);
-    let action = server.handle_control(&meta(), &readstat, &snapshot, &mut |_| {});
+    let action = server.handle_control(&table, &meta(), &readstat, &snapshot, &mut |_| {});
     assert!(
         matches!(action, Action::Reply(_)),
         "an explicit entry without noquery may read"
@@ -349,9 +540,13 @@ fn mode_6_writes_are_refused_with_a_permission_error() {
     let mut local = meta();
     local.source = "127.0.0.1:40000".parse().unwrap();
     let mut frags = Vec::new();
-    let _ = server.handle_control(&local, &req, &ControlSnapshot::default(), &mut |f| {
-        frags.push(f.to_vec())
-    });
+    let _ = server.handle_control(
+        &AccessTable::new(),
+        &local,
+        &req,
+        &ControlSnapshot::default(),
+        &mut |f| frags.push(f.to_vec()),
+    );
     assert_eq!(frags.len(), 1);
     assert_eq!(frags[0][1] & 0x40, 0x40, "error bit");
     assert_eq!(frags[0][4], 1, "PERMISSION");
@@ -359,9 +554,48 @@ fn mode_6_writes_are_refused_with_a_permission_error() {
 
 proptest! {
     #[test]
+    fn no_signed_or_garbled_request_gets_a_longer_reply(
+        body in proptest::collection::vec(any::<u8>(), 48..120),
+        digest in prop_oneof![Just(16usize), Just(20), Just(32), Just(64)],
+        flip in any::<Option<u8>>(),
+        notrust in any::<bool>(),
+    ) {
+        let keys = TestKeys { id: 5, secret: 0x77, len: 64 };
+        let mut req = body.clone();
+        req[0] = 0x23;
+        req.resize(body.len() + 4 + 64, 0);
+        let len = append_mac(&keys, 5, digest, &mut req, body.len()).unwrap_or(body.len());
+        req.truncate(len);
+        if let Some(i) = flip {
+            let i = usize::from(i) % req.len();
+            req[i] ^= 0x04;
+        }
+        let mut table = AccessTable::new();
+        if notrust {
+            table.add_default(true, true, RestrictFlags::NOTRUST);
+        }
+        let mut out = [0u8; 256];
+        let action = Server::default().handle(
+            &Policy::with_keys(&table, &keys),
+            &meta(),
+            &req,
+            &synced(),
+            &mut out,
+            || T3,
+        );
+        if let Action::Reply(n) = action {
+            prop_assert!(n <= req.len());
+            let valid = Packet::parse(&req)
+                .map(|p| authenticate(&keys, &req, &p).valid_key().is_some())
+                .unwrap_or(false);
+            prop_assert!(valid || !notrust, "notrust answered an unverified request");
+        }
+    }
+
+    #[test]
     fn no_input_panics_or_gets_a_longer_reply(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut out = [0u8; 256];
-        if let Action::Reply(len) = Server::default().handle(&meta(), &bytes, &synced(), &mut out, || T3) {
+        if let Action::Reply(len) = Server::default().handle(&Policy::new(&AccessTable::new()), &meta(), &bytes, &synced(), &mut out, || T3) {
             prop_assert!(len <= bytes.len());
         }
     }

@@ -8,13 +8,19 @@
 //!    send time with [`Source::handle_sent`];
 //! 3. pass every datagram that arrives on the source's socket to [`Source::handle_response`].
 //!
+//! A source configured with a symmetric key (`server … key N`) signs every request with it and
+//! accepts only replies whose MAC verifies under that same trusted key ([`crate::auth`]); any
+//! other reply is counted and never reaches the filter, nor the kiss handling.
+//!
 //! Requests carry a random transmit timestamp (RFC 9109 / data minimisation): only a reply
 //! echoing that exact value can be ours, which defeats off-path spoofing; the true send time
 //! never leaves the host.
 
 use core::time::Duration;
 
+use crate::auth::{self, Authentication, KeyRing};
 use crate::filter::{ClockFilter, DelayFloor, Estimate, MAX_DISPERSION, PHI, Sample};
+use crate::onwire::{self, Answer, Measurement, NotAnswer, Unusable};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
 use crate::select::{Candidate, Standing};
 use crate::time::{Log2Seconds, MonoTime, NtpDuration, NtpShort, NtpTimestamp};
@@ -52,6 +58,9 @@ pub struct SourceParams {
     pub burst: bool,
     /// NTP version to send (1–4).
     pub version: u8,
+    /// `key N`: the symmetric key every request is signed with and every reply must verify
+    /// under.
+    pub key: Option<u32>,
 }
 
 impl Default for SourceParams {
@@ -63,6 +72,7 @@ impl Default for SourceParams {
             iburst: false,
             burst: false,
             version: 4,
+            key: None,
         }
     }
 }
@@ -89,11 +99,16 @@ pub enum Rejection {
     /// Round-trip delay beyond [`MAX_DELAY`] (NTPsec's delay test), or below zero by more than
     /// both clocks' precision (a timestamp is wrong).
     Delay,
+    /// The source has a key but the reply carries no MAC, or a crypto-NAK.
+    Unauthenticated,
+    /// The source has a key but the reply's MAC is under another key, an unknown or untrusted
+    /// one, or does not verify (another secret, or a modified packet).
+    BadMac,
 }
 
 impl Rejection {
     /// Every rejection, in counter order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Malformed,
         Self::BogusOrigin,
         Self::Duplicate,
@@ -103,6 +118,8 @@ impl Rejection {
         Self::Inconsistent,
         Self::InvalidStratum,
         Self::Delay,
+        Self::Unauthenticated,
+        Self::BadMac,
     ];
 
     /// Short name for logs and statistics.
@@ -117,6 +134,8 @@ impl Rejection {
             Self::Inconsistent => "inconsistent",
             Self::InvalidStratum => "invalid-stratum",
             Self::Delay => "delay",
+            Self::Unauthenticated => "unauthenticated",
+            Self::BadMac => "bad-mac",
         }
     }
 }
@@ -250,6 +269,7 @@ pub struct Source {
     polls_since_reset: u32,
     peer: Option<PeerInfo>,
     last_receive: NtpTimestamp,
+    authentic: bool,
     rejections: [u64; Rejection::ALL.len()],
     sent: u64,
     received: u64,
@@ -286,6 +306,7 @@ impl Source {
             polls_since_reset: 0,
             peer: None,
             last_receive: NtpTimestamp::ZERO,
+            authentic: false,
             rejections: [0; Rejection::ALL.len()],
             sent: 0,
             received: 0,
@@ -298,13 +319,21 @@ impl Source {
     }
 
     /// If a poll is due at `now`, writes the request into `out` and returns its length.
-    /// `random` supplies 64 unpredictable bits per call (the nonce and the poll jitter).
+    /// `random` supplies 64 unpredictable bits per call (the nonce and the poll jitter). A
+    /// source with a key signs the request with it from `keys`, which needs `out` to hold
+    /// [`auth::MAX_AUTHENTICATED_LEN`] octets; if the key cannot sign (unknown or untrusted),
+    /// the request goes out without a MAC and its reply will be counted as unauthenticated.
+    /// `out` must hold at least [`HEADER_LEN`] octets, else nothing is sent.
     pub fn poll_transmit(
         &mut self,
         now: MonoTime,
         random: &mut impl FnMut() -> u64,
-        out: &mut [u8; HEADER_LEN],
+        keys: &dyn KeyRing,
+        out: &mut [u8],
     ) -> Option<usize> {
+        let head = out
+            .get_mut(..HEADER_LEN)
+            .and_then(|h| <&mut [u8; HEADER_LEN]>::try_from(h).ok())?;
         if self.denied.is_some() || now < self.next_poll {
             return None;
         }
@@ -354,9 +383,13 @@ impl Source {
         let mut request = NtpHeader::new(self.params.version, Mode::Client);
         request.poll = Log2Seconds::new(self.hpoll);
         request.transmit_timestamp = nonce;
-        request.emit(out);
+        request.emit(head);
         self.sent += 1;
-        Some(HEADER_LEN)
+        let signed = self
+            .params
+            .key
+            .and_then(|key| auth::append_mac(keys, key, auth::V4_DIGEST_LEN, out, HEADER_LEN));
+        Some(signed.unwrap_or(HEADER_LEN))
     }
 
     /// Records the local time at which the last request left (T1).
@@ -367,14 +400,15 @@ impl Source {
     }
 
     /// Processes a datagram from the server that arrived at local time `t4`. `precision` is the
-    /// local clock's precision in seconds.
+    /// local clock's precision in seconds; `keys` verifies the MAC of a source with a key.
     pub fn handle_response(
         &mut self,
         t4: NtpTimestamp,
         datagram: &[u8],
         precision: f64,
+        keys: &dyn KeyRing,
     ) -> Outcome {
-        let outcome = self.check_response(t4, datagram, precision);
+        let outcome = self.check_response(t4, datagram, precision, keys);
         if let Outcome::Rejected(r) = outcome
             && let Some(c) = self
                 .rejections
@@ -385,27 +419,50 @@ impl Source {
         outcome
     }
 
-    fn check_response(&mut self, t4: NtpTimestamp, datagram: &[u8], precision: f64) -> Outcome {
+    fn check_response(
+        &mut self,
+        t4: NtpTimestamp,
+        datagram: &[u8],
+        precision: f64,
+        keys: &dyn KeyRing,
+    ) -> Outcome {
         let Ok(packet) = Packet::parse(datagram) else {
             return Outcome::Rejected(Rejection::Malformed);
         };
-        let h = packet.header;
-        if h.mode != Mode::Server {
-            return Outcome::Rejected(Rejection::Malformed);
-        }
         // The origin check comes first: nothing that fails it may change any state.
-        let Some(out) = self
-            .outstanding
-            .filter(|o| !o.nonce.is_zero() && o.nonce == h.origin_timestamp)
-        else {
+        let nonce = self.outstanding.map_or(NtpTimestamp::ZERO, |o| o.nonce);
+        let answer = match onwire::check(&packet, nonce) {
+            Ok(answer) => answer,
+            Err(NotAnswer::NotServerMode(_)) => return Outcome::Rejected(Rejection::Malformed),
+            Err(NotAnswer::WrongOrigin) => return Outcome::Rejected(Rejection::BogusOrigin),
+        };
+        let Some(out) = self.outstanding else {
             return Outcome::Rejected(Rejection::BogusOrigin);
         };
-        if h.is_kiss_of_death() {
-            self.outstanding = None;
-            return Outcome::Kiss(self.handle_kiss(&h));
+        // Then, for a source with a key, the MAC: an unauthenticated reply changes nothing, not
+        // even as a kiss (a crypto-NAK never denies or slows anything, CVE-2015-7871).
+        if let Some(key) = self.params.key {
+            match auth::authenticate(keys, datagram, &packet) {
+                Authentication::Valid { key_id } if key_id == key => {}
+                Authentication::None | Authentication::CryptoNak => {
+                    return Outcome::Rejected(Rejection::Unauthenticated);
+                }
+                Authentication::Valid { .. }
+                | Authentication::UnknownKey { .. }
+                | Authentication::Mismatch { .. } => return Outcome::Rejected(Rejection::BadMac),
+            }
         }
-        if h.transmit_timestamp.is_zero() || h.receive_timestamp.is_zero() {
-            return Outcome::Rejected(Rejection::ZeroTimestamp);
+        let h = *answer.header();
+        match answer {
+            Answer::Kiss(_) => {
+                self.outstanding = None;
+                return Outcome::Kiss(self.handle_kiss(&h));
+            }
+            Answer::Unusable {
+                reason: Unusable::ZeroTimestamp,
+                ..
+            } => return Outcome::Rejected(Rejection::ZeroTimestamp),
+            Answer::Unusable { .. } | Answer::Time(_) => {}
         }
         if h.transmit_timestamp == self.last_transmit {
             return Outcome::Rejected(Rejection::Duplicate);
@@ -413,11 +470,16 @@ impl Source {
         // One reply per request: a replay or a second reply now fails the origin check.
         self.outstanding = None;
         self.last_transmit = h.transmit_timestamp;
+        self.authentic = self.params.key.is_some();
         self.reach |= 1;
         self.unreach = 0;
         self.received += 1;
         self.last_receive = t4;
-        if h.stratum == 0 || h.stratum > 16 {
+        if let Answer::Unusable {
+            reason: Unusable::InvalidStratum,
+            ..
+        } = answer
+        {
             return Outcome::Rejected(Rejection::InvalidStratum);
         }
         let stratum = h.stratum;
@@ -439,19 +501,20 @@ impl Source {
         {
             return Outcome::Rejected(Rejection::RootDistance);
         }
-        // A server's two timestamps can be read out of order by up to its own precision (a
-        // clock read is only that exact); anything earlier is inconsistent.
-        let turnaround = (h.transmit_timestamp - h.receive_timestamp).to_seconds_f64();
-        if turnaround < -h.precision.as_seconds_f64() {
+        if let Answer::Unusable {
+            reason: Unusable::TransmitBeforeReceive,
+            ..
+        } = answer
+        {
             return Outcome::Rejected(Rejection::Inconsistent);
         }
         let Some(t1) = out.sent else {
             // The caller never told us when the request left; without T1 there is no sample.
             return Outcome::Rejected(Rejection::BogusOrigin);
         };
-        let (t2, t3) = (h.receive_timestamp, h.transmit_timestamp);
-        let offset = ((t2 - t1) + (t3 - t4)).to_seconds_f64() / 2.0;
-        let delay = ((t4 - t1) - (t3 - t2)).to_seconds_f64();
+        let measured = Measurement::of(&h, t1, t4);
+        let offset = measured.offset.to_seconds_f64();
+        let delay = measured.delay.to_seconds_f64();
         if delay > MAX_DELAY {
             return Outcome::Rejected(Rejection::Delay);
         }
@@ -695,6 +758,12 @@ impl Source {
     /// The clock filter (for ntpq's `filtdelay`/`filtoffset`/`filtdisp`).
     pub fn filter(&self) -> &ClockFilter {
         &self.filter
+    }
+
+    /// Whether the last reply that answered a request was authenticated under the source's key
+    /// (ntpq's `authentic` status bit); always false for a source without a key.
+    pub fn authentic(&self) -> bool {
+        self.authentic
     }
 
     /// The configured parameters.

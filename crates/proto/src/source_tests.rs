@@ -1,4 +1,5 @@
 use super::*;
+use crate::auth::{self, Authentication, NoKeys};
 use crate::time::NtpDuration;
 
 const BASE: NtpTimestamp = NtpTimestamp::from_parts(0xec00_0000, 0);
@@ -58,7 +59,7 @@ fn kiss_to(req: &[u8; 48], code: ReferenceId, poll: i8) -> ([u8; 48], NtpTimesta
 
 fn poll(s: &mut Source, now: u64, rng: &mut Counter) -> Option<[u8; 48]> {
     let mut out = [0u8; 48];
-    s.poll_transmit(secs(now), &mut || rng.next(), &mut out)?;
+    s.poll_transmit(secs(now), &mut || rng.next(), &NoKeys, &mut out)?;
     Some(out)
 }
 
@@ -77,7 +78,7 @@ fn exchange(
     s.handle_sent(ts(t1));
     let (rep, t4) = reply_to(&req, t1, offset, delay);
     assert!(matches!(
-        s.handle_response(t4, &rep, 1e-7),
+        s.handle_response(t4, &rep, 1e-7, &NoKeys),
         Outcome::Sample(_)
     ));
     Some(t4)
@@ -106,7 +107,7 @@ fn good_reply_gives_offset_and_delay_and_sets_reach() {
     let req = poll(&mut s, 0, &mut rng).unwrap();
     s.handle_sent(ts(0.0));
     let (rep, t4) = reply_to(&req, 0.0, 0.003, 0.0004);
-    let Outcome::Sample(Some(e)) = s.handle_response(t4, &rep, 1e-7) else {
+    let Outcome::Sample(Some(e)) = s.handle_response(t4, &rep, 1e-7, &NoKeys) else {
         panic!("no sample")
     };
     assert!((e.offset - 0.003).abs() < 1e-6, "{}", e.offset);
@@ -127,7 +128,7 @@ fn good_reply_gives_offset_and_delay_and_sets_reach() {
         s.handle_sent(ts(t));
         let (rep, at) = reply_to(&req, t, 0.003, 0.0004);
         assert!(matches!(
-            s.handle_response(at, &rep, 1e-7),
+            s.handle_response(at, &rep, 1e-7, &NoKeys),
             Outcome::Sample(_)
         ));
         t4 = at;
@@ -146,7 +147,7 @@ fn tos_floor_and_ceiling_make_sources_outside_the_stratum_range_unfit() {
     s.handle_sent(ts(0.0));
     let (rep, t4) = reply_to(&req, 0.0, 0.003, 0.0004);
     assert!(matches!(
-        s.handle_response(t4, &rep, 1e-7),
+        s.handle_response(t4, &rep, 1e-7, &NoKeys),
         Outcome::Sample(_)
     ));
     assert_eq!(s.peer().unwrap().stratum, 2);
@@ -177,18 +178,18 @@ fn wrong_origin_is_ignored_and_leaves_the_request_outstanding() {
     let (mut spoof, t4) = reply_to(&req, 0.0, 5.0, 0.0004);
     spoof[24] ^= 0xff;
     assert_eq!(
-        s.handle_response(t4, &spoof, 1e-7),
+        s.handle_response(t4, &spoof, 1e-7, &NoKeys),
         Outcome::Rejected(Rejection::BogusOrigin)
     );
     assert_eq!(s.reach(), 0);
     let (good, t4) = reply_to(&req, 0.0, 0.001, 0.0004);
     assert!(matches!(
-        s.handle_response(t4, &good, 1e-7),
+        s.handle_response(t4, &good, 1e-7, &NoKeys),
         Outcome::Sample(Some(_))
     ));
     // A replay of the same good reply fails: the nonce was used up.
     assert_eq!(
-        s.handle_response(t4, &good, 1e-7),
+        s.handle_response(t4, &good, 1e-7, &NoKeys),
         Outcome::Rejected(Rejection::BogusOrigin)
     );
     assert_eq!(s.rejected(Rejection::BogusOrigin), 2);
@@ -239,12 +240,16 @@ fn hostile_replies_are_rejected_with_their_reason() {
         mutate(&mut h);
         let mut bytes = [0u8; 48];
         h.emit(&mut bytes);
-        assert_eq!(s.handle_response(t4, &bytes, 1e-7), expected, "{name}");
+        assert_eq!(
+            s.handle_response(t4, &bytes, 1e-7, &NoKeys),
+            expected,
+            "{name}"
+        );
         assert!(s.estimate().is_none(), "{name}");
     }
     let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
     assert_eq!(
-        s.handle_response(BASE, &[0x24; 20], 1e-7),
+        s.handle_response(BASE, &[0x24; 20], 1e-7, &NoKeys),
         Outcome::Rejected(Rejection::Malformed)
     );
 }
@@ -262,7 +267,7 @@ fn timestamps_out_of_order_within_the_server_precision_are_accepted() {
     let mut bytes = [0u8; 48];
     h.emit(&mut bytes);
     assert!(matches!(
-        s.handle_response(t4, &bytes, 1e-7),
+        s.handle_response(t4, &bytes, 1e-7, &NoKeys),
         Outcome::Sample(_)
     ));
 }
@@ -374,7 +379,7 @@ fn rate_kiss_slows_polling_and_deny_stops_it() {
     s.handle_sent(ts(0.0));
     let (kiss, t4) = kiss_to(&req, ReferenceId::RATE, 8);
     assert_eq!(
-        s.handle_response(t4, &kiss, 1e-7),
+        s.handle_response(t4, &kiss, 1e-7, &NoKeys),
         Outcome::Kiss(Kiss::Rate)
     );
     assert_eq!(s.hpoll(), 8);
@@ -385,7 +390,7 @@ fn rate_kiss_slows_polling_and_deny_stops_it() {
     s.handle_sent(ts(0.0));
     let (kiss, t4) = kiss_to(&req, ReferenceId::DENY, 6);
     assert!(matches!(
-        s.handle_response(t4, &kiss, 1e-7),
+        s.handle_response(t4, &kiss, 1e-7, &NoKeys),
         Outcome::Kiss(Kiss::Deny(_))
     ));
     assert_eq!(s.poll_timeout(), None);
@@ -405,7 +410,7 @@ fn a_spoofed_kiss_is_ignored() {
     let mut kiss = [0u8; 48];
     h.emit(&mut kiss);
     assert_eq!(
-        s.handle_response(t4, &kiss, 1e-7),
+        s.handle_response(t4, &kiss, 1e-7, &NoKeys),
         Outcome::Rejected(Rejection::BogusOrigin)
     );
     assert!(s.poll_timeout().is_some());
@@ -418,7 +423,7 @@ fn silence_clears_reach_and_backs_off() {
     let req = poll(&mut s, 0, &mut rng).unwrap();
     s.handle_sent(ts(0.0));
     let (rep, t4) = reply_to(&req, 0.0, 0.0, 0.001);
-    let _ = s.handle_response(t4, &rep, 1e-7);
+    let _ = s.handle_response(t4, &rep, 1e-7, &NoKeys);
     assert_eq!(s.reach(), 1);
     let mut t = 0;
     for _ in 0..20 {
@@ -447,7 +452,7 @@ fn clock_corrections_move_the_estimate_but_not_the_raw_sample() {
     s.handle_sent(ts(0.0));
     let (rep, t4) = reply_to(&req, 0.0, -0.1, 0.0004);
     assert!(matches!(
-        s.handle_response(t4, &rep, 1e-7),
+        s.handle_response(t4, &rep, 1e-7, &NoKeys),
         Outcome::Sample(Some(_))
     ));
     assert_eq!(s.polls_since_reset(), 1);
@@ -500,7 +505,7 @@ fn repeated_rate_kisses_never_push_the_poll_past_maxpoll() {
         s.handle_sent(ts(0.0));
         let (kiss, t4) = kiss_to(&req, ReferenceId::RATE, 8);
         assert_eq!(
-            s.handle_response(t4, &kiss, 1e-7),
+            s.handle_response(t4, &kiss, 1e-7, &NoKeys),
             Outcome::Kiss(Kiss::Rate)
         );
         t = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
@@ -517,7 +522,7 @@ fn impossible_round_trips_are_rejected_as_delay() {
     s.handle_sent(ts(0.0));
     let (slow, t4) = reply_to(&req, 0.0, 0.0, 2.0);
     assert_eq!(
-        s.handle_response(t4, &slow, 1e-7),
+        s.handle_response(t4, &slow, 1e-7, &NoKeys),
         Outcome::Rejected(Rejection::Delay)
     );
     // T1 recorded 0.5 ms late: the round trip comes out negative.
@@ -525,9 +530,128 @@ fn impossible_round_trips_are_rejected_as_delay() {
     s.handle_sent(ts(0.0005));
     let (late, t4) = reply_to(&req, 0.0, 0.0, 0.0002);
     assert_eq!(
-        s.handle_response(t4, &late, 1e-7),
+        s.handle_response(t4, &late, 1e-7, &NoKeys),
         Outcome::Rejected(Rejection::Delay)
     );
     assert_eq!(s.rejected(Rejection::Delay), 2);
     assert!(s.estimate().is_none());
+}
+
+mod keyed {
+    use super::*;
+    use crate::auth::{MAX_AUTHENTICATED_LEN, TestKeys, append_mac};
+
+    const KEYS: TestKeys = TestKeys {
+        id: 9,
+        secret: 0x42,
+        len: 16,
+    };
+
+    fn keyed_source() -> Source {
+        let params = SourceParams {
+            key: Some(9),
+            ..SourceParams::default()
+        };
+        Source::new(params, MonoTime::ZERO)
+    }
+
+    /// Polls, checks the request is signed under key 9, and returns its header.
+    fn signed_poll(s: &mut Source, now: u64, rng: &mut Counter) -> [u8; 48] {
+        let mut out = [0u8; MAX_AUTHENTICATED_LEN];
+        let len = s
+            .poll_transmit(secs(now), &mut || rng.next(), &KEYS, &mut out)
+            .expect("a poll is due");
+        assert_eq!(len, 48 + 4 + 16);
+        let packet = Packet::parse(&out[..len]).unwrap();
+        assert_eq!(
+            auth::authenticate(&KEYS, &out[..len], &packet),
+            Authentication::Valid { key_id: 9 }
+        );
+        s.handle_sent(ts(0.0));
+        out[..48].try_into().unwrap()
+    }
+
+    fn sign(reply: &[u8; 48], key_id: u32) -> Vec<u8> {
+        let mut buf = [0u8; MAX_AUTHENTICATED_LEN];
+        buf[..48].copy_from_slice(reply);
+        let len = append_mac(&KEYS, KEYS.id, 20, &mut buf, 48).unwrap();
+        buf[48..52].copy_from_slice(&key_id.to_be_bytes());
+        buf[..len].to_vec()
+    }
+
+    #[test]
+    fn a_reply_signed_under_the_sources_key_is_a_sample_and_marks_it_authentic() {
+        let mut s = keyed_source();
+        let mut rng = Counter(3);
+        let req = signed_poll(&mut s, 0, &mut rng);
+        let (rep, t4) = reply_to(&req, 0.0, 0.01, 0.002);
+        assert!(!s.authentic());
+        assert!(matches!(
+            s.handle_response(t4, &sign(&rep, 9), 1e-7, &KEYS),
+            Outcome::Sample(_)
+        ));
+        assert!(s.authentic());
+        assert_eq!(s.reach(), 1);
+    }
+
+    #[test]
+    fn unauthenticated_or_tampered_replies_are_counted_and_change_nothing() {
+        let mut s = keyed_source();
+        let mut rng = Counter(4);
+        let req = signed_poll(&mut s, 0, &mut rng);
+        let (rep, t4) = reply_to(&req, 0.0, 0.01, 0.002);
+        let mut tampered = sign(&rep, 9);
+        tampered[44] ^= 0x01; // the server's transmit time, one bit
+        let mut nak = rep.to_vec();
+        nak.extend_from_slice(&[0, 0, 0, 0]);
+        let cases: [(&str, Vec<u8>, Rejection); 5] = [
+            ("no MAC", rep.to_vec(), Rejection::Unauthenticated),
+            ("crypto-NAK", nak, Rejection::Unauthenticated),
+            ("tampered", tampered, Rejection::BadMac),
+            ("another trusted key", sign(&rep, 8), Rejection::BadMac),
+            ("unknown key", sign(&rep, 77), Rejection::BadMac),
+        ];
+        for (what, bytes, reason) in &cases {
+            assert_eq!(
+                s.handle_response(t4, bytes, 1e-7, &KEYS),
+                Outcome::Rejected(*reason),
+                "{what}"
+            );
+        }
+        assert_eq!(s.rejected(Rejection::Unauthenticated), 2);
+        assert_eq!(s.rejected(Rejection::BadMac), 3);
+        assert_eq!((s.reach(), s.estimate(), s.authentic()), (0, None, false));
+        // The request is still outstanding: the genuine reply is accepted afterwards.
+        assert!(matches!(
+            s.handle_response(t4, &sign(&rep, 9), 1e-7, &KEYS),
+            Outcome::Sample(_)
+        ));
+    }
+
+    #[test]
+    fn an_unauthenticated_kiss_never_denies_a_keyed_source() {
+        let mut s = keyed_source();
+        let mut rng = Counter(5);
+        let req = signed_poll(&mut s, 0, &mut rng);
+        let (kiss, t4) = kiss_to(&req, ReferenceId::DENY, 6);
+        assert_eq!(
+            s.handle_response(t4, &kiss, 1e-7, &KEYS),
+            Outcome::Rejected(Rejection::Unauthenticated)
+        );
+        assert!(s.denied().is_none() && s.poll_timeout().is_some());
+        // Signed, the same kiss is honoured.
+        assert_eq!(
+            s.handle_response(t4, &sign(&kiss, 9), 1e-7, &KEYS),
+            Outcome::Kiss(Kiss::Deny(ReferenceId::DENY))
+        );
+    }
+
+    #[test]
+    fn a_key_that_cannot_sign_sends_a_plain_request() {
+        let mut s = keyed_source();
+        let mut rng = Counter(6);
+        let mut out = [0u8; MAX_AUTHENTICATED_LEN];
+        let len = s.poll_transmit(secs(0), &mut || rng.next(), &NoKeys, &mut out);
+        assert_eq!(len, Some(48));
+    }
 }

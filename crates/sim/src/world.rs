@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sundial_proto::access::{AccessTable, RestrictFlags};
+use sundial_proto::auth::NoKeys;
 use sundial_proto::clock::Clock;
 use sundial_proto::discipline::DisciplineParams;
 use sundial_proto::fallback::Fallback;
@@ -27,7 +28,7 @@ use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, ReferenceId};
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::ratelimit::RateLimiter;
 use sundial_proto::select::Tally;
-use sundial_proto::server::{Action, RequestMeta, Server};
+use sundial_proto::server::{Action, Policy, RequestMeta, Server};
 use sundial_proto::siphash::SipKey;
 use sundial_proto::source::{Fitness, Source};
 use sundial_proto::system::{Event, SourceId, SourceSpec, System, SystemParams, SystemState};
@@ -154,7 +155,8 @@ struct PoolState {
 struct World<'a> {
     sc: &'a Scenario,
     clock: VirtualClock,
-    servers: Vec<Server>,
+    /// Each server and its restrict table.
+    servers: Vec<(Server, AccessTable)>,
     assocs: Vec<Assoc>,
     next_assoc_id: u32,
     next_first_poll: f64,
@@ -386,6 +388,7 @@ impl<'a> World<'a> {
                     a.id,
                     due.max(mono(t)),
                     &mut || nonces.next_u64(),
+                    &NoKeys,
                     &mut bytes,
                 )
                 .is_none()
@@ -485,10 +488,14 @@ impl<'a> World<'a> {
         }
         let t4 = self.clock.now();
         // An association retired meanwhile has closed its socket.
-        let Some(outcome) =
-            self.system
-                .handle_response(d.assoc, t4, &d.bytes, &mut self.clock, mono(d.at))
-        else {
+        let Some(outcome) = self.system.handle_response(
+            d.assoc,
+            t4,
+            &d.bytes,
+            &NoKeys,
+            &mut self.clock,
+            mono(d.at),
+        ) else {
             return;
         };
         if let Some(log) = self.timeline.sources.get_mut(d.server) {
@@ -530,9 +537,15 @@ impl<'a> World<'a> {
         };
         let sent = d.at + SERVER_PROCESSING_S;
         let mut out = [0u8; HEADER_LEN + 4];
-        let action = self.servers[d.server].handle(&meta, &d.bytes, &state, &mut out, || {
-            reading(EPOCH, sent + spec.offset_s + noise)
-        });
+        let (server, access) = &self.servers[d.server];
+        let action = server.handle(
+            &Policy::new(access),
+            &meta,
+            &d.bytes,
+            &state,
+            &mut out,
+            || reading(EPOCH, sent + spec.offset_s + noise),
+        );
         let Action::Reply(HEADER_LEN) = action else {
             return;
         };
@@ -688,16 +701,16 @@ fn system_params(sc: &Scenario) -> SystemParams {
 
 /// The server for `spec`: the plain one, or one behind `restrict default limited kod` with the
 /// real rate limiter, keyed and seeded from the scenario seed.
-fn make_server(spec: &ServerSpec, seed: u64, index: usize) -> Server {
+fn make_server(spec: &ServerSpec, seed: u64, index: usize) -> (Server, AccessTable) {
     let Some(params) = spec.rate_limit else {
-        return Server::default();
+        return (Server::default(), AccessTable::new());
     };
     let mut rng = SimRng::fork(seed, 30_000 + index as u64);
     let key = SipKey::new(rng.next_u64(), rng.next_u64());
     let mut access = AccessTable::new();
     access.add_default(true, true, RestrictFlags::LIMITED | RestrictFlags::KOD);
     let limiter = Arc::new(RateLimiter::new(LIMITER_ENTRIES, params, key));
-    Server::with_limiter(access, limiter, rng.next_u64())
+    (Server::with_limiter(limiter, rng.next_u64()), access)
 }
 
 /// A monotonic time `secs` after the start.

@@ -80,7 +80,10 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
         "logfile" => cfg.logfile = Some(single_path(args)?),
         "leapfile" => cfg.leapfile = Some(single_path(args)?),
         "pidfile" => cfg.pidfile = Some(single_path(args)?),
-        "keys" => cfg.keys = Some(single_path(args)?),
+        "keys" => {
+            cfg.keys = Some(single_path(args)?);
+            cfg.keys_location = Some(location.clone());
+        }
         "statistics" => {
             for kind in parse_statistics(args, notes)? {
                 if !cfg.statistics.contains(&kind) {
@@ -118,6 +121,17 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
             parse_key_id(&args.required("a key id")?, "requestkey")?;
             args.finish()?;
             notes.push(keyword.warning("requestkey is ignored: mode 7 (ntpdc) is not supported"));
+        }
+        "authenticate" => {
+            let value = args.required("yes or no")?;
+            if !(value.is("yes") || value.is("no")) {
+                return Err(value.error("authenticate takes yes or no"));
+            }
+            args.finish()?;
+            notes.push(keyword.notice(
+                "a source with a key is always authenticated and one without never is; \
+                 authenticate has no further effect",
+            ));
         }
         "interface" | "nic" => cfg.interfaces.push(parse_interface(args, location)?),
         "setvar" => cfg.setvars.push(parse_setvar(args, location)?),

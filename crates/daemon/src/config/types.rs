@@ -57,6 +57,8 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// `keys`: the symmetric key file.
     pub keys: Option<PathBuf>,
+    /// Where the `keys` line is (findings about the file that have no line of their own).
+    pub keys_location: Option<Location>,
     /// `trustedkey` ids and ranges, in file order.
     pub trusted_keys: Vec<KeyRange>,
     /// `controlkey`: parsed for compatibility; sundial never allows remote configuration.

@@ -108,12 +108,7 @@ fn parse_line(
         None => Vec::new(),
     };
     if let Some(extra) = tokens.next() {
-        return Err(line.error(
-            extra.start,
-            SyntaxProblem::TrailingText {
-                text: extra.lossy(),
-            },
-        ));
+        return Err(line.error(extra.start, SyntaxProblem::TrailingText));
     }
     let type_name = type_tok.lossy();
     let entry = match KeyType::from_name(&type_name) {
@@ -228,14 +223,7 @@ fn parse_addresses(line: &Line<'_>, tok: Token<'_>) -> Result<Vec<AddrPrefix>, K
     let mut prefixes = Vec::new();
     let mut offset = tok.start;
     for entry in tok.text.split(|&b| b == b',') {
-        let bad = || {
-            line.error(
-                offset,
-                SyntaxProblem::BadAddress {
-                    text: String::from_utf8_lossy(entry).into_owned(),
-                },
-            )
-        };
+        let bad = || line.error(offset, SyntaxProblem::BadAddress);
         let text = std::str::from_utf8(entry).map_err(|_| bad())?;
         let (addr, bits) = match text.split_once('/') {
             Some((addr, bits)) => (addr, Some(bits)),

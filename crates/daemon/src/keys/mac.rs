@@ -18,8 +18,11 @@ use sundial_proto::packet::Packet;
 
 use super::{KeyType, SymmetricKey, wipe};
 
-/// The longest digest of a supported type (SHA-1), octets.
-pub const MAX_DIGEST_LEN: usize = 20;
+/// The longest digest (SHA-512's), octets.
+pub const MAX_DIGEST_LEN: usize = sundial_proto::auth::MAX_DIGEST_LEN;
+
+/// The digest length sundial sends (SHA-1's; SHA-2 digests are cut to it, as NTPsec does).
+pub const SENT_DIGEST_LEN: usize = sundial_proto::auth::V4_DIGEST_LEN;
 
 /// Octets of the key id in front of a digest.
 const KEY_ID_LEN: usize = 4;
@@ -65,8 +68,17 @@ impl fmt::Debug for Digest {
 }
 
 impl SymmetricKey {
-    /// The digest of `data` (the packet up to the MAC) under this key.
+    /// The digest of `data` (the packet up to the MAC) under this key as sundial sends it:
+    /// SHA-2 digests cut to [`SENT_DIGEST_LEN`] octets.
     pub fn digest(&self, data: &[u8]) -> Digest {
+        let mut digest = self.full_digest(data);
+        digest.len = digest.len.min(self.key_type.digest_len());
+        digest
+    }
+
+    /// The whole digest of `data` under this key (32, 48 or 64 octets for SHA-2), as chrony and
+    /// `ntpdig` send it.
+    pub fn full_digest(&self, data: &[u8]) -> Digest {
         match self.key_type {
             KeyType::Md5 => Digest::from_slice(
                 &md5::Md5::new()
@@ -76,6 +88,24 @@ impl SymmetricKey {
             ),
             KeyType::Sha1 => Digest::from_slice(
                 &sha1::Sha1::new()
+                    .chain_update(self.secret())
+                    .chain_update(data)
+                    .finalize(),
+            ),
+            KeyType::Sha256 => Digest::from_slice(
+                &sha2::Sha256::new()
+                    .chain_update(self.secret())
+                    .chain_update(data)
+                    .finalize(),
+            ),
+            KeyType::Sha384 => Digest::from_slice(
+                &sha2::Sha384::new()
+                    .chain_update(self.secret())
+                    .chain_update(data)
+                    .finalize(),
+            ),
+            KeyType::Sha512 => Digest::from_slice(
+                &sha2::Sha512::new()
                     .chain_update(self.secret())
                     .chain_update(data)
                     .finalize(),
@@ -93,9 +123,17 @@ impl SymmetricKey {
         }
     }
 
-    /// Whether `tag` is the MAC of `data` under this key, compared in constant time.
+    /// Whether `tag` is the MAC of `data` under this key — the whole digest, or a longer one
+    /// cut to [`SENT_DIGEST_LEN`] octets — compared in constant time (the lengths are public).
     pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
-        bool::from(self.digest(data).as_bytes().ct_eq(tag))
+        let full = self.full_digest(data);
+        let full = full.as_bytes();
+        let expected = if tag.len() == SENT_DIGEST_LEN && full.len() > SENT_DIGEST_LEN {
+            full.get(..SENT_DIGEST_LEN).unwrap_or(full)
+        } else {
+            full
+        };
+        bool::from(expected.ct_eq(tag))
     }
 
     /// Appends the MAC trailer for `packet` (everything in it so far): key id, then digest.

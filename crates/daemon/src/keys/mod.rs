@@ -17,9 +17,10 @@
 //! ```
 //!
 //! * key ids are 1–65535;
-//! * types (any case): `MD5` (or the legacy `M`), `SHA1` (or `SHA-1`), `AES128CMAC` (or NTPsec's
-//!   `AES`). Other digest names that ntpd accepts through OpenSSL (`SHA256`, `RMD160`, …) are kept
-//!   as unsupported: loading the file warns, and only using such a key fails;
+//! * types (any case): `MD5` (or the legacy `M`), `SHA1` (or `SHA-1`), `SHA256`, `SHA384`,
+//!   `SHA512` (or `SHA-256`, …), `AES128CMAC` (or NTPsec's `AES`). Other digest names that ntpd
+//!   accepts through OpenSSL (`RMD160`, `SHA3-256`, …) are kept as unsupported: loading the file
+//!   warns, and only using such a key fails;
 //! * a key of up to 20 characters is the ASCII text itself (printable, no `#`); a longer one is
 //!   hex, an even number of digits, at most 64 (32 octets);
 //! * an optional comma-separated list of `ADDR[/BITS]` limits which hosts the key is good for.
@@ -31,7 +32,9 @@
 //! implementations make are out of reach).
 
 mod file;
+mod fuzz;
 mod mac;
+mod trusted;
 
 #[cfg(test)]
 mod tests;
@@ -44,7 +47,9 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub use self::mac::{Digest, MAX_DIGEST_LEN, MacFailure, check_mac};
+pub use self::fuzz::{fuzz_parse, fuzz_server};
+pub use self::mac::{Digest, MAX_DIGEST_LEN, MacFailure, SENT_DIGEST_LEN, check_mac};
+pub use self::trusted::{TrustedKeys, load_trusted};
 
 use crate::config::{KeyId, Location};
 
@@ -63,6 +68,13 @@ pub enum KeyType {
     Md5,
     /// SHA-1(key ‖ packet): a 20-octet digest.
     Sha1,
+    /// SHA-256(key ‖ packet), cut to 20 octets as NTPsec and chrony send it (NTPv4's MAC
+    /// trailer holds at most 20 digest octets).
+    Sha256,
+    /// SHA-384(key ‖ packet), cut to 20 octets.
+    Sha384,
+    /// SHA-512(key ‖ packet), cut to 20 octets.
+    Sha512,
     /// AES-128-CMAC(key, packet) (RFC 8573): a 16-octet tag.
     Aes128Cmac,
 }
@@ -70,11 +82,17 @@ pub enum KeyType {
 impl KeyType {
     /// The type named in a keys file, in any case; `None` for a type sundial cannot compute.
     pub fn from_name(name: &str) -> Option<Self> {
-        const NAMES: [(&str, KeyType); 6] = [
+        const NAMES: [(&str, KeyType); 12] = [
             ("M", KeyType::Md5),
             ("MD5", KeyType::Md5),
             ("SHA1", KeyType::Sha1),
             ("SHA-1", KeyType::Sha1),
+            ("SHA256", KeyType::Sha256),
+            ("SHA-256", KeyType::Sha256),
+            ("SHA384", KeyType::Sha384),
+            ("SHA-384", KeyType::Sha384),
+            ("SHA512", KeyType::Sha512),
+            ("SHA-512", KeyType::Sha512),
             ("AES128CMAC", KeyType::Aes128Cmac),
             ("AES", KeyType::Aes128Cmac),
         ];
@@ -89,15 +107,19 @@ impl KeyType {
         match self {
             Self::Md5 => "MD5",
             Self::Sha1 => "SHA1",
+            Self::Sha256 => "SHA256",
+            Self::Sha384 => "SHA384",
+            Self::Sha512 => "SHA512",
             Self::Aes128Cmac => "AES128CMAC",
         }
     }
 
-    /// Octets of the digest or tag that follow the key id on the wire.
+    /// Octets of the digest or tag that follow the key id in what sundial sends (a SHA-2
+    /// digest cut to 20, as NTPsec sends it).
     pub fn digest_len(self) -> usize {
         match self {
             Self::Md5 | Self::Aes128Cmac => 16,
-            Self::Sha1 => 20,
+            Self::Sha1 | Self::Sha256 | Self::Sha384 | Self::Sha512 => SENT_DIGEST_LEN,
         }
     }
 }
@@ -109,7 +131,7 @@ impl fmt::Display for KeyType {
 }
 
 /// The types sundial computes, as listed in messages.
-const SUPPORTED_TYPES: &str = "MD5, SHA1, AES128CMAC";
+const SUPPORTED_TYPES: &str = "MD5, SHA1, SHA256, SHA384, SHA512, AES128CMAC";
 
 /// Key material: up to [`MAX_SECRET_LEN`] octets in place (never reallocated, so never copied
 /// behind our back), zeroed on drop, never printed.
@@ -269,7 +291,8 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// Reads and parses the keys file `path`. The warnings include a world-readable file.
+    /// Reads and parses the keys file `path`. The warnings include a file its group or every
+    /// user can read (it should be readable by root or the ntp user only).
     pub fn load(path: &Path) -> Result<(Self, Vec<KeysWarning>), KeysError> {
         let read_error = |error| KeysError::Read {
             path: path.to_owned(),
@@ -290,10 +313,10 @@ impl KeyStore {
         let parsed = Self::parse(path, &bytes);
         wipe(&mut bytes);
         let (store, mut warnings) = parsed?;
-        if mode & 0o004 != 0 {
+        if mode & 0o044 != 0 {
             warnings.insert(
                 0,
-                KeysWarning::WorldReadable {
+                KeysWarning::ReadableByOthers {
                     path: path.to_owned(),
                     mode: mode & 0o7777,
                 },
@@ -387,8 +410,8 @@ impl std::error::Error for LookupError {}
 /// Something about a keys file that does not stop it from being used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeysWarning {
-    /// Every user of the machine can read the secrets.
-    WorldReadable {
+    /// Users other than the owner (its group, or everyone) can read the secrets.
+    ReadableByOthers {
         /// The file.
         path: PathBuf,
         /// Its permission bits.
@@ -428,7 +451,7 @@ impl KeysWarning {
     /// The key the warning is about; `None` for the file as a whole.
     pub fn key_id(&self) -> Option<KeyId> {
         match self {
-            Self::WorldReadable { .. } => None,
+            Self::ReadableByOthers { .. } => None,
             Self::UnsupportedType { id, .. }
             | Self::Duplicate { id, .. }
             | Self::CmacKeyLength { id, .. } => Some(*id),
@@ -439,11 +462,16 @@ impl KeysWarning {
 impl fmt::Display for KeysWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::WorldReadable { path, mode } => write!(
+            Self::ReadableByOthers { path, mode } => write!(
                 f,
-                "key file {} is readable by all users (mode {mode:04o}); it holds secrets and \
-                 should not be (chmod o-rwx)",
-                path.display()
+                "key file {} is readable by {} (mode {mode:04o}); it holds secrets and should \
+                 be readable only by its owner (chmod go-rwx)",
+                path.display(),
+                if mode & 0o004 != 0 {
+                    "all users"
+                } else {
+                    "its group"
+                }
             ),
             Self::UnsupportedType {
                 location,
@@ -555,16 +583,11 @@ pub enum SyntaxProblem {
         /// Digits found.
         digits: usize,
     },
-    /// An entry of the address list is not `ADDR` or `ADDR/BITS`.
-    BadAddress {
-        /// The entry.
-        text: String,
-    },
-    /// Text after the address list.
-    TrailingText {
-        /// The text.
-        text: String,
-    },
+    /// An entry of the address list is not `ADDR` or `ADDR/BITS`. The text is not kept: a key
+    /// written with a space in it lands here, and must not reach a log.
+    BadAddress,
+    /// Text after the address list (not kept, for the same reason).
+    TrailingText,
 }
 
 impl fmt::Display for SyntaxProblem {
@@ -590,12 +613,10 @@ impl fmt::Display for SyntaxProblem {
                 "hex key has {digits} digits; at most {} ({MAX_SECRET_LEN} octets) are allowed",
                 2 * MAX_SECRET_LEN
             ),
-            Self::BadAddress { text } => {
-                write!(f, "{text:?} is not an address or ADDRESS/BITS")
+            Self::BadAddress => {
+                f.write_str("not an address or ADDRESS/BITS (a key cannot contain spaces)")
             }
-            Self::TrailingText { text } => {
-                write!(f, "unexpected {text:?} after the address list")
-            }
+            Self::TrailingText => f.write_str("unexpected text after the address list"),
         }
     }
 }

@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sundial_proto::onwire::Measurement;
 use sundial_proto::packet::NtpHeader;
 use sundial_proto::time::{Log2Seconds, NtpDuration};
 
@@ -279,7 +280,7 @@ fn dump_server<O: Write, E: Write>(out: &mut Reporter<O, E>, server: &ServerResu
     if let Some(h) = server.last_header {
         dump_header(out, &h, server.trust);
     }
-    let column = |f: &dyn Fn(&reply::Sample) -> String| -> String {
+    let column = |f: &dyn Fn(&Measurement) -> String| -> String {
         server
             .samples
             .iter()

@@ -10,19 +10,11 @@
 
 use core::fmt;
 
+use sundial_proto::onwire::{self, Measurement, Unusable};
 use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ParseError, ReferenceId};
-use sundial_proto::time::{NtpDuration, NtpTimestamp};
+use sundial_proto::time::NtpTimestamp;
 
 use crate::keys::SymmetricKey;
-
-/// One on-wire measurement (RFC 5905 §8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sample {
-    /// θ = ((T2 − T1) + (T3 − T4)) / 2: how far the server's clock is ahead of ours.
-    pub offset: NtpDuration,
-    /// δ = (T4 − T1) − (T3 − T2): the round trip without the server's processing time.
-    pub delay: NtpDuration,
-}
 
 /// A reply that answered our outstanding request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +24,9 @@ pub enum Answer {
         /// The reply's header.
         header: NtpHeader,
         /// The measurement.
-        sample: Sample,
+        sample: Measurement,
     },
-    /// A kiss-o'-death (stratum 0): never time, and for `RATE`, `DENY` and `RSTR` a request to
+    /// A kiss-o'-death (stratum 0 with the leap alarm): never time, and for `RATE`, `DENY` and `RSTR` a request to
     /// stop asking (see [`ceases`]).
     Kiss {
         /// The reply's header; its refid is the kiss code.
@@ -57,24 +49,6 @@ impl Answer {
                 header
             }
         }
-    }
-}
-
-/// Why an answer carries no usable time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unusable {
-    /// The receive or transmit timestamp is zero (RFC 5905 §8 test 3).
-    ZeroTimestamp,
-    /// The server claims to have sent the reply before it received the request.
-    TransmitBeforeReceive,
-}
-
-impl fmt::Display for Unusable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::ZeroTimestamp => "zero receive or transmit timestamp",
-            Self::TransmitBeforeReceive => "transmit timestamp before receive timestamp",
-        })
     }
 }
 
@@ -130,7 +104,9 @@ pub fn signed_request(version: u8, nonce: NtpTimestamp, key: &SymmetricKey) -> V
 }
 
 /// Checks `datagram` against the outstanding request whose transmit timestamp was `nonce`, sent
-/// at local time `t1`; the datagram arrived at local time `t4`.
+/// at local time `t1`; the datagram arrived at local time `t4`. The rules are the daemon's
+/// ([`onwire::check`]); ntpdate adds none of its own here and leaves unsynchronised servers to
+/// its selection.
 pub fn check(
     datagram: &[u8],
     nonce: NtpTimestamp,
@@ -138,37 +114,16 @@ pub fn check(
     t4: NtpTimestamp,
 ) -> Result<Answer, NotAnswer> {
     let packet = Packet::parse(datagram).map_err(NotAnswer::Malformed)?;
-    let header = packet.header;
-    if header.mode != Mode::Server {
-        return Err(NotAnswer::NotServerMode(header.mode));
-    }
-    if nonce.is_zero() || header.origin_timestamp != nonce {
-        return Err(NotAnswer::WrongOrigin);
-    }
-    // From here on the reply answered the request. A KoD's other timestamps are meaningless
-    // (RFC 5905 §7.4), so it is recognised before they are looked at.
-    if header.stratum == 0 {
-        return Ok(Answer::Kiss { header });
-    }
-    let (t2, t3) = (header.receive_timestamp, header.transmit_timestamp);
-    if t2.is_zero() || t3.is_zero() {
-        return Ok(Answer::Unusable {
+    match onwire::check(&packet, nonce) {
+        Ok(onwire::Answer::Time(header)) => Ok(Answer::Sample {
             header,
-            reason: Unusable::ZeroTimestamp,
-        });
+            sample: Measurement::of(&header, t1, t4),
+        }),
+        Ok(onwire::Answer::Kiss(header)) => Ok(Answer::Kiss { header }),
+        Ok(onwire::Answer::Unusable { header, reason }) => Ok(Answer::Unusable { header, reason }),
+        Err(onwire::NotAnswer::NotServerMode(mode)) => Err(NotAnswer::NotServerMode(mode)),
+        Err(onwire::NotAnswer::WrongOrigin) => Err(NotAnswer::WrongOrigin),
     }
-    if (t3 - t2).is_negative() {
-        return Ok(Answer::Unusable {
-            header,
-            reason: Unusable::TransmitBeforeReceive,
-        });
-    }
-    let sum = (t2 - t1) + (t3 - t4);
-    let sample = Sample {
-        offset: NtpDuration::from_bits(sum.to_bits() / 2),
-        delay: (t4 - t1) - (t3 - t2),
-    };
-    Ok(Answer::Sample { header, sample })
 }
 
 /// Whether a kiss code asks the client to stop sending (`RATE`: slow down, which a one-shot tool
@@ -185,7 +140,7 @@ pub fn is_rate_limit(code: ReferenceId) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use sundial_proto::time::Log2Seconds;
+    use sundial_proto::time::{Log2Seconds, NtpDuration};
 
     use super::*;
 
@@ -317,6 +272,21 @@ mod tests {
         assert!(ceases(ReferenceId::RATE) && is_rate_limit(ReferenceId::RATE));
         assert!(ceases(ReferenceId::DENY) && ceases(ReferenceId::RSTR));
         assert!(!ceases(ReferenceId::INIT) && !is_rate_limit(ReferenceId::DENY));
+    }
+
+    #[test]
+    fn stratum_zero_without_the_leap_alarm_is_unusable_not_a_kiss() {
+        // The daemon's rule (ntpd's and NTPsec's): a kiss needs LI=3 as well.
+        let mut h = reply();
+        h.stratum = 0;
+        h.reference_id = ReferenceId::DENY;
+        assert!(matches!(
+            check(&bytes(&h), NONCE, T1, t4()),
+            Ok(Answer::Unusable {
+                reason: Unusable::InvalidStratum,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 
 use sundial_proto::packet::{Leap, NtpHeader, ReferenceId};
 
-use super::reply::Sample;
+use sundial_proto::onwire::Measurement;
 
 /// Longest round trip a usable server may have, seconds (classic `NTP_MAXWGT`).
 pub const MAX_DELAY: f64 = 8.0;
@@ -50,7 +50,7 @@ pub struct ServerResult {
     /// The address asked.
     pub addr: SocketAddr,
     /// One entry per request sent: the measurement, or `None` for a lost or unusable reply.
-    pub samples: Vec<Option<Sample>>,
+    pub samples: Vec<Option<Measurement>>,
     /// The header of the last reply that answered one of our requests.
     pub last_header: Option<NtpHeader>,
     /// The kiss code of a kiss-o'-death that made us stop asking.
@@ -80,7 +80,7 @@ impl ServerResult {
 
     /// The sample with the shortest round trip: the least disturbed by queueing (classic ntpdate
     /// keeps the first of equal delays).
-    pub fn best(&self) -> Option<Sample> {
+    pub fn best(&self) -> Option<Measurement> {
         self.samples
             .iter()
             .flatten()
@@ -101,7 +101,7 @@ impl ServerResult {
         let Some(best) = self.best() else {
             return MAX_DISPERSION;
         };
-        let mut good: Vec<Sample> = self.samples.iter().flatten().copied().collect();
+        let mut good: Vec<Measurement> = self.samples.iter().flatten().copied().collect();
         good.sort_by_key(|s| s.delay);
         let lost = self.samples.len() - good.len();
         let spreads = good

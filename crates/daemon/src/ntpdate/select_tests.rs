@@ -28,7 +28,7 @@ fn server(n: u8, stratum: u8, samples: &[Option<(f64, f64)>]) -> ServerResult {
     s.samples = samples
         .iter()
         .map(|x| {
-            x.map(|(offset, delay)| Sample {
+            x.map(|(offset, delay)| Measurement {
                 offset: d(offset),
                 delay: d(delay),
             })

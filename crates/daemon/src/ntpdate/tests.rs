@@ -556,13 +556,13 @@ const SHA1_SECRET: &[u8] = &[
 const CMAC_SECRET: &[u8] = b"cmac-secret-key!";
 
 /// Keys 1 (MD5), 2 (SHA1, hex), 3 (AES128CMAC), 4 (MD5, a secret the servers do not know),
-/// 5 (SHA256, unsupported).
+/// 5 (RMD160, unsupported).
 const CLIENT_KEYS: &str = "# test keys\n\
                            1 MD5 md5-secret\n\
                            2 SHA1 0123456789abcdef0123456789abcdef01234567\n\
                            3 AES128CMAC cmac-secret-key!\n\
                            4 MD5 not-the-secret\n\
-                           5 SHA256 whatever\n";
+                           5 RMD160 whatever\n";
 
 #[test]
 fn authenticated_replies_are_used_with_md5_sha1_and_cmac_keys() {
@@ -687,8 +687,8 @@ fn key_problems_exit_1_with_classic_messages_before_any_request() {
         (
             vec!["-a", "5", "-k", keys.arg()],
             vec![format!(
-                "{}:6:3: authentication key 5 has type SHA256, which is not supported \
-                 (supported: MD5, SHA1, AES128CMAC)",
+                "{}:6:3: authentication key 5 has type RMD160, which is not supported \
+                 (supported: MD5, SHA1, SHA256, SHA384, SHA512, AES128CMAC)",
                 keys.arg()
             )],
         ),
@@ -753,7 +753,7 @@ fn a_world_readable_keys_file_is_used_with_a_warning() {
         o.stderr,
         format!(
             "{}key file {} is readable by all users (mode 0644); it holds secrets and should \
-             not be (chmod o-rwx)\n",
+             be readable only by its owner (chmod go-rwx)\n",
             fixed_prefix(),
             keys.arg()
         )

@@ -10,7 +10,7 @@
 //! and the unknown ones show `???`, as NTPsec's ntpq does.
 
 use sundial_proto::control::dropped_variable;
-use sundial_proto::server::DropReason;
+use sundial_proto::counters::DropReason;
 
 /// A variable list as parsed from a response: (name, raw value).
 pub(crate) type Vars = Vec<(String, String)>;

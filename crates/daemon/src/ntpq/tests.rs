@@ -13,9 +13,9 @@ use std::time::Duration;
 use sundial_proto::control::{
     AssociationId, ControlAccess, ControlSnapshot, PeerVars, SystemVars, respond,
 };
+use sundial_proto::counters::DropReason;
 use sundial_proto::packet::{Leap, ReferenceId};
 use sundial_proto::select::Tally;
-use sundial_proto::server::DropReason;
 use sundial_proto::time::{NtpTimestamp, UnixTime};
 
 use super::dns::ReverseDns;
@@ -361,7 +361,7 @@ fn address_family_flags_restrict_resolution() {
 /// A snapshot whose counters come from a real `Server` that saw a few good and bad datagrams.
 fn with_counters() -> ControlSnapshot {
     use sundial_proto::packet::{Mode, NtpHeader};
-    use sundial_proto::server::{RequestMeta, Server};
+    use sundial_proto::server::{Policy, RequestMeta, Server};
     use sundial_proto::system::SystemState;
     use sundial_proto::time::{Log2Seconds, MonoTime};
 
@@ -378,9 +378,14 @@ fn with_counters() -> ControlSnapshot {
     NtpHeader::new(4, Mode::Client).emit(&mut request);
     let mut out = [0u8; 64];
     for bytes in [&request[..], &request[..20], &[0x3b; 48][..]] {
-        let _ = server.handle(&meta, bytes, &state, &mut out, || {
-            NtpTimestamp::from_unix(NOW)
-        });
+        let _ = server.handle(
+            &Policy::new(&Default::default()),
+            &meta,
+            bytes,
+            &state,
+            &mut out,
+            || NtpTimestamp::from_unix(NOW),
+        );
     }
     let mut snapshot = classic_example();
     snapshot.system.uptime = 3725;

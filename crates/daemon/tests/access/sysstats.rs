@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::thread;
 use std::time::Duration;
 
-use sundial_proto::server::DropReason;
+use sundial_proto::counters::DropReason;
 
 use crate::lan::{Lan, debian_ntpq_in};
 use crate::raw::exchange;

@@ -5,6 +5,7 @@
 //! * [`bad_input`]: malformed datagrams and config files neither crash the daemon nor get replies,
 //!   and every dropped datagram is counted.
 //! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
+//! * [`keys`]: symmetric keys with NTPsec's ntpd, chronyd, ntpdig and ntpdate, both directions.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
 //! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
 //!   daemon per port, `READY=1`, SIGHUP reloads and reopens the log, `--version`.
@@ -16,6 +17,7 @@
 mod access;
 mod bad_input;
 mod interop;
+mod keys;
 mod safety;
 mod service;
 #[allow(

@@ -10,10 +10,10 @@ use core::net::{IpAddr, Ipv4Addr};
 use core::num::NonZeroU16;
 
 use super::status::{ClockSource, ClockStatus, PeerStatus, SystemStatus};
+use crate::counters::CounterSnapshot;
 use crate::filter::STAGES;
 use crate::packet::{Leap, Mode, ReferenceId};
 use crate::select::Tally;
-use crate::server::CounterSnapshot;
 use crate::time::NtpTimestamp;
 
 /// Everything mode 6 can report, as of one moment.

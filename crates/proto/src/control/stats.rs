@@ -29,8 +29,8 @@
 
 use super::snapshot::SystemVars;
 use super::vars::Var;
+use crate::counters::{CounterSnapshot, DropReason};
 use crate::packet::Mode;
-use crate::server::{CounterSnapshot, DropReason};
 
 /// The `sysstats` category NTPsec's ntpq shows a dropped datagram under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -252,7 +252,7 @@ mod tests {
         Reassembler, parse_varlist, respond,
     };
     use crate::packet::{HEADER_LEN, NtpHeader};
-    use crate::server::{RequestMeta, Server};
+    use crate::server::{Policy, RequestMeta, Server};
     use crate::system::SystemState;
     use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
 
@@ -329,7 +329,7 @@ mod tests {
             "127.0.0.1".parse().unwrap(),
             RestrictFlags::NONE,
         ));
-        let server = Server::new(table);
+        let server = Server::new();
         let system = SystemState::unsynchronized(Log2Seconds::new(-20));
         let meta = |source: &str| RequestMeta {
             source: source.parse::<SocketAddr>().unwrap(),
@@ -359,13 +359,13 @@ mod tests {
             (&meta("192.0.2.66:123"), request(4, Mode::Client)),
         ];
         for (m, bytes) in &sent {
-            let _ = server.handle(m, bytes, &system, &mut out, || NOW);
+            let _ = server.handle(&Policy::new(&table), m, bytes, &system, &mut out, || NOW);
         }
         let snapshot = ControlSnapshot::default();
         let readstat = [0x16, 0x01, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
         let local = meta("127.0.0.1:40000");
-        let _ = server.handle_control(&local, &readstat, &snapshot, &mut |_| {});
-        let _ = server.handle_control(&client, &readstat, &snapshot, &mut |_| {});
+        let _ = server.handle_control(&table, &local, &readstat, &snapshot, &mut |_| {});
+        let _ = server.handle_control(&table, &client, &readstat, &snapshot, &mut |_| {});
         server.counters().snapshot()
     }
 
@@ -521,7 +521,7 @@ mod tests {
             ..LimitParams::default()
         };
         let limiter = Arc::new(RateLimiter::new(64, params, SipKey::new(1, 2)));
-        let server = Server::with_limiter(table, limiter, 3);
+        let server = Server::with_limiter(limiter, 3);
         let system = SystemState::unsynchronized(Log2Seconds::new(-20));
         let mut request = [0u8; HEADER_LEN];
         NtpHeader::new(4, Mode::Client).emit(&mut request);
@@ -535,7 +535,14 @@ mod tests {
                 monotonic: MonoTime::from_duration(core::time::Duration::from_millis(i * 100)),
                 truncated: false,
             };
-            let _ = server.handle(&meta, &request, &system, &mut out, || NOW);
+            let _ = server.handle(
+                &Policy::new(&table),
+                &meta,
+                &request,
+                &system,
+                &mut out,
+                || NOW,
+            );
         }
         let s = Sysstats::from_counters(&server.counters().snapshot(), 0);
         assert_eq!((s.processed, s.kod_sent, s.limited), (1, 1, 9));

@@ -520,13 +520,13 @@ fn sources_settle_when_each_has_answered_or_missed_a_poll() {
     };
     assert!(!sources_settled([&a]));
     let mut out = [0u8; crate::packet::HEADER_LEN];
-    let _ = a.poll_transmit(MonoTime::ZERO, &mut random, &mut out);
+    let _ = a.poll_transmit(MonoTime::ZERO, &mut random, &crate::auth::NoKeys, &mut out);
     assert!(
         !sources_settled([&a]),
         "one unanswered poll is not yet a miss"
     );
     let later = MonoTime::from_duration(Duration::from_secs(100));
-    let _ = a.poll_transmit(later, &mut random, &mut out);
+    let _ = a.poll_transmit(later, &mut random, &crate::auth::NoKeys, &mut out);
     assert!(sources_settled([&a]));
     a.reset_filter();
     assert!(!sources_settled([&a]));

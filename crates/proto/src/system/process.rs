@@ -9,10 +9,10 @@ use std::vec::Vec;
 
 use super::event::{Event, Serving, SourceId};
 use super::served::SystemState;
+use crate::auth::KeyRing;
 use crate::clock::Clock;
 use crate::discipline::{Discipline, DisciplineParams, State};
 use crate::fallback::Fallback;
-use crate::packet::HEADER_LEN;
 use crate::select::{Candidate, SelectParams, Tally};
 use crate::source::{Fitness, Outcome, PendingSlew, Source, SourceParams};
 use crate::sync::PollAdapter;
@@ -259,15 +259,19 @@ impl System {
     }
 
     /// If source `id`'s poll is due at `now`, writes its request into `out` and returns its
-    /// length (`Source::poll_transmit`).
+    /// length (`Source::poll_transmit`; a source with a key signs it from `keys`, which needs
+    /// `out` to hold [`crate::auth::MAX_AUTHENTICATED_LEN`] octets).
     pub fn poll_transmit(
         &mut self,
         id: SourceId,
         now: MonoTime,
         random: &mut impl FnMut() -> u64,
-        out: &mut [u8; HEADER_LEN],
+        keys: &dyn KeyRing,
+        out: &mut [u8],
     ) -> Option<usize> {
-        self.entry_mut(id)?.source.poll_transmit(now, random, out)
+        self.entry_mut(id)?
+            .source
+            .poll_transmit(now, random, keys, out)
     }
 
     /// Records when source `id`'s request left, local time (T1).
@@ -277,13 +281,15 @@ impl System {
         }
     }
 
-    /// A datagram for source `id` that arrived at local time `t4`. A good reply runs a selection round that feeds the discipline, which
+    /// A datagram for source `id` that arrived at local time `t4`; `keys` verifies the MAC of a
+    /// source with a key. A good reply runs a selection round that feeds the discipline, which
     /// may steer `clock`. Returns what the source made of it (`None`: no such source).
     pub fn handle_response<C: Clock>(
         &mut self,
         id: SourceId,
         t4: NtpTimestamp,
         datagram: &[u8],
+        keys: &dyn KeyRing,
         clock: &mut C,
         now: MonoTime,
     ) -> Option<Outcome> {
@@ -291,7 +297,7 @@ impl System {
         let outcome = self
             .entry_mut(id)?
             .source
-            .handle_response(t4, datagram, precision);
+            .handle_response(t4, datagram, precision, keys);
         if let Outcome::Sample(estimate) = outcome {
             let fresh = if estimate.is_some() {
                 Fresh::Estimate

@@ -5,6 +5,7 @@ use core::convert::Infallible;
 use core::time::Duration;
 
 use super::*;
+use crate::auth::NoKeys;
 use crate::clock::Clock;
 use crate::discipline::DisciplineParams;
 use crate::fallback::Fallback;
@@ -129,7 +130,7 @@ impl World {
             *random
         };
         self.system
-            .poll_transmit(id, now, &mut rng, &mut request)
+            .poll_transmit(id, now, &mut rng, &NoKeys, &mut request)
             .expect("a request");
         self.system.handle_sent(id, self.clock.now());
         let nonce = NtpHeader::decode(&request).transmit_timestamp;
@@ -151,7 +152,7 @@ impl World {
         let now = self.mono();
         let outcome = self
             .system
-            .handle_response(id, t4, &bytes, &mut self.clock, now)
+            .handle_response(id, t4, &bytes, &NoKeys, &mut self.clock, now)
             .expect("a known source");
         self.drain();
         outcome
@@ -230,7 +231,7 @@ fn a_source_that_missed_two_polls_no_longer_holds_up_the_start() {
     for _ in 0..2 {
         let due = w.system.source(silent).unwrap().poll_timeout().unwrap();
         w.system
-            .poll_transmit(silent, due, &mut || 7, &mut buf)
+            .poll_transmit(silent, due, &mut || 7, &NoKeys, &mut buf)
             .unwrap();
     }
     w.exchange(a);

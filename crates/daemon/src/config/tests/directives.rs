@@ -221,21 +221,28 @@ fn enable_and_disable_switch_system_flags() {
 
 #[test]
 fn trustedkey_ranges_and_control_keys() {
-    let (config, findings) =
-        parse("trustedkey 1 2 (10 ... 20)\ntrustedkey (30...31) 40\ncontrolkey 7\nrequestkey 8");
+    let (config, findings) = parse(
+        "trustedkey 1 2 (10 ... 20)\ntrustedkey (30...31) 40 (50 ... 52)\ncontrolkey 7\nrequestkey 8\nauthenticate yes",
+    );
     let key = |n| KeyId::new(n).unwrap();
     let ranges: Vec<_> = config
         .trusted_keys
         .iter()
         .map(|r| (r.first().get(), r.last().get()))
         .collect();
-    assert_eq!(ranges, [(1, 1), (2, 2), (10, 20), (30, 31), (40, 40)]);
+    assert_eq!(
+        ranges,
+        [(1, 1), (2, 2), (10, 20), (30, 31), (40, 40), (50, 52)]
+    );
     assert!(
         config.is_trusted(key(15)) && config.is_trusted(key(31)) && !config.is_trusted(key(21))
     );
     assert_eq!(config.control_key, Some(key(7)));
     assert_eq!(positions(&findings, Severity::Warning), ["4:1 requestkey"]);
-    assert_eq!(positions(&findings, Severity::Notice), ["3:1 controlkey"]);
+    assert_eq!(
+        positions(&findings, Severity::Notice),
+        ["3:1 controlkey", "5:1 authenticate"]
+    );
 }
 
 #[test]

@@ -125,6 +125,9 @@ fn malformed_arguments_are_errors_naming_the_token() {
         ("trustedkey (1 ...", "("),
         ("trustedkey 1 (2 .. 3)", ".."),
         ("trustedkey", "trustedkey"),
+        // NTPsec wants the parentheses too (a syntax error at the dots).
+        ("trustedkey 1 ... 20", "..."),
+        ("authenticate maybe", "maybe"),
         ("interface listen", "interface"),
         ("interface listen eth0 extra", "extra"),
         ("interface open all", "open"),

@@ -172,6 +172,41 @@ impl Peer {
         })
     }
 
+    /// NTPsec's ntpd as a client (and server) on port 123 inside `ns`, with `extra` lines
+    /// (its `server … key N`, `keys` and `trustedkey`) after plain `restrict` lines and its
+    /// files in its directory. Returns at once; ask [`ntpsec_ntpq_in`] what it selected.
+    pub(crate) fn ntpsec_client_in(ns: &Netns, extra: &str) -> Self {
+        let dir = TempDir::new("ntpsec-client");
+        let config = format!(
+            "restrict default
+restrict 127.0.0.1
+restrict ::1
+             driftfile {0}/ntp.drift
+statsdir {0}/
+{extra}",
+            dir.path().display()
+        );
+        let config_path = dir.write("ntp.conf", config);
+        let log = dir.path().join("ntpd.log");
+        let mut cmd = ns.notime(ntpsec_program("usr/sbin/ntpd"));
+        cmd.arg("-n")
+            .arg("-c")
+            .arg(&config_path)
+            .arg("-p")
+            .arg(dir.path().join("ntpd.pid"))
+            .arg("-l")
+            .arg(&log);
+        Self::spawn(cmd, 123, log, dir)
+    }
+
+    /// chronyd as a client on the host with `config` lines (its `server` lines and `keyfile`;
+    /// `{DIR}` stands for its directory), plus `port 0` and its files. Returns at once; see
+    /// [`Self::chronyc_sources`].
+    pub(crate) fn chronyd_client_with(config: &str) -> Self {
+        let config = format!("{config}port 0\n{}", Self::CHRONYD_FILES);
+        Self::chronyd(&config, 0, None)
+    }
+
     /// The UDP port it serves on (0 for a chronyd client).
     pub(crate) fn port(&self) -> u16 {
         self.port
