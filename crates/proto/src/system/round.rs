@@ -76,11 +76,10 @@ impl System {
                     let sys_peer = self.disciplined_peer(id, sys_peer);
                     let mut served = follow(&sys_peer, &selection, leap, self.params.precision);
                     // Every sample the discipline used updated the clock (RFC 5905 §11.2.3):
-                    // the dispersion grows from the newest such update, not from the time of
-                    // the filter's best sample, which may be several polls old.
-                    if let Some(t) = self.last_update
-                        && (t - served.reference_time).to_bits() > 0
-                    {
+                    // the dispersion grows from the newest such update — not from the time of
+                    // the filter's best sample, which may be several polls old, or a spike the
+                    // discipline set aside.
+                    if let Some(t) = self.last_update {
                         served.reference_time = t;
                     }
                     served
@@ -183,10 +182,20 @@ impl System {
             };
             e.fed = Some(obs.time);
             self.events.push_back(Event::Fed(e.id));
-            self.last_update = Some(now);
             let measuring = d.readout().state == State::Frequency;
             let mut stop = false;
-            match d.update(clock, &obs) {
+            let update = d.update(clock, &obs);
+            // A sample the discipline used is a clock update (a spike set aside is not).
+            if matches!(
+                update,
+                Ok(Update::Slewed { .. }
+                    | Update::Measuring { .. }
+                    | Update::Stepped { .. }
+                    | Update::OneShot { .. })
+            ) {
+                self.last_update = Some(now);
+            }
+            match update {
                 Ok(Update::Slewed { offset, phase }) => {
                     self.events.push_back(Event::Slewed {
                         offset: seconds(offset),
