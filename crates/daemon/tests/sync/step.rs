@@ -55,7 +55,7 @@ fn ntpwait_sees_a_synchronised_server_across_a_step() {
         .spawn()
         .expect("the jumping server starts");
     let config = "server 127.0.0.1 port 12300 iburst minpoll 1 maxpoll 1\ntinker stepout 4\n";
-    let ntpd = Daemon::start_in_with(&ns, config, &["--clock", "simulated:0:0"]);
+    let ntpd = Daemon::start_in_clock(&ns, config, "simulated:0:0");
     let synced = eventually(Duration::from_secs(30), || ntpwait_says_synchronised(&ns));
     assert!(synced, "never synchronised:\n{}", ntpd.log());
 
