@@ -398,7 +398,7 @@ fn main_loop(
     let mut next_tick = Instant::now();
     loop {
         let now = Instant::now();
-        let mapping = d.publisher.current().mapping;
+        let mapping = d.timekeeper.clock_mapping();
         if d.associations
             .next_timeout(d.timekeeper.system())
             .is_some_and(|t| t <= mono(started))
