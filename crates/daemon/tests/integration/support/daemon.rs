@@ -126,6 +126,11 @@ impl Daemon {
         Self::start_in_with(ns, config, "none", &[])
     }
 
+    /// As [`Self::start_in`], with `--clock CLOCK` instead of `--clock none`.
+    pub(crate) fn start_in_clock(ns: &Netns, config: impl AsRef<[u8]>, clock: &str) -> Self {
+        Self::start_in_with(ns, config, clock, &[])
+    }
+
     /// As [`Self::start_in`], with the clock backend `clock` and `args` added to ntpd's command
     /// line.
     pub(crate) fn start_in_with(
