@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 
 use sundial_proto::control::{
-    AssociationId, ClockSource, ClockVars, ControlSnapshot, FilterStage, KernelVars, PeerVars,
-    SystemVars,
+    AssociationId, AuthVars, ClockSource, ClockVars, ControlSnapshot, FilterStage, KernelVars,
+    PeerVars, SystemVars,
 };
 use sundial_proto::counters::CounterSnapshot;
 use sundial_proto::fallback::Fallback;
@@ -47,6 +47,8 @@ pub struct SystemView<'a> {
     pub uptime: std::time::Duration,
     /// The kernel clock discipline, read-only (`ntpq -c kerninfo`), if it could be read.
     pub kernel: Option<KernelVars>,
+    /// How the symmetric keys have been used (`ntpq -c authinfo`).
+    pub auth: AuthVars,
 }
 
 /// Reads the kernel's clock discipline without changing it (`adjtimex` with no modes, which
@@ -159,6 +161,7 @@ fn system_vars(view: &SystemView<'_>) -> SystemVars {
         uptime: view.uptime.as_secs(),
         counters: view.counters,
         kernel: view.kernel,
+        auth: view.auth,
     }
 }
 

@@ -441,6 +441,7 @@ impl Timekeeper {
             counters: self.counters,
             uptime: self.started.elapsed(),
             kernel: control::read_kernel(),
+            auth: publisher.current().keys.usage(),
         };
         let control = Arc::new(control::snapshot(associations, &self.system, &view));
         self.write_stats(&control);

@@ -39,6 +39,7 @@
 //! assert_eq!(replies.len(), 1);
 //! ```
 
+mod auth;
 mod client;
 mod header;
 mod kernel;
@@ -54,6 +55,7 @@ mod vars;
 #[cfg(test)]
 mod tests;
 
+pub use auth::AuthVars;
 pub use client::{
     CLIENT_VERSION, ClientRequest, ControlResponse, EncodeError, FragmentDrop, MAX_RESPONSE_DATA,
     MAX_RESPONSE_FRAGMENTS, Progress, Reassembler, ResponseError, parse_association_list,

@@ -9,6 +9,7 @@
 use core::net::{IpAddr, Ipv4Addr};
 use core::num::NonZeroU16;
 
+use super::auth::AuthVars;
 use super::kernel::KernelVars;
 use super::status::{ClockSource, ClockStatus, PeerStatus, SystemStatus};
 use crate::counters::CounterSnapshot;
@@ -132,6 +133,8 @@ pub struct SystemVars {
     pub counters: CounterSnapshot,
     /// The kernel clock discipline (`ntpq -c kerninfo`), if the daemon read it.
     pub kernel: Option<KernelVars>,
+    /// How the symmetric keys have been used (`ntpq -c authinfo`).
+    pub auth: AuthVars,
 }
 
 impl SystemVars {
@@ -177,6 +180,7 @@ impl Default for SystemVars {
             expire: None,
             uptime: 0,
             kernel: None,
+            auth: AuthVars::default(),
             counters: CounterSnapshot::default(),
         }
     }

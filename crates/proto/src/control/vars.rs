@@ -11,6 +11,7 @@
 //! only sent when asked for by name: the system counters of `ntpq -c sysstats` (the `stats`
 //! module), which would otherwise make every `ntpq -c rv` twice as long.
 
+use super::auth::AUTH_INFO;
 use super::header::ErrorCode;
 use super::kernel::KERNEL_AND_IO;
 use super::request::NameList;
@@ -53,7 +54,7 @@ impl<T> Table<T> {
 /// The system variables (association 0).
 pub(crate) static SYSTEM: Table<SystemVars> = Table {
     defaults: SYSTEM_VARS,
-    on_request: &[SYSTEM_STATS, KERNEL_AND_IO],
+    on_request: &[SYSTEM_STATS, KERNEL_AND_IO, AUTH_INFO],
 };
 
 /// The peer variables.
