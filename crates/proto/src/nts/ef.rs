@@ -293,9 +293,8 @@ impl<'a> Request<'a> {
         }
         let auth = auth.ok_or(NtsError::MissingAuthenticator)?;
         let uid = uid.ok_or(NtsError::MissingUid)?;
-        let cookie = match (cookie, cookies) {
-            (Some(c), 1) => c,
-            _ => return Err(NtsError::BadCookieCount),
+        let (Some(cookie), 1) = (cookie, cookies) else {
+            return Err(NtsError::BadCookieCount);
         };
         let (nonce, ciphertext) = split_authenticator(auth.value)?;
         if nonce.len() < MIN_NONCE_LEN {

@@ -362,14 +362,15 @@ pub fn parse_response(data: &[u8]) -> Result<Response, KeError> {
                     return Err(KeError::Unexpected { kind: r.kind });
                 }
             }
-            kind::COOKIE => {
+            kind::COOKIE
                 if !r.body.is_empty()
                     && r.body.len() <= MAX_CLIENT_COOKIE_LEN
-                    && cookies.len() < COOKIES_PER_EXCHANGE
-                {
-                    cookies.push(r.body.to_vec());
-                }
+                    && cookies.len() < COOKIES_PER_EXCHANGE =>
+            {
+                cookies.push(r.body.to_vec());
             }
+            // Empty, oversized or surplus cookies are ignored.
+            kind::COOKIE => {}
             kind::SERVER => {
                 let name = core::str::from_utf8(r.body).map_err(|_| KeError::BadServerName)?;
                 if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
