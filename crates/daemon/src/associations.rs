@@ -195,6 +195,7 @@ impl Associations {
             burst: assoc.burst,
             version: assoc.version,
             key: assoc.key.map(|k| u32::from(k.get())),
+            nts: assoc.nts,
         };
         let first = self.next_first_poll.max(now);
         self.next_first_poll = first + FIRST_POLL_SPACING;

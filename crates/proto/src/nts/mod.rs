@@ -15,9 +15,11 @@
 //! from the caller's randomness.
 
 mod aead;
+mod client;
 pub mod cookie;
 pub mod ef;
 pub mod ke;
 
 pub use aead::{Aead, AeadKey, SessionKeys, TAG_LEN};
+pub use client::{NtsClient, ReplyError};
 pub use cookie::CookieKeys;
