@@ -29,8 +29,9 @@ const BATCH: usize = 32;
 const MAX_REQUEST: usize = 2048;
 
 /// Largest reply datagram: a mode 6 fragment (12-octet header, 468 data octets, padding).
-/// Time replies are a header plus at most a crypto-NAK (no extension field is ever echoed).
-const MAX_REPLY: usize = sundial_proto::control::MAX_DATAGRAM_LEN;
+/// Time replies are a header plus at most a crypto-NAK (no extension field is ever echoed),
+/// except NTS replies, which are as long as their request.
+const MAX_REPLY: usize = MAX_REQUEST;
 
 /// Which address families to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +171,8 @@ impl ServeSocket {
                     continue;
                 }
                 let action = server.handle(
-                    &Policy::with_keys(&snapshot.access, &*snapshot.keys),
+                    &Policy::with_keys(&snapshot.access, &*snapshot.keys)
+                        .with_nts(snapshot.nts.as_deref()),
                     &request,
                     data,
                     &snapshot.system,

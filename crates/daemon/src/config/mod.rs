@@ -59,6 +59,7 @@ mod include;
 mod interface;
 mod keys;
 mod lexer;
+mod nts;
 mod ratelimit;
 mod refclock;
 mod restrict;
@@ -81,6 +82,7 @@ pub use finding::{Finding, LoadError, Location, Severity};
 pub use include::MAX_INCLUDE_DEPTH;
 pub use interface::{InterfaceAction, InterfaceRule, InterfaceTarget};
 pub use keys::{KeyId, KeyRange};
+pub use nts::NtsConfig;
 pub use ratelimit::{
     DEFAULT_DISCARD_AVERAGE, DEFAULT_DISCARD_MINIMUM, DEFAULT_DISCARD_MONITOR,
     DEFAULT_LIMIT_AVERAGE, DEFAULT_LIMIT_BURST, DEFAULT_LIMIT_KOD, Discard, Limit, Mru,

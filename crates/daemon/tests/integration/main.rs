@@ -18,6 +18,7 @@ mod access;
 mod bad_input;
 mod interop;
 mod keys;
+mod nts;
 mod safety;
 mod service;
 #[allow(
