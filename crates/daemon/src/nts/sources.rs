@@ -138,9 +138,12 @@ impl NtsSources {
             match result.outcome {
                 Ok(done) => {
                     tracing::info!(
-                        "association {}: NTS-KE with {host} gave {} cookie(s)",
+                        "association {}: NTS-KE with {host} gave {} cookie(s){}",
                         result.id,
-                        done.cookies.len()
+                        done.cookies.len(),
+                        done.port
+                            .map(|p| format!(", NTP port {p}"))
+                            .unwrap_or_default()
                     );
                     if let Some(server) = done.server.as_deref().filter(|s| s != host) {
                         tracing::warn!(
