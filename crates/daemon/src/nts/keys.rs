@@ -2,18 +2,23 @@
 //! cookies survive a restart.
 //!
 //! File format: one key per line, newest first, `ID HEX` (a decimal id and 64 hex digits).
-//! The file holds secrets: it is written to a temporary file with mode 0600 in the same
-//! directory, synced and renamed over the old one, and a file others can read is refused.
+//! The file holds secrets: it is written through [`crate::safefile::write_atomic`] with mode
+//! 0600 (a temporary file created exclusively, synced, renamed over the old one; no planted link
+//! is followed) and read through [`crate::safefile::read_state`] (no link, regular files only,
+//! bounded); a file its group or others can read is refused.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use sundial_proto::nts::CookieKeys;
 use sundial_proto::nts::cookie::{MASTER_KEY_LEN, MasterKey};
 
 use crate::random::Random;
+use crate::safefile::{self, Ownership, ReadError};
+
+/// Longest cookie key file read: [`sundial_proto::nts::cookie::MAX_MASTER_KEYS`] lines.
+const MAX_FILE_LEN: u64 = 4096;
 
 /// A fresh random master key.
 pub fn fresh_key(random: &mut Random) -> MasterKey {
@@ -29,24 +34,28 @@ pub fn fresh_key(random: &mut Random) -> MasterKey {
 
 /// The keys in `path` if it exists and is valid, else fresh ones written to it.
 pub fn load_or_create(path: &Path, random: &mut Random) -> Result<CookieKeys, String> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let mode = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match safefile::read_state(path, MAX_FILE_LEN) {
+        Ok(bytes) => {
+            let mode =
+                fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
             if mode.permissions().mode() & 0o077 != 0 {
                 return Err(format!(
                     "{}: readable by others; chmod go-rwx (it holds the cookie keys)",
                     path.display()
                 ));
             }
-            parse(&text).ok_or_else(|| format!("{}: not a cookie key file", path.display()))
+            core::str::from_utf8(&bytes)
+                .ok()
+                .and_then(parse)
+                .ok_or_else(|| format!("{}: not a cookie key file", path.display()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(ReadError::Missing(_)) => {
             let keys =
                 CookieKeys::new(vec![fresh_key(random)]).ok_or_else(|| "no key".to_owned())?;
             store(path, &keys)?;
             Ok(keys)
         }
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -81,17 +90,11 @@ pub fn store(path: &Path, keys: &CookieKeys) -> Result<(), String> {
         }
         text.push('\n');
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    let private = Ownership {
+        mode: 0o600,
+        owner: None,
+    };
+    safefile::write_atomic(path, text.as_bytes(), private).map_err(err)
 }
 
 #[cfg(test)]
