@@ -214,7 +214,13 @@ impl Associations {
             return;
         }
         tracing::info!("association {id}: {host} ({addr}) mobilized");
-        self.nts.register(id, &host, assoc, now);
+        // A pool member's certificate is for the pool's name; the exchange goes to the member.
+        let tls_name = if pool.is_some() {
+            name_of(assoc)
+        } else {
+            host.clone()
+        };
+        self.nts.register(id, &tls_name, addr.ip(), assoc, now);
         self.peers.push(Peer {
             id,
             host,

@@ -3,7 +3,7 @@
 //! a background thread, whose result the main loop collects.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
@@ -26,6 +26,9 @@ pub struct KeRequest {
     pub id: u16,
     /// The server's name as configured: the certificate must be for it.
     pub host: String,
+    /// The address to connect to: the association's (for a pool member, the member's, while
+    /// the certificate is checked for the pool's name).
+    pub addr: std::net::IpAddr,
     /// The NTS-KE port.
     pub port: u16,
     /// CA bundle to verify the server against.
@@ -77,11 +80,7 @@ pub fn exchange(request: &KeRequest) -> Result<Exchanged, String> {
     let config = tls::client_config(&request.ca, request.noval)?;
     let name =
         ServerName::try_from(request.host.clone()).map_err(|e| format!("{}: {e}", request.host))?;
-    let addr: SocketAddr = (request.host.as_str(), request.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("{}: {e}", request.host))?
-        .next()
-        .ok_or_else(|| format!("{}: no address", request.host))?;
+    let addr = SocketAddr::new(request.addr, request.port);
     let tcp = TcpStream::connect_timeout(&addr, KE_TIMEOUT).map_err(|e| format!("{addr}: {e}"))?;
     tcp.set_read_timeout(Some(KE_TIMEOUT))
         .map_err(|e| e.to_string())?;

@@ -65,8 +65,15 @@ impl NtsSources {
         }
     }
 
-    /// Registers association `id` for `host` if its line says `nts`.
-    pub fn register(&mut self, id: u16, host: &str, line: &Association, now: MonoTime) {
+    /// Registers association `id` for `host` at `addr` if its line says `nts`.
+    pub fn register(
+        &mut self,
+        id: u16,
+        host: &str,
+        addr: std::net::IpAddr,
+        line: &Association,
+        now: MonoTime,
+    ) {
         if !line.nts {
             return;
         }
@@ -75,6 +82,7 @@ impl NtsSources {
             request: KeRequest {
                 id,
                 host: host.to_owned(),
+                addr,
                 port: line.nts_port,
                 ca: line.ca.clone().unwrap_or_else(|| self.default_ca.clone()),
                 noval: line.noval,
