@@ -175,7 +175,7 @@ impl Timekeeper {
         self.system.handle_timeout(&mut self.clock);
         self.drain_events(associations);
         let current = publisher.current();
-        let mapping = self.clock.mapping();
+        let mapping = self.served_mapping(&current.mapping);
         if mapping != current.mapping {
             publisher.publish(Snapshot {
                 mapping,
@@ -183,6 +183,24 @@ impl Timekeeper {
             });
         }
         self.verdict()
+    }
+
+    /// How the disciplined clock follows the kernel clock: what request and reply timestamps
+    /// of the associations are read with (the discipline measures its own clock, not the time
+    /// it serves).
+    pub fn clock_mapping(&self) -> TimeMapping {
+        self.clock.mapping()
+    }
+
+    /// How served time follows the kernel clock: the clock plus the correction still in
+    /// progress, never going back by less than a step from what `published` served.
+    fn served_mapping(&self, published: &TimeMapping) -> TimeMapping {
+        let next = self
+            .clock
+            .mapping()
+            .serving(self.system.pending_slew(), None);
+        let floor = published.floor_for(&next, crate::clock::kernel_now());
+        next.serving(self.system.pending_slew(), floor)
     }
 
     /// How long until the discipline's timer is due.
@@ -327,9 +345,10 @@ impl Timekeeper {
         };
         let control = Arc::new(control::snapshot(associations, &self.system, &view));
         let access = self.access_for(associations);
+        let mapping = self.served_mapping(&publisher.current().mapping);
         publisher.publish(Snapshot {
             system,
-            mapping: self.clock.mapping(),
+            mapping,
             control,
             access,
             keys: Arc::clone(&publisher.current().keys),
