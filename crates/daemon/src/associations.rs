@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use sundial_proto::auth::MAX_AUTHENTICATED_LEN;
 use sundial_proto::clock::Clock;
 use sundial_proto::pool::{Member, to_mobilize};
 use sundial_proto::source::{Kiss, Outcome, Rejection, SourceParams};
@@ -28,6 +27,7 @@ use sundial_sys::socket::{SocketOptions, bind_udp, recv_msg};
 use crate::clock::{TimeMapping, kernel_now};
 use crate::config::{Association, AssociationKind, Config, Family, HostSpec, Location};
 use crate::keys::TrustedKeys;
+use crate::nts::sources::NtsSources;
 use crate::random::Random;
 use crate::resolver::{Lookup, Resolver};
 
@@ -96,6 +96,8 @@ pub struct Associations {
     family: Option<Family>,
     /// The trusted keys that sign requests to, and verify replies from, `key N` servers.
     keys: Arc<TrustedKeys>,
+    /// Key exchanges of `nts` associations.
+    nts: NtsSources,
 }
 
 impl Associations {
@@ -113,13 +115,14 @@ impl Associations {
             peers: Vec::new(),
             pools: Vec::new(),
             pending: Vec::new(),
-            resolver,
             // Association ids start at an arbitrary point and increase, as ntpd's do.
             next_id: 37_000,
             next_first_poll: now,
             maxclock: usize::from(config.tos.maxclock.max(1)),
             family,
             keys: Arc::new(TrustedKeys::none()),
+            nts: NtsSources::new(config, resolver.waker()),
+            resolver,
         };
         let command_line = extra_servers.iter().map(|s| command_line_server(s));
         for assoc in config.associations.iter().cloned().chain(command_line) {
@@ -195,6 +198,7 @@ impl Associations {
             burst: assoc.burst,
             version: assoc.version,
             key: assoc.key.map(|k| u32::from(k.get())),
+            nts: assoc.nts,
         };
         let first = self.next_first_poll.max(now);
         self.next_first_poll = first + FIRST_POLL_SPACING;
@@ -210,6 +214,13 @@ impl Associations {
             return;
         }
         tracing::info!("association {id}: {host} ({addr}) mobilized");
+        // A pool member's certificate is for the pool's name; the exchange goes to the member.
+        let tls_name = if pool.is_some() {
+            name_of(assoc)
+        } else {
+            host.clone()
+        };
+        self.nts.register(id, &tls_name, addr.ip(), assoc, now);
         self.peers.push(Peer {
             id,
             host,
@@ -297,7 +308,8 @@ impl Associations {
             .iter()
             .filter(|p| self.pool_needs_members(p))
             .map(|p| p.next_resolve);
-        polls.chain(names).chain(pools).min()
+        let nts = self.nts.next_due(system);
+        polls.chain(names).chain(pools).chain(nts).min()
     }
 
     fn pool_members(&self, pool: usize) -> usize {
@@ -346,8 +358,9 @@ impl Associations {
             }
         }
         self.retire_silent_pool_members(system);
+        self.nts.start_due(now, system);
         for peer in &mut self.peers {
-            let mut request = [0u8; MAX_AUTHENTICATED_LEN];
+            let mut request = [0u8; sundial_proto::nts::ef::MAX_PACKET_LEN];
             let mut rng = || random.next_u64();
             let id = source_id(peer.id);
             let keys = &*self.keys;
@@ -407,6 +420,13 @@ impl Associations {
 
     /// Handles finished lookups: mobilises servers and pool members.
     pub fn on_answers(&mut self, system: &mut System, now: MonoTime) {
+        for done in self.nts.collect(now, system) {
+            if let Some(port) = done.port
+                && let Some(peer) = self.peers.iter_mut().find(|p| p.id == done.id)
+            {
+                peer.addr.set_port(port);
+            }
+        }
         let answers: Vec<_> = self.resolver.answers().collect();
         for answer in answers {
             if answer.key == usize::MAX {
@@ -630,7 +650,7 @@ impl Peer {
         let Some(socket) = self.socket.take() else {
             return false;
         };
-        let mut buf = [0u8; 1024];
+        let mut buf = [0u8; sundial_proto::nts::ef::MAX_PACKET_LEN];
         let mut arrived = false;
         // Bounded: a connected socket only queues datagrams from the server.
         for _ in 0..16 {

@@ -182,6 +182,12 @@ fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<Peer
         v.authentic = source.authentic();
         v.keyid = key;
     }
+    // An NTS source is authenticated the same way (NTPsec shows it `authenb`/`authentic`
+    // with no key id).
+    if source.params().nts {
+        v.auth_enabled = true;
+        v.authentic = source.authentic();
+    }
     v.hpoll = source.hpoll();
     v.ppoll = source.hpoll();
     v.rec = source.last_receive();

@@ -21,6 +21,7 @@ pub mod notify;
 pub mod ntpd;
 pub mod ntpdate;
 pub mod ntpq;
+pub mod nts;
 pub mod publish;
 pub mod random;
 pub mod reload;

@@ -234,6 +234,7 @@ fn start(
         control: Arc::default(),
         access: Arc::new(runtime.access.clone()),
         keys: Arc::clone(&keys),
+        nts: None,
     });
     let families = Families {
         v4: !args.ipv6,
@@ -263,6 +264,14 @@ fn start(
         )),
         None => None,
     };
+    // Before privileges are dropped: the certificate, key and cookie key files may be root's.
+    let nts = crate::nts::start_server(&config.nts, args.port);
+    if nts.is_some() {
+        publisher.publish(Snapshot {
+            nts,
+            ..(*publisher.current()).clone()
+        });
+    }
     if let Some(spec) = &args.user {
         let (user, group) = spec
             .split_once(':')
@@ -715,6 +724,13 @@ fn log_counters(c: &CounterSnapshot) {
         c.control_requests,
         c.control_replies
     );
+    if c.nts_replies > 0 || c.nts_naks > 0 {
+        tracing::info!(
+            "NTS: {} NTS repl(ies), {} NTS NAK(s)",
+            c.nts_replies,
+            c.nts_naks
+        );
+    }
     for reason in DropReason::ALL {
         let n = c.dropped(reason);
         if n > 0 {

@@ -30,6 +30,8 @@ pub struct Snapshot {
     /// The trusted symmetric keys that authenticated requests are verified and answered with
     /// (replaced when the keys file is re-read).
     pub keys: Arc<TrustedKeys>,
+    /// The NTS cookie master keys, when `nts enable` is in force.
+    pub nts: Option<Arc<sundial_proto::nts::CookieKeys>>,
 }
 
 /// The main loop's side: publishes new snapshots.
@@ -104,6 +106,7 @@ mod tests {
             control: Arc::default(),
             access: Arc::default(),
             keys: Arc::default(),
+            nts: None,
         };
         let publisher = Publisher::new(first.clone());
         let mut reader = publisher.reader();

@@ -42,6 +42,7 @@ pub struct Resolver {
     requests: Option<Sender<Lookup>>,
     answers: Receiver<Answer>,
     thread: Option<JoinHandle<()>>,
+    waker: Arc<Waker>,
 }
 
 impl Resolver {
@@ -49,6 +50,7 @@ impl Resolver {
     pub fn start(waker: Arc<Waker>) -> io::Result<Self> {
         let (req_tx, req_rx) = mpsc::channel::<Lookup>();
         let (ans_tx, ans_rx) = mpsc::channel::<Answer>();
+        let main_waker = Arc::clone(&waker);
         let thread = std::thread::Builder::new()
             .name("ntp-resolver".into())
             .spawn(move || {
@@ -72,6 +74,7 @@ impl Resolver {
             requests: Some(req_tx),
             answers: ans_rx,
             thread: Some(thread),
+            waker: main_waker,
         })
     }
 
@@ -81,6 +84,11 @@ impl Resolver {
             // The thread only exits when `requests` is dropped, so this cannot fail before.
             let _ = tx.send(lookup);
         }
+    }
+
+    /// The main loop's waker, for other background jobs (NTS key exchanges).
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
     }
 
     /// Answers that have arrived.

@@ -33,8 +33,9 @@ const BACKLOG_BATCHES: usize = 2;
 const MAX_REQUEST: usize = 2048;
 
 /// Largest reply datagram: a mode 6 fragment (12-octet header, 468 data octets, padding).
-/// Time replies are a header plus at most a crypto-NAK (no extension field is ever echoed).
-const MAX_REPLY: usize = sundial_proto::control::MAX_DATAGRAM_LEN;
+/// Time replies are a header plus at most a crypto-NAK (no extension field is ever echoed),
+/// except NTS replies, which are as long as their request.
+const MAX_REPLY: usize = MAX_REQUEST;
 
 /// Receive buffer of a server socket: room for about 1300 queued requests (the kernel charges
 /// some 800 bytes per small datagram), 6 ms at 200 000 requests/s — enough to ride out a
@@ -200,7 +201,8 @@ impl ServeSocket {
                     continue;
                 }
                 let action = server.handle(
-                    &Policy::with_keys(&snapshot.access, &*snapshot.keys),
+                    &Policy::with_keys(&snapshot.access, &*snapshot.keys)
+                        .with_nts(snapshot.nts.as_deref()),
                     &request,
                     data,
                     &snapshot.system,
@@ -262,6 +264,7 @@ mod tests {
             control: Arc::default(),
             access: Arc::default(),
             keys: Arc::default(),
+            nts: None,
         });
         let mut reader = publisher.reader();
         serve

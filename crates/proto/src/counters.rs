@@ -70,6 +70,8 @@ drop_reasons! {
     ControlRefused => "control-refused",
     /// `restrict … notrust` and the request carries no MAC.
     RestrictedNotrust => "restricted-notrust",
+    /// NTS extension fields that are not a complete NTS request (RFC 8915 §5.7).
+    NtsMalformed => "nts-malformed",
 }
 
 impl DropReason {
@@ -116,6 +118,8 @@ pub struct ServerCounters {
     replied: AtomicU64,
     kisses: AtomicU64,
     crypto_naks: AtomicU64,
+    nts_replies: AtomicU64,
+    nts_naks: AtomicU64,
     control_requests: AtomicU64,
     control_replies: AtomicU64,
     versions: [AtomicU64; VERSIONS],
@@ -138,6 +142,8 @@ impl ServerCounters {
             replied: self.replied.load(Ordering::Relaxed),
             kisses: self.kisses.load(Ordering::Relaxed),
             crypto_naks: self.crypto_naks.load(Ordering::Relaxed),
+            nts_replies: self.nts_replies.load(Ordering::Relaxed),
+            nts_naks: self.nts_naks.load(Ordering::Relaxed),
             control_requests: self.control_requests.load(Ordering::Relaxed),
             control_replies: self.control_replies.load(Ordering::Relaxed),
             versions: load_all(&self.versions),
@@ -181,6 +187,16 @@ impl ServerCounters {
         Self::bump(&self.crypto_naks);
     }
 
+    /// Counts an NTS-authenticated reply (a reply, counted there too).
+    pub(crate) fn count_nts_reply(&self) {
+        Self::bump(&self.nts_replies);
+    }
+
+    /// Counts an NTS NAK (a reply, counted there too).
+    pub(crate) fn count_nts_nak(&self) {
+        Self::bump(&self.nts_naks);
+    }
+
     /// Counts a mode 6 datagram (received, counted there too).
     pub(crate) fn count_control_request(&self) {
         Self::bump(&self.control_requests);
@@ -219,6 +235,11 @@ pub struct CounterSnapshot {
     /// Time requests with a MAC the server could not verify, answered with a crypto-NAK (among
     /// the replies).
     pub crypto_naks: u64,
+    /// NTS requests answered with an authenticated reply (among the replies).
+    pub nts_replies: u64,
+    /// NTS requests whose cookie or authenticator failed, answered with an NTS NAK (among the
+    /// replies).
+    pub nts_naks: u64,
     /// Mode 6 (ntpq) datagrams received, whatever became of them (among `received`).
     pub control_requests: u64,
     /// Mode 6 requests answered (among the replies).
@@ -266,6 +287,8 @@ impl CounterSnapshot {
         self.replied += other.replied;
         self.kisses += other.kisses;
         self.crypto_naks += other.crypto_naks;
+        self.nts_replies += other.nts_replies;
+        self.nts_naks += other.nts_naks;
         self.control_requests += other.control_requests;
         self.control_replies += other.control_replies;
         for (a, b) in self

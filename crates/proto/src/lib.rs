@@ -49,6 +49,7 @@ pub mod fallback;
 pub mod filter;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod nts;
 pub mod onwire;
 pub mod packet;
 pub mod pool;

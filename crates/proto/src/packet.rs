@@ -158,6 +158,8 @@ impl ReferenceId {
     pub const RSTR: Self = Self(*b"RSTR");
     /// `CRYP`: kiss code of a crypto-NAK, authentication failed.
     pub const CRYP: Self = Self(*b"CRYP");
+    /// Kiss code of an NTS NAK: the server could not open the cookie (RFC 8915 §5.7).
+    pub const NTSN: Self = Self(*b"NTSN");
     /// `LOOP`: orphan parent at stratum 1.
     pub const LOOP: Self = Self(*b"LOOP");
     /// `POOL`: refid ntpq shows for a pool prototype association.

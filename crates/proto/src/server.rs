@@ -13,6 +13,7 @@ use crate::access::{AccessTable, RestrictFlags};
 use crate::auth::{self, Authentication, KeyRing, NoKeys};
 use crate::control::{ControlAccess, ControlOutcome, ControlSnapshot, respond};
 use crate::counters::{DropReason, ServerCounters};
+use crate::nts::{self, CookieKeys};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
 use crate::ratelimit::{RateLimiter, Verdict};
 use crate::system::SystemState;
@@ -48,6 +49,8 @@ pub enum Action {
 enum Decision {
     Reply(usize),
     Kiss(usize),
+    NtsReply(usize),
+    NtsNak(usize),
     Drop(DropReason),
 }
 
@@ -70,6 +73,8 @@ pub struct Policy<'a> {
     pub access: &'a AccessTable,
     /// The trusted keys (see [`crate::auth`]).
     pub keys: &'a dyn KeyRing,
+    /// The NTS cookie master keys, when the server answers NTS requests (`nts enable`).
+    pub nts: Option<&'a CookieKeys>,
 }
 
 impl<'a> Policy<'a> {
@@ -78,12 +83,25 @@ impl<'a> Policy<'a> {
         Self {
             access,
             keys: &NoKeys,
+            nts: None,
         }
     }
 
     /// `access` with the trusted `keys`.
     pub fn with_keys(access: &'a AccessTable, keys: &'a dyn KeyRing) -> Self {
-        Self { access, keys }
+        Self {
+            access,
+            keys,
+            nts: None,
+        }
+    }
+
+    /// This policy, also answering NTS requests with cookies under `cookies`.
+    pub fn with_nts(self, cookies: Option<&'a CookieKeys>) -> Self {
+        Self {
+            nts: cookies,
+            ..self
+        }
     }
 }
 
@@ -241,6 +259,16 @@ impl Server {
                 self.counters.count_kiss();
                 Action::Reply(len)
             }
+            Decision::NtsReply(len) => {
+                self.counters.count_replied();
+                self.counters.count_nts_reply();
+                Action::Reply(len)
+            }
+            Decision::NtsNak(len) => {
+                self.counters.count_replied();
+                self.counters.count_nts_nak();
+                Action::Reply(len)
+            }
             Decision::Drop(reason) => {
                 self.counters.count_drop(reason);
                 Action::Drop(reason)
@@ -294,7 +322,20 @@ impl Server {
         // Only a MAC that verifies under a trusted key is authentication: a trailer that merely
         // looks like one (a bare key id, an unknown key, a wrong digest) is not.
         let authentication = auth::authenticate(policy.keys, request, &packet);
-        if flags.contains(RestrictFlags::NOTRUST) && authentication.valid_key().is_none() {
+        let nts = match policy
+            .nts
+            .map(|_| nts::ef::Request::find(&packet.extensions))
+        {
+            None | Some(Ok(None)) => None,
+            Some(Err(_)) => return Decision::Drop(DropReason::NtsMalformed),
+            Some(Ok(Some(request))) => Some(request),
+        };
+        // An NTS request counts as authenticated here: if its authenticator then fails it gets
+        // an NTS NAK, which carries no time.
+        if flags.contains(RestrictFlags::NOTRUST)
+            && authentication.valid_key().is_none()
+            && nts.is_none()
+        {
             return Decision::Drop(DropReason::RestrictedNotrust);
         }
         if flags.contains(RestrictFlags::VERSION) && header.version != 4 {
@@ -315,6 +356,7 @@ impl Server {
             }
         }
         let key_id = match authentication {
+            _ if nts.is_some() => None,
             Authentication::None => None,
             // The reply's digest is as long as the request's (a whole or a cut SHA-2 digest).
             Authentication::Valid { key_id } => {
@@ -351,6 +393,17 @@ impl Server {
             receive_timestamp: meta.receive_time,
             transmit_timestamp: NtpTimestamp::ZERO,
         };
+        if let (Some(request_nts), Some(cookies)) = (nts, policy.nts) {
+            return self.nts_reply(
+                cookies,
+                &request_nts,
+                request,
+                header,
+                reply,
+                out,
+                transmit_time,
+            );
+        }
         reply.transmit_timestamp = transmit_time();
         reply.emit(head);
         match key_id {
@@ -367,6 +420,84 @@ impl Server {
 }
 
 impl Server {
+    /// Answers an NTS request (RFC 8915 §5.7): opens the cookie, checks the authenticator,
+    /// and replies with one fresh cookie per cookie and placeholder (at most
+    /// [`nts::ef::MAX_COOKIES_PER_REPLY`], and fewer if the request is too short to carry
+    /// them: the reply is never longer than the request). A cookie that does not open or an
+    /// authenticator that does not verify gets an NTS NAK.
+    ///
+    /// The transmit time is read before the reply is sealed, since the tag covers it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the pieces of one request, all needed"
+    )]
+    fn nts_reply(
+        &self,
+        cookies: &CookieKeys,
+        nts_request: &nts::ef::Request<'_>,
+        request: &[u8],
+        header: &NtpHeader,
+        mut reply: NtpHeader,
+        out: &mut [u8],
+        transmit_time: impl FnOnce() -> NtpTimestamp,
+    ) -> Decision {
+        let opened = cookies.open(nts_request.cookie).and_then(|keys| {
+            let extra = nts_request.verify(request, &keys.c2s).ok()?;
+            Some((keys, extra))
+        });
+        let Some((keys, extra)) = opened else {
+            return nts_nak(header, nts_request.uid, out);
+        };
+        let cookie_len = CookieKeys::cookie_len(keys.aead());
+        let uid_len = nts_request.uid.len();
+        let mut count = nts_request
+            .placeholders
+            .saturating_add(extra)
+            .saturating_add(1)
+            .min(nts::ef::MAX_COOKIES_PER_REPLY);
+        while count > 0 && nts::ef::reply_len(uid_len, count, cookie_len) > request.len() {
+            count -= 1;
+        }
+        let len = nts::ef::reply_len(uid_len, count, cookie_len);
+        let Some(head) = out
+            .get_mut(..HEADER_LEN)
+            .and_then(|h| <&mut [u8; HEADER_LEN]>::try_from(h).ok())
+        else {
+            return Decision::Drop(DropReason::Oversized);
+        };
+        if len > request.len() {
+            return Decision::Drop(DropReason::Oversized);
+        }
+        reply.transmit_timestamp = transmit_time();
+        reply.emit(head);
+        let nonce = self.nonce();
+        let written = nts::ef::write_reply(
+            out,
+            nts_request.uid,
+            count,
+            cookie_len,
+            &keys.s2c,
+            &nonce,
+            |_, buf| cookies.seal(&keys, self.nonce(), buf),
+        );
+        match written {
+            Some(n) if n <= request.len() => Decision::NtsReply(n),
+            _ => Decision::Drop(DropReason::Oversized),
+        }
+    }
+
+    /// 16 octets for an AES-SIV nonce. SIV needs no unpredictable nonce for its security (a
+    /// repeated nonce reveals only equal plaintexts, and cookie plaintexts never repeat for
+    /// different clients); distinct values suffice, and the daemon seeds each server thread
+    /// with its own random state.
+    fn nonce(&self) -> [u8; 16] {
+        let mut n = [0u8; 16];
+        for chunk in n.chunks_exact_mut(4) {
+            chunk.copy_from_slice(&self.next_random().to_be_bytes());
+        }
+        n
+    }
+
     fn next_random(&self) -> u32 {
         let mut x = self.random.load(Ordering::Relaxed);
         x ^= x << 13;
@@ -444,6 +575,46 @@ fn crypto_nak(request: &NtpHeader, mode: Mode, out: &mut [u8]) -> Decision {
     Decision::Reply(HEADER_LEN + auth::KEY_ID_LEN)
 }
 
+/// An NTS NAK (RFC 8915 §5.7): a kiss with code NTSN that carries no time, like a crypto-NAK,
+/// and echoes the request's unique identifier so the client can match it. Not authenticated.
+/// Shorter than the request, which also held a cookie and an authenticator.
+fn nts_nak(request: &NtpHeader, uid: &[u8], out: &mut [u8]) -> Decision {
+    let len = HEADER_LEN + nts::ef::field_len(uid.len());
+    let Some((head, field)) = out.get_mut(..len).map(|o| o.split_at_mut(HEADER_LEN)) else {
+        return Decision::Drop(DropReason::Oversized);
+    };
+    let Ok(head) = <&mut [u8; HEADER_LEN]>::try_from(head) else {
+        return Decision::Drop(DropReason::Oversized);
+    };
+    let xmt = request.transmit_timestamp;
+    NtpHeader {
+        leap: Leap::Unsynchronized,
+        version: request.version,
+        mode: Mode::Server,
+        stratum: 0,
+        poll: request.poll,
+        precision: request.precision,
+        root_delay: request.root_delay,
+        root_dispersion: request.root_dispersion,
+        reference_id: ReferenceId::NTSN,
+        reference_timestamp: request.reference_timestamp,
+        origin_timestamp: xmt,
+        receive_timestamp: xmt,
+        transmit_timestamp: xmt,
+    }
+    .emit(head);
+    field.fill(0);
+    let [t0, t1] = nts::ef::UNIQUE_IDENTIFIER.to_be_bytes();
+    let [l0, l1] = u16::try_from(field.len()).unwrap_or(0).to_be_bytes();
+    if let Some((h, body)) = field.split_first_chunk_mut::<4>() {
+        *h = [t0, t1, l0, l1];
+        if let Some(dst) = body.get_mut(..uid.len()) {
+            dst.copy_from_slice(uid);
+        }
+    }
+    Decision::NtsNak(len)
+}
+
 #[cfg(test)]
 #[path = "server_amplification.rs"]
 mod amplification;
@@ -451,3 +622,7 @@ mod amplification;
 #[cfg(test)]
 #[path = "server_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "server_nts_tests.rs"]
+mod nts_tests;

@@ -12,6 +12,10 @@
 //! accepts only replies whose MAC verifies under that same trusted key ([`crate::auth`]); any
 //! other reply is counted and never reaches the filter, nor the kiss handling.
 //!
+//! A source configured with `nts` sends NTS requests (RFC 8915) with a cookie from its jar
+//! ([`crate::nts::NtsClient`]) and accepts only replies whose NTS authenticator verifies; without
+//! cookies it sends nothing, and the caller runs a key exchange ([`Source::needs_key_exchange`]).
+//!
 //! Requests carry a random transmit timestamp (RFC 9109 / data minimisation): only a reply
 //! echoing that exact value can be ours, which defeats off-path spoofing; the true send time
 //! never leaves the host.
@@ -20,6 +24,8 @@ use core::time::Duration;
 
 use crate::auth::{self, Authentication, KeyRing};
 use crate::filter::{ClockFilter, DelayFloor, Estimate, MAX_DISPERSION, PHI, Sample};
+use crate::nts::ef::NtsError;
+use crate::nts::{NtsClient, ReplyError, SessionKeys};
 use crate::onwire::{self, Answer, Measurement, NotAnswer, Unusable};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
 use crate::select::{Candidate, Standing};
@@ -61,6 +67,8 @@ pub struct SourceParams {
     /// `key N`: the symmetric key every request is signed with and every reply must verify
     /// under.
     pub key: Option<u32>,
+    /// `nts`: requests and replies are authenticated with NTS.
+    pub nts: bool,
 }
 
 impl Default for SourceParams {
@@ -73,6 +81,7 @@ impl Default for SourceParams {
             burst: false,
             version: 4,
             key: None,
+            nts: false,
         }
     }
 }
@@ -104,11 +113,13 @@ pub enum Rejection {
     /// The source has a key but the reply's MAC is under another key, an unknown or untrusted
     /// one, or does not verify (another secret, or a modified packet).
     BadMac,
+    /// An NTS source got an NTS NAK: its cookies were refused; a key exchange is due.
+    NtsNak,
 }
 
 impl Rejection {
     /// Every rejection, in counter order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Malformed,
         Self::BogusOrigin,
         Self::Duplicate,
@@ -120,6 +131,7 @@ impl Rejection {
         Self::Delay,
         Self::Unauthenticated,
         Self::BadMac,
+        Self::NtsNak,
     ];
 
     /// Short name for logs and statistics.
@@ -136,6 +148,7 @@ impl Rejection {
             Self::Delay => "delay",
             Self::Unauthenticated => "unauthenticated",
             Self::BadMac => "bad-mac",
+            Self::NtsNak => "nts-nak",
         }
     }
 }
@@ -274,6 +287,7 @@ pub struct Source {
     peer: Option<PeerInfo>,
     last_receive: NtpTimestamp,
     authentic: bool,
+    nts: NtsClient,
     rejections: [u64; Rejection::ALL.len()],
     sent: u64,
     received: u64,
@@ -312,6 +326,7 @@ impl Source {
             peer: None,
             last_receive: NtpTimestamp::ZERO,
             authentic: false,
+            nts: NtsClient::default(),
             rejections: [0; Rejection::ALL.len()],
             sent: 0,
             received: 0,
@@ -389,6 +404,14 @@ impl Source {
         request.poll = Log2Seconds::new(self.hpoll);
         request.transmit_timestamp = nonce;
         request.emit(head);
+        if self.params.nts {
+            let sent = self.nts.write_request(out, random);
+            match sent {
+                Some(_) => self.sent += 1,
+                None => self.outstanding = None,
+            }
+            return sent;
+        }
         self.sent += 1;
         let signed = self
             .params
@@ -457,6 +480,21 @@ impl Source {
                 | Authentication::Mismatch { .. } => return Outcome::Rejected(Rejection::BadMac),
             }
         }
+        // For an NTS source, the authenticator: the same rule as a MAC. A NAK is only believed
+        // with our unique identifier, and then only drops the cookies.
+        if self.params.nts {
+            match self.nts.check_reply(datagram, &packet) {
+                Ok(()) => {}
+                Err(ReplyError::Nak) => {
+                    self.outstanding = None;
+                    return Outcome::Rejected(Rejection::NtsNak);
+                }
+                Err(ReplyError::Invalid(NtsError::BadTag | NtsError::WrongUid)) => {
+                    return Outcome::Rejected(Rejection::BadMac);
+                }
+                Err(_) => return Outcome::Rejected(Rejection::Unauthenticated),
+            }
+        }
         let h = *answer.header();
         match answer {
             Answer::Kiss(_) => {
@@ -475,7 +513,7 @@ impl Source {
         // One reply per request: a replay or a second reply now fails the origin check.
         self.outstanding = None;
         self.last_transmit = h.transmit_timestamp;
-        self.authentic = self.params.key.is_some();
+        self.authentic = self.params.key.is_some() || self.params.nts;
         self.reach |= 1;
         self.unreach = 0;
         self.received += 1;
@@ -778,6 +816,21 @@ impl Source {
         &self.filter
     }
 
+    /// Whether this NTS source needs a key exchange: no keys yet, or no cookie left.
+    pub fn needs_key_exchange(&self) -> bool {
+        self.params.nts && self.nts.needs_key_exchange()
+    }
+
+    /// Installs the keys and cookies of a completed key exchange.
+    pub fn install_nts(&mut self, keys: SessionKeys, cookies: Vec<Vec<u8>>) {
+        self.nts.install(keys, cookies);
+    }
+
+    /// The NTS state (how many cookies are left).
+    pub fn nts(&self) -> &NtsClient {
+        &self.nts
+    }
+
     /// Whether the last reply that answered a request was authenticated under the source's key
     /// (ntpq's `authentic` status bit); always false for a source without a key.
     pub fn authentic(&self) -> bool {
@@ -808,3 +861,7 @@ impl Source {
 #[cfg(test)]
 #[path = "source_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "source_nts_tests.rs"]
+mod nts_tests;

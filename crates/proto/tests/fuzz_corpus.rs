@@ -51,10 +51,26 @@ fn control_corpus_frames_every_reply() {
 }
 
 #[test]
+fn nts_ke_corpus_parses_and_round_trips() {
+    for (path, data) in corpus("nts_ke") {
+        println!("{}", path.display());
+        sundial_proto::fuzzing::nts_ke(&data);
+    }
+}
+
+#[test]
 fn source_response_corpus_keeps_state_and_poll_within_bounds() {
     for (path, data) in corpus("source_response") {
         println!("{}", path.display());
         sundial_proto::fuzzing::source_response(&data);
+    }
+}
+
+#[test]
+fn nts_packet_corpus_never_gets_a_longer_or_forged_reply() {
+    for (path, data) in corpus("nts_packet") {
+        println!("{}", path.display());
+        sundial_proto::fuzzing::nts_packet(&data);
     }
 }
 

@@ -76,6 +76,8 @@ pub struct Association {
     pub xleave: bool,
     /// `nts`: NTS key establishment (NTPsec).
     pub nts: bool,
+    /// `ntsport N` (sundial, as chrony's): TCP port of the NTS-KE server, 4460.
+    pub nts_port: u16,
     /// `noval`: do not validate the NTS-KE server's certificate (NTPsec).
     pub noval: bool,
     /// `ca FILE`: CA bundle for the NTS-KE server (NTPsec).
@@ -109,6 +111,7 @@ impl Association {
             mode: None,
             xleave: false,
             nts: false,
+            nts_port: sundial_proto::nts::ke::DEFAULT_PORT,
             noval: false,
             ca: None,
             aead: None,
@@ -248,11 +251,16 @@ pub(super) fn association_option(
             assoc.xleave = true;
             notes.push(opt.warning("interleaved mode is not implemented yet; basic mode is used"));
         }
-        "nts" => {
-            assoc.nts = true;
-            notes.push(opt.warning("NTS is not implemented yet; this source is unauthenticated"));
+        "nts" => assoc.nts = true,
+        "noval" => {
+            assoc.noval = true;
+            notes.push(
+                opt.warning(
+                    "noval: the NTS-KE server's certificate is NOT verified; for tests only",
+                ),
+            );
         }
-        "noval" => assoc.noval = true,
+        "ntsport" => assoc.nts_port = args.value_of(opt)?.int("ntsport", 1..=u16::MAX)?,
         "minpoll" | "maxpoll" => {
             let value = args.value_of(opt)?;
             let exponent = value.wide_int(opt.text)?;
@@ -275,7 +283,10 @@ pub(super) fn association_option(
         "port" => assoc.port = args.value_of(opt)?.int("port", 1..=u16::MAX)?,
         "bias" => assoc.bias = args.value_of(opt)?.signed_seconds("bias")?,
         "ca" => assoc.ca = Some(PathBuf::from(args.value_of(opt)?.text)),
-        "aead" => assoc.aead = Some(args.value_of(opt)?.text.to_owned()),
+        "aead" => {
+            assoc.aead = Some(args.value_of(opt)?.text.to_owned());
+            notes.push(opt.warning("aead is not supported (AES-SIV-CMAC is offered); ignored"));
+        }
         "autokey" => notes.push(opt.warning("autokey is not supported; ignored")),
         "ttl" => {
             args.value_of(opt)?.int("ttl", 0..=255_u16)?;
@@ -292,6 +303,6 @@ pub(super) fn association_option(
 /// address instead of a lookup of the host "iburst".
 const OPTION_KEYWORDS: &[&str] = &[
     "iburst", "burst", "prefer", "minpoll", "maxpoll", "noselect", "true", "version", "key",
-    "preempt", "mode", "autokey", "ttl", "xleave", "xmtnonce", "nts", "noval", "ca", "aead",
-    "bias", "port",
+    "preempt", "mode", "autokey", "ttl", "xleave", "xmtnonce", "nts", "ntsport", "noval", "ca",
+    "aead", "bias", "port",
 ];

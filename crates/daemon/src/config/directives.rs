@@ -12,6 +12,7 @@ use super::finding::Diag;
 use super::interface::parse_interface;
 use super::keys::{parse_key_id, parse_trustedkey};
 use super::lexer::{Args, Token};
+use super::nts::parse_nts;
 use super::ratelimit::{parse_discard, parse_limit, parse_mru};
 use super::refclock::{parse_fudge, parse_refclock};
 use super::restrict::parse_restrict;
@@ -91,6 +92,7 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
             ));
         }
         "pidfile" => cfg.pidfile = Some(single_path(args)?),
+        "nts" => parse_nts(&mut cfg.nts, args, location, notes)?,
         "keys" => {
             cfg.keys = Some(single_path(args)?);
             cfg.keys_location = Some(location.clone());
@@ -310,7 +312,6 @@ const IGNORED_DIRECTIVES: &[&str] = &[
     "lowpriotrap",
     "mdnstries",
     "ntpsigndsocket",
-    "nts",
     "phone",
     "pollskewlist",
     "qos",

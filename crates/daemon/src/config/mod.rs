@@ -59,6 +59,7 @@ mod include;
 mod interface;
 mod keys;
 mod lexer;
+mod nts;
 mod ratelimit;
 mod refclock;
 mod restrict;
@@ -80,6 +81,7 @@ pub use finding::{Finding, LoadError, Location, Severity};
 pub use include::{MAX_INCLUDE_DEPTH, MAX_TOTAL_BYTES, MAX_TOTAL_LINES};
 pub use interface::{InterfaceAction, InterfaceRule, InterfaceTarget};
 pub use keys::{KeyId, KeyRange};
+pub use nts::NtsConfig;
 pub use ratelimit::{
     DEFAULT_DISCARD_AVERAGE, DEFAULT_DISCARD_MINIMUM, DEFAULT_DISCARD_MONITOR,
     DEFAULT_LIMIT_AVERAGE, DEFAULT_LIMIT_BURST, DEFAULT_LIMIT_KOD, Discard, Limit, MAX_MRU_ENTRIES,

@@ -75,6 +75,8 @@ pub struct Config {
     pub mru: Mru,
     /// `setvar` system variables, in file order.
     pub setvars: Vec<SetVar>,
+    /// `nts`: the NTS-KE server and NTS trust anchors.
+    pub nts: super::nts::NtsConfig,
 }
 
 impl Config {

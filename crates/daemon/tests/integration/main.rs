@@ -21,6 +21,7 @@ mod bad_input;
 mod hostile_files;
 mod interop;
 mod keys;
+mod nts;
 mod safety;
 mod service;
 #[allow(

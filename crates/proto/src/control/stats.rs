@@ -52,6 +52,7 @@ impl StatsCategory {
             DropReason::TooShort
             | DropReason::BadVersion
             | DropReason::Malformed
+            | DropReason::NtsMalformed
             | DropReason::Oversized
             | DropReason::ControlMode => Self::BadFormat,
             DropReason::UnexpectedMode
@@ -233,6 +234,20 @@ pub(crate) static SYSTEM_STATS: &[Var<SystemVars>] = &[
     dropped!("ss_dropped_rate_limited", RateLimited),
     dropped!("ss_dropped_control_refused", ControlRefused),
     dropped!("ss_dropped_restricted_notrust", RestrictedNotrust),
+    dropped!("ss_dropped_nts_malformed", NtsMalformed),
+    Var {
+        name: "ss_nts_replied",
+        render: |system, _now, w| {
+            w.item(format_args!(
+                "ss_nts_replied={}",
+                system.counters.nts_replies
+            ));
+        },
+    },
+    Var {
+        name: "ss_nts_naks",
+        render: |system, _now, w| w.item(format_args!("ss_nts_naks={}", system.counters.nts_naks)),
+    },
 ];
 
 /// The name of the `ss_dropped_*` variable of `reason`: its [`DropReason::name`] with `_` for

@@ -274,6 +274,21 @@ impl System {
             .poll_transmit(now, random, keys, out)
     }
 
+    /// Hands the result of an NTS key exchange to source `id`; false if there is no such
+    /// source.
+    pub fn install_nts(
+        &mut self,
+        id: SourceId,
+        keys: crate::nts::SessionKeys,
+        cookies: Vec<Vec<u8>>,
+    ) -> bool {
+        let Some(entry) = self.entry_mut(id) else {
+            return false;
+        };
+        entry.source.install_nts(keys, cookies);
+        true
+    }
+
     /// Records when source `id`'s request left, local time (T1).
     pub fn handle_sent(&mut self, id: SourceId, t1: NtpTimestamp) {
         if let Some(e) = self.entry_mut(id) {

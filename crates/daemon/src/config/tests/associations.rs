@@ -119,9 +119,36 @@ fn unsupported_association_options_warn_and_ntpsec_options_are_accepted() {
     assert_eq!(b.aead.as_deref(), Some("AES_SIV_CMAC_256"));
     assert_eq!(
         positions(&findings, Severity::Warning),
-        ["1:18 autokey", "1:26 ttl", "1:32 xleave", "2:18 nts"]
+        ["1:18 autokey", "1:26 ttl", "1:32 xleave", "2:22 noval", "2:47 aead"]
     );
     assert!(positions(&findings, Severity::Notice).is_empty());
+}
+
+#[test]
+fn nts_sources_and_the_nts_server_are_configured_and_unsupported_tls_knobs_warn() {
+    let (config, findings) = parse(
+        "server a.example nts ntsport 4461 ca /etc/a.pem\n\
+         nts enable cert /etc/s.crt key /etc/s.key\n\
+         nts ca /etc/ca.pem cookie /var/lib/ntp/nts-keys port 4470\n\
+         nts mintls TLS1.2\n\
+         nts frobnicate",
+    );
+    let a = &config.associations[0];
+    assert!(a.nts && !a.noval);
+    assert_eq!(a.nts_port, 4461);
+    assert_eq!(a.ca.as_deref(), Some(Path::new("/etc/a.pem")));
+    let nts = &config.nts;
+    assert!(nts.enable);
+    assert_eq!(nts.cert.as_deref(), Some(Path::new("/etc/s.crt")));
+    assert_eq!(nts.key.as_deref(), Some(Path::new("/etc/s.key")));
+    assert_eq!(nts.ca.as_deref(), Some(Path::new("/etc/ca.pem")));
+    assert_eq!(
+        nts.cookie.as_deref(),
+        Some(Path::new("/var/lib/ntp/nts-keys"))
+    );
+    assert_eq!(nts.port, 4470);
+    assert_eq!(positions(&findings, Severity::Warning), ["4:5 mintls"]);
+    assert_eq!(positions(&findings, Severity::Error), ["5:5 frobnicate"]);
 }
 
 #[test]

@@ -419,7 +419,7 @@ fn broadcast_family_and_legacy_keywords_are_warnings_not_errors() {
     let text = "broadcast 192.0.2.255\nbroadcastclient\nmanycastserver 239.1.1.1\nmanycastclient 239.1.1.1\n\
                 multicastclient\nbroadcastdelay 0.004\ncrypto pw x\nrevoke 16\nident x\ntrap 192.0.2.1\n\
                 phone 555\nrlimit memlock 32\nttl 127\nsaveconfigdir /tmp\nmdnstries 5\ndscp 46\n\
-                reset allpeers\nqos cs6\ndevice 127.127.20.0 timedata /dev/gps0\nnts enable\nautokey";
+                reset allpeers\nqos cs6\ndevice 127.127.20.0 timedata /dev/gps0\nautokey";
     let (config, findings) = parse(text);
     assert_eq!(config, Config::default());
     assert_eq!(findings.len(), text.lines().count());

