@@ -119,7 +119,13 @@ fn unsupported_association_options_warn_and_ntpsec_options_are_accepted() {
     assert_eq!(b.aead.as_deref(), Some("AES_SIV_CMAC_256"));
     assert_eq!(
         positions(&findings, Severity::Warning),
-        ["1:18 autokey", "1:26 ttl", "1:32 xleave", "2:22 noval", "2:47 aead"]
+        [
+            "1:18 autokey",
+            "1:26 ttl",
+            "1:32 xleave",
+            "2:22 noval",
+            "2:47 aead"
+        ]
     );
     assert!(positions(&findings, Severity::Notice).is_empty());
 }
