@@ -401,13 +401,26 @@ pub(crate) struct ChronyQuery {
 /// measures the server and prints the offset without touching the clock (and runs without
 /// CAP_SYS_TIME anyway). Its measurements log says how chrony judged every reply.
 pub(crate) fn chronyd_query(server: SocketAddr) -> ChronyQuery {
+    chronyd_query_with(server, "iburst maxsamples 4")
+}
+
+/// [`chronyd_query`] with `samples` measurements, one every half second (`minpoll -1`), so
+/// that a test can bound each of them.
+pub(crate) fn chronyd_query_samples(server: SocketAddr, samples: usize) -> ChronyQuery {
+    chronyd_query_with(
+        server,
+        &format!("minpoll -1 maxpoll -1 maxsamples {samples}"),
+    )
+}
+
+fn chronyd_query_with(server: SocketAddr, options: &str) -> ChronyQuery {
     let dir = TempDir::new("chronyq");
     let logdir = dir.path().display().to_string();
     let mut cmd = notime(chrony_dir().join("usr/sbin/chronyd"));
     // Four samples take about 4 s; the timeout leaves room for a busy machine.
     cmd.args(["-Q", "-u", "root", "-t", "20"])
         .arg(format!(
-            "server {} port {} iburst maxsamples 4",
+            "server {} port {} {options}",
             server.ip(),
             server.port()
         ))
