@@ -117,7 +117,12 @@ impl Daemon {
     /// Starts `ntpd` with `config` inside `ns` on port 123 and waits until it answers a request on
     /// 127.0.0.1 in there.
     pub(crate) fn start_in(ns: &Netns, config: impl AsRef<[u8]>) -> Self {
-        let mut daemon = Self::spawn(config.as_ref(), None, Some(ns), &[]);
+        Self::start_in_with(ns, config, &[])
+    }
+
+    /// As [`Self::start_in`], with `args` added to ntpd's command line.
+    pub(crate) fn start_in_with(ns: &Netns, config: impl AsRef<[u8]>, args: &[&str]) -> Self {
+        let mut daemon = Self::spawn(config.as_ref(), None, Some(ns), args);
         let probe_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 123));
         if !daemon.wait_ready(|| peers::probe_in(ns, probe_addr, PROBE_TIMEOUT).is_some()) {
             panic!(
@@ -156,11 +161,12 @@ impl Daemon {
             Some(ns) => ns.notime(NTPD),
             None => notime(NTPD),
         };
-        cmd.arg("-n")
-            .arg("-c")
-            .arg(&config_path)
-            .args(["--clock", "none"])
-            .args(args);
+        cmd.arg("-n").arg("-c").arg(&config_path);
+        // `--clock none` unless the test chose a clock.
+        if !args.contains(&"--clock") {
+            cmd.args(["--clock", "none"]);
+        }
+        cmd.args(args);
         if let Some(port) = port {
             cmd.args(["--port", &port.to_string()]);
         }

@@ -330,6 +330,8 @@ pub(crate) struct SntpReport {
     pub(crate) offset: f64,
     /// `no-leap`, `add-leap`, `del-leap`.
     pub(crate) leap: String,
+    /// The error bound the tool printed with the offset (`+/- DIST` of ntpdate), seconds.
+    pub(crate) error: Option<f64>,
 }
 
 /// Runs `program -j -t 2 SERVER` (`program` is `ntpdig` or `sntp`) inside `ns` and parses its JSON
@@ -346,6 +348,7 @@ pub(crate) fn ntpdig_json(ns: &Netns, program: &str, server: IpAddr) -> Result<S
             stratum: json_field(&stdout, "stratum")?.parse().ok()?,
             offset: json_field(&stdout, "offset")?.parse().ok()?,
             leap: json_field(&stdout, "leap")?.to_owned(),
+            error: None,
         })
     };
     parse().ok_or(all)
@@ -368,6 +371,7 @@ pub(crate) fn ntpdate_query(ns: &Netns, server: IpAddr) -> Result<SntpReport, St
             offset: words.get(pm.checked_sub(1)?)?.parse().ok()?,
             stratum: words.get(pm + 3)?.strip_prefix('s')?.parse().ok()?,
             leap: (*words.get(pm + 4)?).to_owned(),
+            error: words.get(pm + 1)?.parse().ok(),
         })
     };
     parse().ok_or(all)
