@@ -348,7 +348,8 @@ pub(crate) fn ntpdig_json(ns: &Netns, program: &str, server: IpAddr) -> Result<S
             stratum: json_field(&stdout, "stratum")?.parse().ok()?,
             offset: json_field(&stdout, "offset")?.parse().ok()?,
             leap: json_field(&stdout, "leap")?.to_owned(),
-            error: None,
+            // ntpdig's JSON calls the `+/-` bound of its text output "precision".
+            error: json_field(&stdout, "precision")?.parse().ok(),
         })
     };
     parse().ok_or(all)
