@@ -407,6 +407,86 @@ mod tests {
     }
 
     #[test]
+    fn combine_weighs_offsets_by_inverse_root_distance_and_adds_selection_jitter() {
+        // Two survivors (fewer than minclock, so no clustering): the system peer at 1 ms with
+        // λ = 1 ms, the other at 2 ms with λ = 3 ms. Weights 1000 and 333.3.
+        let s = select(
+            &[cand(0.001, 0.001), cand(0.002, 0.003)],
+            &SelectParams::default(),
+        );
+        assert_eq!(s.system_peer, Some(0));
+        assert!((s.offset - 0.00125).abs() < 1e-12, "{s:?}");
+        // Selection jitter: sqrt((333.3 · (1 ms)²) / 1333.3) = 0.5 ms, combined with the
+        // peer's own 50 µs.
+        let expected = (50e-6_f64.powi(2) + 0.0005_f64.powi(2)).sqrt();
+        assert!((s.jitter - expected).abs() < 1e-12, "{s:?}");
+    }
+
+    #[test]
+    fn clustering_never_goes_below_minclock() {
+        // Three survivors, one far from the others, all with tiny peer jitter: with minclock 3
+        // nothing may be clustered out.
+        let mut inputs = vec![cand(0.0, 0.01), cand(0.0001, 0.01), cand(0.003, 0.01)];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 1e-6;
+        }
+        let s = select(&inputs, &SelectParams::default());
+        assert!(!s.tallies.contains(&Tally::Outlier), "{s:?}");
+        // With minclock 2 the far one goes.
+        let params = SelectParams {
+            minclock: 2,
+            ..SelectParams::default()
+        };
+        assert_eq!(select(&inputs, &params).tallies[2], Tally::Outlier);
+    }
+
+    #[test]
+    fn clustering_stops_once_selection_jitter_is_within_peer_jitter() {
+        // Survivors that agree better than each one's own jitter are all kept, however low
+        // minclock is.
+        let mut inputs = vec![
+            cand(0.0, 0.01),
+            cand(0.0001, 0.01),
+            cand(-0.0001, 0.01),
+            cand(0.00005, 0.01),
+        ];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 0.001;
+        }
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let s = select(&inputs, &params);
+        assert!(!s.tallies.contains(&Tally::Outlier), "{s:?}");
+    }
+
+    #[test]
+    fn a_prefer_source_is_never_clustered_out() {
+        // The prefer source is the one furthest from the rest: clustering drops the others
+        // instead, and it stays the system peer.
+        let mut inputs = vec![
+            cand(0.0, 0.01),
+            cand(0.0001, 0.01),
+            cand(-0.0001, 0.01),
+            cand(0.004, 0.01),
+        ];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 1e-6;
+        }
+        if let Some(c) = inputs[3].as_mut() {
+            c.prefer = true;
+        }
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let s = select(&inputs, &params);
+        assert_eq!(s.tallies[3], Tally::SystemPeer, "{s:?}");
+        assert_eq!(s.system_peer, Some(3));
+    }
+
+    #[test]
     fn unfit_sources_are_rejected_and_excess_are_backups() {
         let params = SelectParams {
             maxclock: 2,
