@@ -392,6 +392,11 @@ fn while_the_frequency_is_measured_every_poll_is_a_burst() {
     let a = w.add(1, 0.0, spec());
     w.exchange(a);
     assert!(w.events.contains(&Event::MeasuringFrequency));
+    // The source is the system peer, but until the frequency is known the discipline does not
+    // have the clock in hand: clients are told the time is unsynchronised.
+    assert_eq!(w.system.serving(), Serving::Peer(a));
+    assert!(!w.system.is_synchronized());
+    assert!(!w.system.served_state().is_synchronized());
     let after_first = w
         .system
         .source(a)
@@ -443,6 +448,9 @@ fn with_no_clock_to_steer_the_offset_is_reported_and_nothing_is_fed() {
     );
     assert!(w.clock.correction.abs() < 1e-12);
     assert!(w.system.served_state().is_synchronized());
+    // θ_sys of the round is what ntpq shows as the offset.
+    assert!((w.system.combined_offset().to_seconds_f64() - 0.02).abs() < 1e-3);
+    assert!((w.system.readout().offset.to_seconds_f64() - 0.02).abs() < 1e-3);
 }
 
 #[test]
