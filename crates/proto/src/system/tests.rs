@@ -501,3 +501,23 @@ fn a_new_fallback_stands_in_at_the_next_round() {
     assert_eq!(w.system.serving(), Serving::Fallback);
     assert_eq!(w.system.served_state().stratum, 8);
 }
+
+#[test]
+fn the_system_peer_is_kept_while_it_survives() {
+    // Two equally good sources: the one chosen first stays the system peer round after round
+    // (no flapping between equals).
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    let mut peers = Vec::new();
+    for _ in 0..6 {
+        w.exchange(a);
+        w.exchange(b);
+        w.refresh();
+        if let Serving::Peer(id) = w.system.serving() {
+            peers.push(id);
+        }
+    }
+    assert!(peers.len() >= 4, "{peers:?}");
+    assert!(peers.iter().all(|p| *p == peers[0]), "{peers:?}");
+}
