@@ -2,17 +2,20 @@
 //! kept across restarts so the clock is right from the first minute.
 //!
 //! It is read once at start-up; a missing or unreadable file is a warning and a start from
-//! 0 ppm. It is written through a temporary file in the same directory, flushed to disk and
-//! renamed over the old one, so a crash at any moment leaves either the old file or the new
-//! one — never a truncated file. ntpd's cadence is kept: checked hourly, written only when the
+//! 0 ppm. Both go through [`crate::safefile`]: the read refuses a symbolic link, a FIFO or a
+//! device and anything longer than [`MAX_FILE_LEN`]; the write goes through a randomly named
+//! temporary file created exclusively in the same directory, flushed to disk and renamed over
+//! the old one, so a crash at any moment leaves either the old file or the new one — never a
+//! truncated file — and a link planted in the directory is never followed. ntpd's cadence is kept: checked hourly, written only when the
 //! frequency moved by more than the wander threshold (which halves every hour nothing is
 //! written, so a quiet system still records slow drifts), and once more at clean shutdown.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use crate::safefile::{self, Ownership, ReadError};
 
 /// How often the file is considered for rewriting (ntpd: hourly).
 const CHECK_INTERVAL: Duration = Duration::from_secs(3600);
@@ -20,11 +23,16 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 /// Frequencies beyond this are not believed (ntpd clamps to `NTP_MAXFREQ`, 500 ppm).
 const MAX_PPM: f64 = 500.0;
 
+/// Longest drift file read: a number in ppm and a newline take a few dozen octets; anything
+/// much longer is not a drift file.
+pub const MAX_FILE_LEN: u64 = 4096;
+
 /// Why a drift file could not be used.
 #[derive(Debug)]
 pub enum DriftError {
-    /// It could not be read (other than not existing).
-    Read(PathBuf, io::Error),
+    /// It could not be read (other than not existing), or is not a regular file of at most
+    /// [`MAX_FILE_LEN`] octets.
+    Read(ReadError),
     /// Its content is not a number of ppm within ±500.
     Corrupt(PathBuf, String),
 }
@@ -32,7 +40,7 @@ pub enum DriftError {
 impl fmt::Display for DriftError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Read(p, e) => write!(f, "cannot read drift file {}: {e}", p.display()),
+            Self::Read(e) => write!(f, "cannot read drift file: {e}"),
             Self::Corrupt(p, text) => {
                 write!(
                     f,
@@ -48,10 +56,10 @@ impl std::error::Error for DriftError {}
 
 /// Reads the frequency; `Ok(None)` if the file does not exist yet.
 pub fn read(path: &Path) -> Result<Option<f64>, DriftError> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(DriftError::Read(path.to_owned(), e)),
+    let text = match safefile::read_state(path, MAX_FILE_LEN) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(ReadError::Missing(_)) => return Ok(None),
+        Err(e) => return Err(DriftError::Read(e)),
     };
     let word = text.split_whitespace().next().unwrap_or_default();
     match word.parse::<f64>() {
@@ -63,33 +71,10 @@ pub fn read(path: &Path) -> Result<Option<f64>, DriftError> {
     }
 }
 
-/// Writes `ppm` atomically: temporary file, fsync, rename, fsync of the directory.
+/// Writes `ppm` atomically (see [`safefile::write_atomic`]), in ntpd's classic format: three
+/// decimals and a newline.
 pub fn write(path: &Path, ppm: f64) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        // ntpd's classic format: three decimals, newline.
-        writeln!(f, "{ppm:.3}")?;
-        f.sync_all()?;
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    // Make the rename itself durable.
-    File::open(dir).and_then(|d| d.sync_all())
+    safefile::write_atomic(path, format!("{ppm:.3}\n").as_bytes(), Ownership::PUBLIC)
 }
 
 /// When to write the drift file.
@@ -156,6 +141,8 @@ impl DriftWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn dir(tag: &str) -> PathBuf {

@@ -24,6 +24,7 @@ pub mod publish;
 pub mod random;
 pub mod reload;
 pub mod resolver;
+pub mod safefile;
 pub mod serve;
 pub mod setup;
 pub mod timekeeper;

@@ -1,7 +1,7 @@
 //! Where ntpd's log goes: standard error in the foreground (`-n`), a file (`-l` or `logfile`),
 //! or syslog otherwise — the classic ntpd choices.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use sundial_sys::syslog::Priority;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
+
+/// Permission bits of a log file ntpd creates.
+const LOG_FILE_MODE: u32 = 0o644;
 
 /// The log file in use (its path and the handle every writer shares), for [`reopen`].
 static LOG_FILE: Mutex<Option<(PathBuf, Arc<Mutex<File>>)>> = Mutex::new(None);
@@ -18,7 +21,7 @@ static LOG_FILE: Mutex<Option<(PathBuf, Arc<Mutex<File>>)>> = Mutex::new(None);
 pub enum Destination<'a> {
     /// Standard error, with timestamps.
     Stderr,
-    /// Appended to a file, with timestamps.
+    /// Appended to a file, with timestamps (never through a symbolic link, see `safefile`).
     File(&'a Path),
     /// syslog (journald picks it up on systemd hosts), facility daemon.
     Syslog,
@@ -58,8 +61,10 @@ pub fn init(destination: Destination<'_>, debug: u8) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens the log file for appending, never through a symbolic link or into a FIFO
+/// ([`crate::safefile::open_append`]).
 fn open_log(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    crate::safefile::open_append(path, LOG_FILE_MODE)
 }
 
 /// Opens the log file again by name (SIGHUP), so that after logrotate has renamed it the log

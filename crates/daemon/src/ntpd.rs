@@ -5,8 +5,7 @@
 //! thread. The main loop owns the signal pipe and the timers, keeps the published system state
 //! current, and (with one server thread) answers requests itself.
 
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,6 +35,7 @@ use crate::notify::{self, Notifier};
 use crate::publish::{Publisher, Snapshot};
 use crate::random::Random;
 use crate::resolver::Resolver;
+use crate::safefile::{self, Ownership};
 use crate::serve::{Families, ServeSocket, open_sockets};
 use crate::setup;
 use crate::timekeeper::{Timekeeper, Verdict};
@@ -172,7 +172,7 @@ fn run(args: NtpdArgs, startup: &mut Startup) -> Result<u8, StartError> {
     log_findings(&key_findings);
     let result = serve(&args, config, runtime, random, startup, Arc::new(keys));
     if let Some(path) = &pidfile {
-        let _ = fs::remove_file(path);
+        remove_pidfile(path);
     }
     result
 }
@@ -266,6 +266,14 @@ fn start(
         if daemonize::already_running_as(user, group)
             .map_err(|e| StartError::Io("cannot drop privileges", e))?
         {
+            // The service manager's ambient capabilities served to bind port 123; keep only
+            // what the running daemon needs, as drop_privileges does. A sandbox that forbids
+            // capset leaves them as the unit's bounding set allows: say so, but serve.
+            if let Err(e) =
+                sundial_sys::privileges::reduce_capabilities(args.clock.writes_kernel_clock())
+            {
+                tracing::warn!("cannot drop the capabilities the service manager granted: {e}");
+            }
             tracing::info!("already running as {spec} (started so by the service manager)");
         } else {
             sundial_sys::privileges::drop_privileges(user, group, args.clock.writes_kernel_clock())
@@ -707,14 +715,19 @@ fn note_ignored_flags(args: &NtpdArgs) {
     }
 }
 
-/// Writes the pid file through a temporary file and a rename, so readers never see it half
-/// written.
+/// Writes the pid file atomically, never through a link planted in its directory
+/// ([`safefile::write_atomic`]).
 fn write_pidfile(path: &Path) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp)?;
-    writeln!(f, "{}", std::process::id())?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
+    let pid = format!("{}\n", std::process::id());
+    safefile::write_atomic(path, pid.as_bytes(), Ownership::PUBLIC)
+}
+
+/// Removes the pid file at exit. After `-u` the directory (root's `/run`) is usually not
+/// writable by the daemon's user any more, so the file stays: say so rather than fail.
+fn remove_pidfile(path: &Path) {
+    if let Err(e) = safefile::remove(path) {
+        tracing::info!("pid file {} left in place: {e}", path.display());
+    }
 }
 
 /// The counters of every server thread, added up.
@@ -751,6 +764,8 @@ fn log_counters(c: &CounterSnapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::fs;
 
     #[test]
     fn pidfile_is_written_whole() {

@@ -14,8 +14,8 @@ use sundial_proto::siphash::SipKey;
 
 use crate::cli::NtpdArgs;
 use crate::config::{
-    Config, Family, HostSpec, InterfaceAction, InterfaceTarget, RefclockId, RestrictLine,
-    RestrictTarget,
+    Config, Family, HostSpec, InterfaceAction, InterfaceTarget, MAX_MRU_ENTRIES, RefclockId,
+    RestrictLine, RestrictTarget,
 };
 use crate::interfaces::{InterfaceFilter, RuleAction, RuleTarget};
 use crate::random::Random;
@@ -115,15 +115,19 @@ pub fn limit_params(config: &Config) -> LimitParams {
     }
 }
 
-/// Client-table size: `mru maxdepth` entries, or what `mru maxmem` KiB hold, else the default.
+/// Client-table size: `mru maxdepth` entries, or what `mru maxmem` KiB hold, else the default;
+/// never more than the parser's ceiling ([`MAX_MRU_ENTRIES`]), whatever the `Config`
+/// was built from.
 fn table_entries(config: &Config) -> usize {
-    if let Some(depth) = config.mru.maxdepth {
-        return usize::try_from(depth).unwrap_or(DEFAULT_ENTRIES).max(1);
-    }
-    if let Some(kib) = config.mru.maxmem_kib {
-        return (usize::try_from(kib).unwrap_or(0) * 1024 / RateLimiter::ENTRY_BYTES).max(1);
-    }
-    DEFAULT_ENTRIES
+    let ceiling = usize::try_from(MAX_MRU_ENTRIES).unwrap_or(DEFAULT_ENTRIES);
+    let wanted = if let Some(depth) = config.mru.maxdepth {
+        usize::try_from(depth).unwrap_or(DEFAULT_ENTRIES)
+    } else if let Some(kib) = config.mru.maxmem_kib {
+        usize::try_from(kib).unwrap_or(0).saturating_mul(1024) / RateLimiter::ENTRY_BYTES
+    } else {
+        DEFAULT_ENTRIES
+    };
+    wanted.clamp(1, ceiling)
 }
 
 fn args_family(args: &NtpdArgs) -> Option<Family> {

@@ -1,4 +1,5 @@
-//! Replays the daemon's fuzz corpora (`fuzz/corpus/config_parse`, `keys_parse`, `server_keyed`)
+//! Replays the daemon's fuzz corpora (`fuzz/corpus/config_parse`, `ntpq_variables`,
+//! `keys_parse`, `server_keyed`)
 //! through the fuzz targets' entry points, so every input that once broke a parser keeps being
 //! checked.
 
@@ -54,5 +55,13 @@ fn keyed_server_corpus_never_gets_a_longer_or_unauthenticated_reply() {
     for (path, data) in corpus("server_keyed") {
         println!("{}", path.display());
         sundial::keys::fuzz_server(&data);
+    }
+}
+
+#[test]
+fn ntpq_variables_corpus_renders_without_control_characters() {
+    for (path, data) in corpus("ntpq_variables") {
+        println!("{}", path.display());
+        sundial::ntpq::fuzz_variables(&data);
     }
 }

@@ -74,3 +74,146 @@ pub fn server(data: &[u8]) {
         );
     }
 }
+
+/// Most exchanges one [`source_response`] input drives.
+const SOURCE_ROUNDS: usize = 16;
+
+/// A source's handling of replies to its own requests (`Source::handle_response`, the path
+/// every upstream datagram takes): the input is a sequence of rounds, each a control octet, a
+/// length octet and that many octets of reply. Every round sends a request first; control bit 0
+/// writes the request's nonce into the reply's origin field (so the fuzzer gets past the origin
+/// check), bit 1 sets the system poll to the control octet's top bits. Checks: no panic; a
+/// reply that fails the origin check changes nothing; the poll stays within minpoll..maxpoll
+/// and the next request is never later than 2^maxpoll s (plus its jitter) away.
+///
+/// # Panics
+/// If a property is violated (a bug, which is what fuzzing looks for).
+pub fn source_response(data: &[u8]) {
+    use crate::source::{Outcome, Rejection, Source, SourceParams};
+
+    let params = SourceParams {
+        minpoll: 4,
+        maxpoll: 8,
+        ..SourceParams::default()
+    };
+    let mut source = Source::new(params, MonoTime::ZERO);
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let base = NtpTimestamp::from_parts(0xec00_0000, 0);
+    let mut now = MonoTime::ZERO;
+    let mut rest = data;
+    for round in 0..SOURCE_ROUNDS {
+        let [control, len, tail @ ..] = rest else {
+            break;
+        };
+        let (reply, next) = tail.split_at(usize::from(*len).min(tail.len()));
+        rest = next;
+        now = source.poll_timeout().unwrap_or(now).max(now);
+        let mut request = [0u8; HEADER_LEN];
+        if source
+            .poll_transmit(now, &mut random, &crate::auth::NoKeys, &mut request)
+            .is_none()
+        {
+            // Denied for good: nothing more happens.
+            assert!(
+                source.poll_timeout().is_none(),
+                "no poll although one is due"
+            );
+            break;
+        }
+        let t1 = base + crate::time::NtpDuration::from_seconds(i32::try_from(round).unwrap_or(0));
+        source.handle_sent(t1);
+        let mut reply = reply.to_vec();
+        if control & 1 != 0
+            && let Some(origin) = reply.get_mut(24..32)
+        {
+            origin.copy_from_slice(&request[40..48]);
+        }
+        let before = (
+            source.reach(),
+            source.hpoll(),
+            source.poll_timeout(),
+            source.packet_counts(),
+            source.peer(),
+        );
+        let t4 = t1 + crate::time::NtpDuration::from_seconds(1);
+        let outcome = source.handle_response(t4, &reply, 1e-7, &crate::auth::NoKeys);
+        if outcome == Outcome::Rejected(Rejection::BogusOrigin) {
+            let after = (
+                source.reach(),
+                source.hpoll(),
+                source.poll_timeout(),
+                source.packet_counts(),
+                source.peer(),
+            );
+            assert_eq!(
+                before, after,
+                "a reply failing the origin check changed state"
+            );
+        }
+        if control & 2 != 0 {
+            source.set_system_poll(i8::try_from(control >> 3).unwrap_or(0));
+        }
+        let hpoll = source.hpoll();
+        assert!(
+            (4..=8).contains(&hpoll),
+            "poll exponent {hpoll} outside 4..=8"
+        );
+        if let Some(next) = source.poll_timeout() {
+            let wait = next.saturating_since(now).as_secs_f64();
+            assert!(
+                wait <= 256.0 * (1.0 + 1.0 / 16.0) + 1.0,
+                "next poll {wait} s away"
+            );
+        }
+    }
+}
+
+/// ntpq's reassembly of a mode 6 response (`control::Reassembler`): the input is a sequence
+/// of datagrams, each preceded by its length octet, answering a READVAR with sequence 1 (bit 0
+/// of the first octet: fix each datagram's opcode and sequence to match). Checks: no panic; a
+/// complete response holds exactly the octets its fragments announced, contiguous from 0, and
+/// never more than `MAX_RESPONSE_DATA`.
+///
+/// # Panics
+/// If a property is violated.
+pub fn control_reassembly(data: &[u8]) {
+    use crate::control::{MAX_RESPONSE_DATA, Opcode, Progress, Reassembler};
+
+    let Some((&flags, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mut reassembler = Reassembler::new(Opcode::ReadVariables, 1);
+    let mut accepted = 0usize;
+    while let [len, tail @ ..] = rest {
+        let (datagram, next) = tail.split_at(usize::from(*len).min(tail.len()));
+        rest = next;
+        let mut datagram = datagram.to_vec();
+        if flags & 1 != 0
+            && let Some([_, op, s0, s1]) = datagram.get_mut(..4)
+        {
+            *op = (*op & 0xe0) | Opcode::ReadVariables.code();
+            [*s0, *s1] = 1u16.to_be_bytes();
+        }
+        match reassembler.handle(&datagram) {
+            Ok(Progress::NeedMore) => accepted += datagram.len().saturating_sub(12),
+            Ok(Progress::Complete(response)) => {
+                accepted += datagram.len().saturating_sub(12);
+                assert!(response.data.len() <= MAX_RESPONSE_DATA);
+                assert!(
+                    response.data.len() <= accepted,
+                    "{} octets from {accepted} received",
+                    response.data.len()
+                );
+                return;
+            }
+            Ok(Progress::Dropped(_)) => {}
+            Err(_) => return,
+        }
+    }
+}

@@ -29,18 +29,55 @@ pub struct Measurement {
 impl Measurement {
     /// The measurement of a request sent at local time `t1` and answered with the server's
     /// receive time `t2` and transmit time `t3`, arriving at local time `t4`. Era arithmetic is
-    /// in `NtpTimestamp - NtpTimestamp`, so a wrap between the two clocks is harmless.
+    /// in `NtpTimestamp - NtpTimestamp`, so a wrap between the two clocks is harmless. The
+    /// offset is always exact; a delay beyond ±2^31 s (timestamps that cannot come from one
+    /// exchange) is clamped — [`Self::checked`] refuses it instead.
     pub fn new(t1: NtpTimestamp, t2: NtpTimestamp, t3: NtpTimestamp, t4: NtpTimestamp) -> Self {
-        let sum = (t2 - t1) + (t3 - t4);
+        let (offset, delay) = Self::wide(t1, t2, t3, t4);
+        let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
         Self {
-            offset: NtpDuration::from_bits(sum.to_bits() / 2),
-            delay: (t4 - t1) - (t3 - t2),
+            offset: NtpDuration::from_bits(clamp(offset)),
+            delay: NtpDuration::from_bits(clamp(delay)),
         }
+    }
+
+    /// [`Self::new`], or `None` if the offset or delay does not fit a signed 32.32 value
+    /// (about ±68 years): a clamped value would be an arbitrary one.
+    pub fn checked(
+        t1: NtpTimestamp,
+        t2: NtpTimestamp,
+        t3: NtpTimestamp,
+        t4: NtpTimestamp,
+    ) -> Option<Self> {
+        let (offset, delay) = Self::wide(t1, t2, t3, t4);
+        Some(Self {
+            offset: NtpDuration::from_bits(i64::try_from(offset).ok()?),
+            delay: NtpDuration::from_bits(i64::try_from(delay).ok()?),
+        })
     }
 
     /// The measurement of `header`'s receive and transmit timestamps.
     pub fn of(header: &NtpHeader, t1: NtpTimestamp, t4: NtpTimestamp) -> Self {
         Self::new(t1, header.receive_timestamp, header.transmit_timestamp, t4)
+    }
+
+    /// [`Self::checked`] of `header`'s receive and transmit timestamps.
+    pub fn checked_of(header: &NtpHeader, t1: NtpTimestamp, t4: NtpTimestamp) -> Option<Self> {
+        Self::checked(t1, header.receive_timestamp, header.transmit_timestamp, t4)
+    }
+
+    /// Offset and delay in 2⁻³² s, exactly: `NtpDuration`'s own operators saturate, which
+    /// would turn an offset of 40 years into an arbitrary 34.
+    fn wide(
+        t1: NtpTimestamp,
+        t2: NtpTimestamp,
+        t3: NtpTimestamp,
+        t4: NtpTimestamp,
+    ) -> (i128, i128) {
+        let wide = |d: NtpDuration| i128::from(d.to_bits());
+        let offset = (wide(t2 - t1) + wide(t3 - t4)) / 2;
+        let delay = wide(t4 - t1) - wide(t3 - t2);
+        (offset, delay)
     }
 }
 
@@ -78,6 +115,9 @@ pub enum Unusable {
     InvalidStratum,
     /// The server's transmit time is before its receive time by more than its own precision.
     TransmitBeforeReceive,
+    /// The offset or delay does not fit a signed 32.32 value (about ±68 years): the timestamps
+    /// cannot come from one exchange ([`Measurement::checked`]).
+    OutOfRange,
 }
 
 impl fmt::Display for Unusable {
@@ -86,6 +126,7 @@ impl fmt::Display for Unusable {
             Self::ZeroTimestamp => "zero receive or transmit timestamp",
             Self::InvalidStratum => "stratum 0 without a kiss, or above 16",
             Self::TransmitBeforeReceive => "transmit timestamp before receive timestamp",
+            Self::OutOfRange => "offset or delay beyond the representable range",
         })
     }
 }

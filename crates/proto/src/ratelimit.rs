@@ -62,6 +62,14 @@ impl Default for LimitParams {
 const CONTROL_BURST: u32 = 64;
 const CONTROL_RATE_PER_S: u64 = 2;
 
+/// Mode 6 budget of the whole server, in reply octets: a burst of this many (`ntpq -p` against
+/// 60 associations takes about 40 KB), refilled at [`CONTROL_GLOBAL_OCTETS_PER_S`]. The
+/// per-client budget cannot bound a flood spoofed from many allowed addresses; this does.
+pub const CONTROL_GLOBAL_BURST_OCTETS: u64 = 128 * 1024;
+
+/// Refill rate of [`CONTROL_GLOBAL_BURST_OCTETS`], octets per second.
+pub const CONTROL_GLOBAL_OCTETS_PER_S: u64 = 16 * 1024;
+
 /// The decision for one time request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -96,6 +104,34 @@ pub struct RateLimiter {
     key: SipKey,
     sets: Box<[Mutex<[Entry; WAYS]>]>,
     params: SharedParams,
+    control_global: Mutex<GlobalBudget>,
+}
+
+/// The server-wide mode 6 budget: octets left (negative after a reply larger than what was
+/// left) and when it was last refilled.
+#[derive(Debug, Default)]
+struct GlobalBudget {
+    octets: i64,
+    at_ms: Option<u64>,
+}
+
+impl GlobalBudget {
+    fn refill(&mut self, now_ms: u64) {
+        let burst = i64::try_from(CONTROL_GLOBAL_BURST_OCTETS).unwrap_or(i64::MAX);
+        self.octets = match self.at_ms {
+            None => burst,
+            Some(at) => {
+                let gained = now_ms
+                    .saturating_sub(at)
+                    .saturating_mul(CONTROL_GLOBAL_OCTETS_PER_S)
+                    / 1000;
+                self.octets
+                    .saturating_add(i64::try_from(gained).unwrap_or(i64::MAX))
+                    .min(burst)
+            }
+        };
+        self.at_ms = Some(self.at_ms.map_or(now_ms, |at| at.max(now_ms)));
+    }
 }
 
 /// [`LimitParams`] that a reload can replace while server threads read them, without a lock on
@@ -151,6 +187,7 @@ impl RateLimiter {
             key,
             sets,
             params: SharedParams::new(params),
+            control_global: Mutex::default(),
         }
     }
 
@@ -201,10 +238,21 @@ impl RateLimiter {
         })
     }
 
-    /// Whether a mode 6 request from `addr` is within its budget (always applied: mode 6
-    /// replies are larger than requests).
+    /// Whether a mode 6 request from `addr` is within its budget and the server-wide one
+    /// (always applied: mode 6 replies can be larger than requests). The caller reports what
+    /// it sent with [`Self::charge_control`].
     pub fn check_control(&self, addr: IpAddr, now: MonoTime) -> bool {
         let now_ms = ms(now);
+        {
+            let mut global = self
+                .control_global
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            global.refill(now_ms);
+            if global.octets <= 0 {
+                return false;
+            }
+        }
         self.with_entry(addr, now_ms, |e| {
             if e.control_ms == 0 && e.control_milli_tokens == 0 {
                 e.control_milli_tokens = u64::from(CONTROL_BURST) * 1000;
@@ -229,6 +277,21 @@ impl RateLimiter {
     }
 
     /// Runs `f` on `addr`'s entry, creating it (and evicting another) if needed.
+    /// Takes `octets` of mode 6 replies sent at `now` from the server-wide budget. Requests
+    /// are refused while it is used up, so the octets sent in any interval T stay below
+    /// [`CONTROL_GLOBAL_BURST_OCTETS`] + T · [`CONTROL_GLOBAL_OCTETS_PER_S`] plus one reply
+    /// per server thread.
+    pub fn charge_control(&self, octets: usize, now: MonoTime) {
+        let mut global = self
+            .control_global
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        global.refill(ms(now));
+        global.octets = global
+            .octets
+            .saturating_sub(i64::try_from(octets).unwrap_or(i64::MAX));
+    }
+
     fn with_entry<R>(&self, addr: IpAddr, now_ms: u64, f: impl FnOnce(&mut Entry) -> R) -> R {
         let index = self.set_index(addr);
         let Some(set) = self.sets.get(index) else {

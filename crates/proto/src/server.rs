@@ -145,10 +145,10 @@ impl Server {
     }
 
     /// Handles one mode 6 (ntpq) request under the restrict table `access`: checks that the
-    /// source may query at all (see [`AccessTable::control_allowed`]) and is within its mode 6
-    /// budget, then lets the control responder answer from `snapshot`, emitting each reply
-    /// fragment through `emit`. Returns [`Action::Reply`] with the total octets sent, or the
-    /// counted drop.
+    /// source may query at all (see [`AccessTable::control_allowed`]) and is within its own and
+    /// the server-wide mode 6 budget, then lets the control responder answer from `snapshot`,
+    /// emitting each reply fragment through `emit`; only a loopback source may get more octets
+    /// than it sent. Returns [`Action::Reply`] with the total octets sent, or the counted drop.
     pub fn handle_control(
         &self,
         access: &AccessTable,
@@ -181,14 +181,24 @@ impl Server {
         {
             return drop(DropReason::RateLimited);
         }
+        // Only loopback gets replies longer than the request: any other source address may be
+        // spoofed, and sundial has no address proof (REQ_NONCE) outside mrulist, which it does
+        // not serve. Elsewhere a longer answer becomes a 12-octet PERMISSION error.
+        let mut access_for_source = ControlAccess::from_restrict(flags);
+        if !meta.source.ip().to_canonical().is_loopback() {
+            access_for_source = access_for_source.within(request.len());
+        }
         match respond(
             request,
-            ControlAccess::from_restrict(flags),
+            access_for_source,
             snapshot,
             meta.receive_time,
             emit,
         ) {
             ControlOutcome::Answered(answer) => {
+                if let Some(limiter) = &self.limiter {
+                    limiter.charge_control(answer.octets, meta.monotonic);
+                }
                 self.counters.count_replied();
                 self.counters.count_control_reply();
                 Action::Reply(answer.octets)

@@ -1,9 +1,10 @@
 //! No amplification (security.md §2.2 rule 6, ntpq-mode6.md §10): a sweep over every mode,
 //! version and a range of lengths through [`Server::handle`] and [`Server::handle_control`].
 //! A reply to an unauthenticated request is never longer than the request — except mode 6
-//! from a source allowed to query, whose reply is bounded by [`MAX_REPLY_FRAGMENTS`] datagrams.
+//! from a loopback source allowed to query, whose reply is bounded by [`MAX_REPLY_FRAGMENTS`]
+//! datagrams, and the sum over all sources by the server-wide mode 6 budget.
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
 use std::sync::Arc;
 
@@ -12,7 +13,10 @@ use super::*;
 use crate::control::{
     AssociationId, ControlSnapshot, MAX_DATAGRAM_LEN, MAX_REPLY_FRAGMENTS, PeerVars,
 };
-use crate::ratelimit::{LimitParams, RateLimiter};
+use crate::ratelimit::{
+    CONTROL_GLOBAL_BURST_OCTETS, CONTROL_GLOBAL_OCTETS_PER_S, DEFAULT_ENTRIES, LimitParams,
+    RateLimiter,
+};
 use crate::siphash::SipKey;
 
 /// Request lengths tried for every mode and version: empty, shorter than each header, the
@@ -131,13 +135,17 @@ fn replies(
 }
 
 /// Runs the sweep through `server` from `source`; `mode6_allowed` says whether that source may
-/// query over mode 6. Returns how many requests got any reply, and the longest mode 6 reply.
+/// query over mode 6 (only loopback may then get more than it sent). Returns how many requests
+/// got any reply, and the longest mode 6 reply.
 fn sweep(
     server: &Server,
     access: &AccessTable,
     source: &str,
     mode6_allowed: bool,
 ) -> (usize, usize) {
+    let loopback = source
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().to_canonical().is_loopback());
     let snapshot = busy_snapshot();
     let mut answered = 0;
     let mut longest_mode6 = 0;
@@ -149,7 +157,7 @@ fn sweep(
                     let sent = replies(server, access, source, &bytes, &snapshot);
                     let total: usize = sent.iter().sum();
                     let what = format!("mode {mode} version {version} length {len} #{variant}");
-                    if mode == 6 && mode6_allowed {
+                    if mode == 6 && mode6_allowed && loopback {
                         assert!(total <= MODE6_BOUND, "{what}: {total} octets");
                         assert!(sent.iter().all(|d| *d <= MAX_DATAGRAM_LEN), "{what}");
                     } else {
@@ -195,8 +203,90 @@ fn no_request_is_amplified_under_rate_limits_and_kisses() {
         SipKey::new(9, 10),
     ));
     let server = Server::with_limiter(limiter, 11);
-    // A default without noquery: everyone may query, within the mode 6 budget.
+    // A default without noquery: everyone may query, within the mode 6 budget — and gets no
+    // reply longer than the request, since 192.0.2.7 is not loopback.
     let _ = sweep(&server, &table, "192.0.2.7:40000", true);
     let c = server.counters().snapshot();
     assert!(c.kisses > 0, "{c:?}");
+}
+
+/// A server with the daemon's default table, and a restrict default that lets everyone query.
+fn open_server() -> (Server, AccessTable) {
+    let mut table = AccessTable::new();
+    table.add_default(true, true, RestrictFlags::NONE);
+    let limiter = Arc::new(RateLimiter::new(
+        DEFAULT_ENTRIES,
+        LimitParams::default(),
+        SipKey::new(12, 13),
+    ));
+    (Server::with_limiter(limiter, 14), table)
+}
+
+/// A READVAR of association 1001 (about 600 octets of answer) from `source`, at `second`.
+fn flood_request(
+    (server, access): &(Server, AccessTable),
+    source: SocketAddr,
+    second: u64,
+) -> (usize, usize) {
+    let snapshot = busy_snapshot();
+    let bytes = request(6, 2, 12, 1);
+    let meta = RequestMeta {
+        source,
+        destination: None,
+        receive_time: T2,
+        monotonic: MonoTime::from_duration(Duration::from_secs(second)),
+        truncated: false,
+    };
+    let mut sent = 0;
+    let _ = server.handle_control(access, &meta, &bytes, &snapshot, &mut |d| sent += d.len());
+    (bytes.len(), sent)
+}
+
+#[test]
+fn a_mode_6_flood_from_many_loopback_sources_stays_within_the_global_budget() {
+    let server = open_server();
+    // 20 000 distinct loopback addresses (each within its own budget), 2000 a second for 10 s.
+    let seconds = 10;
+    let mut total = 0;
+    let mut answered = 0;
+    for n in 0..20_000u32 {
+        let [_, b, c, d] = n.to_be_bytes();
+        let ip = Ipv4Addr::new(127, b, c, d.max(1));
+        let source = SocketAddr::from((ip, 40000));
+        let (_, sent) = flood_request(&server, source, u64::from(n) / 2000);
+        total += sent;
+        answered += usize::from(sent > 0);
+    }
+    let budget = CONTROL_GLOBAL_BURST_OCTETS + seconds * CONTROL_GLOBAL_OCTETS_PER_S;
+    let bound = usize::try_from(budget).unwrap_or(usize::MAX) + MODE6_BOUND;
+    assert!(total <= bound, "{total} octets sent, bound {bound}");
+    // The budget is used, not just refused: a few hundred full answers went out.
+    assert!(
+        answered > 200 && total > bound / 2,
+        "{answered} answered, {total} octets"
+    );
+    assert!(
+        server
+            .0
+            .counters()
+            .snapshot()
+            .dropped(DropReason::RateLimited)
+            > 15_000
+    );
+}
+
+#[test]
+fn a_mode_6_flood_from_many_lan_sources_gets_nothing_longer_than_it_sent() {
+    let server = open_server();
+    let mut answered = 0;
+    for n in 0..5_000u32 {
+        let [_, _, c, d] = n.to_be_bytes();
+        let ip = Ipv4Addr::new(198, 51, c, d);
+        let source = SocketAddr::from((ip, 40000));
+        let (len, sent) = flood_request(&server, source, 0);
+        assert!(sent <= len, "{ip}: {sent} octets for {len}");
+        answered += usize::from(sent > 0);
+    }
+    // They are told no (a 12-octet PERMISSION error) rather than left to time out.
+    assert!(answered > 0);
 }

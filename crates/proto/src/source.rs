@@ -251,7 +251,11 @@ impl PendingSlew {
 pub struct Source {
     params: SourceParams,
     hpoll: i8,
+    /// The poll floor RATE kisses set (`minpoll` without one); never above `maxpoll`, and one
+    /// step lower for every answer that comes without a kiss.
     kod_minpoll: i8,
+    /// What the system last asked for ([`Self::set_system_poll`]), within minpoll..maxpoll.
+    system_poll: i8,
     reach: u8,
     unreach: u32,
     burst_left: u8,
@@ -289,6 +293,7 @@ impl Source {
             params,
             hpoll: params.minpoll,
             kod_minpoll: params.minpoll,
+            system_poll: params.minpoll,
             reach: 0,
             unreach: 0,
             burst_left: 0,
@@ -474,6 +479,7 @@ impl Source {
         self.reach |= 1;
         self.unreach = 0;
         self.received += 1;
+        self.relax_rate_floor();
         self.last_receive = t4;
         if let Answer::Unusable {
             reason: Unusable::InvalidStratum,
@@ -556,10 +562,13 @@ impl Source {
         let code = h.reference_id;
         if code.is_code(b"RATE") {
             // Poll no faster than the server asks and at least one step slower than now — but
-            // repeated kisses never push past maxpoll, or past what the server asked if more.
-            let asked = h.poll.exponent().clamp(self.params.minpoll, 17);
-            let ceiling = self.params.maxpoll.max(asked);
-            self.kod_minpoll = asked.max(self.hpoll + 1).min(ceiling);
+            // never slower than maxpoll, whatever the server asked: a kiss that could ask for
+            // 2^17 s would let one hostile (or mistaken) reply silence the source for 36 hours.
+            let asked = h
+                .poll
+                .exponent()
+                .clamp(self.params.minpoll, self.params.maxpoll);
+            self.kod_minpoll = asked.max(self.hpoll + 1).min(self.params.maxpoll);
             self.hpoll = self.hpoll.max(self.kod_minpoll);
             self.burst_left = 0;
             Kiss::Rate
@@ -571,12 +580,21 @@ impl Source {
         }
     }
 
+    /// An answer without a kiss: the server serves us again, so the RATE floor comes down one
+    /// step (a server still limiting us kisses again and puts it back), and the poll with it
+    /// unless the system or an unreachable-source back-off holds it up.
+    fn relax_rate_floor(&mut self) {
+        if self.kod_minpoll > self.params.minpoll {
+            self.kod_minpoll -= 1;
+            self.hpoll = self.hpoll.min(self.kod_minpoll.max(self.system_poll));
+        }
+    }
+
     /// Sets the poll exponent the system wants (RFC 5905 §13: every association tracks the
     /// system time constant within its own minpoll..maxpoll and any RATE limit).
     pub fn set_system_poll(&mut self, tc: i8) {
-        let wanted = tc
-            .clamp(self.params.minpoll, self.params.maxpoll)
-            .max(self.kod_minpoll);
+        self.system_poll = tc.clamp(self.params.minpoll, self.params.maxpoll);
+        let wanted = self.system_poll.max(self.kod_minpoll);
         // An association that stopped answering keeps the back-off it earned (RFC 5905 §13)
         // rather than being polled at the system's pace.
         self.hpoll = if self.unreach >= UNREACH_BACKOFF {

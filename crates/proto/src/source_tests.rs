@@ -655,3 +655,92 @@ mod keyed {
         assert_eq!(len, Some(48));
     }
 }
+
+/// An upstream that answers the first `kisses` requests with RATE kisses asking for poll 2^17 s
+/// (36 hours), then serves normally. Drives `s` through `rounds` polls and returns the interval
+/// before each poll, in seconds, and whether that poll was kissed.
+fn against_a_hostile_upstream(s: &mut Source, kisses: usize, rounds: usize) -> Vec<(u64, bool)> {
+    let mut rng = Counter(21);
+    let mut now = 0;
+    let mut seen = Vec::new();
+    for round in 0..rounds {
+        let due = s
+            .poll_timeout()
+            .expect("still polling")
+            .as_duration()
+            .as_secs();
+        seen.push((due.saturating_sub(now), round < kisses));
+        now = due.max(now) + 1;
+        let req = poll(s, now, &mut rng).expect("a poll is due");
+        s.handle_sent(ts(now as f64));
+        if round < kisses {
+            let (kiss, t4) = kiss_to(&req, ReferenceId::RATE, 17);
+            assert_eq!(
+                s.handle_response(t4, &kiss, 1e-7, &NoKeys),
+                Outcome::Kiss(Kiss::Rate)
+            );
+        } else {
+            let (rep, t4) = reply_to(&req, now as f64, 0.0, 0.001);
+            assert!(matches!(
+                s.handle_response(t4, &rep, 1e-7, &NoKeys),
+                Outcome::Sample(_)
+            ));
+        }
+        s.set_system_poll(4);
+    }
+    seen
+}
+
+#[test]
+fn a_hostile_rate_kiss_raises_the_poll_at_most_to_maxpoll_and_answers_bring_it_back() {
+    let params = SourceParams {
+        minpoll: 4,
+        maxpoll: 6,
+        ..SourceParams::default()
+    };
+    let mut s = Source::new(params, MonoTime::ZERO);
+    let seen = against_a_hostile_upstream(&mut s, 3, 12);
+    // Every interval stays within 2^maxpoll plus the 1/16 jitter and the 1 s step of the test,
+    // although every kiss asked for 2^17 s.
+    let ceiling = (1u64 << 6) + (1 << 6) / 16 + 1;
+    assert!(seen.iter().all(|(gap, _)| *gap <= ceiling), "{seen:?}");
+    // The kisses did slow it down to maxpoll…
+    assert!(seen.iter().any(|(gap, _)| *gap >= 1 << 6), "{seen:?}");
+    // …and once answers come back without kisses, the poll returns to what the system wants.
+    assert_eq!(s.hpoll(), 4, "{seen:?}");
+    let (last_gap, _) = seen[seen.len() - 1];
+    assert!(last_gap <= (1 << 4) + 2, "{seen:?}");
+}
+
+#[test]
+fn the_rate_floor_steps_down_one_answer_at_a_time() {
+    let params = SourceParams {
+        minpoll: 4,
+        maxpoll: 10,
+        ..SourceParams::default()
+    };
+    let mut s = Source::new(params, MonoTime::ZERO);
+    let mut rng = Counter(22);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (kiss, t4) = kiss_to(&req, ReferenceId::RATE, 9);
+    assert_eq!(
+        s.handle_response(t4, &kiss, 1e-7, &NoKeys),
+        Outcome::Kiss(Kiss::Rate)
+    );
+    assert_eq!(s.hpoll(), 9);
+    s.set_system_poll(4);
+    assert_eq!(s.hpoll(), 9, "the floor outlives poll adaptation");
+    for expected in [8, 7, 6, 5, 4, 4] {
+        let now = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
+        let req = poll(&mut s, now, &mut rng).unwrap();
+        s.handle_sent(ts(now as f64));
+        let (rep, t4) = reply_to(&req, now as f64, 0.0, 0.001);
+        assert!(matches!(
+            s.handle_response(t4, &rep, 1e-7, &NoKeys),
+            Outcome::Sample(_)
+        ));
+        s.set_system_poll(4);
+        assert_eq!(s.hpoll(), expected, "at {now} s");
+    }
+}

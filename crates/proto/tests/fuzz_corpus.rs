@@ -49,3 +49,19 @@ fn control_corpus_frames_every_reply() {
         sundial_proto::control::fuzz_respond(&data);
     }
 }
+
+#[test]
+fn source_response_corpus_keeps_state_and_poll_within_bounds() {
+    for (path, data) in corpus("source_response") {
+        println!("{}", path.display());
+        sundial_proto::fuzzing::source_response(&data);
+    }
+}
+
+#[test]
+fn control_reassembly_corpus_completes_only_whole_responses() {
+    for (path, data) in corpus("control_reassembly") {
+        println!("{}", path.display());
+        sundial_proto::fuzzing::control_reassembly(&data);
+    }
+}

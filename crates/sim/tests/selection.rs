@@ -403,21 +403,24 @@ fn a_server_sending_rate_kisses_is_polled_less_often() {
             .iter()
             .find(|reply| reply.outcome == Outcome::Kiss(Kiss::Rate))
             .map_or(f64::INFINITY, |reply| reply.t);
-        // After the kiss the association never polls faster than the server asked …
+        // After the kiss the association polls at the interval the server asked for …
         let later: Vec<_> = log.requests.iter().filter(|q| q.t > first_kiss).collect();
-        assert!(later.len() >= 2, "{what}: {later:?}");
-        assert!(
-            later.iter().all(|q| q.hpoll >= RATE_POLL),
-            "{what}: {later:?}"
-        );
-        // … and, from the first request it schedules after the kiss on, requests are at least
-        // 2^9 s apart. (The request already scheduled when the kiss arrived goes out at the
-        // old interval: `Source` raises the poll but does not move the pending deadline.)
+        assert!(later.len() >= 3, "{what}: {later:?}");
+        assert!(later[0].hpoll >= RATE_POLL, "{what}: {later:?}");
+        // … from the first request it schedules after the kiss on (the request already
+        // scheduled when the kiss arrived goes out at the old interval: `Source` raises the
+        // poll but does not move the pending deadline) …
         #[expect(clippy::cast_precision_loss, reason = "512")]
         let asked = RATE_AVERAGE_S as f64;
-        for pair in later.windows(2).skip(1) {
-            assert!(pair[1].t - pair[0].t >= asked, "{what}: {pair:?}");
-        }
+        assert!(later[2].t - later[1].t >= asked, "{what}: {later:?}");
+        // … answers without kisses bring the poll back down one step each, and the server's
+        // next kisses push it up again: on average the server gets what it asked for.
+        #[expect(clippy::cast_precision_loss, reason = "a few dozen requests")]
+        let mean = (later[later.len() - 1].t - later[0].t) / (later.len() - 1) as f64;
+        assert!(
+            mean >= 0.75 * asked,
+            "{what}: mean interval {mean} s: {later:?}"
+        );
         // The other servers are not slowed down: they are polled at least three times as
         // often over the same span, and never kissed.
         for i in [0, 2] {

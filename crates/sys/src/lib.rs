@@ -25,6 +25,7 @@
 //! |---|---|
 //! | [`socket`] | UDP sockets with `SO_REUSEPORT`, `IP_PKTINFO`, kernel RX timestamps, `recvmmsg`/`sendmmsg` |
 //! | [`clock`] | `clock_gettime`, read-only `clock_adjtime`, and the writers for a disciplined clock |
+//! | [`fs`] | files opened relative to a directory handle, never through a symbolic link |
 //! | [`privileges`] | dropping root while keeping `CAP_SYS_TIME` |
 //! | [`signals`] | a self-pipe that turns `SIGTERM`/`SIGINT`/`SIGHUP` into readable bytes |
 //! | [`syslog`] | classic syslog output, as ntpd logs by default |
@@ -71,6 +72,7 @@
 compile_error!("sundial-sys supports Linux (glibc) only");
 
 pub mod clock;
+pub mod fs;
 pub mod privileges;
 pub mod process;
 pub mod signals;

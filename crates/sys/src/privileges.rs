@@ -3,7 +3,8 @@
 //! `ntpd -u USER[:GROUP]` opens its sockets as root, then calls [`drop_privileges`], which follows
 //! the sequence of `security.md` §4: look the names up, `PR_SET_KEEPCAPS`, `setgroups`, `setgid`,
 //! `setuid` (each checked, then verified with `getresuid`/`getresgid`), reduce the capability sets
-//! to `CAP_SYS_TIME` and `CAP_NET_BIND_SERVICE`, and finally `PR_SET_NO_NEW_PRIVS`.
+//! to `CAP_SYS_TIME` (when the daemon disciplines the kernel clock; otherwise to nothing), and
+//! finally `PR_SET_NO_NEW_PRIVS`.
 //!
 //! Capabilities belong to a thread, not to a process: **call [`drop_privileges`] before any
 //! thread is spawned**, or the other threads keep running with full root capabilities. The
@@ -40,8 +41,8 @@ pub struct UserIds {
 }
 
 /// Switches the whole process to `user` (and `group`, default: the user's primary group),
-/// keeping `CAP_NET_BIND_SERVICE` and, if `keep_sys_time`, `CAP_SYS_TIME` in the permitted and
-/// effective sets and nothing else, then forbids regaining privileges through `execve`.
+/// keeping `CAP_SYS_TIME` in the permitted and effective sets if `keep_sys_time` and nothing
+/// else, then forbids regaining privileges through `execve`.
 ///
 /// Must be called from the main thread **before any other thread is spawned**; fails with
 /// [`io::ErrorKind::NotFound`] for an unknown user or group (before changing anything) and with
@@ -63,10 +64,36 @@ pub fn drop_privileges(user: &str, group: Option<&str>, keep_sys_time: bool) -> 
     cvt(unsafe { libc::setuid(ids.uid) })?;
     verify_ids(ids.uid, gid)?;
 
-    let mut keep = 1u64 << CAP_NET_BIND_SERVICE;
-    if keep_sys_time {
-        keep |= 1 << CAP_SYS_TIME;
-    }
+    // Every socket the daemon serves on is bound already and nothing binds a privileged port
+    // again, so CAP_NET_BIND_SERVICE goes too.
+    let keep = if keep_sys_time {
+        1u64 << CAP_SYS_TIME
+    } else {
+        0
+    };
+    keep_only(keep)
+}
+
+/// The end of [`drop_privileges`] for a daemon that a service manager already started as its
+/// user, with ambient capabilities such as `CAP_NET_BIND_SERVICE` to bind port 123: once the
+/// sockets are bound, keeps `CAP_SYS_TIME` if `keep_sys_time` (and the process has it) and
+/// nothing else, clears the ambient set and forbids regaining privileges through `execve`.
+///
+/// Like [`drop_privileges`], must be called before any other thread is spawned.
+pub fn reduce_capabilities(keep_sys_time: bool) -> io::Result<()> {
+    ensure_single_threaded()?;
+    let wanted = if keep_sys_time {
+        1u64 << CAP_SYS_TIME
+    } else {
+        0
+    };
+    // A capability the process does not hold cannot be kept (capset would refuse it).
+    keep_only(wanted & permitted_capabilities()?)
+}
+
+/// Sets the permitted and effective sets to `keep`, clears the inheritable and ambient sets and
+/// sets `PR_SET_NO_NEW_PRIVS`.
+fn keep_only(keep: u64) -> io::Result<()> {
     set_capabilities(keep)?;
     // Ambient capabilities would survive execve; clear them. Kernels before 4.3 do not know
     // PR_CAP_AMBIENT (EINVAL) and have none to clear.
@@ -78,6 +105,14 @@ pub fn drop_privileges(user: &str, group: Option<&str>, keep_sys_time: bool) -> 
         _ => {}
     }
     prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+}
+
+/// The calling thread's permitted capability set, as [`effective_capabilities`] reads it.
+fn permitted_capabilities() -> io::Result<u64> {
+    let status = fs::read_to_string("/proc/thread-self/status")
+        .or_else(|_| fs::read_to_string("/proc/self/status"))?;
+    parse_cap_line(&status, "CapPrm:")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no CapPrm line in status"))
 }
 
 /// Looks a user up in the password database (files, LDAP, … through NSS), so that the daemon can
@@ -158,7 +193,11 @@ pub fn effective_capabilities() -> io::Result<u64> {
 }
 
 fn parse_cap_eff(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    parse_cap_line(status, "CapEff:")
+}
+
+fn parse_cap_line(status: &str, prefix: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix(prefix))?;
     u64::from_str_radix(line.trim(), 16).ok()
 }
 

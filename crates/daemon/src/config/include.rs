@@ -20,6 +20,15 @@ use super::types::Config;
 /// depth 5 (`MAXINCLUDELEVEL` in ntp.org `ntpd/ntp_scanner.c`).
 pub const MAX_INCLUDE_DEPTH: usize = 5;
 
+/// Most octets read for one configuration, the top file and every includefile together. Depth
+/// alone does not bound the work: a handful of files that each include the next many times
+/// multiply (40 includes over 5 levels would be 10^8 file reads). Real configurations are a
+/// few kilobytes.
+pub const MAX_TOTAL_BYTES: u64 = 4 << 20;
+
+/// Most lines parsed for one configuration, counted like [`MAX_TOTAL_BYTES`].
+pub const MAX_TOTAL_LINES: u64 = 100_000;
+
 /// File name suffix a directory include picks up (NTPsec's `*.conf`).
 const DIRECTORY_SUFFIX: &str = ".conf";
 
@@ -31,6 +40,11 @@ pub(super) struct Loader {
     /// The include chain, outermost first, by canonical path (for cycle detection) and by the
     /// name used (for messages).
     stack: Vec<(PathBuf, PathBuf)>,
+    /// Octets and lines read so far, against [`MAX_TOTAL_BYTES`] and [`MAX_TOTAL_LINES`].
+    bytes_read: u64,
+    lines_read: u64,
+    /// Set once a budget ran out: nothing more is read or parsed.
+    exhausted: bool,
 }
 
 impl Loader {
@@ -71,8 +85,26 @@ impl Loader {
     fn parse_lines(&mut self, text: &str, file: &Path) {
         // Editors on Windows may start a file with a byte-order mark; it is not a keyword.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        self.bytes_read = self.bytes_read.saturating_add(text.len() as u64);
         for (index, line_text) in text.lines().enumerate() {
             let line = to_u32(index.saturating_add(1));
+            if self.exhausted {
+                return;
+            }
+            self.lines_read += 1;
+            if self.lines_read > MAX_TOTAL_LINES {
+                self.exhausted = true;
+                self.findings.push(Finding {
+                    severity: Severity::Error,
+                    location: Location::new(file, line, 1),
+                    token: String::new(),
+                    message: format!(
+                        "the configuration and its includefiles are longer than \
+                         {MAX_TOTAL_LINES} lines in all; the rest is ignored"
+                    ),
+                });
+                return;
+            }
             let tokens = match tokenize(line_text) {
                 Ok(tokens) => tokens,
                 Err(diag) => {
@@ -168,8 +200,22 @@ impl Loader {
                 .collect();
             return Err(arg.error(format!("include cycle: {}", chain.join(" -> "))));
         }
-        let bytes = fs::read(path)
-            .map_err(|e| arg.error(format!("cannot read includefile {}: {e}", path.display())))?;
+        if self.exhausted {
+            return Ok(());
+        }
+        let left = MAX_TOTAL_BYTES.saturating_sub(self.bytes_read);
+        let bytes = match crate::safefile::read_config(path, left) {
+            Ok(bytes) => bytes,
+            Err(crate::safefile::ReadError::TooLarge(..)) => {
+                self.exhausted = true;
+                return Err(arg.error(format!(
+                    "includefile {}: the configuration and its includefiles are larger than \
+                     {MAX_TOTAL_BYTES} octets in all; the rest is ignored",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(arg.error(format!("cannot read includefile {e}"))),
+        };
         let text = self.decode(bytes, path);
         self.stack.push((id, path.to_path_buf()));
         self.parse_lines(&text, path);

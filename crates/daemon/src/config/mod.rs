@@ -69,7 +69,6 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-use std::fs;
 use std::path::Path;
 
 pub use address::{HostSpec, RefclockId};
@@ -78,12 +77,13 @@ pub use association::{
     POLL_LIMIT_MAX, POLL_LIMIT_MIN,
 };
 pub use finding::{Finding, LoadError, Location, Severity};
-pub use include::MAX_INCLUDE_DEPTH;
+pub use include::{MAX_INCLUDE_DEPTH, MAX_TOTAL_BYTES, MAX_TOTAL_LINES};
 pub use interface::{InterfaceAction, InterfaceRule, InterfaceTarget};
 pub use keys::{KeyId, KeyRange};
 pub use ratelimit::{
     DEFAULT_DISCARD_AVERAGE, DEFAULT_DISCARD_MINIMUM, DEFAULT_DISCARD_MONITOR,
-    DEFAULT_LIMIT_AVERAGE, DEFAULT_LIMIT_BURST, DEFAULT_LIMIT_KOD, Discard, Limit, Mru,
+    DEFAULT_LIMIT_AVERAGE, DEFAULT_LIMIT_BURST, DEFAULT_LIMIT_KOD, Discard, Limit, MAX_MRU_ENTRIES,
+    MAX_MRU_KIB, Mru,
 };
 pub use refclock::Fudge;
 pub use restrict::{RestrictLine, RestrictTarget};
@@ -101,7 +101,8 @@ pub use types::{Config, DEFAULT_WANDER_THRESHOLD, DriftFile, Family, Ppm, SetVar
 /// Fails only when `path` itself cannot be read; every other problem, including a missing or
 /// cyclic includefile, is a [`Finding`] and the rest of the configuration still loads.
 pub fn load(path: &Path) -> Result<(Config, Vec<Finding>), LoadError> {
-    let bytes = fs::read(path).map_err(|e| LoadError::read(path, e))?;
+    let bytes = crate::safefile::read_config(path, MAX_TOTAL_BYTES)
+        .map_err(|e| LoadError::read(path, e.into()))?;
     let mut loader = include::Loader::default();
     let text = loader.decode(bytes, path);
     Ok(loader.run(&text, path))

@@ -24,6 +24,23 @@ pub const DEFAULT_LIMIT_BURST: NtpDuration = NtpDuration::from_seconds(20);
 pub const DEFAULT_LIMIT_KOD: f64 = 0.5;
 /// Largest `discard average`, the largest poll exponent (RFC 5905 MAXPOLL).
 const MAX_DISCARD_AVERAGE: i8 = 17;
+/// Largest `discard minimum`, s: the longest poll interval (2^17 s).
+const MAX_DISCARD_MINIMUM: f64 = 131_072.0;
+/// Largest `discard monitor` (a probability scale; ntpd's default is 3000).
+const MAX_DISCARD_MONITOR: u32 = 1_000_000;
+/// Largest `limit average`, packets per second per source.
+const MAX_LIMIT_AVERAGE: f64 = 10_000.0;
+/// Largest `limit burst`, s (the score's decay time; with the largest average the bucket
+/// still holds fewer than 2^32 packets).
+const MAX_LIMIT_BURST: f64 = 3600.0;
+/// Largest `limit kod`, packets per second above `average`.
+const MAX_LIMIT_KOD: f64 = 10_000.0;
+/// Most entries any `mru …depth`/`…alloc` option may ask for: about 1 M clients, 48 MiB of
+/// table. Each entry is allocated up front, so the ceiling is what keeps a typo from asking
+/// for hundreds of gigabytes at start-up.
+pub const MAX_MRU_ENTRIES: u32 = 1 << 20;
+/// Most memory any `mru …mem` option may ask for, KiB (64 MiB).
+pub const MAX_MRU_KIB: u32 = 64 << 10;
 
 /// `discard [average A] [minimum M] [monitor P]` (ntp.org).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +124,13 @@ pub(super) fn parse_discard(args: &mut Args<'_, '_>, discard: &Discard) -> Resul
             }
             "minimum" => {
                 discard.minimum = value.seconds("minimum")?;
+                if discard.minimum.to_seconds_f64() > MAX_DISCARD_MINIMUM {
+                    return Err(
+                        value.error(format!("minimum must be at most {MAX_DISCARD_MINIMUM} s"))
+                    );
+                }
             }
-            _ => discard.monitor = value.int("monitor", 0..=u32::MAX)?,
+            _ => discard.monitor = value.int("monitor", 0..=MAX_DISCARD_MONITOR)?,
         }
     }
     Ok(discard)
@@ -125,6 +147,14 @@ pub(super) fn parse_limit(args: &mut Args<'_, '_>, limit: Option<Limit>) -> Resu
         let number = value.number(opt.text)?;
         if number <= 0.0 {
             return Err(value.error(format!("{} must be positive", opt.text)));
+        }
+        let ceiling = match opt.text {
+            "average" => MAX_LIMIT_AVERAGE,
+            "burst" => MAX_LIMIT_BURST,
+            _ => MAX_LIMIT_KOD,
+        };
+        if number > ceiling {
+            return Err(value.error(format!("{} must be at most {ceiling}", opt.text)));
         }
         match opt.text {
             "average" => limit.average = number,
@@ -151,19 +181,19 @@ pub(super) fn parse_mru(args: &mut Args<'_, '_>, mru: &Mru) -> Result<Mru, Diag>
                 mru.minage = Some(args.value_of(opt)?.seconds("minage")?);
                 continue;
             }
-            "maxdepth" => Some(&mut mru.maxdepth),
-            "mindepth" => Some(&mut mru.mindepth),
-            "maxmem" => Some(&mut mru.maxmem_kib),
-            "initalloc" => Some(&mut mru.initalloc),
-            "initmem" => Some(&mut mru.initmem_kib),
-            "incalloc" => Some(&mut mru.incalloc),
-            "incmem" => Some(&mut mru.incmem_kib),
+            "maxdepth" => Some((&mut mru.maxdepth, MAX_MRU_ENTRIES)),
+            "mindepth" => Some((&mut mru.mindepth, MAX_MRU_ENTRIES)),
+            "maxmem" => Some((&mut mru.maxmem_kib, MAX_MRU_KIB)),
+            "initalloc" => Some((&mut mru.initalloc, MAX_MRU_ENTRIES)),
+            "initmem" => Some((&mut mru.initmem_kib, MAX_MRU_KIB)),
+            "incalloc" => Some((&mut mru.incalloc, MAX_MRU_ENTRIES)),
+            "incmem" => Some((&mut mru.incmem_kib, MAX_MRU_KIB)),
             _ => None,
         };
-        let Some(slot) = slot else {
+        let Some((slot, ceiling)) = slot else {
             return Err(opt.error("unknown mru option"));
         };
-        *slot = Some(args.value_of(opt)?.int(opt.text, 0..=u32::MAX)?);
+        *slot = Some(args.value_of(opt)?.int(opt.text, 0..=ceiling)?);
     }
     Ok(mru)
 }

@@ -41,7 +41,6 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -298,7 +297,8 @@ impl KeyStore {
             path: path.to_owned(),
             error,
         };
-        let file = File::open(path).map_err(read_error)?;
+        // Regular files only, opened without blocking (a FIFO there must not hang start-up).
+        let file = crate::safefile::open_config(path).map_err(|e| read_error(e.into()))?;
         let mode = file.metadata().map_err(read_error)?.permissions().mode();
         let mut bytes = Vec::new();
         file.take(MAX_FILE_LEN + 1)

@@ -115,9 +115,12 @@ pub fn check(
 ) -> Result<Answer, NotAnswer> {
     let packet = Packet::parse(datagram).map_err(NotAnswer::Malformed)?;
     match onwire::check(&packet, nonce) {
-        Ok(onwire::Answer::Time(header)) => Ok(Answer::Sample {
-            header,
-            sample: Measurement::of(&header, t1, t4),
+        Ok(onwire::Answer::Time(header)) => Ok(match Measurement::checked_of(&header, t1, t4) {
+            Some(sample) => Answer::Sample { header, sample },
+            None => Answer::Unusable {
+                header,
+                reason: Unusable::OutOfRange,
+            },
         }),
         Ok(onwire::Answer::Kiss(header)) => Ok(Answer::Kiss { header }),
         Ok(onwire::Answer::Unusable { header, reason }) => Ok(Answer::Unusable { header, reason }),
@@ -331,6 +334,33 @@ mod tests {
             panic!("the reply passed every on-wire check");
         };
         assert_eq!((header.leap, header.stratum), (Leap::Unsynchronized, 16));
+    }
+
+    #[test]
+    fn offsets_beyond_2_to_the_30_seconds_are_exact_and_impossible_delays_an_error() {
+        // The server is 40 years (2^30.2 s) ahead: the classic saturation gave 2^30 s.
+        let ahead = 40.0 * 365.25 * 86_400.0;
+        let mut h = reply();
+        h.receive_timestamp = T1 + NtpDuration::from_seconds_f64(ahead);
+        h.transmit_timestamp = h.receive_timestamp;
+        let Ok(Answer::Sample { sample, .. }) = check(&bytes(&h), NONCE, T1, T1) else {
+            panic!("sample expected");
+        };
+        assert!(near(sample.offset, ahead), "{sample:?}");
+        // The reply arrives 1.5e9 s before we sent the request, and the server took 1.5e9 s to
+        // answer: a delay of -3e9 s, which no 32.32 value holds.
+        let long = NtpDuration::from_seconds_f64(1.5e9);
+        let t4 = T1 - long;
+        let mut h = reply();
+        h.receive_timestamp = T1;
+        h.transmit_timestamp = T1 + long;
+        assert!(matches!(
+            check(&bytes(&h), NONCE, T1, t4),
+            Ok(Answer::Unusable {
+                reason: Unusable::OutOfRange,
+                ..
+            })
+        ));
     }
 
     #[test]

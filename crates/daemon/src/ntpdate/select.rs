@@ -21,7 +21,8 @@ use sundial_proto::packet::{Leap, NtpHeader, ReferenceId};
 
 use sundial_proto::onwire::Measurement;
 
-/// Longest round trip a usable server may have, seconds (classic `NTP_MAXWGT`).
+/// Longest round trip a usable server may have, and largest root distance it may claim,
+/// seconds (classic `NTP_MAXWGT`).
 pub const MAX_DELAY: f64 = 8.0;
 
 /// Largest age of a server's reference time, seconds: a server that has not synchronised for a
@@ -139,6 +140,17 @@ impl ServerResult {
         if best.delay.to_seconds_f64() > MAX_DELAY {
             return Err(Drop::TooFarAway);
         }
+        // The same limit on the root distance the server claims — its own root delay and
+        // dispersion and its clock's precision on top of our path — so that a server cannot
+        // have its clock trusted while claiming a precision of 2^127 s or a root delay of
+        // 65535 s. Classic ntpdate only looked at the path; the message is its message.
+        let distance = best.delay.to_seconds_f64() / 2.0
+            + header.root_delay.to_seconds_f64() / 2.0
+            + header.root_dispersion.to_seconds_f64()
+            + header.precision.as_seconds_f64();
+        if distance.is_nan() || distance > MAX_DELAY {
+            return Err(Drop::TooFarAway);
+        }
         if header.leap == Leap::Unsynchronized {
             return Err(Drop::LeapNotInSync);
         }
@@ -164,7 +176,7 @@ pub enum Drop {
     NoData,
     /// Stratum 16 or more: not synchronised.
     StrataTooHigh,
-    /// Best round trip over [`MAX_DELAY`].
+    /// Best round trip, or the root distance the server claims, over [`MAX_DELAY`].
     TooFarAway,
     /// LI=3: the server says its own clock is not synchronised.
     LeapNotInSync,

@@ -215,3 +215,44 @@ fn a_server_with_any_unauthenticated_reply_is_untrusted() {
     stale.record_trust(false);
     assert_eq!(stale.fitness(), Err(Drop::Untrusted));
 }
+
+#[test]
+fn servers_claiming_an_impossible_root_distance_are_too_far_away() {
+    use sundial_proto::time::NtpShort;
+    let short = |s: u32| NtpShort::from_bits(s << 16);
+    let mut precise = good(1, 2, 0.1);
+    // A precision of 2^127 s.
+    let mut h = header(2);
+    h.precision = Log2Seconds::new(127);
+    precise.last_header = Some(h);
+    // A root delay of 65535 s.
+    let mut far = good(2, 2, 0.2);
+    let mut h = header(2);
+    h.root_delay = short(65535);
+    far.last_header = Some(h);
+    // Root dispersion just over the limit with a short path.
+    let mut dispersed = good(3, 2, 0.3);
+    let mut h = header(2);
+    h.root_dispersion = NtpShort::from_bits((8 << 16) + 1);
+    dispersed.last_header = Some(h);
+    // Plausible values just inside it are fine.
+    let mut fine = good(4, 3, 0.4);
+    let mut h = header(3);
+    h.root_delay = short(2);
+    h.root_dispersion = short(6);
+    fine.last_header = Some(h);
+    let (chosen, drops) = run(&[precise, far, dispersed, fine]);
+    assert_eq!(chosen, Some(3));
+    assert_eq!(
+        drops,
+        [
+            (0, Drop::TooFarAway),
+            (1, Drop::TooFarAway),
+            (2, Drop::TooFarAway)
+        ]
+    );
+    assert_eq!(
+        Drop::TooFarAway.to_string(),
+        "Server dropped: server too far away"
+    );
+}

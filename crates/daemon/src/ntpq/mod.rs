@@ -13,6 +13,8 @@
 
 mod args;
 mod dns;
+mod escape;
+mod fuzzing;
 mod json;
 mod peers;
 mod readvar;
@@ -28,13 +30,14 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sundial_proto::control::{
-    ErrorCode, Opcode, PeerStatus, ResponseError, parse_association_list, parse_varlist,
-    peer_event_name, unquote,
+    ErrorCode, Opcode, PeerStatus, ResponseError, parse_association_list, peer_event_name, unquote,
 };
 use sundial_proto::time::{NtpTimestamp, UnixTime};
 
 pub use args::{Command, CommandError, NtpqArgs};
 use dns::ReverseDns;
+use escape::{escape_controls, escaped_varlist};
+pub use fuzzing::fuzz_variables;
 use json::Object;
 use peers::{HEADER, Options, PeerLine};
 use readvar::{Subject, render_associations, render_variables};
@@ -267,11 +270,11 @@ impl Runner {
                 continue;
             }
             let response = session.query(Opcode::ReadVariables, association, b"")?;
-            let vars = parse_varlist(&response.data);
+            let vars = escaped_varlist(&response.data);
             let now = NtpTimestamp::from_unix((ctx.now)()).seconds();
             let dns = &mut ctx.dns;
             let line = PeerLine::new(response.header.status, &vars, now, self.options, &mut |a| {
-                dns.name(a)
+                escape_controls(&dns.name(a)).into_owned()
             });
             if self.json {
                 rows.push(peer_json(association, &line));
@@ -339,7 +342,7 @@ impl Runner {
         ctx: &mut Context,
     ) -> Result<(), QueryError> {
         let response = session.query(opcode, association, names.as_bytes())?;
-        let vars = parse_varlist(&response.data);
+        let vars = escaped_varlist(&response.data);
         if self.json {
             let mut variables = Object::new();
             for (name, value) in &vars {
@@ -388,7 +391,7 @@ impl Runner {
         let second = read_names(session, &sysstats::second_names(), ctx)?;
         let names = sysstats::sundial_names();
         let sundial = match session.query(Opcode::ReadVariables, 0, names.join(",").as_bytes()) {
-            Ok(response) => Some(parse_varlist(&response.data)),
+            Ok(response) => Some(escaped_varlist(&response.data)),
             Err(QueryError::Response(ResponseError::Server(ErrorCode::UnknownVariable))) => None,
             Err(e) => return Err(e),
         };
@@ -426,14 +429,14 @@ fn read_names(
         )
     };
     match session.query(Opcode::ReadVariables, 0, names.join(",").as_bytes()) {
-        Ok(response) => return Ok(parse_varlist(&response.data)),
+        Ok(response) => return Ok(escaped_varlist(&response.data)),
         Err(e) if unknown(&e) => ctx.eprint("Unknown variable.  Trying one at a time.\n"),
         Err(e) => return Err(e),
     }
     let mut vars = Vec::new();
     for name in names {
         match session.query(Opcode::ReadVariables, 0, name.as_bytes()) {
-            Ok(response) => vars.extend(parse_varlist(&response.data)),
+            Ok(response) => vars.extend(escaped_varlist(&response.data)),
             Err(e) if unknown(&e) => vars.push((name.clone(), "???".to_owned())),
             Err(e) => return Err(e),
         }

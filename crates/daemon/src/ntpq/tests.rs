@@ -444,3 +444,117 @@ fn sysstats_as_json_carries_every_counter() {
         assert!(line.contains(item), "{item} in {line}");
     }
 }
+
+/// A mode 6 server that answers like a malicious one: terminal escape sequences, CR/LF and BEL
+/// in its system variables, a peer's host name and its refid. One association, 0x1234.
+struct HostileServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The hostile system variables: retitle the terminal, clear the screen, forge a line.
+const HOSTILE_SYSTEM: &[u8] = b"version=\"ntpd \x1b]0;pwned\x07\x1b[2J\", \
+    processor=\"x86\r\nfake: line\", system=\"Linux\x1b[31m\", stratum=2";
+
+/// The hostile peer variables.
+const HOSTILE_PEER: &[u8] = b"srcadr=192.0.2.1, srcport=123, srchost=\"\x1b[2Jevil\", \
+    refid=\x1b[5mX, stratum=2, hpoll=6, ppoll=6, reach=377, delay=1.0, offset=0.5, jitter=0.1, \
+    rec=00000000.00000000, hmode=3";
+
+impl HostileServer {
+    fn start() -> Self {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if len < 12 {
+                    continue;
+                }
+                let association = u16::from_be_bytes([buf[6], buf[7]]);
+                let data: &[u8] = match (buf[1] & 0x1f, association) {
+                    (1, 0) => &[0x12, 0x34, 0x96, 0x14],
+                    (2, 0) => HOSTILE_SYSTEM,
+                    (1 | 2, 0x1234) => HOSTILE_PEER,
+                    _ => continue,
+                };
+                let mut reply = buf[..12].to_vec();
+                reply[1] |= 0x80;
+                reply[4..6].copy_from_slice(&[0x06, 0x18]);
+                reply[8..10].copy_from_slice(&[0, 0]);
+                reply[10..12].copy_from_slice(&u16::try_from(data.len()).unwrap().to_be_bytes());
+                reply.extend_from_slice(data);
+                reply.resize(reply.len().next_multiple_of(4), 0);
+                let _ = socket.send_to(&reply, from);
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HostileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// No byte of `out` is a control character other than the newlines ntpq writes itself.
+fn assert_inert(out: &str, what: &str) {
+    let bad: Vec<char> = out
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(bad.is_empty(), "{what} printed {bad:?}:\n{out:?}");
+}
+
+#[test]
+fn control_characters_from_a_hostile_server_are_printed_escaped() {
+    let server = HostileServer::start();
+    let port = server.addr.port().to_string();
+
+    let (ok, out, err) = ntpq(&["-c", "rv", "--port", &port, "127.0.0.1"]);
+    assert!(ok, "{err}");
+    assert_inert(&out, "rv");
+    assert!(
+        out.contains(r#"version="ntpd \x1b]0;pwned\x07\x1b[2J""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"processor="x86\x0d\x0afake: line""#),
+        "{out}"
+    );
+    assert!(out.contains(r#"system="Linux\x1b[31m""#), "{out}");
+
+    let (ok, out, err) = ntpq(&["-c", "rv 4660", "--port", &port, "127.0.0.1"]);
+    assert!(ok, "{err}");
+    assert_inert(&out, "rv of the peer");
+    assert!(out.contains(r#"srchost="\x1b[2Jevil""#), "{out}");
+
+    for args in [["-p", "-n"], ["-p", "-w"]] {
+        let (ok, out, err) = ntpq(&[args[0], args[1], "--port", &port, "127.0.0.1"]);
+        assert!(ok, "{err}");
+        assert_inert(&out, "the billboard");
+        assert!(out.contains(r"\x1b"), "{out}");
+    }
+
+    let (ok, out, err) = ntpq(&["--json", "-p", "-c", "rv", "--port", &port, "127.0.0.1"]);
+    assert!(ok, "{err}");
+    assert_inert(&out, "--json");
+    assert!(out.contains(r#"\\x1b]0;pwned\\x07"#), "{out}");
+}

@@ -7,7 +7,8 @@
 //!   `restrict default ignore` leaves the outside host with nothing.
 //! * [`ratelimit`]: a client over the `discard` rate gets RATE kisses at the configured rate.
 //! * [`amplification`]: no request of any mode, version or length gets a longer reply, except
-//!   mode 6 from allowed sources, which is bounded.
+//!   mode 6 from loopback, which is bounded; the LAN may query, but only gets answers that fit
+//!   in its request.
 //! * [`sysstats`]: Debian's `ntpq -c sysstats` and sundial's show the counters the daemon logs
 //!   at shutdown.
 //!

@@ -18,6 +18,10 @@ const SILENCE: Duration = Duration::from_millis(500);
 /// What NTPsec's ntpq prints when its request goes unanswered.
 const TIMED_OUT: &str = "***Request timed out";
 
+/// What NTPsec's ntpq prints when sundial refuses an answer longer than the request, which only
+/// loopback may get (the LAN host's address could be spoofed).
+const REFUSED: &str = "***Server error code PERMISSION";
+
 /// What NTPsec's ntpq prints for a PERMISSION error.
 const PERMISSION: &str = "***Server error code PERMISSION";
 
@@ -70,6 +74,15 @@ fn write_requests() -> Vec<Vec<u8>> {
     ]
 }
 
+/// The LAN host may query, so it gets an answer — a PERMISSION error rather than a timeout —
+/// but none longer than its request.
+fn assert_refused_without_amplification(run: &Run, who: &str) {
+    assert!(
+        run.all().contains(REFUSED) && !run.all().contains("associd="),
+        "{who}: {run:?}"
+    );
+}
+
 fn assert_answered_by_sundial(run: &Run, who: &str) {
     assert!(
         run.stdout.starts_with("associd=0 status=") && run.stdout.contains("ntpd sundial-"),
@@ -78,7 +91,7 @@ fn assert_answered_by_sundial(run: &Run, who: &str) {
 }
 
 #[test]
-fn lan_host_gets_time_and_ntpq_outside_host_gets_only_time() {
+fn lan_host_gets_time_and_short_ntpq_answers_outside_host_gets_only_time() {
     let lan = Lan::new();
     let ntpd = Daemon::start_in(&lan.server, seed_config());
     let server_lan = IpAddr::V4(Lan::SERVER_LAN);
@@ -95,17 +108,19 @@ fn lan_host_gets_time_and_ntpq_outside_host_gets_only_time() {
     }
 
     let rv = debian_ntpq_in(&lan.lan, &["rv"], server_lan);
-    assert_answered_by_sundial(&rv, "LAN host");
+    assert_refused_without_amplification(&rv, "LAN host");
     let peers = debian_ntpq_in(&lan.lan, &["peers"], server_lan);
+    assert_refused_without_amplification(&peers, "LAN host");
+    // localhost in the server's namespace: ::1 first, which the seed allows with `restrict ::1`.
+    let local = lan.server.run(ntpsec_ntpq(), &["-c", "rv"]);
+    assert_answered_by_sundial(&local, "localhost");
+    let peers = debian_ntpq_in(&lan.server, &["peers"], IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert!(
         peers
             .stdout
             .contains("\n*LOCAL(0)        .LOCL.          10 l "),
-        "LAN host: {peers:?}"
+        "localhost: {peers:?}"
     );
-    // localhost in the server's namespace: ::1 first, which the seed allows with `restrict ::1`.
-    let local = lan.server.run(ntpsec_ntpq(), &["-c", "rv"]);
-    assert_answered_by_sundial(&local, "localhost");
 
     let refused = debian_ntpq_in(&lan.outside, &["rv", "peers"], server_outside);
     assert!(
@@ -215,7 +230,7 @@ fn restrict_default_ignore_leaves_the_outside_host_nothing() {
         .unwrap_or_else(|e| panic!("LAN host gets no time: {e}"));
     assert_eq!(report.stratum, STRATUM);
     let rv = debian_ntpq_in(&lan.lan, &["rv"], IpAddr::V4(Lan::SERVER_LAN));
-    assert_answered_by_sundial(&rv, "LAN host");
+    assert_refused_without_amplification(&rv, "LAN host");
 
     let stopped = ntpd.stop();
     let counters = stopped.counters();

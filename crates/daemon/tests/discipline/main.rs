@@ -17,6 +17,7 @@
 mod support;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
 use std::process::Child;
 use std::thread;
 use std::time::Duration;
@@ -319,4 +320,57 @@ fn a_falseticker_among_three_servers_does_not_pull_the_served_time() {
         "the falseticker is not marked as one: {last_tally}"
     );
     assert_drift_near(drift.as_deref(), -30.0, &log);
+}
+
+#[test]
+fn links_planted_in_the_drift_directory_are_replaced_not_followed() {
+    // The drift directory belongs to an unprivileged user, who planted links to a root-only
+    // file at the drift file's name and at the temporary name ntpd used to write through.
+    let own = TempDir::new("drift-victim");
+    let victim = own.write("victim", "root's secret\n");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let drift_dir = TempDir::new("drift-nobody");
+    std::os::unix::fs::chown(drift_dir.path(), Some(65534), Some(65534)).expect("chown");
+    for name in ["ntp.drift", ".ntp.drift.tmp"] {
+        let status = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "ln",
+                "-s",
+            ])
+            .arg(&victim)
+            .arg(drift_dir.path().join(name))
+            .status()
+            .expect("setpriv");
+        assert!(status.success());
+    }
+    let drift = drift_dir.path().join("ntp.drift");
+    let upstream = Peer::chronyd_on_loopback(2);
+    let config = format!(
+        "server 127.0.0.1 port {} iburst minpoll 1 maxpoll 1\ndriftfile {}\n",
+        upstream.port(),
+        drift.display()
+    );
+    let ntpd = Ntpd::start(&config, "simulated:0.05:30");
+    assert_served_accurately(&ntpd);
+    let (log, _) = ntpd.stop();
+    assert!(
+        log.contains("is a symbolic link, which is never opened"),
+        "{log}"
+    );
+    assert!(
+        log.contains("saved to"),
+        "the drift file was written:\n{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "root's secret\n"
+    );
+    let meta = std::fs::symlink_metadata(&drift).expect("drift file");
+    assert!(meta.is_file(), "the planted link was replaced by a file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+    let text = std::fs::read_to_string(&drift).expect("drift");
+    assert_drift_near(Some(&text), -30.0, &log);
 }

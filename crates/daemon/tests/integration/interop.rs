@@ -50,11 +50,7 @@ const SAME_CLOCK_SLACK: f64 = 100e-6;
 #[test]
 fn ntpdig_accepts_local_clock_server() {
     let net = NetnsPair::new();
-    let _ntpd = Daemon::start_in_with(
-        &net.server,
-        LOCAL_CLOCK_CONFIG,
-        &["--clock", &clock_ahead()],
-    );
+    let _ntpd = Daemon::start_in_clock(&net.server, LOCAL_CLOCK_CONFIG, &clock_ahead());
     let report =
         every_offset(|| peers::ntpdig_json(&net.client, "ntpdig", NetnsPair::SERVER_V4.into()));
     assert_accepted(&report, LOCAL_CLOCK_STRATUM);
@@ -63,11 +59,7 @@ fn ntpdig_accepts_local_clock_server() {
 #[test]
 fn ntpdig_accepts_local_clock_server_over_ipv6() {
     let net = NetnsPair::new();
-    let _ntpd = Daemon::start_in_with(
-        &net.server,
-        LOCAL_CLOCK_CONFIG,
-        &["--clock", &clock_ahead()],
-    );
+    let _ntpd = Daemon::start_in_clock(&net.server, LOCAL_CLOCK_CONFIG, &clock_ahead());
     let report =
         every_offset(|| peers::ntpdig_json(&net.client, "ntpdig", NetnsPair::SERVER_V6.into()));
     assert_accepted(&report, LOCAL_CLOCK_STRATUM);
@@ -76,7 +68,7 @@ fn ntpdig_accepts_local_clock_server_over_ipv6() {
 #[test]
 fn sntp_accepts_orphan_server_on_loopback() {
     let ns = Netns::new("o");
-    let _ntpd = Daemon::start_in_with(&ns, ORPHAN_CONFIG, &["--clock", &clock_ahead()]);
+    let _ntpd = Daemon::start_in_clock(&ns, ORPHAN_CONFIG, &clock_ahead());
     let report = every_offset(|| peers::ntpdig_json(&ns, "sntp", Ipv4Addr::LOCALHOST.into()));
     assert_accepted(&report, ORPHAN_STRATUM);
 }
@@ -84,11 +76,7 @@ fn sntp_accepts_orphan_server_on_loopback() {
 #[test]
 fn ntpdate_query_accepts_local_clock_server() {
     let net = NetnsPair::new();
-    let _ntpd = Daemon::start_in_with(
-        &net.server,
-        LOCAL_CLOCK_CONFIG,
-        &["--clock", &clock_ahead()],
-    );
+    let _ntpd = Daemon::start_in_clock(&net.server, LOCAL_CLOCK_CONFIG, &clock_ahead());
     let report = every_offset(|| peers::ntpdate_query(&net.client, NetnsPair::SERVER_V4.into()));
     assert_accepted(&report, LOCAL_CLOCK_STRATUM);
 }
@@ -107,14 +95,14 @@ fn ntpdig_rejects_unsynchronised_server() {
 
 #[test]
 fn chronyd_accepts_local_clock_server() {
-    let ntpd = Daemon::start_with(LOCAL_CLOCK_CONFIG, &["--clock", &clock_ahead()]);
+    let ntpd = Daemon::start_clock(LOCAL_CLOCK_CONFIG, &clock_ahead(), &[]);
     let server = ntpd.addr_v4();
     assert_chrony_accepts(ntpd, server, LOCAL_CLOCK_STRATUM);
 }
 
 #[test]
 fn chronyd_accepts_orphan_server_over_ipv6() {
-    let ntpd = Daemon::start_with(ORPHAN_CONFIG, &["--clock", &clock_ahead()]);
+    let ntpd = Daemon::start_clock(ORPHAN_CONFIG, &clock_ahead(), &[]);
     let server = ntpd.addr_v6();
     assert_chrony_accepts(ntpd, server, ORPHAN_STRATUM);
 }

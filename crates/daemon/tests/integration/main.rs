@@ -5,6 +5,8 @@
 //! * [`bad_input`]: malformed datagrams and config files neither crash the daemon nor get replies,
 //!   and every dropped datagram is counted.
 //! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
+//! * [`hostile_files`]: links, FIFOs and devices planted where ntpd keeps its files, and
+//!   configurations asking for unbounded memory, are refused.
 //! * [`keys`]: symmetric keys with NTPsec's ntpd, chronyd, ntpdig and ntpdate, both directions.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
 //! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
@@ -16,6 +18,7 @@
 
 mod access;
 mod bad_input;
+mod hostile_files;
 mod interop;
 mod keys;
 mod safety;

@@ -171,7 +171,7 @@ fn assert_agrees_with_real_ntpdate(
 fn agrees_with_real_ntpdate_on_sundial_ntpd() {
     let ns = Netns::new("d");
     let clock = format!("simulated:{SERVER_AHEAD}:0");
-    let ntpd = Daemon::start_in_with(&ns, LOCAL_CLOCK_CONFIG, &["--clock", &clock]);
+    let ntpd = Daemon::start_in_clock(&ns, LOCAL_CLOCK_CONFIG, &clock);
     let ours =
         assert_agrees_with_real_ntpdate(&ns, LOCAL_CLOCK_STRATUM, SERVER_AHEAD, &|| ntpd.log());
     assert!(ours.ok, "{ours:?}\n{}", ntpd.log());
@@ -184,7 +184,7 @@ fn agrees_with_real_ntpdate_on_sundial_ntpd() {
 #[test]
 fn queries_sundial_ntpd_on_loopback_ports_over_ipv4_and_ipv6() {
     let clock = format!("simulated:{SERVER_AHEAD}:0");
-    let ntpd = Daemon::start_with(LOCAL_CLOCK_CONFIG, &["--clock", &clock]);
+    let ntpd = Daemon::start_clock(LOCAL_CLOCK_CONFIG, &clock, &[]);
     let port = ntpd.port().to_string();
     let ours = ntpdate(&["-q", "-p", "2", "--port", &port, "127.0.0.1", "::1"]);
     assert!(ours.ok, "{ours:?}\n{}", ntpd.log());

@@ -162,6 +162,16 @@ fn package_installs_runs_reloads_upgrades_and_purges_under_systemd() {
     assert!(seen, "status line: {status}");
     let live = exposure(&c.ok("systemd-analyze security sundial.service 2>&1"));
     assert!(live <= 2.0, "exposure with the container drop-in: {live}");
+    // Started as ntp with CAP_NET_BIND_SERVICE to bind port 123, and with --clock none, the
+    // running daemon keeps no capability at all.
+    let caps = c.ok("grep -h '^Cap\\(Prm\\|Eff\\|Amb\\)' /proc/$(systemctl show -p MainPID --value sundial)/task/*/status | sort -u");
+    assert_eq!(
+        caps.lines()
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("?"))
+            .collect::<std::collections::BTreeSet<_>>(),
+        ["0000000000000000"].into_iter().collect(),
+        "{caps}"
+    );
     let (answered, peers) = c.until("ntpq -p -n 127.0.0.1", SETTLE, |s| {
         s.contains("127.127.1.0") && s.contains(".LOCL.")
     });

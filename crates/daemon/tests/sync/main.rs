@@ -1,5 +1,6 @@
 //! sundial synchronising to real upstream servers: chronyd instances on loopback as sundial's
-//! sources, a real chronyd as sundial's client, and a hostile upstream that never wins.
+//! sources, a real chronyd as sundial's client, a hostile upstream that never wins, and one whose
+//! RATE kisses slow polling only down to maxpoll.
 //!
 //! Every NTP program runs without CAP_SYS_TIME, on loopback ports; every process is stopped
 //! by the test that started it.
@@ -13,10 +14,12 @@
 mod support;
 
 mod hostile;
+mod rate_kiss;
 
 use std::time::{Duration, Instant};
 
 use hostile::{Behaviour, HostileServer};
+use rate_kiss::{KISSES, KissingServer};
 use support::peers::Peer;
 use support::{Daemon, SntpClient, eventually};
 
@@ -82,6 +85,36 @@ fn chronyd_as_a_client_selects_sundial() {
         client.chronyc_sources(),
         client.log()
     );
+}
+
+#[test]
+fn rate_kisses_slow_polling_to_maxpoll_at_most_and_answers_bring_it_back() {
+    // minpoll 1, maxpoll 3: 2 s polls, 8 s at most. The server kisses the first two requests
+    // asking for 2^17 s, then serves.
+    let upstream = KissingServer::start();
+    let daemon = Daemon::start(format!(
+        "server 127.0.0.1 port {} minpoll 1 maxpoll 3\n",
+        upstream.port()
+    ));
+    let enough = eventually(Duration::from_secs(60), || upstream.arrivals().len() >= 7);
+    let log = daemon.stop().log;
+    let arrivals = upstream.arrivals();
+    assert!(enough, "{} requests in 60 s:\n{log}", arrivals.len());
+    let gaps: Vec<f64> = arrivals
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).as_secs_f64())
+        .collect();
+    // 2^maxpoll s plus its 1/16 of jitter plus scheduling slack: never the 36 h asked for.
+    assert!(
+        gaps.iter().all(|g| *g <= 8.0 * 17.0 / 16.0 + 1.0),
+        "{gaps:?}"
+    );
+    // The kisses did slow polling down to maxpoll…
+    assert!(gaps.iter().any(|g| *g >= 7.5), "{gaps:?}");
+    // …and the answers after them bring it back below.
+    assert!(gaps.last().is_some_and(|g| *g < 7.5), "{gaps:?}");
+    assert!(arrivals.len() > KISSES + 2);
+    assert!(log.contains("RATE") || log.contains("kiss"), "{log}");
 }
 
 #[test]

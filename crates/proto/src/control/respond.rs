@@ -13,8 +13,10 @@
 //! | ASYNCMSG, others | BADOP |
 //!
 //! One reply is at most [`MAX_REPLY_FRAGMENTS`] fragments of at most 468 data octets, each
-//! zero-padded to a multiple of four octets; items past that bound are left out. Rate limiting
-//! is the caller's job: a 12-octet request can return a few kilobytes.
+//! zero-padded to a multiple of four octets; items past that bound are left out. A source the
+//! caller limits with [`ControlAccess::within`] gets a PERMISSION error instead of an answer
+//! longer than that. Rate limiting is the caller's job: a 12-octet request from loopback can
+//! return a few kilobytes.
 
 use core::net::Ipv4Addr;
 use core::num::NonZeroU16;
@@ -37,15 +39,22 @@ pub const MAX_REPLY_FRAGMENTS: usize = 16;
 /// Most data octets in one reply.
 pub const MAX_REPLY_DATA: usize = MAX_REPLY_FRAGMENTS * MAX_DATA_LEN;
 
-/// What a source may do over mode 6, from the flags of its `restrict` entry.
+/// What a source may do over mode 6, from the flags of its `restrict` entry, and how long a
+/// reply it may get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControlAccess {
     query: bool,
+    /// Most octets (all fragments together) one reply may take; a longer answer becomes a
+    /// PERMISSION error (12 octets).
+    max_reply_octets: usize,
 }
 
 impl ControlAccess {
     /// Full read access: what loopback gets by default.
-    pub const READ: Self = Self { query: true };
+    pub const READ: Self = Self {
+        query: true,
+        max_reply_octets: usize::MAX,
+    };
 
     /// The access a `restrict` entry grants: `ignore` and `noquery` mean no reply at all.
     /// `nomodify` and `nomrulist` change nothing: no source may modify, trap or list.
@@ -53,6 +62,17 @@ impl ControlAccess {
         Self {
             query: !flags.contains(RestrictFlags::IGNORE)
                 && !flags.contains(RestrictFlags::NOQUERY),
+            max_reply_octets: usize::MAX,
+        }
+    }
+
+    /// The same access, with replies of at most `octets` octets: a source whose address is not
+    /// proven gets nothing longer than its request (no amplification, security.md §2.2).
+    #[must_use]
+    pub const fn within(self, octets: usize) -> Self {
+        Self {
+            max_reply_octets: octets,
+            ..self
         }
     }
 }
@@ -101,6 +121,7 @@ pub fn respond(
     let mut replier = Replier {
         snapshot,
         now,
+        max_octets: access.max_reply_octets,
         emit,
     };
     let frame = match RequestFrame::parse(request) {
@@ -159,6 +180,8 @@ fn fuzz_snapshot() -> ControlSnapshot {
 struct Replier<'s, 'e> {
     snapshot: &'s ControlSnapshot,
     now: NtpTimestamp,
+    /// [`ControlAccess::within`]: a longer answer is refused with PERMISSION.
+    max_octets: usize,
     emit: &'e mut dyn FnMut(&[u8]),
 }
 
@@ -305,6 +328,12 @@ impl<'s> Replier<'s, '_> {
         truncated: bool,
     ) -> ControlOutcome {
         let fragments = data.len().div_ceil(MAX_DATA_LEN).max(1);
+        // Every fragment but the last is full; the last is padded to four octets.
+        let last = data.len() - (fragments - 1) * MAX_DATA_LEN;
+        let total = (fragments - 1) * MAX_DATAGRAM_LEN + (HEADER_LEN + last).next_multiple_of(4);
+        if total > self.max_octets {
+            return self.error(request, ErrorCode::Permission);
+        }
         let mut octets = 0;
         for index in 0..fragments {
             let start = index * MAX_DATA_LEN;

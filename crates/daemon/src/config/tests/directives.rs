@@ -315,6 +315,60 @@ fn discard_limit_and_mru_parameters() {
 }
 
 #[test]
+fn every_size_a_config_can_set_has_a_ceiling_named_at_its_line() {
+    let cases = [
+        (
+            "mru maxdepth 4294967295",
+            "maxdepth must be between 0 and 1048576",
+        ),
+        (
+            "mru maxdepth 30000000",
+            "maxdepth must be between 0 and 1048576",
+        ),
+        (
+            "mru mindepth 2000000",
+            "mindepth must be between 0 and 1048576",
+        ),
+        (
+            "mru initalloc 2000000",
+            "initalloc must be between 0 and 1048576",
+        ),
+        (
+            "mru incalloc 2000000",
+            "incalloc must be between 0 and 1048576",
+        ),
+        ("mru maxmem 4000000", "maxmem must be between 0 and 65536"),
+        ("mru initmem 70000", "initmem must be between 0 and 65536"),
+        ("mru incmem 70000", "incmem must be between 0 and 65536"),
+        ("discard minimum 1e9", "minimum must be at most 131072 s"),
+        (
+            "discard monitor 4000000000",
+            "monitor must be between 0 and 1000000",
+        ),
+        ("limit average 1e12", "average must be at most 10000"),
+        ("limit burst 1e9", "burst must be at most 3600"),
+        ("limit kod 1e9", "kod must be at most 10000"),
+    ];
+    for (line, message) in cases {
+        let (config, findings) = parse(&format!("server a.example\n{line}\n"));
+        let errors: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
+        assert_eq!(errors.len(), 1, "{line}: {findings:#?}");
+        assert_eq!(errors[0].location.line, 2, "{line}");
+        assert!(errors[0].message.contains(message), "{line}: {}", errors[0]);
+        // The line has no effect: the defaults stay.
+        assert_eq!(config.mru, Mru::default(), "{line}");
+        assert_eq!(config.limit, None, "{line}");
+    }
+    // The ceilings themselves are accepted.
+    let config = parse_clean("mru maxdepth 1048576 maxmem 65536\nlimit average 10000 burst 3600");
+    assert_eq!(config.mru.maxdepth, Some(MAX_MRU_ENTRIES));
+    assert_eq!(config.mru.maxmem_kib, Some(MAX_MRU_KIB));
+}
+
+#[test]
 fn setvar_accepts_every_spacing_of_the_equals_sign() {
     let config = parse_clean(
         "setvar site = \"Building 4, rack 2\" default\nsetvar a=b\nsetvar c= \"d\"\nsetvar e =f default",

@@ -158,3 +158,73 @@ fn a_device_is_not_read_as_an_includefile() {
     assert_eq!(servers(&config), ["a.example"]);
     assert_eq!(positions(&findings, Severity::Error), ["1:13 /dev/zero"]);
 }
+
+#[test]
+fn includefile_fan_out_is_bounded_by_the_lines_read() {
+    // Six small files, each including the next forty times: 40^5 reads without a budget.
+    let dir = TempDir::new("include_bomb");
+    for level in 0..6 {
+        let body = if level < 5 {
+            format!("includefile level{}.conf\n", level + 1).repeat(40)
+        } else {
+            "server a.example\n".repeat(40)
+        };
+        dir.write(&format!("level{level}.conf"), body);
+    }
+    let started = std::time::Instant::now();
+    let (config, findings) = load(&dir.path().join("level0.conf")).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let errors: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].message.contains("longer than 100000 lines"),
+        "{}",
+        errors[0]
+    );
+    // The finding names a line of one of the files.
+    assert!(errors[0].location.file.starts_with(dir.path()));
+    assert!(errors[0].location.line >= 1 && errors[0].location.line <= 40);
+    // Everything up to the budget was read; nothing past it.
+    let servers = config.associations.len() as u64;
+    assert!(servers > 0 && servers < MAX_TOTAL_LINES, "{servers}");
+}
+
+#[test]
+fn includefiles_are_bounded_by_the_octets_read() {
+    // Few lines, but long ones: the byte budget stops it.
+    let dir = TempDir::new("include_bytes");
+    let comment = format!("# {}\n", "x".repeat(60_000));
+    dir.write("big.conf", comment.repeat(20));
+    let top = dir.write("ntp.conf", "includefile big.conf\n".repeat(10));
+    let (_, findings) = load(&top).unwrap();
+    let errors: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].message.contains("octets in all"), "{}", errors[0]);
+    assert_eq!(errors[0].location.file, top);
+    assert_eq!(errors[0].location.line, 4, "the fourth copy passes 4 MiB");
+}
+
+#[test]
+fn an_includefile_that_is_a_fifo_is_refused_without_waiting() {
+    let dir = TempDir::new("include_fifo");
+    let fifo = dir.path().join("fifo.conf");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let top = dir.write("ntp.conf", "includefile fifo.conf\n");
+    let (_, findings) = load(&top).unwrap();
+    assert!(
+        findings[0].message.contains("not a regular file"),
+        "{findings:#?}"
+    );
+}

@@ -77,11 +77,17 @@ impl Daemon {
 
     /// As [`Self::start`], with `args` added to ntpd's command line.
     pub(crate) fn start_with(config: impl AsRef<[u8]>, args: &[&str]) -> Self {
+        Self::start_clock(config, "none", args)
+    }
+
+    /// As [`Self::start_with`], with `--clock CLOCK` instead of `--clock none` (`simulated:…`:
+    /// the clocks that read and write a drift file without any privilege).
+    pub(crate) fn start_clock(config: impl AsRef<[u8]>, clock: &str, args: &[&str]) -> Self {
         let config = config.as_ref();
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            let mut daemon = Self::spawn(config, Some(port), None, args);
+            let mut daemon = Self::spawn(config, Some(port), None, clock, args);
             let server = daemon.addr_v4();
             let client = SntpClient::new(server);
             let answered = daemon.wait_ready(|| client.query(server, 4).is_ok());
@@ -102,7 +108,7 @@ impl Daemon {
     /// Starts `ntpd` with `config` on host loopback at `port` (no retry on another port) and
     /// waits until it answers on 127.0.0.1.
     pub(crate) fn start_on_port(config: impl AsRef<[u8]>, port: u16) -> Self {
-        let mut daemon = Self::spawn(config.as_ref(), Some(port), None, &[]);
+        let mut daemon = Self::spawn(config.as_ref(), Some(port), None, "none", &[]);
         let server = daemon.addr_v4();
         let client = SntpClient::new(server);
         if !daemon.wait_ready(|| client.query(server, 4).is_ok()) {
@@ -117,12 +123,12 @@ impl Daemon {
     /// Starts `ntpd` with `config` inside `ns` on port 123 and waits until it answers a request on
     /// 127.0.0.1 in there.
     pub(crate) fn start_in(ns: &Netns, config: impl AsRef<[u8]>) -> Self {
-        Self::start_in_with(ns, config, &[])
+        Self::start_in_clock(ns, config, "none")
     }
 
-    /// As [`Self::start_in`], with `args` added to ntpd's command line.
-    pub(crate) fn start_in_with(ns: &Netns, config: impl AsRef<[u8]>, args: &[&str]) -> Self {
-        let mut daemon = Self::spawn(config.as_ref(), None, Some(ns), args);
+    /// As [`Self::start_in`], with `--clock CLOCK` instead of `--clock none`.
+    pub(crate) fn start_in_clock(ns: &Netns, config: impl AsRef<[u8]>, clock: &str) -> Self {
+        let mut daemon = Self::spawn(config.as_ref(), None, Some(ns), clock, &[]);
         let probe_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 123));
         if !daemon.wait_ready(|| peers::probe_in(ns, probe_addr, PROBE_TIMEOUT).is_some()) {
             panic!(
@@ -153,7 +159,13 @@ impl Daemon {
         (out.status, text, path)
     }
 
-    fn spawn(config: &[u8], port: Option<u16>, ns: Option<&Netns>, args: &[&str]) -> Self {
+    fn spawn(
+        config: &[u8],
+        port: Option<u16>,
+        ns: Option<&Netns>,
+        clock: &str,
+        args: &[&str],
+    ) -> Self {
         let dir = TempDir::new("ntpd");
         let config_path = dir.write("ntp.conf", config);
         let log_path = dir.path().join("ntpd.log");
@@ -161,12 +173,11 @@ impl Daemon {
             Some(ns) => ns.notime(NTPD),
             None => notime(NTPD),
         };
-        cmd.arg("-n").arg("-c").arg(&config_path);
-        // `--clock none` unless the test chose a clock.
-        if !args.contains(&"--clock") {
-            cmd.args(["--clock", "none"]);
-        }
-        cmd.args(args);
+        cmd.arg("-n")
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--clock", clock])
+            .args(args);
         if let Some(port) = port {
             cmd.args(["--port", &port.to_string()]);
         }
