@@ -521,3 +521,35 @@ fn the_system_peer_is_kept_while_it_survives() {
     assert!(peers.len() >= 4, "{peers:?}");
     assert!(peers.iter().all(|p| *p == peers[0]), "{peers:?}");
 }
+
+#[test]
+fn the_frequency_measurement_is_announced_once_when_it_starts_and_once_when_it_ends() {
+    let hold = DisciplineParams {
+        frequency_hold: true,
+        ..DisciplineParams::default()
+    };
+    let mut w = World::new(params(hold), 0.01);
+    let a = w.add(1, 0.0, spec());
+    let count = |w: &World, which: fn(&Event) -> bool| w.events.iter().filter(|e| which(e)).count();
+    let measured = |e: &Event| matches!(e, Event::FrequencyMeasured { .. });
+    let mut t = 0.0;
+    while count(&w, measured) == 0 && t < 3600.0 {
+        w.exchange(a);
+        t += 2.0;
+        w.run_until(t);
+    }
+    assert_eq!(count(&w, measured), 1, "never measured: {:?}", w.events);
+    // Later updates announce nothing more.
+    for _ in 0..10 {
+        w.exchange(a);
+        t += 16.0;
+        w.run_until(t);
+    }
+    assert_eq!(
+        count(&w, |e| *e == Event::MeasuringFrequency),
+        1,
+        "{:?}",
+        w.events
+    );
+    assert_eq!(count(&w, measured), 1, "{:?}", w.events);
+}
