@@ -487,6 +487,25 @@ mod tests {
     }
 
     #[test]
+    fn intersection_counts_midpoints_outside_it_against_the_falsetickers_allowed() {
+        // Two wide intervals centred near 0 and three narrow ones near 0.55. Four intervals
+        // share [0.45, 0.65], but the midpoints of the two wide ones lie below it: with one
+        // falseticker allowed that is one midpoint too many, so the interval is the one three
+        // sources share, [0.4, 0.7] (RFC 5905 §11.2.1).
+        let fit: Vec<(usize, Candidate)> =
+            [(0.0, 1.0), (0.01, 1.0), (0.5, 0.1), (0.55, 0.1), (0.6, 0.1)]
+                .into_iter()
+                .enumerate()
+                .map(|(i, (offset, dist))| (i, cand(offset, dist).unwrap()))
+                .collect();
+        let (low, high) = intersection(&fit).expect("a majority");
+        assert!(
+            (low - 0.4).abs() < 1e-12 && (high - 0.7).abs() < 1e-12,
+            "{low} {high}"
+        );
+    }
+
+    #[test]
     fn unfit_sources_are_rejected_and_excess_are_backups() {
         let params = SelectParams {
             maxclock: 2,
