@@ -74,6 +74,8 @@ struct World {
     servers: Vec<(SourceId, f64)>,
     events: Vec<Event>,
     random: u64,
+    /// The leap indicator every server sends.
+    leap: Leap,
 }
 
 impl World {
@@ -84,6 +86,7 @@ impl World {
             servers: Vec::new(),
             events: Vec::new(),
             random: 1,
+            leap: Leap::NoWarning,
         }
     }
 
@@ -138,6 +141,7 @@ impl World {
         let stamp = self.clock.at(self.clock.true_s + server_offset);
         let mut reply = NtpHeader::new(4, Mode::Server);
         reply.stratum = 1;
+        reply.leap = self.leap;
         reply.poll = Log2Seconds::new(6);
         reply.precision = Log2Seconds::new(-24);
         reply.reference_id = ReferenceId::from_bytes(*b"GPS\0");
@@ -552,4 +556,46 @@ fn the_frequency_measurement_is_announced_once_when_it_starts_and_once_when_it_e
         w.events
     );
     assert_eq!(count(&w, measured), 1, "{:?}", w.events);
+}
+
+#[test]
+fn a_leap_second_the_survivors_announce_is_served() {
+    let mut w = World::new(
+        SystemParams {
+            discipline: None,
+            ..params(DisciplineParams::default())
+        },
+        0.0,
+    );
+    w.leap = Leap::AddSecond;
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    for _ in 0..3 {
+        w.exchange(a);
+        w.exchange(b);
+    }
+    assert!(matches!(w.system.serving(), Serving::Peer(_)));
+    assert_eq!(w.system.served_state().leap, Leap::AddSecond);
+}
+
+#[test]
+fn the_local_clock_stands_in_exactly_when_its_grace_is_over() {
+    let fallback = Fallback::LocalClock {
+        stratum: 10,
+        refid: ReferenceId::from_bytes(*b"LOCL"),
+    };
+    let mut w = World::new(
+        SystemParams {
+            fallback,
+            ..params(DisciplineParams::default())
+        },
+        0.0,
+    );
+    w.add(1, 0.0, spec());
+    w.run_until(LOCAL_CLOCK_GRACE.as_secs_f64() - 1e-3);
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Unsynchronized);
+    w.run_until(LOCAL_CLOCK_GRACE.as_secs_f64());
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Fallback);
 }
