@@ -503,6 +503,24 @@ mod tests {
             (low - 0.4).abs() < 1e-12 && (high - 0.7).abs() < 1e-12,
             "{low} {high}"
         );
+        // The mirror image: midpoints above the interval count the same.
+        let mirrored: Vec<(usize, Candidate)> = fit
+            .iter()
+            .map(|(i, c)| {
+                (
+                    *i,
+                    Candidate {
+                        offset: -c.offset,
+                        ..*c
+                    },
+                )
+            })
+            .collect();
+        let (low, high) = intersection(&mirrored).expect("a majority");
+        assert!(
+            (low + 0.7).abs() < 1e-12 && (high + 0.4).abs() < 1e-12,
+            "{low} {high}"
+        );
     }
 
     #[test]
