@@ -524,6 +524,26 @@ mod tests {
     }
 
     #[test]
+    fn the_system_peer_is_the_lowest_stratum_then_the_shortest_root_distance() {
+        let with = |offset: f64, dist: f64, stratum: u8| {
+            cand(offset, dist).map(|c| Candidate { stratum, ..c })
+        };
+        // One stratum is worth MAX_DISTANCE (1.5 s) of root distance: stratum 2 at 1.3 s
+        // ranks before stratum 3 at 0.1 s.
+        let s = select(
+            &[with(0.0, 0.1, 3), with(0.0, 1.3, 2)],
+            &SelectParams::default(),
+        );
+        assert_eq!(s.system_peer, Some(1), "{s:?}");
+        // The same stratum: the shorter root distance.
+        let s = select(
+            &[with(0.0, 0.01, 2), with(0.0, 0.001, 2)],
+            &SelectParams::default(),
+        );
+        assert_eq!(s.system_peer, Some(1), "{s:?}");
+    }
+
+    #[test]
     fn unfit_sources_are_rejected_and_excess_are_backups() {
         let params = SelectParams {
             maxclock: 2,
