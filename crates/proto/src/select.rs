@@ -544,6 +544,45 @@ mod tests {
     }
 
     #[test]
+    fn two_survivors_that_disagree_beyond_their_jitter_are_clustered_to_minclock_one() {
+        // Two truechimers 3 ms apart, each with 1 µs jitter: with minclock 1 one goes.
+        let mut inputs = vec![cand(0.0, 0.01), cand(0.003, 0.01)];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 1e-6;
+        }
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let s = select(&inputs, &params);
+        assert_eq!(
+            s.tallies.iter().filter(|t| **t == Tally::Outlier).count(),
+            1,
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn selection_jitter_is_about_offset_differences_not_offsets() {
+        // Four survivors a full second off, agreeing to within their jitter: none is dropped.
+        let mut inputs = vec![
+            cand(1.0, 0.01),
+            cand(1.0001, 0.01),
+            cand(0.9999, 0.01),
+            cand(1.00005, 0.01),
+        ];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 0.001;
+        }
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let s = select(&inputs, &params);
+        assert!(!s.tallies.contains(&Tally::Outlier), "{s:?}");
+    }
+
+    #[test]
     fn unfit_sources_are_rejected_and_excess_are_backups() {
         let params = SelectParams {
             maxclock: 2,

@@ -599,3 +599,57 @@ fn the_local_clock_stands_in_exactly_when_its_grace_is_over() {
     w.refresh();
     assert_eq!(w.system.serving(), Serving::Fallback);
 }
+
+#[test]
+fn a_state_is_synchronised_only_with_a_leap_indicator_and_a_stratum_below_16() {
+    let synced = SystemState {
+        leap: Leap::NoWarning,
+        stratum: 3,
+        ..SystemState::unsynchronized(Log2Seconds::new(-20))
+    };
+    assert!(synced.is_synchronized());
+    assert!(
+        !SystemState {
+            stratum: MAX_STRATUM,
+            ..synced
+        }
+        .is_synchronized()
+    );
+    assert!(
+        !SystemState {
+            leap: Leap::Unsynchronized,
+            ..synced
+        }
+        .is_synchronized()
+    );
+}
+
+#[test]
+fn root_dispersion_grows_only_for_a_synchronised_state_with_a_reference_time() {
+    let at = |secs: u64| NtpTimestamp::from_bits((3_900_000_000 + secs) << 32);
+    let synced = SystemState {
+        leap: Leap::NoWarning,
+        stratum: 3,
+        root_dispersion: NtpDuration::from_seconds_f64(0.01),
+        reference_time: at(0),
+        ..SystemState::unsynchronized(Log2Seconds::new(-20))
+    };
+    let grown = synced.root_dispersion_at(at(100)).to_seconds_f64();
+    assert!(
+        (grown - (0.01 + 100.0 * PHI_PPM * 1e-6)).abs() < 1e-9,
+        "{grown}"
+    );
+    for frozen in [
+        SystemState {
+            leap: Leap::Unsynchronized,
+            ..synced
+        },
+        SystemState {
+            reference_time: NtpTimestamp::ZERO,
+            ..synced
+        },
+    ] {
+        let d = frozen.root_dispersion_at(at(100)).to_seconds_f64();
+        assert!((d - 0.01).abs() < 1e-9, "{frozen:?}: {d}");
+    }
+}
