@@ -1,13 +1,14 @@
 //! One NTP daemon per host (per network namespace, to be exact).
 //!
-//! sundial's server threads share port 123 through `SO_REUSEPORT`, and the kernel lets any
-//! other socket of the same user with the same option join that group — so a second sundial
-//! started as root would bind next to the first and answer clients, and with a real clock two
-//! daemons would steer it. Before binding, ntpd therefore takes an [`InstanceLock`]: an abstract
+//! A second sundial must not serve next to the first, and with a real clock two daemons would
+//! steer it. The server sockets no longer set `SO_REUSEPORT` (all server threads read the same
+//! socket, `serve::threads`), so the kernel refuses a second bind by itself — but only with
+//! "address in use", which says nothing about who holds the port (and builds from before that
+//! change did set it). Before binding, ntpd therefore takes an [`InstanceLock`]: an abstract
 //! Unix socket named after the port. Abstract names belong to the network namespace, exactly
 //! like UDP ports, vanish when the process dies (no stale lock files after a crash), and can
-//! be bound only once. Daemons other than sundial never set `SO_REUSEPORT` on port 123, so their
-//! sockets and ours exclude each other already; [`describe_bind_error`] says so in words.
+//! be bound only once. Sockets without `SO_REUSEPORT` on port 123 exclude each other already;
+//! [`describe_bind_error`] says so in words.
 //!
 //! Abstract names have no permissions, so any local user could take the name first and keep
 //! ntpd from starting. The lock is therefore a listening stream socket: a second ntpd connects

@@ -36,7 +36,7 @@ use crate::publish::{Publisher, Snapshot};
 use crate::random::Random;
 use crate::resolver::Resolver;
 use crate::safefile::{self, Ownership};
-use crate::serve::{Families, ServeSocket, open_sockets};
+use crate::serve::{Families, ServeSocket, open_sockets, threads};
 use crate::setup;
 use crate::timekeeper::{Timekeeper, Verdict};
 
@@ -243,7 +243,6 @@ fn start(
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     let workers = threads.max(1);
-    let shared = workers > 1;
     // Port 0 (tests only) means a fresh port every time: nothing to exclude.
     // A simulator node is alone on its simulated host, and LD_PRELOAD simulators such as
     // clknetsim refuse Unix sockets (EINVAL), which would stop ntpd before it binds anything.
@@ -252,13 +251,10 @@ fn start(
     } else {
         Some(InstanceLock::acquire(args.port).map_err(StartError::Instance)?)
     };
-    let mut socket_sets = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        socket_sets.push(
-            open_sockets(families, args.port, shared)
-                .map_err(|e| StartError::Bind(args.port, e))?,
-        );
-    }
+    // One socket per family, whatever the thread count: every server thread reads the same
+    // sockets (see `serve::threads` for why they do not each get their own).
+    let mut socket_sets =
+        vec![open_sockets(families, args.port, false).map_err(|e| StartError::Bind(args.port, e))?];
     if let Some(spec) = &args.user {
         let (user, group) = spec
             .split_once(':')
@@ -302,7 +298,7 @@ fn start(
             .pop()
             .unwrap_or_default()
             .into_iter()
-            .map(|s| ServeSocket::new(s, !SIMULATOR_BUILD))
+            .map(ServeSocket::new)
             .collect();
         for (i, s) in sockets.iter().enumerate() {
             poll.registry()
@@ -317,13 +313,16 @@ fn start(
         counters.push(server.counters_handle());
         local = Some((server, sockets));
     } else {
-        for (n, set) in socket_sets.into_iter().enumerate() {
-            let server = runtime.server(n);
-            counters.push(server.counters_handle());
-            let handle = spawn_worker(n, set, server, &live_filter, &publisher, &stop, started)
-                .map_err(|e| StartError::Io("cannot start server thread", e))?;
-            handles.push(handle);
-        }
+        let servers: Vec<Server> = (0..workers).map(|n| runtime.server(n)).collect();
+        counters.extend(servers.iter().map(Server::counters_handle));
+        let shared = threads::Shared {
+            filter: live_filter.clone(),
+            publisher: Arc::clone(&publisher),
+            stop: Arc::clone(&stop),
+            origin: started,
+        };
+        handles = threads::start(socket_sets.pop().unwrap_or_default(), servers, &shared)
+            .map_err(|e| StartError::Io("cannot start server thread", e))?;
     }
     tracing::info!(
         "serving NTP on UDP port {} ({}) with {} thread(s), precision 2^{} s",
@@ -595,59 +594,6 @@ fn reload_keys(config: &Config, associations: &mut Associations, publisher: &Pub
 /// Monotonic time since start-up, as the core counts it.
 fn mono(started: Instant) -> MonoTime {
     MonoTime::from_duration(started.elapsed())
-}
-
-fn spawn_worker(
-    n: usize,
-    sockets: Vec<std::net::UdpSocket>,
-    server: Server,
-    filter: &LiveFilter,
-    publisher: &Arc<Publisher>,
-    stop: &Arc<AtomicBool>,
-    origin: Instant,
-) -> io::Result<(JoinHandle<()>, Arc<Waker>)> {
-    let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE_TOKEN)?);
-    let mut sockets: Vec<ServeSocket> = sockets
-        .into_iter()
-        .map(|s| ServeSocket::new(s, !SIMULATOR_BUILD))
-        .collect();
-    for (i, s) in sockets.iter().enumerate() {
-        poll.registry().register(
-            &mut SourceFd(&raw_fd(s)),
-            Token(FIRST_SOCKET_TOKEN + i),
-            Interest::READABLE,
-        )?;
-    }
-    let mut filter = filter.reader();
-    let mut reader = publisher.reader();
-    let stop = Arc::clone(stop);
-    let handle = std::thread::Builder::new()
-        .name(format!("ntp-server-{n}"))
-        .spawn(move || {
-            let mut poll = poll;
-            let mut events = Events::with_capacity(16);
-            while !stop.load(Ordering::Acquire) {
-                if let Err(e) = poll.poll(&mut events, None) {
-                    if e.kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    tracing::error!("server thread {n}: poll failed: {e}");
-                    break;
-                }
-                for event in &events {
-                    if let Some(sock) =
-                        sockets.get_mut(event.token().0.wrapping_sub(FIRST_SOCKET_TOKEN))
-                    {
-                        if let Err(e) = sock.drain(&server, &mut reader, filter.get(), origin) {
-                            tracing::warn!("server thread {n}: receiving requests failed: {e}");
-                        }
-                        rearm(poll.registry(), sock, event.token());
-                    }
-                }
-            }
-        })?;
-    Ok((handle, waker))
 }
 
 /// Registers a drained server socket again where the poller has disarmed it (poll(2) builds, see

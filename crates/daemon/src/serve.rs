@@ -1,11 +1,12 @@
 //! Serving time: the UDP sockets on port 123 and the loop that answers on them.
 //!
-//! Each server thread owns its own sockets — one wildcard socket per address family, bound with
-//! SO_REUSEPORT so the kernel spreads clients over the threads — and drains them in batches
-//! (recvmmsg/sendmmsg): receive, stamp, answer, send. Wildcard sockets learn each request's
-//! destination address from IP_PKTINFO and the reply leaves from that same address, so
-//! multi-homed hosts and 127.0.0.1/::1 all work. With one thread the main loop drives the same
-//! [`ServeSocket::drain`] itself.
+//! One wildcard socket per address family, shared by every server thread ([`threads`]; with
+//! one thread the main loop drives [`ServeSocket::drain`] itself). A drain receives requests in
+//! batches (recvmmsg) and answers each at once: stamp, answer, read the transmit time, send.
+//! Wildcard sockets learn each request's destination address from IP_PKTINFO and the reply
+//! leaves from that same address, so multi-homed hosts and 127.0.0.1/::1 all work.
+
+pub mod threads;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -15,7 +16,7 @@ use sundial_proto::counters::DropReason;
 use sundial_proto::packet::Mode;
 use sundial_proto::server::{Action, Policy, RequestMeta, Server};
 use sundial_proto::time::{MonoTime, UnixTime};
-use sundial_sys::socket::{PktInfo, RecvBatch, SendBatch, SendMode, SocketOptions, bind_udp};
+use sundial_sys::socket::{PktInfo, RecvBatch, SocketOptions, bind_udp, send_msg};
 
 use crate::clock::kernel_now;
 use crate::interfaces::InterfaceFilter;
@@ -24,6 +25,9 @@ use crate::publish::Reader;
 /// Datagrams handled per receive call.
 const BATCH: usize = 32;
 
+/// Full batches in a row that make a thread call for help (see [`ServeSocket::drain_with`]).
+const BACKLOG_BATCHES: usize = 2;
+
 /// Receive buffer per datagram. Requests larger than this are counted as oversized; NTS
 /// requests with several cookies stay well below it.
 const MAX_REQUEST: usize = 2048;
@@ -31,6 +35,12 @@ const MAX_REQUEST: usize = 2048;
 /// Largest reply datagram: a mode 6 fragment (12-octet header, 468 data octets, padding).
 /// Time replies are a header plus at most a crypto-NAK (no extension field is ever echoed).
 const MAX_REPLY: usize = sundial_proto::control::MAX_DATAGRAM_LEN;
+
+/// Receive buffer of a server socket: room for about 1300 queued requests (the kernel charges
+/// some 800 bytes per small datagram), 6 ms at 200 000 requests/s — enough to ride out a
+/// server thread being descheduled on a busy machine, where the default (about 270 requests)
+/// loses requests from about 50 000/s on. Only queued requests occupy it.
+const RECV_BUFFER: usize = 1 << 20;
 
 /// Which address families to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +60,8 @@ pub fn open_sockets(families: Families, port: u16, shared: bool) -> io::Result<V
         recv_pktinfo: true,
         rx_timestamps: true,
         nonblocking: true,
+        dont_fragment: true,
+        recv_buffer: RECV_BUFFER,
         ..SocketOptions::default()
     };
     let mut sockets = Vec::new();
@@ -78,27 +90,20 @@ pub fn open_sockets(families: Families, port: u16, shared: bool) -> io::Result<V
     Ok(sockets)
 }
 
-/// One server socket with its preallocated batches.
+/// One server socket with its preallocated receive batch and reply buffer.
 #[derive(Debug)]
 pub struct ServeSocket {
     socket: UdpSocket,
     rx: RecvBatch,
-    tx: SendBatch,
     reply: [u8; MAX_REPLY],
 }
 
 impl ServeSocket {
-    /// Wraps a bound socket. `use_sendmmsg` is false under simulators that lack it.
-    pub fn new(socket: UdpSocket, use_sendmmsg: bool) -> Self {
-        let mode = if use_sendmmsg {
-            SendMode::Batched
-        } else {
-            SendMode::OneByOne
-        };
+    /// Wraps a bound socket.
+    pub fn new(socket: UdpSocket) -> Self {
         Self {
             socket,
             rx: RecvBatch::new(BATCH, MAX_REQUEST),
-            tx: SendBatch::new(BATCH, MAX_REPLY, mode),
             reply: [0; MAX_REPLY],
         }
     }
@@ -117,20 +122,47 @@ impl ServeSocket {
         filter: &InterfaceFilter,
         origin: Instant,
     ) -> io::Result<()> {
-        let Self {
-            socket,
-            rx,
-            tx,
-            reply,
-        } = self;
+        self.drain_with(server, reader, filter, origin, &mut || {})
+            .map(drop)
+    }
+
+    /// [`drain`](Self::drain), calling `on_backlog` from the second receive call in a row that
+    /// comes back full on: more requests were waiting than [`BACKLOG_BATCHES`] batches hold, so
+    /// this thread is falling behind and another one may help ([`threads`]). One full batch is
+    /// no sign of that: the leader lets requests gather on purpose while it holds.
+    ///
+    /// A batch that comes back short ends the call: the kernel hands over everything queued up
+    /// to the batch size, so the queue was empty a moment ago, and a further receive call would
+    /// almost always just say so (`EAGAIN`) — one system call per wakeup saved. A request that
+    /// arrives after that moment makes the socket readable again for the poller (epoll reports
+    /// every arrival after its last report; the poll(2) build re-arms after each drain).
+    ///
+    /// Returns how many datagrams it received.
+    pub fn drain_with(
+        &mut self,
+        server: &Server,
+        reader: &mut Reader,
+        filter: &InterfaceFilter,
+        origin: Instant,
+        on_backlog: &mut dyn FnMut(),
+    ) -> io::Result<usize> {
+        let Self { socket, rx, reply } = self;
+        let mut total = 0;
+        let mut full_in_a_row = 0;
         loop {
             let received = match rx.recv_batch(&*socket) {
-                Ok(0) => return Ok(()),
+                Ok(0) => return Ok(total),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            total += received;
+            let full = received == rx.capacity();
+            full_in_a_row = if full { full_in_a_row + 1 } else { 0 };
+            if full_in_a_row >= BACKLOG_BATCHES {
+                on_backlog();
+            }
             let snapshot = reader.get();
             let monotonic = MonoTime::from_duration(origin.elapsed());
             for i in 0..received {
@@ -163,9 +195,7 @@ impl ServeSocket {
                         &request,
                         data,
                         &snapshot.control,
-                        &mut |fragment| {
-                            queue(tx, socket, fragment, meta.source, src);
-                        },
+                        &mut |fragment| send(socket, fragment, meta.source, src),
                     );
                     continue;
                 }
@@ -180,36 +210,117 @@ impl ServeSocket {
                 if let Action::Reply(len) = action
                     && let Some(bytes) = reply.get(..len)
                 {
-                    queue(tx, socket, bytes, meta.source, src);
+                    send(socket, bytes, meta.source, src);
                 }
             }
-            flush(tx, socket);
+            if !full {
+                return Ok(total);
+            }
         }
     }
 }
 
-/// Queues a datagram, sending the batch first if it is full.
-fn queue(
-    tx: &mut SendBatch,
-    socket: &UdpSocket,
-    payload: &[u8],
-    dst: SocketAddr,
-    src: Option<PktInfo>,
-) {
-    if tx.is_full() {
-        flush(tx, socket);
-    }
-    if let Err(e) = tx.push(payload, dst, src) {
-        tracing::debug!("queueing a reply failed: {e}");
+/// Sends one reply at once, right after its transmit timestamp was read.
+///
+/// Not batched (sendmmsg) on purpose: the kernel sends a batch's datagrams one after the
+/// other, about a microsecond each on the way out, so the k-th reply of a batch would leave
+/// k microseconds (and the handling of the rest of the batch) after its transmit timestamp —
+/// measured 4 µs on average at 25 000 requests/s and 10 µs at 100 000/s, against 1 µs for a
+/// reply sent on its own (docs/BENCHMARKS.md). A full socket buffer or an unreachable client
+/// loses the reply, not the server.
+fn send(socket: &UdpSocket, payload: &[u8], dst: SocketAddr, src: Option<PktInfo>) {
+    if let Err(e) = send_msg(socket, payload, dst, src) {
+        tracing::debug!("sending a reply failed: {e}");
     }
 }
 
-/// Sends the queued replies. A full socket buffer or an unreachable client loses replies, not
-/// the server.
-fn flush(tx: &mut SendBatch, socket: &UdpSocket) {
-    if !tx.is_empty()
-        && let Err(e) = tx.send(socket)
-    {
-        tracing::debug!("sending replies failed: {e}");
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sundial_proto::system::SystemState;
+    use sundial_proto::time::Log2Seconds;
+
+    use super::*;
+    use crate::clock::TimeMapping;
+    use crate::publish::{Publisher, Snapshot};
+
+    /// A client request: LI 0, version 4, mode 3, and a transmit timestamp to echo.
+    fn request() -> [u8; 48] {
+        let mut packet = [0; 48];
+        packet[0] = 0x23;
+        packet[40..48].copy_from_slice(&0x1234_5678_9abc_def0_u64.to_be_bytes());
+        packet
+    }
+
+    fn drain_counting(serve: &mut ServeSocket, calls: &mut usize) -> usize {
+        let server = Server::new();
+        let publisher = Publisher::new(Snapshot {
+            system: SystemState::unsynchronized(Log2Seconds::new(-20)),
+            mapping: TimeMapping::IDENTITY,
+            control: Arc::default(),
+            access: Arc::default(),
+            keys: Arc::default(),
+        });
+        let mut reader = publisher.reader();
+        serve
+            .drain_with(
+                &server,
+                &mut reader,
+                &InterfaceFilter::default(),
+                Instant::now(),
+                &mut || *calls += 1,
+            )
+            .expect("drain")
+    }
+
+    #[test]
+    fn a_backlog_of_two_full_batches_calls_for_help_and_every_request_is_answered() {
+        let families = Families {
+            v4: true,
+            v6: false,
+        };
+        let socket = open_sockets(families, 0, false)
+            .expect("bind")
+            .pop()
+            .expect("an IPv4 socket");
+        let port = socket.local_addr().expect("address").port();
+        let mut serve = ServeSocket::new(socket);
+        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("client");
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let sent = BACKLOG_BATCHES * BATCH + 5;
+        for _ in 0..sent {
+            client
+                .send_to(&request(), (Ipv4Addr::LOCALHOST, port))
+                .expect("send");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+
+        let mut calls = 0;
+        assert_eq!(drain_counting(&mut serve, &mut calls), sent);
+        assert_eq!(
+            calls, 1,
+            "two full batches, then a short one that ends the drain"
+        );
+        let mut buf = [0; 128];
+        for _ in 0..sent {
+            let (len, _) = client.recv_from(&mut buf).expect("a reply per request");
+            assert_eq!(len, 48);
+            assert_eq!(buf[0] & 0x07, 4, "server mode");
+            assert_eq!(buf[24..32], request()[40..48], "origin timestamp echoed");
+        }
+
+        for _ in 0..BATCH {
+            client
+                .send_to(&request(), (Ipv4Addr::LOCALHOST, port))
+                .expect("send");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let mut calls = 0;
+        assert_eq!(drain_counting(&mut serve, &mut calls), BATCH);
+        assert_eq!(calls, 0, "one full batch does not call for help");
     }
 }

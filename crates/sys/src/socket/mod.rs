@@ -54,6 +54,16 @@ pub struct SocketOptions {
     /// `O_NONBLOCK`: reads return [`io::ErrorKind::WouldBlock`] instead of waiting, as an event
     /// loop needs.
     pub nonblocking: bool,
+    /// IPv4 only: `IP_MTU_DISCOVER` = `IP_PMTUDISC_DO`, so datagrams leave with "don't fragment"
+    /// set and IP ID 0 (RFC 6864). Under the default (`IP_PMTUDISC_WANT`) the kernel computes a
+    /// hashed IP ID for every datagram of an unconnected socket, which costs a server about 5 %
+    /// of its CPU time per reply; NTP replies (at most a mode 6 fragment, 508 octets with
+    /// headers) fit every IPv4 path (minimum MTU 576). Best effort, like `rx_timestamps`.
+    pub dont_fragment: bool,
+    /// Receive buffer size in bytes (0: the system default, `net.core.rmem_default`). The
+    /// kernel doubles the value for its bookkeeping. With CAP_NET_ADMIN it may exceed
+    /// `net.core.rmem_max` (`SO_RCVBUFFORCE`); without, it is capped there. Best effort.
+    pub recv_buffer: usize,
 }
 
 /// Creates a UDP socket for `addr`'s family, applies `opts`, and binds it. The socket is always
@@ -75,6 +85,22 @@ pub fn bind_udp(addr: SocketAddr, opts: &SocketOptions) -> io::Result<UdpSocket>
     }
     if opts.recv_pktinfo {
         enable_pktinfo(socket.as_fd(), addr.is_ipv6(), opts.v6_only)?;
+    }
+    if opts.dont_fragment && addr.is_ipv4() {
+        // Best effort: without it replies are merely fragmentable, as before.
+        let _ = setsockopt_int(
+            socket.as_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        );
+    }
+    if opts.recv_buffer > 0 {
+        let size = libc::c_int::try_from(opts.recv_buffer).unwrap_or(libc::c_int::MAX);
+        // Best effort: the forced size needs CAP_NET_ADMIN, the plain one is capped.
+        if setsockopt_int(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
+            let _ = setsockopt_int(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, size);
+        }
     }
     if opts.rx_timestamps {
         // Best effort by contract: without kernel stamps the caller reads the clock itself.

@@ -147,6 +147,46 @@ fn pktinfo_reports_the_destination_on_a_wildcard_socket() {
     }
 }
 
+fn mtu_discover(socket: &UdpSocket) -> libc::c_int {
+    let mut value: libc::c_int = -1;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid and writable, and `len` holds the size of `value`.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt IP_MTU_DISCOVER");
+    value
+}
+
+#[test]
+fn dont_fragment_sets_pmtudisc_do_and_replies_still_arrive() {
+    let plain = bind(LOCALHOST, &server_options());
+    assert_ne!(mtu_discover(&plain), libc::IP_PMTUDISC_DO);
+    let server = bind(
+        LOCALHOST,
+        &SocketOptions {
+            dont_fragment: true,
+            ..server_options()
+        },
+    );
+    assert_eq!(mtu_discover(&server), libc::IP_PMTUDISC_DO);
+    let client = client();
+    client
+        .send_to(b"request", (LOCALHOST, port_of(&server)))
+        .expect("send");
+    let meta = recv_msg(&server, &mut [0; 128]).expect("receive");
+    send_msg(&server, &[7; 480], meta.source, meta.dst).expect("send a mode 6 sized reply");
+    let mut buf = [0; 1024];
+    let (len, _) = client.recv_from(&mut buf).expect("reply");
+    assert_eq!(len, 480);
+}
+
 #[test]
 fn reply_with_source_pktinfo_leaves_from_that_address() {
     let server = bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED), &server_options());
