@@ -583,6 +583,29 @@ mod tests {
     }
 
     #[test]
+    fn selection_jitter_is_the_rms_difference_over_the_other_survivors() {
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let with_jitter = |offsets: &[f64], jitter: f64| {
+            let inputs: Vec<Option<Candidate>> = offsets
+                .iter()
+                .map(|o| cand(*o, 0.01).map(|c| Candidate { jitter, ..c }))
+                .collect();
+            let s = select(&inputs, &params);
+            s.tallies.iter().filter(|t| **t == Tally::Outlier).count()
+        };
+        // Two survivors 1 ms apart: each one's selection jitter is sqrt(1 ms² / 1) = 1 ms,
+        // above a peer jitter of 0.8 ms (one goes), below 1.2 ms (both stay).
+        assert_eq!(with_jitter(&[0.0, 0.001], 0.0008), 1);
+        assert_eq!(with_jitter(&[0.0, 0.001], 0.0012), 0);
+        // Three, one 1 ms from the other two: sqrt((1 ms² + 1 ms²) / 2) = 1 ms again.
+        assert_eq!(with_jitter(&[0.0, 0.0, 0.001], 0.0008), 1);
+        assert_eq!(with_jitter(&[0.0, 0.0, 0.001], 0.0012), 0);
+    }
+
+    #[test]
     fn unfit_sources_are_rejected_and_excess_are_backups() {
         let params = SelectParams {
             maxclock: 2,
