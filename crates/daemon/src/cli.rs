@@ -91,6 +91,10 @@ pub struct NtpdArgs {
     /// Broadcast propagation delay (accepted; no effect).
     #[arg(short = 'r', long = "propagationdelay", value_name = "DELAY")]
     pub propagation_delay: Option<f64>,
+    /// Serve Prometheus metrics on `[ADDR:]PORT` (address 127.0.0.1 when omitted; the usual
+    /// port is 9975). Same as the `metrics` line of ntp.conf, which it overrides.
+    #[arg(long = "metrics", value_name = "[ADDR:]PORT", value_parser = crate::metrics::parse_listen)]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Statistics directory (same as `statsdir`).
     #[arg(short = 's', long = "statsdir", value_name = "DIR")]
     pub statsdir: Option<PathBuf>,

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use sundial_proto::clock::Clock;
 use sundial_proto::packet::Leap;
+use sundial_proto::source::PendingSlew;
 use sundial_proto::time::{Log2Seconds, NtpDuration, NtpTimestamp, Ppm, UnixTime};
 use sundial_sys::clock::KernelLeap;
 
@@ -91,12 +92,25 @@ impl FromStr for ClockSpec {
     }
 }
 
-/// served = kernel + offset + freq·(kernel − base): how served time follows the kernel clock.
+/// clock = kernel + offset + freq·(kernel − base): how the disciplined clock follows the kernel
+/// clock; and, for a mapping made by [`TimeMapping::serving`], served = clock + the part of the
+/// discipline's correction the clock has not reached yet.
+///
+/// The served correction is the discipline's own slew state (`PendingSlew`): the rest of a
+/// slew shrinks to zero at its end (so a snapshot published before the end stays right after
+/// it), and the drift measured at start-up grows linearly. Applying it costs a few float
+/// operations per request, no system call.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimeMapping {
     base: UnixTime,
     offset: NtpDuration,
     freq_ppm: f64,
+    /// The correction still in progress, in the clock's time.
+    pending: Option<PendingSlew>,
+    /// Served time never goes below this (zero: no floor), so a correction that moves the
+    /// estimate back by a little holds the served time still for as long, instead of
+    /// making it jump back for a client.
+    floor: NtpTimestamp,
 }
 
 impl TimeMapping {
@@ -105,6 +119,8 @@ impl TimeMapping {
         base: UnixTime::EPOCH,
         offset: NtpDuration::ZERO,
         freq_ppm: 0.0,
+        pending: None,
+        floor: NtpTimestamp::ZERO,
     };
 
     /// A mapping that is `offset` ahead at `base` and drifts `freq_ppm` from there.
@@ -113,7 +129,28 @@ impl TimeMapping {
             base,
             offset,
             freq_ppm,
+            pending: None,
+            floor: NtpTimestamp::ZERO,
         }
+    }
+
+    /// The mapping to serve: this clock mapping plus the correction `pending` still has to
+    /// make, never below `floor` (see [`MAX_HOLD`] for how far back a floor may reach).
+    pub fn serving(self, pending: Option<PendingSlew>, floor: Option<NtpTimestamp>) -> Self {
+        Self {
+            pending,
+            floor: floor.unwrap_or(NtpTimestamp::ZERO),
+            ..self
+        }
+    }
+
+    /// The floor for a new serving mapping `next` replacing `self` at kernel time `kernel`:
+    /// what `self` serves then, if `next` would serve less — by at most [`MAX_HOLD`]; a larger
+    /// jump back is a step, which a floor would turn into a long stop of served time.
+    pub fn floor_for(&self, next: &Self, kernel: UnixTime) -> Option<NtpTimestamp> {
+        let (old, new) = (self.map(kernel), next.map(kernel));
+        let back = (old - new).to_seconds_f64();
+        (back > 0.0 && back <= MAX_HOLD).then_some(old)
     }
 
     /// The offset of served time from kernel time at `kernel`.
@@ -127,7 +164,16 @@ impl TimeMapping {
 
     /// The served timestamp for a kernel time.
     pub fn map(&self, kernel: UnixTime) -> NtpTimestamp {
-        NtpTimestamp::from_unix(kernel) + self.offset_at(kernel)
+        let clock = NtpTimestamp::from_unix(kernel) + self.offset_at(kernel);
+        let served = match self.pending {
+            Some(p) => clock + NtpDuration::from_seconds_f64(p.remaining_after(clock)),
+            None => clock,
+        };
+        if !self.floor.is_zero() && (served - self.floor).is_negative() {
+            self.floor
+        } else {
+            served
+        }
     }
 
     /// The frequency of served time relative to kernel time, ppm.
@@ -140,6 +186,10 @@ impl TimeMapping {
         kernel.add_duration(self.offset_at(kernel))
     }
 }
+
+/// The longest jump back of the served estimate that a floor holds the served time still
+/// for, seconds; anything larger is a step, served as such.
+pub const MAX_HOLD: f64 = 0.01;
 
 /// The clock the discipline steers, behind the core's [`Clock`] trait.
 ///
@@ -393,6 +443,53 @@ mod tests {
             TimeMapping::IDENTITY.map(later),
             NtpTimestamp::from_unix(later)
         );
+    }
+
+    #[test]
+    fn served_mapping_adds_the_rest_of_a_slew_until_its_end() {
+        let base = UnixTime::new(1_800_000_000, 0);
+        let at = |secs: f64| base.add_duration(NtpDuration::from_seconds_f64(secs));
+        let clock = TimeMapping::new(base, NtpDuration::ZERO, 0.0);
+        // A 0.1 s forward slew at 5 % that has 2 s left.
+        let pending = PendingSlew {
+            end: clock.map(at(2.0)),
+            rate: 0.05,
+            drift: 0.0,
+        };
+        let served = clock.serving(Some(pending), None);
+        let off =
+            |m: &TimeMapping, secs: f64| (m.map(at(secs)) - clock.map(at(secs))).to_seconds_f64();
+        assert!((off(&served, 0.0) - 0.1).abs() < 1e-9);
+        assert!((off(&served, 1.0) - 0.05).abs() < 1e-9);
+        assert!(off(&served, 2.0).abs() < 1e-9);
+        assert!(
+            off(&served, 30.0).abs() < 1e-9,
+            "the tail ends with the slew"
+        );
+        let mut last = served.map(at(0.0));
+        for i in 1..=300 {
+            let t = served.map(at(f64::from(i) * 0.01));
+            assert!((t - last).to_bits() > 0, "served time went back at {i}");
+            last = t;
+        }
+    }
+
+    #[test]
+    fn a_small_correction_back_holds_served_time_instead_of_reversing_it() {
+        let base = UnixTime::new(1_800_000_000, 0);
+        let at = |secs: f64| base.add_duration(NtpDuration::from_seconds_f64(secs));
+        let old = TimeMapping::new(base, NtpDuration::ZERO, 0.0).serving(None, None);
+        // The new estimate is 50 µs behind what was served.
+        let next = TimeMapping::new(base, NtpDuration::from_seconds_f64(-50e-6), 0.0);
+        let floor = old.floor_for(&next, at(10.0));
+        assert_eq!(floor, Some(old.map(at(10.0))));
+        let new = next.serving(None, floor);
+        assert_eq!(new.map(at(10.0)), old.map(at(10.0)));
+        assert_eq!(new.map(at(10.000_04)), old.map(at(10.0)), "held still");
+        assert!((new.map(at(10.001)) - old.map(at(10.0))).to_bits() > 0);
+        // A step back is served as the step it is.
+        let stepped = TimeMapping::new(base, NtpDuration::from_seconds_f64(-0.5), 0.0);
+        assert_eq!(old.floor_for(&stepped, at(10.0)), None);
     }
 
     #[test]

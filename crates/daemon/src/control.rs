@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 
 use sundial_proto::control::{
-    AssociationId, ClockSource, ClockVars, ControlSnapshot, FilterStage, PeerVars, SystemVars,
+    AssociationId, AuthVars, ClockSource, ClockVars, ControlSnapshot, FilterStage, KernelVars,
+    PeerVars, SystemVars,
 };
 use sundial_proto::counters::CounterSnapshot;
 use sundial_proto::fallback::Fallback;
@@ -44,6 +45,37 @@ pub struct SystemView<'a> {
     pub counters: CounterSnapshot,
     /// Time since start-up.
     pub uptime: std::time::Duration,
+    /// The kernel clock discipline, read-only (`ntpq -c kerninfo`), if it could be read.
+    pub kernel: Option<KernelVars>,
+    /// How the symmetric keys have been used (`ntpq -c authinfo`).
+    pub auth: AuthVars,
+}
+
+/// Reads the kernel's clock discipline without changing it (`adjtimex` with no modes, which
+/// needs no privilege) in the units of the `kerninfo` variables.
+pub fn read_kernel() -> Option<KernelVars> {
+    let k = sundial_sys::clock::read_timex().ok()?;
+    let us = |v: i64| v as f64 * 1e-6;
+    Some(KernelVars {
+        offset: k.offset_ns as f64 * 1e-9,
+        frequency_ppm: k.frequency_ppm,
+        max_error: us(k.max_error_us),
+        est_error: us(k.est_error_us),
+        status: k.status,
+        time_constant: k.time_constant,
+        precision: us(k.precision_us),
+        tolerance_ppm: k.tolerance_ppm,
+        pps_frequency_ppm: k.pps.frequency_ppm,
+        pps_stability_ppm: k.pps.stability_ppm,
+        pps_jitter: k.pps.jitter_ns as f64 * 1e-9,
+        pps_calibration_interval: 1i64
+            .checked_shl(u32::try_from(k.pps.shift).unwrap_or(0))
+            .unwrap_or(0),
+        pps_calibrations: k.pps.calibrations,
+        pps_jitter_exceeded: k.pps.jitter_exceeded,
+        pps_stability_exceeded: k.pps.stability_exceeded,
+        pps_errors: k.pps.errors,
+    })
 }
 
 /// The snapshot ntpq reads.
@@ -128,6 +160,8 @@ fn system_vars(view: &SystemView<'_>) -> SystemVars {
         expire: None,
         uptime: view.uptime.as_secs(),
         counters: view.counters,
+        kernel: view.kernel,
+        auth: view.auth,
     }
 }
 

@@ -255,6 +255,14 @@ fn start(
     // sockets (see `serve::threads` for why they do not each get their own).
     let mut socket_sets =
         vec![open_sockets(families, args.port, false).map_err(|e| StartError::Bind(args.port, e))?];
+    let metrics = match args.metrics.or(config.metrics) {
+        Some(addr) => Some((
+            addr,
+            crate::metrics::http::bind(addr)
+                .map_err(|e| StartError::Io("cannot bind the metrics port", e))?,
+        )),
+        None => None,
+    };
     if let Some(spec) = &args.user {
         let (user, group) = spec
             .split_once(':')
@@ -276,6 +284,14 @@ fn start(
                 .map_err(|e| StartError::Io("cannot drop privileges", e))?;
             tracing::info!("running as {spec}");
         }
+    }
+    if let Some((addr, listener)) = metrics {
+        let info = crate::metrics::render::ProcessInfo {
+            start_time: std::time::SystemTime::now(),
+        };
+        crate::metrics::http::spawn(listener, Arc::clone(&publisher), info)
+            .map_err(|e| StartError::Io("cannot start the metrics thread", e))?;
+        tracing::info!("serving Prometheus metrics on http://{addr}/metrics");
     }
     let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
         .map_err(|e| StartError::Io("cannot install signal handlers", e))?;
@@ -398,7 +414,7 @@ fn main_loop(
     let mut next_tick = Instant::now();
     loop {
         let now = Instant::now();
-        let mapping = d.publisher.current().mapping;
+        let mapping = d.timekeeper.clock_mapping();
         if d.associations
             .next_timeout(d.timekeeper.system())
             .is_some_and(|t| t <= mono(started))

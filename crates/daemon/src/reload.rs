@@ -173,7 +173,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     plan.interfaces = interface_key(old) != interface_key(new);
     plan.limits = old.discard != new.discard || old.limit != new.limit;
     plan.tos = old.tos != new.tos;
-    let start_up: [(&'static str, bool); 11] = [
+    let start_up: [(&'static str, bool); 12] = [
         (
             "driftfile",
             old.driftfile != new.driftfile || old.nonvolatile != new.nonvolatile,
@@ -193,6 +193,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         ("tinker", old.tinker != new.tinker),
         ("enable/disable", old.system_flags != new.system_flags),
         ("leapfile", old.leapfile != new.leapfile),
+        ("metrics", old.metrics != new.metrics),
         ("mru", old.mru != new.mru),
         (
             "setvar",

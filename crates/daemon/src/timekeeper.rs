@@ -15,7 +15,7 @@ use sundial_proto::fallback::Fallback;
 use sundial_proto::select::SelectParams;
 use sundial_proto::source::Fitness;
 use sundial_proto::system::{Event, Serving, System, SystemParams};
-use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, Ppm};
+use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, Ppm, UnixTime};
 
 use crate::associations::Associations;
 use crate::cli::NtpdArgs;
@@ -25,6 +25,7 @@ use crate::control::{self, SystemView};
 use crate::driftfile::{self, DriftWriter};
 use crate::publish::{Publisher, Snapshot};
 use crate::setup::{self, Runtime};
+use crate::stats::Stats;
 
 /// Whether ntpd goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,21 @@ pub struct Timekeeper {
     source_flags: Option<RestrictFlags>,
     access: Arc<AccessTable>,
     access_addrs: Vec<IpAddr>,
+    /// The statistics files, if any is enabled, and what to write to them at the next publish
+    /// (which has the values ntpq shows).
+    stats: Option<Stats>,
+    pending: PendingStats,
+}
+
+/// Statistics lines due at the next publish.
+#[derive(Debug, Default)]
+struct PendingStats {
+    /// Associations with a new sample (`peerstats`).
+    peers: Vec<u16>,
+    /// Events (`protostats`): the peer's address or the system, the event code, its text.
+    events: Vec<(Option<IpAddr>, u8, String)>,
+    /// The discipline updated the clock (`loopstats`).
+    clock_update: bool,
 }
 
 impl Timekeeper {
@@ -111,6 +127,8 @@ impl Timekeeper {
             base_access: runtime.access.clone(),
             source_flags: runtime.source_flags,
             access_addrs: Vec::new(),
+            stats: Stats::new(config, args.statsdir.as_deref(), unix_now()),
+            pending: PendingStats::default(),
         }
     }
 
@@ -175,7 +193,7 @@ impl Timekeeper {
         self.system.handle_timeout(&mut self.clock);
         self.drain_events(associations);
         let current = publisher.current();
-        let mapping = self.clock.mapping();
+        let mapping = self.served_mapping(&current.mapping);
         if mapping != current.mapping {
             publisher.publish(Snapshot {
                 mapping,
@@ -183,6 +201,24 @@ impl Timekeeper {
             });
         }
         self.verdict()
+    }
+
+    /// How the disciplined clock follows the kernel clock: what request and reply timestamps
+    /// of the associations are read with (the discipline measures its own clock, not the time
+    /// it serves).
+    pub fn clock_mapping(&self) -> TimeMapping {
+        self.clock.mapping()
+    }
+
+    /// How served time follows the kernel clock: the clock plus the correction still in
+    /// progress, never going back by less than a step from what `published` served.
+    fn served_mapping(&self, published: &TimeMapping) -> TimeMapping {
+        let next = self
+            .clock
+            .mapping()
+            .serving(self.system.pending_slew(), None);
+        let floor = published.floor_for(&next, crate::clock::kernel_now());
+        next.serving(self.system.pending_slew(), floor)
     }
 
     /// How long until the discipline's timer is due.
@@ -218,20 +254,30 @@ impl Timekeeper {
             match event {
                 Event::Stepped { offset } => {
                     tracing::warn!("clock stepped by {:+.6} s", secs(offset));
+                    self.pending.clock_update = true;
+                    self.system_event(
+                        EVNT_CLOCK_STEP,
+                        format!("clock_step {:+.6} s", secs(offset)),
+                    );
                 }
-                Event::Spike { offset } => tracing::info!(
-                    "offset {:+.6} s exceeds the step threshold; waiting for it to persist",
-                    secs(offset)
-                ),
+                Event::Spike { offset } => {
+                    tracing::info!(
+                        "offset {:+.6} s exceeds the step threshold; waiting for it to persist",
+                        secs(offset)
+                    );
+                    self.system_event(EVNT_SPIKE, format!("spike_detect {:+.6} s", secs(offset)));
+                }
                 Event::Panic { offset, threshold } => {
                     let (offset, threshold) = (secs(offset), secs(threshold));
                     tracing::error!(
                         "time correction of {offset:+.0} s exceeds the panic threshold of {threshold:.0} s; \
                          set the clock manually (or start ntpd with -g) — exiting"
                     );
+                    self.system_event(EVNT_PANIC, format!("panic_stop {offset:+.0} s"));
                     self.exit = Some(1);
                 }
                 Event::OneShot { offset, stepped } => {
+                    self.pending.clock_update = true;
                     let offset = secs(offset);
                     let what = if stepped { "set" } else { "slew" };
                     println!("ntpd: time {what} {offset:+.6}s");
@@ -242,14 +288,25 @@ impl Timekeeper {
                     println!("ntpd: offset {offset:+.6}s (clock not set: --clock none)");
                     self.exit.get_or_insert(0);
                 }
-                Event::MeasuringFrequency => tracing::info!(
-                    "phase corrected; measuring the clock frequency before correcting it"
-                ),
-                Event::FrequencyMeasured { frequency, offset } => tracing::info!(
-                    "frequency measured: {:+.3} ppm; offset {:+.6} s being slewed out",
-                    frequency.value(),
-                    secs(offset)
-                ),
+                Event::MeasuringFrequency => {
+                    tracing::info!(
+                        "phase corrected; measuring the clock frequency before correcting it"
+                    );
+                    self.pending.clock_update = true;
+                    self.system_event(EVNT_FREQ_MODE, "freq_mode".to_owned());
+                }
+                Event::FrequencyMeasured { frequency, offset } => {
+                    tracing::info!(
+                        "frequency measured: {:+.3} ppm; offset {:+.6} s being slewed out",
+                        frequency.value(),
+                        secs(offset)
+                    );
+                    self.pending.clock_update = true;
+                    self.system_event(
+                        EVNT_FREQ_SET,
+                        format!("freq_set ntpd {:.6} PPM", frequency.value()),
+                    );
+                }
                 Event::ClockFailed { error } => {
                     if self.clock_error_logged {
                         tracing::debug!("adjusting the clock failed: {error}");
@@ -264,8 +321,19 @@ impl Timekeeper {
                         self.exit = Some(1);
                     }
                 }
-                Event::ServingChanged { from, to } => self.log_serving(from, to, associations),
-                Event::Selected | Event::Fed(_) | Event::Slewed { .. } => {}
+                Event::ServingChanged { from, to } => {
+                    self.log_serving(from, to, associations);
+                    self.serving_event(to, associations);
+                }
+                Event::Slewed { .. } => self.pending.clock_update = true,
+                Event::Sampled(id) => {
+                    if self.stats.is_some()
+                        && let Ok(id) = u16::try_from(id.0)
+                    {
+                        self.pending.peers.push(id);
+                    }
+                }
+                Event::Selected | Event::Fed(_) => {}
             }
         }
         let tallies = associations.tally_line(&self.system);
@@ -273,6 +341,54 @@ impl Timekeeper {
             tracing::info!("selection: {tallies}");
         }
         self.tallies = tallies;
+    }
+
+    /// Notes a system event for `protostats`.
+    fn system_event(&mut self, code: u8, text: String) {
+        if self.stats.is_some() {
+            self.pending.events.push((None, code, text));
+        }
+    }
+
+    /// The `protostats` events of a change of what is served: the new system peer's
+    /// `sys_peer` and the system's `clock_sync`, or `no_sys_peer`.
+    fn serving_event(&mut self, to: Serving, associations: &Associations) {
+        if self.stats.is_none() {
+            return;
+        }
+        match to {
+            Serving::Peer(id) => {
+                if let Some(p) = associations.peer(id) {
+                    let addr = Some(p.addr.ip());
+                    self.pending
+                        .events
+                        .push((addr, EVNT_PEER_SYS_PEER, "sys_peer".to_owned()));
+                }
+                self.system_event(EVNT_CLOCK_SYNC, "clock_sync".to_owned());
+            }
+            Serving::Fallback | Serving::Unsynchronized => {
+                self.system_event(EVNT_NO_SYS_PEER, "no_sys_peer".to_owned());
+            }
+        }
+    }
+
+    /// Writes the statistics lines that became due, with the values of `control` (what ntpq
+    /// shows now).
+    fn write_stats(&mut self, control: &sundial_proto::control::ControlSnapshot) {
+        let Some(stats) = self.stats.as_mut() else {
+            return;
+        };
+        let at = served_unix(self.clock.now());
+        for id in self.pending.peers.drain(..) {
+            stats.record_peer(at, control, id);
+        }
+        for (addr, code, text) in self.pending.events.drain(..) {
+            stats.record_event(at, control, addr, code, text);
+        }
+        if std::mem::take(&mut self.pending.clock_update) {
+            stats.record_loop(at, &self.system.readout());
+        }
+        stats.maybe_record_sys(at, control, self.started.elapsed().as_secs());
     }
 
     fn log_serving(&mut self, from: Serving, to: Serving, associations: &Associations) {
@@ -324,12 +440,16 @@ impl Timekeeper {
             readout: self.system.readout(),
             counters: self.counters,
             uptime: self.started.elapsed(),
+            kernel: control::read_kernel(),
+            auth: publisher.current().keys.usage(),
         };
         let control = Arc::new(control::snapshot(associations, &self.system, &view));
+        self.write_stats(&control);
         let access = self.access_for(associations);
+        let mapping = self.served_mapping(&publisher.current().mapping);
         publisher.publish(Snapshot {
             system,
-            mapping: self.clock.mapping(),
+            mapping,
             control,
             access,
             keys: Arc::clone(&publisher.current().keys),
@@ -375,6 +495,33 @@ impl Timekeeper {
         }
         Arc::clone(&self.access)
     }
+}
+
+// Event codes of `protostats` lines (RFC 9327 system events; peer events carry 0x80, as in
+// ntpd's reports).
+const EVNT_FREQ_SET: u8 = 2;
+const EVNT_SPIKE: u8 = 3;
+const EVNT_FREQ_MODE: u8 = 4;
+const EVNT_CLOCK_SYNC: u8 = 5;
+const EVNT_PANIC: u8 = 7;
+const EVNT_NO_SYS_PEER: u8 = 8;
+const EVNT_CLOCK_STEP: u8 = 12;
+const EVNT_PEER_SYS_PEER: u8 = 0x80 | 10;
+
+/// The system clock now, as Unix time.
+fn unix_now() -> UnixTime {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    UnixTime::new(
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_nanos(),
+    )
+}
+
+/// A served-clock timestamp as Unix time (the era nearest the system clock).
+fn served_unix(t: NtpTimestamp) -> UnixTime {
+    t.to_unix(unix_now())
 }
 
 /// `tos minclock`, `maxclock`, `minsane`.

@@ -160,7 +160,9 @@ impl Target {
             (None, None) => true,
         };
         let within = |limit: Option<f64>, value: f64| limit.is_none_or(|l| value <= l);
-        sync && within(self.rms_s, r.rms_s)
+        // Every acceptance scenario: the served time is always within the advertised bound.
+        sync && r.bound_misses == 0
+            && within(self.rms_s, r.rms_s)
             && within(self.max_s, r.max_s)
             && within(self.final_offset_s, r.final_offset_s.abs())
             && self.steps.is_none_or(|n| r.steps == n)
@@ -206,6 +208,17 @@ pub struct Report {
     pub trusted_rounds: Vec<u64>,
     /// The poll exponent the discipline recommended at the end.
     pub final_poll: i8,
+    /// Seconds (readings) at which the client served time as synchronised.
+    pub served_readings: u64,
+    /// Of those, readings at which |served time − true time| exceeded the error bound it
+    /// advertised (root delay / 2 + root dispersion): a dishonest server.
+    pub bound_misses: u64,
+    /// Largest |served time − true time| over the advertised bound at those readings.
+    pub bound_max_ratio: f64,
+    /// Largest |served time − true time| while serving as synchronised, seconds.
+    pub served_max_s: f64,
+    /// Mean advertised bound while serving as synchronised, seconds.
+    pub bound_mean_s: f64,
 }
 
 /// A report with nothing measured yet, for a world of `servers` servers.
@@ -226,6 +239,11 @@ pub fn empty_report(servers: usize) -> Report {
         system_peer_rounds: vec![0; servers],
         trusted_rounds: vec![0; servers],
         final_poll: 0,
+        served_readings: 0,
+        bound_misses: 0,
+        bound_max_ratio: 0.0,
+        served_max_s: 0.0,
+        bound_mean_s: 0.0,
     }
 }
 

@@ -361,6 +361,7 @@ impl<'a> World<'a> {
                 next_tick += TICK_S;
                 let converging = self.converging();
                 self.trace.record(t, self.clock.offset(), true, converging);
+                self.check_served();
                 continue;
             }
             let converging = self.converging();
@@ -620,6 +621,30 @@ impl<'a> World<'a> {
             round.inputs[i] = view.input;
         }
         self.timeline.rounds.push(round);
+    }
+
+    /// Compares the time the client serves now with true time and with the error bound it
+    /// advertises (RFC 5905: root delay / 2 + root dispersion), while it claims
+    /// synchronisation.
+    fn check_served(&mut self) {
+        let state = self.system.served_state();
+        if !state.is_synchronized() {
+            return;
+        }
+        let now = self.clock.now();
+        let error = self.system.served_correction(now).to_seconds_f64() - self.clock.offset();
+        let bound = state.root_delay.to_seconds_f64() / 2.0
+            + state.root_dispersion_at(now).to_seconds_f64();
+        let r = &mut self.report;
+        r.served_readings += 1;
+        r.served_max_s = r.served_max_s.max(error.abs());
+        r.bound_mean_s += (bound - r.bound_mean_s) / r.served_readings as f64;
+        if error.abs() > bound {
+            r.bound_misses += 1;
+        }
+        if bound > 0.0 {
+            r.bound_max_ratio = r.bound_max_ratio.max(error.abs() / bound);
+        }
     }
 
     /// Whether the slew under way corrects more than the sync limit: every slew of a

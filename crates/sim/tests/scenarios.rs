@@ -146,3 +146,26 @@ fn runs_are_deterministic_by_seed() {
     assert_eq!(a, sundial_sim::run(&scenario::falseticker(7)));
     assert_ne!(a, sundial_sim::run(&scenario::falseticker(8)));
 }
+
+/// Issue "served time": at every reading (each simulated second) while the client serves as
+/// synchronised, |served time − true time| ≤ root delay / 2 + root dispersion, in every
+/// acceptance scenario — and the bound is not padded far beyond what the served time does.
+#[test]
+fn every_acceptance_scenario_serves_within_its_advertised_error_bound() {
+    for seed in SEEDS {
+        for sc in scenario::acceptance(seed) {
+            let r = sundial_sim::run(&sc);
+            assert!(r.served_readings > 3000, "{}: {r:?}", sc.name);
+            assert_eq!(r.bound_misses, 0, "{} seed {seed}: {r:?}", sc.name);
+            // Without the outage of (g), the mean advertised bound stays within a few ms (in
+            // (a) it was 7 ms when the dispersion grew from the filter's best sample); with
+            // 30 % loss (d) polls go unanswered and it grows for longer.
+            let limit = match sc.name {
+                "g" => 20e-3,
+                "d" => 8e-3,
+                _ => 4e-3,
+            };
+            assert!(r.bound_mean_s < limit, "{} seed {seed}: {r:?}", sc.name);
+        }
+    }
+}

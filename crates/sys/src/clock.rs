@@ -107,8 +107,37 @@ pub struct KernelClockState {
     pub time_constant: i64,
     /// TAI − UTC in seconds, as last set (0 when nobody has set it).
     pub tai: i32,
+    /// The kernel's clock precision, in microseconds.
+    pub precision_us: i64,
+    /// The largest frequency correction the kernel accepts, in ppm.
+    pub tolerance_ppm: f64,
+    /// The PPS discipline's state (all zero without a PPS signal): frequency and stability in
+    /// ppm, jitter in nanoseconds or microseconds as `STA_NANO` says (here: nanoseconds), the
+    /// calibration interval exponent and the calibration, jitter, stability and error counts.
+    pub pps: KernelPps,
     /// The return value of the call.
     pub state: TimeState,
+}
+
+/// The kernel PPS discipline's counters and estimates (`ntpq -c kerninfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct KernelPps {
+    /// PPS frequency, ppm.
+    pub frequency_ppm: f64,
+    /// PPS stability, ppm.
+    pub stability_ppm: f64,
+    /// PPS jitter, nanoseconds.
+    pub jitter_ns: i64,
+    /// Calibration interval, log2 seconds.
+    pub shift: i32,
+    /// Calibration cycles.
+    pub calibrations: i64,
+    /// Jitter limit exceeded.
+    pub jitter_exceeded: i64,
+    /// Stability limit exceeded.
+    pub stability_exceeded: i64,
+    /// Calibration errors.
+    pub errors: i64,
 }
 
 impl KernelClockState {
@@ -164,6 +193,22 @@ pub fn read_timex() -> io::Result<KernelClockState> {
         status: tx.status,
         time_constant: widen(tx.constant),
         tai: tx.tai,
+        precision_us: widen(tx.precision),
+        tolerance_ppm: tx.tolerance as f64 / FREQ_SCALE,
+        pps: KernelPps {
+            frequency_ppm: tx.ppsfreq as f64 / FREQ_SCALE,
+            stability_ppm: tx.stabil as f64 / FREQ_SCALE,
+            jitter_ns: if tx.status & libc::STA_NANO != 0 {
+                widen(tx.jitter)
+            } else {
+                widen(tx.jitter) * 1000
+            },
+            shift: tx.shift,
+            calibrations: widen(tx.calcnt),
+            jitter_exceeded: widen(tx.jitcnt),
+            stability_exceeded: widen(tx.stbcnt),
+            errors: widen(tx.errcnt),
+        },
         state: match rc {
             libc::TIME_OK => TimeState::Ok,
             libc::TIME_INS => TimeState::Insert,

@@ -246,7 +246,7 @@ pub(super) fn association_option(
         "xmtnonce" => {} // sundial always sends a random transmit timestamp.
         "xleave" => {
             assoc.xleave = true;
-            notes.push(opt.notice("interleaved mode is not implemented yet; basic mode is used"));
+            notes.push(opt.warning("interleaved mode is not implemented yet; basic mode is used"));
         }
         "nts" => {
             assoc.nts = true;

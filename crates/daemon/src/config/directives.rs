@@ -77,8 +77,19 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
             cfg.nonvolatile = Some(threshold);
         }
         "statsdir" => cfg.statsdir = Some(single_path(args)?),
+        "metrics" => {
+            let tok = args.required("[ADDR:]PORT")?;
+            let addr = crate::metrics::parse_listen(tok.text).map_err(|e| tok.error(e))?;
+            args.finish()?;
+            cfg.metrics = Some(addr);
+        }
         "logfile" => cfg.logfile = Some(single_path(args)?),
-        "leapfile" => cfg.leapfile = Some(single_path(args)?),
+        "leapfile" => {
+            cfg.leapfile = Some(single_path(args)?);
+            notes.push(keyword.warning(
+                "leapfile is not read yet: leap seconds come from the sources' leap indicators",
+            ));
+        }
         "pidfile" => cfg.pidfile = Some(single_path(args)?),
         "keys" => {
             cfg.keys = Some(single_path(args)?);
@@ -91,7 +102,7 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
                 }
             }
         }
-        "filegen" => cfg.filegens.push(parse_filegen(args, location)?),
+        "filegen" => cfg.filegens.push(parse_filegen(args, location, notes)?),
         "tos" => cfg.tos = parse_tos(args, &cfg.tos, notes)?,
         "tinker" => cfg.tinker = parse_tinker(args, &cfg.tinker, notes)?,
         "discard" => cfg.discard = parse_discard(args, &cfg.discard)?,
@@ -107,6 +118,7 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
             while let Some(item) = args.next() {
                 cfg.logconfig.push(item.text.to_owned());
             }
+            notes.push(keyword.warning("logconfig has no effect: sundial logs every class"));
         }
         "trustedkey" => cfg.trusted_keys.extend(parse_trustedkey(args)?),
         "controlkey" => {
@@ -114,7 +126,7 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
             args.finish()?;
             cfg.control_key = Some(key);
             notes.push(
-                keyword.notice("remote configuration is not supported; controlkey has no effect"),
+                keyword.warning("remote configuration is not supported; controlkey has no effect"),
             );
         }
         "requestkey" => {
@@ -134,7 +146,10 @@ pub(super) fn apply(ctx: &mut LineCtx<'_>, args: &mut Args<'_, '_>) -> Result<()
             ));
         }
         "interface" | "nic" => cfg.interfaces.push(parse_interface(args, location)?),
-        "setvar" => cfg.setvars.push(parse_setvar(args, location)?),
+        "setvar" => {
+            cfg.setvars.push(parse_setvar(args, location)?);
+            notes.push(keyword.warning("setvar has no effect: ntpq does not show the variable"));
+        }
         word if BROADCAST_DIRECTIVES.contains(&word) => {
             notes.push(keyword.warning(format!(
                 "{word} is not supported (no broadcast or manycast modes); line ignored"
@@ -187,10 +202,33 @@ fn parse_switches(
         match tok.text {
             _ if tok.quoted => return Err(tok.error("unknown system flag")),
             "auth" => flags.auth = on,
-            "calibrate" => flags.calibrate = on,
-            "kernel" => flags.kernel = on,
-            "monitor" => flags.monitor = on,
-            "ntp" => flags.ntp = on,
+            "calibrate" => {
+                flags.calibrate = on;
+                notes.push(tok.warning("calibrate has no effect: no reference clock to calibrate"));
+            }
+            "kernel" => {
+                flags.kernel = on;
+                if on {
+                    notes.push(tok.warning(
+                        "enable kernel has no effect: sundial disciplines the clock itself, \
+                         never through the kernel PLL",
+                    ));
+                }
+            }
+            "monitor" => {
+                flags.monitor = on;
+                notes.push(tok.warning(
+                    "monitor has no effect: the client table is kept for rate limiting and ntpq",
+                ));
+            }
+            "ntp" => {
+                flags.ntp = on;
+                if !on {
+                    notes.push(tok.warning(
+                        "disable ntp has no effect: use --clock none to leave the clock alone",
+                    ));
+                }
+            }
             "stats" => flags.stats = on,
             "bclient" | "mode7" if !on => {}
             "bclient" => notes.push(tok.warning("broadcast client mode is not supported; ignored")),
@@ -199,7 +237,7 @@ fn parse_switches(
             | "unpeer_crypto_nak_early"
             | "unpeer_digest_early"
             | "peer_clear_digest_early" => {
-                notes.push(tok.notice(format!("{} has no effect in sundial", tok.text)));
+                notes.push(tok.warning(format!("{} has no effect in sundial", tok.text)));
             }
             _ => return Err(tok.error("unknown system flag")),
         }

@@ -63,9 +63,26 @@ impl StatsKind {
         }
     }
 
-    /// Whether sundial writes this file; the others are accepted and ignored.
+    /// Whether sundial writes this file; the others are accepted with a warning.
     pub fn is_written(self) -> bool {
-        matches!(self, Self::Loopstats | Self::Peerstats | Self::Sysstats)
+        matches!(
+            self,
+            Self::Loopstats | Self::Peerstats | Self::Sysstats | Self::Protostats
+        )
+    }
+
+    /// Why sundial does not write this file (for the warning), if it does not.
+    pub fn not_written_because(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Clockstats => {
+                "sundial has no reference clock other than the local clock, which has no readings"
+            }
+            Self::Cryptostats => "autokey is not supported",
+            Self::Rawstats => "sundial does not write raw packet timestamps yet",
+            Self::Timingstats => "it records ntp.org-internal timing",
+            Self::Usestats => "sundial does not write resource usage statistics",
+            Self::Loopstats | Self::Peerstats | Self::Sysstats | Self::Protostats => return None,
+        })
     }
 }
 
@@ -137,8 +154,8 @@ pub(super) fn parse_statistics(
         .ok_or_else(|| args.keyword().error("statistics needs at least one name"))?;
     while let Some(tok) = args.next() {
         let kind = stats_kind(&tok)?;
-        if !kind.is_written() {
-            notes.push(tok.notice(format!("sundial does not write {kind}; ignored")));
+        if let Some(why) = kind.not_written_because() {
+            notes.push(tok.warning(format!("{kind} is not written ({why}); ignored")));
         }
         kinds.push(kind);
     }
@@ -146,10 +163,18 @@ pub(super) fn parse_statistics(
 }
 
 /// `filegen NAME [option …]`.
-pub(super) fn parse_filegen(args: &mut Args<'_, '_>, location: Location) -> Result<FileGen, Diag> {
+pub(super) fn parse_filegen(
+    args: &mut Args<'_, '_>,
+    location: Location,
+    notes: &mut Vec<Diag>,
+) -> Result<FileGen, Diag> {
     let name = args.required("a statistics name")?;
+    let stats = stats_kind(&name)?;
+    if let Some(why) = stats.not_written_because() {
+        notes.push(name.warning(format!("{stats} is not written ({why}); filegen ignored")));
+    }
     let mut filegen = FileGen {
-        stats: stats_kind(&name)?,
+        stats,
         file: None,
         kind: None,
         link: None,

@@ -194,6 +194,13 @@ pub(super) fn parse_tos(
             return Err(opt.error("unknown tos option"));
         }
         let value = args.value_of(opt)?;
+        if let Some(why) = TOS_NOT_ACTED_ON
+            .iter()
+            .find(|(name, _)| *name == opt.text)
+            .map(|(_, why)| why)
+        {
+            notes.push(opt.warning(format!("tos {} has no effect: {why}", opt.text)));
+        }
         match opt.text {
             "minclock" => tos.minclock = value.int("minclock", 1..=u8::MAX)?,
             "maxclock" => tos.maxclock = value.int("maxclock", 1..=u8::MAX)?,
@@ -242,6 +249,13 @@ pub(super) fn parse_tinker(
             return Err(opt.error("unknown tinker option"));
         }
         let value = args.value_of(opt)?;
+        if let Some(why) = TINKER_NOT_ACTED_ON
+            .iter()
+            .find(|(name, _)| *name == opt.text)
+            .map(|(_, why)| why)
+        {
+            notes.push(opt.warning(format!("tinker {} has no effect: {why}", opt.text)));
+        }
         match opt.text {
             "panic" => tinker.panic = Threshold::from_duration(value.seconds("panic")?),
             "step" => tinker.step = Threshold::from_duration(value.seconds("step")?),
@@ -324,4 +338,31 @@ const TINKER_OPTIONS: &[&str] = &[
     "dispersion",
     "freq",
     "huffpuff",
+];
+
+/// `tos` options sundial parses but does not act on, and why (a warning in `ntpd --check`
+/// and the log).
+const TOS_NOT_ACTED_ON: [(&str, &str); 3] = [
+    (
+        "maxdisp",
+        "sundial's selection uses its own dispersion bound",
+    ),
+    ("cohort", "sundial answers every stratum alike"),
+    (
+        "basedate",
+        "sundial resolves the NTP era from the system clock",
+    ),
+];
+
+/// `tinker` options sundial parses but does not act on, and why.
+const TINKER_NOT_ACTED_ON: [(&str, &str); 3] = [
+    ("allan", "sundial's discipline sets its own time constants"),
+    (
+        "dispersion",
+        "sundial's clock filter uses RFC 5905's fixed rate",
+    ),
+    (
+        "huffpuff",
+        "sundial's clock filter takes the lowest-delay samples instead",
+    ),
 ];

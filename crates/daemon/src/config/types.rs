@@ -40,6 +40,8 @@ pub struct Config {
     pub statistics: Vec<StatsKind>,
     /// `filegen` lines, in file order.
     pub filegens: Vec<FileGen>,
+    /// `metrics [ADDR:]PORT` (a sundial extension): serve Prometheus metrics there.
+    pub metrics: Option<std::net::SocketAddr>,
     /// `tos`: selection and orphan-mode parameters.
     pub tos: Tos,
     /// `tinker`: clock discipline thresholds.

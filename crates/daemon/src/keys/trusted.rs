@@ -7,10 +7,13 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use sundial_proto::auth::{self, KeyRing, Verification};
+use sundial_proto::control::AuthVars;
 
-use super::{KeyStore, KeysError, KeysWarning, SymmetricKey};
+use super::{KeyStore, KeyType, KeysError, KeysWarning, SymmetricKey};
 use crate::config::{Config, Finding, KeyId, KeyRange, Location, Severity};
 
 /// The trusted keys in force.
@@ -18,6 +21,42 @@ use crate::config::{Config, Finding, KeyId, KeyRange, Location, Severity};
 pub struct TrustedKeys {
     store: KeyStore,
     trusted: Vec<KeyRange>,
+    usage: Usage,
+}
+
+/// How the keys have been used since they were loaded (`ntpq -c authinfo`). Server threads and
+/// the main loop all count here: relaxed atomics, exact totals, no ordering needed.
+#[derive(Debug)]
+struct Usage {
+    loaded: Instant,
+    lookups: AtomicU64,
+    not_found: AtomicU64,
+    digest_encrypts: AtomicU64,
+    cmac_encrypts: AtomicU64,
+    digest_decrypts: AtomicU64,
+    digest_fails: AtomicU64,
+    cmac_decrypts: AtomicU64,
+    cmac_fails: AtomicU64,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Self {
+            loaded: Instant::now(),
+            lookups: AtomicU64::new(0),
+            not_found: AtomicU64::new(0),
+            digest_encrypts: AtomicU64::new(0),
+            cmac_encrypts: AtomicU64::new(0),
+            digest_decrypts: AtomicU64::new(0),
+            digest_fails: AtomicU64::new(0),
+            cmac_decrypts: AtomicU64::new(0),
+            cmac_fails: AtomicU64::new(0),
+        }
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl TrustedKeys {
@@ -28,7 +67,11 @@ impl TrustedKeys {
 
     /// `store` narrowed to the ids in `trusted`.
     pub fn new(store: KeyStore, trusted: Vec<KeyRange>) -> Self {
-        Self { store, trusted }
+        Self {
+            store,
+            trusted,
+            usage: Usage::default(),
+        }
     }
 
     /// The key `id` if it is trusted, of a type sundial computes, and not limited to a list of
@@ -46,6 +89,34 @@ impl TrustedKeys {
     fn by_wire_id(&self, key_id: u32) -> Option<&SymmetricKey> {
         let id = KeyId::new(u16::try_from(key_id).ok()?)?;
         self.usable(id)
+    }
+
+    /// [`Self::by_wire_id`], counted as a look-up (and a miss when there is no such key).
+    fn look_up(&self, key_id: u32) -> Option<&SymmetricKey> {
+        bump(&self.usage.lookups);
+        let key = self.by_wire_id(key_id);
+        if key.is_none() {
+            bump(&self.usage.not_found);
+        }
+        key
+    }
+
+    /// How the keys have been used since they were loaded, for mode 6.
+    pub fn usage(&self) -> AuthVars {
+        let u = &self.usage;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        AuthVars {
+            since_reset: u.loaded.elapsed().as_secs(),
+            keys: u64::try_from(self.len()).unwrap_or(u64::MAX),
+            lookups: load(&u.lookups),
+            not_found: load(&u.not_found),
+            digest_encrypts: load(&u.digest_encrypts),
+            cmac_encrypts: load(&u.cmac_encrypts),
+            digest_decrypts: load(&u.digest_decrypts),
+            digest_fails: load(&u.digest_fails),
+            cmac_decrypts: load(&u.cmac_decrypts),
+            cmac_fails: load(&u.cmac_fails),
+        }
     }
 
     /// How many trusted keys can be used.
@@ -81,18 +152,34 @@ impl KeyRing for TrustedKeys {
         data: &[u8],
         out: &mut [u8; auth::MAX_DIGEST_LEN],
     ) -> Option<usize> {
-        let digest = self.by_wire_id(key_id)?.full_digest(data);
+        let key = self.look_up(key_id)?;
+        bump(if key.key_type() == KeyType::Aes128Cmac {
+            &self.usage.cmac_encrypts
+        } else {
+            &self.usage.digest_encrypts
+        });
+        let digest = key.full_digest(data);
         let bytes = digest.as_bytes();
         out.get_mut(..bytes.len())?.copy_from_slice(bytes);
         Some(bytes.len())
     }
 
     fn verify(&self, key_id: u32, data: &[u8], tag: &[u8]) -> Verification {
-        match self.by_wire_id(key_id) {
-            None => Verification::UnknownKey,
-            // Constant time, and false for a tag of the wrong length.
-            Some(key) if key.verify(data, tag) => Verification::Valid,
-            Some(_) => Verification::Mismatch,
+        let Some(key) = self.look_up(key_id) else {
+            return Verification::UnknownKey;
+        };
+        let (checked, failed) = if key.key_type() == KeyType::Aes128Cmac {
+            (&self.usage.cmac_decrypts, &self.usage.cmac_fails)
+        } else {
+            (&self.usage.digest_decrypts, &self.usage.digest_fails)
+        };
+        bump(checked);
+        // Constant time, and false for a tag of the wrong length.
+        if key.verify(data, tag) {
+            Verification::Valid
+        } else {
+            bump(failed);
+            Verification::Mismatch
         }
     }
 }

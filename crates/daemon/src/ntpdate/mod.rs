@@ -31,10 +31,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use sundial_proto::onwire::Measurement;
 use sundial_proto::packet::NtpHeader;
-use sundial_proto::time::NtpDuration;
+use sundial_proto::time::{Log2Seconds, NtpDuration};
 
 use self::args::NtpdateArgs;
-use self::output::{Level, Reporter, format_delay, format_offset, result_line, server_line};
+use self::output::{
+    Level, Reporter, classic_delay, format_delay, format_offset, result_line, server_line,
+};
 use self::query::{Event, Nonces, OpenError, QueryParams};
 use self::reply::Answer;
 use self::select::ServerResult;
@@ -159,7 +161,9 @@ fn finish<O: Write, E: Write>(
                 server.addr.ip(),
                 server.stratum(),
                 best.map_or(NtpDuration::ZERO, |s| s.offset),
-                best.map_or(NtpDuration::ZERO, |s| s.delay),
+                best.map_or(NtpDuration::ZERO, |s| {
+                    classic_delay(s.delay, server_precision(server))
+                }),
             ));
         }
     }
@@ -260,6 +264,13 @@ fn report_event<O: Write, E: Write>(
 }
 
 /// The `-d` dump of one server: what it said about itself and every sample.
+/// The precision the server last reported (for [`classic_delay`]).
+fn server_precision(server: &ServerResult) -> Log2Seconds {
+    server
+        .last_header
+        .map_or(Log2Seconds::new(-32), |h| h.precision)
+}
+
 fn dump_server<O: Write, E: Write>(out: &mut Reporter<O, E>, server: &ServerResult) {
     out.plain(&format!(
         "server {}, port {}",
@@ -279,7 +290,10 @@ fn dump_server<O: Write, E: Write>(out: &mut Reporter<O, E>, server: &ServerResu
     };
     out.plain(&format!(
         "filter delay:  {}",
-        column(&|s| format!("{:>9}", format_delay(s.delay)))
+        column(&|s| format!(
+            "{:>9}",
+            format_delay(classic_delay(s.delay, server_precision(server)))
+        ))
     ));
     out.plain(&format!(
         "filter offset: {}",
@@ -288,7 +302,7 @@ fn dump_server<O: Write, E: Write>(out: &mut Reporter<O, E>, server: &ServerResu
     if let Some(best) = server.best() {
         out.plain(&format!(
             "delay {}, dispersion {}",
-            format_delay(best.delay),
+            format_delay(classic_delay(best.delay, server_precision(server))),
             format_delay(NtpDuration::from_seconds_f64(server.dispersion()))
         ));
         out.plain(&format!("offset {}", format_offset(best.offset)));

@@ -10,7 +10,7 @@
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-use sundial_proto::time::NtpDuration;
+use sundial_proto::time::{Log2Seconds, NtpDuration};
 use sundial_sys::syslog::{self, Facility, Priority};
 
 /// Month names of the log-line prefix: classic ntpdate's own table, not the locale's.
@@ -68,6 +68,33 @@ pub fn format_offset(offset: NtpDuration) -> String {
 /// A delay as classic ntpdate prints it: five decimals, a sign only when negative (`0.02567`).
 pub fn format_delay(delay: NtpDuration) -> String {
     fixed_point(delay, DELAY_DECIMALS, false)
+}
+
+/// classic ntpdate's own precision, log2 seconds (`NTPDATE_PRECISION`).
+const CLASSIC_PRECISION: i8 = -6;
+
+/// The skew allowance classic ntpdate adds to every round trip, seconds (`NTP_MAXSKW`, an
+/// NTP version 2 constant: 0x28f in 16.16 fixed point).
+const CLASSIC_SKEW: f64 = 0x28f as f64 / 65536.0;
+
+/// The smallest delay classic ntpdate records, seconds (`NTP_MINDIST`, 0x51f in 16.16).
+const CLASSIC_MIN_DELAY: f64 = 0x51f as f64 / 65536.0;
+
+/// A measured round trip as classic ntpdate reports it: padded with its own precision
+/// (2⁻⁶ s), the server's precision and a 0.01 s skew allowance, and at least 0.02 s (a round
+/// trip that comes out negative is reported as 0). A LAN server thus shows about 0.0256 s —
+/// what scripts written against classic ntpdate expect — instead of a few microseconds that
+/// print as `0.00000`.
+pub fn classic_delay(measured: NtpDuration, server_precision: Log2Seconds) -> NtpDuration {
+    let padded = measured.to_seconds_f64()
+        + Log2Seconds::new(CLASSIC_PRECISION).as_seconds_f64()
+        + server_precision.as_seconds_f64()
+        + CLASSIC_SKEW;
+    if padded <= 0.0 {
+        NtpDuration::ZERO
+    } else {
+        NtpDuration::from_seconds_f64(padded.max(CLASSIC_MIN_DELAY))
+    }
 }
 
 /// The `-q` line for one server: `server 192.0.2.1, stratum 2, offset +0.000123, delay 0.02567`.
@@ -251,6 +278,19 @@ mod tests {
         assert_eq!(format_offset(d(-0.000_000_1)), "-0.000000");
         assert_eq!(format_offset(d(12_345.5)), "+12345.500000");
         assert_eq!(format_delay(d(0.000_004_9)), "0.00000");
+        // A 4 µs LAN round trip to a server of precision 2^-20 reads as classic ntpdate's.
+        let lan = classic_delay(d(0.000_004), Log2Seconds::new(-20));
+        assert_eq!(format_delay(lan), "0.02562");
+        let slow = classic_delay(d(0.1), Log2Seconds::new(-20));
+        assert_eq!(format_delay(slow), "0.12562");
+        assert_eq!(
+            classic_delay(d(-1.0), Log2Seconds::new(-20)),
+            NtpDuration::ZERO
+        );
+        assert_eq!(
+            format_delay(classic_delay(d(-0.02), Log2Seconds::new(-20))),
+            "0.02000"
+        );
         assert_eq!(format_delay(d(0.000_005_1)), "0.00001");
         assert_eq!(format_delay(d(-0.25)), "-0.25000");
         assert_eq!(format_offset(NtpDuration::MIN), "-2147483648.000000");

@@ -142,6 +142,10 @@ pub enum Command {
     },
     /// `sysstats`: the server's packet counters.
     SysStats,
+    /// `kerninfo`: the server's kernel clock discipline.
+    KernInfo,
+    /// `iostats`: the server's input/output counters.
+    IoStats,
     /// `quit` / `exit` (interactive).
     Quit,
 }
@@ -171,7 +175,7 @@ impl std::fmt::Display for CommandError {
 }
 
 /// Commands sundial's ntpq runs, by full name.
-const SUPPORTED: [&str; 9] = [
+const SUPPORTED: [&str; 11] = [
     "peers",
     "lpeers",
     "associations",
@@ -179,12 +183,14 @@ const SUPPORTED: [&str; 9] = [
     "readvar",
     "clockvar",
     "sysstats",
+    "kerninfo",
+    "iostats",
     "quit",
     "exit",
 ];
 
 /// Classic ntpq commands recognised but not implemented (yet).
-const UNSUPPORTED: [&str; 29] = [
+const UNSUPPORTED: [&str; 27] = [
     "addvars",
     "apeers",
     "authenticate",
@@ -195,8 +201,6 @@ const UNSUPPORTED: [&str; 29] = [
     "host",
     "hostnames",
     "ifstats",
-    "iostats",
-    "kerninfo",
     "keyid",
     "keytype",
     "lopeers",
@@ -257,6 +261,8 @@ impl Command {
                 Ok(Self::ClockVar { association, names })
             }
             "sysstats" => Ok(Self::SysStats),
+            "kerninfo" => Ok(Self::KernInfo),
+            "iostats" => Ok(Self::IoStats),
             "quit" | "exit" => Ok(Self::Quit),
             other => Err(CommandError::Unsupported(other.to_owned())),
         }
@@ -271,6 +277,8 @@ impl Command {
             Self::ReadVar { .. } => "readvar",
             Self::ClockVar { .. } => "clockvar",
             Self::SysStats => "sysstats",
+            Self::KernInfo => "kerninfo",
+            Self::IoStats => "iostats",
             Self::Quit => "quit",
         }
     }
@@ -319,9 +327,11 @@ mod tests {
         );
         assert_eq!(Command::parse("sysstats"), Ok(Command::SysStats));
         assert_eq!(Command::parse("sysst"), Ok(Command::SysStats));
+        assert_eq!(Command::parse("iostats"), Ok(Command::IoStats));
+        assert_eq!(Command::parse("kern"), Ok(Command::KernInfo));
         assert_eq!(
-            Command::parse("iostats"),
-            Err(CommandError::Unsupported("iostats".to_owned()))
+            Command::parse("ifstats"),
+            Err(CommandError::Unsupported("ifstats".to_owned()))
         );
         assert_eq!(
             Command::parse("p"),

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use sundial_proto::control::{parse_association_list, unquote};
+use sundial_proto::control::parse_association_list;
 use sundial_proto::time::UnixTime;
 
 use super::escape::escaped_varlist;
@@ -45,7 +45,7 @@ pub fn fuzz_variables(data: &[u8]) {
     }
     let mut variables = Object::new();
     for (name, value) in &vars {
-        variables = variables.string(name, unquote(value));
+        variables = variables.variable(name, value);
     }
     assert_inert(
         &Object::new().object("variables", variables).finish(),

@@ -41,6 +41,23 @@ impl Object {
         self
     }
 
+    /// Adds a mode 6 variable's value: a JSON number if the server sent a decimal number (not
+    /// quoted, not hex), so that scripts get numbers, otherwise a string (quotes removed).
+    #[must_use]
+    pub(crate) fn variable(mut self, key: &str, raw: &str) -> Self {
+        let text = if is_json_number(raw) {
+            raw.to_owned()
+        } else {
+            quote(
+                raw.strip_prefix('"')
+                    .and_then(|r| r.strip_suffix('"'))
+                    .unwrap_or(raw),
+            )
+        };
+        self.fields.push((key.to_owned(), text));
+        self
+    }
+
     /// Adds a boolean field.
     #[must_use]
     pub(crate) fn boolean(mut self, key: &str, value: bool) -> Self {
@@ -83,6 +100,40 @@ impl Object {
     }
 }
 
+/// Whether `text` is a number in RFC 8259's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+pub(crate) fn is_json_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    let n = digits(&mut i);
+    if n == 0 || (n > 1 && b.get(int_start) == Some(&b'0')) {
+        return false;
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
 /// A JSON string literal.
 pub(crate) fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -107,6 +158,28 @@ pub(crate) fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_variables_become_numbers_and_the_rest_strings() {
+        let doc = Object::new()
+            .variable("stratum", "3")
+            .variable("offset", "-0.002481")
+            .variable("rootdisp", "1.060")
+            .variable("reach", "0x377")
+            .variable("refid", "127.0.0.1")
+            .variable("version", "\"ntpd sundial-0.1.0\"")
+            .variable("x", "007")
+            .variable("y", "1e-3")
+            .finish();
+        assert_eq!(
+            doc,
+            r#"{"stratum":3,"offset":-0.002481,"rootdisp":1.060,"reach":"0x377","refid":"127.0.0.1","version":"ntpd sundial-0.1.0","x":"007","y":1e-3}"#
+        );
+        assert!(!is_json_number("-"));
+        assert!(!is_json_number("1."));
+        assert!(!is_json_number(""));
+        assert!(!is_json_number("NaN"));
+    }
 
     #[test]
     fn objects_escape_and_nest() {

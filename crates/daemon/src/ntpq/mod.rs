@@ -12,6 +12,7 @@
 //! the exit status 1.
 
 mod args;
+mod collect;
 mod dns;
 mod escape;
 mod fuzzing;
@@ -30,7 +31,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sundial_proto::control::{
-    ErrorCode, Opcode, PeerStatus, ResponseError, parse_association_list, peer_event_name, unquote,
+    ErrorCode, Opcode, PeerStatus, ResponseError, parse_association_list, peer_event_name,
 };
 use sundial_proto::time::{NtpTimestamp, UnixTime};
 
@@ -200,6 +201,10 @@ impl Runner {
                 self.variables(subject, op, *association, names, host, session, ctx)
             }
             Command::SysStats => self.sysstats(host, session, ctx),
+            Command::KernInfo => {
+                self.collection(host, session, ctx, "kerninfo", &collect::KERNINFO)
+            }
+            Command::IoStats => self.collection(host, session, ctx, "iostats", &collect::IOSTATS),
             Command::Quit => return None,
         };
         Some(match result {
@@ -346,7 +351,7 @@ impl Runner {
         if self.json {
             let mut variables = Object::new();
             for (name, value) in &vars {
-                variables = variables.string(name, unquote(value));
+                variables = variables.variable(name, value);
             }
             let doc = Object::new()
                 .string("host", host)
@@ -379,6 +384,46 @@ impl Runner {
 }
 
 impl Runner {
+    /// `kerninfo`, `iostats`: one list of system variables, a line each (see [`collect`]);
+    /// `kerninfo` starts with the system status line, as NTPsec's ntpq does.
+    fn collection(
+        &mut self,
+        host: &str,
+        session: &mut Session,
+        ctx: &mut Context,
+        command: &str,
+        table: &[(&str, &str, collect::Show)],
+    ) -> Result<(), QueryError> {
+        let vars = read_names(session, &collect::names(table), ctx)?;
+        if self.json {
+            let mut variables = Object::new();
+            for (name, value) in &vars {
+                variables = variables.variable(name, value);
+            }
+            let doc = Object::new()
+                .string("host", host)
+                .string("command", command)
+                .object("variables", variables)
+                .finish();
+            ctx.print(&format!("{doc}\n"));
+        } else {
+            let mut text = String::new();
+            if command == "kerninfo" {
+                let status = session.query(Opcode::ReadVariables, 0, b"")?.header.status;
+                text.push_str(&render_variables(
+                    Subject::System,
+                    status,
+                    &[],
+                    false,
+                    (ctx.now)(),
+                ));
+            }
+            text.push_str(&collect::render(table, &vars));
+            ctx.print(&format!("{}{text}", self.server_prefix(host)));
+        }
+        Ok(())
+    }
+
     /// `sysstats`: NTPsec's counter table, then sundial's drops by reason if the server has
     /// them (see [`sysstats`]).
     fn sysstats(
@@ -398,7 +443,7 @@ impl Runner {
         if self.json {
             let mut variables = Object::new();
             for (name, value) in first.iter().chain(&second).chain(sundial.iter().flatten()) {
-                variables = variables.string(name, unquote(value));
+                variables = variables.variable(name, value);
             }
             let doc = Object::new()
                 .string("host", host)

@@ -139,13 +139,13 @@ fn lookup<'v>(vars: &'v Vars, name: &str) -> Option<&'v str> {
 }
 
 /// A whole number of seconds (or packets), if `value` is one.
-fn seconds(value: &str) -> Option<u64> {
+pub(crate) fn seconds(value: &str) -> Option<u64> {
     value.trim().parse().ok()
 }
 
 /// Seconds as NTPsec's ntpq shows a period: `HH:MM:SS`, with `ND ` in front from a day on;
 /// `???` if the value is not a number.
-fn periodize(value: &str) -> String {
+pub(crate) fn periodize(value: &str) -> String {
     let Some(s) = seconds(value) else {
         return UNKNOWN.to_owned();
     };
@@ -166,7 +166,7 @@ fn periodize(value: &str) -> String {
 /// second (`p/s`) when there were more packets than seconds, else seconds per packet (`s/p`),
 /// rounded to a whole number; no rate for zero packets or an unknown period. A value that is
 /// not a number is shown as it came.
-fn packetize(value: &str, period: Option<u64>) -> (String, String, &'static str) {
+pub(crate) fn packetize(value: &str, period: Option<u64>) -> (String, String, &'static str) {
     let Some(packets) = seconds(value) else {
         return (value.to_owned(), String::new(), "");
     };

@@ -342,7 +342,7 @@ fn json_output_has_one_document_per_command() {
     assert!(lines[0].contains(r#""tally":"*","remote":"192.0.2.10","refid":"203.0.113.5","st":2,"t":"u","when":35,"poll":1024,"reach":255,"delay":1.235,"offset":-0.123,"jitter":0.046"#), "{}", lines[0]);
     assert_eq!(
         lines[1],
-        r#"{"host":"127.0.0.1","command":"readvar","associd":0,"status":0,"variables":{"stratum":"3"}}"#
+        r#"{"host":"127.0.0.1","command":"readvar","associd":0,"status":0,"variables":{"stratum":3}}"#
     );
 }
 
@@ -431,15 +431,15 @@ fn sysstats_as_json_carries_every_counter() {
     let line = out.trim();
     assert!(
         line.starts_with(
-            r#"{"host":"127.0.0.1","command":"sysstats","variables":{"ss_uptime":"3725","#
+            r#"{"host":"127.0.0.1","command":"sysstats","variables":{"ss_uptime":3725,"#
         ),
         "{line}"
     );
     for item in [
-        r#""ss_received":"3""#,
-        r#""ss_received_r":"3""#,
-        r#""ss_dropped_too_short":"1""#,
-        r#""ss_dropped_bad_version":"1""#,
+        r#""ss_received":3"#,
+        r#""ss_received_r":3"#,
+        r#""ss_dropped_too_short":1"#,
+        r#""ss_dropped_bad_version":1"#,
     ] {
         assert!(line.contains(item), "{item} in {line}");
     }

@@ -34,9 +34,10 @@ fn config() -> String {
 
 /// `name=value` of sundial's `ntpq --json -c sysstats` output.
 fn json_counter(json: &str, name: &str) -> u64 {
-    let key = format!("\"{name}\":\"");
+    // `ntpq --json` gives counters as JSON numbers.
+    let key = format!("\"{name}\":");
     json.split_once(&key)
-        .and_then(|(_, rest)| rest.split('"').next())
+        .and_then(|(_, rest)| rest.split([',', '}']).next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{name} missing from {json}"))
 }

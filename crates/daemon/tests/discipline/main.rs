@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use support::peers::Peer;
 use support::process::{notime, spawn_logged, stop};
+use support::wait::eventually_every;
 use support::{SntpClient, TempDir, eventually, free_port};
 
 /// `ntpd -n` with a given clock; stopped on drop.
@@ -194,6 +195,81 @@ fn simulated_clock_stepped_at_start_is_disciplined_to_a_real_chronyd_with_iburst
     assert!((step + 0.5).abs() < 0.01, "stepped by {step} s");
     // The clock runs 30 ppm fast, so the correction is about -30 ppm.
     assert_drift_near(drift.as_deref(), -30.0, &log);
+}
+
+/// θ and δ of one reply as an SNTP client computes them, seconds: the server's time minus the
+/// kernel clock — which is the upstream chronyd's time, as that chronyd serves the kernel clock
+/// — and the round trip, which bounds how wrong θ can be (by half of it).
+fn sntp_offset_delay(r: &support::sntp::Reply) -> (f64, f64) {
+    let t1 = sundial_proto::time::NtpTimestamp::from_unix(r.sent);
+    let t4 = sundial_proto::time::NtpTimestamp::from_unix(r.received);
+    let t2 = r.header.receive_timestamp;
+    let t3 = r.header.transmit_timestamp;
+    let offset = ((t2 - t1).to_seconds_f64() + (t3 - t4).to_seconds_f64()) / 2.0;
+    let delay = (t4 - t1).to_seconds_f64() - (t3 - t2).to_seconds_f64();
+    (offset, delay)
+}
+
+/// Replies whose round trip took longer than this are not counted: on a loaded machine the
+/// test's own measurement would be off by up to half of it.
+const MAX_PROBE_DELAY_S: f64 = 400e-6;
+
+/// Issue "served time": the simulated clock starts 0.1 s off — under the step threshold, so it
+/// is slewed out over about two seconds — and yet from the first reply that claims
+/// synchronisation on, every reply a client gets is within a millisecond of the upstream's
+/// time: replies carry the corrected time while the clock still slews. Checked by polling
+/// every 20 ms across the slew, and by a real chronyd -Q started at the first synchronised
+/// reply.
+#[test]
+fn served_time_is_within_a_millisecond_from_the_first_synchronised_reply_on() {
+    let upstream = Peer::chronyd_on_loopback(2);
+    let ntpd = Ntpd::start(&config(upstream.port()), "simulated:0.1:50");
+    let client = SntpClient::new(ntpd.addr());
+    let synced = eventually_every(Duration::from_secs(30), Duration::from_millis(20), || {
+        client
+            .query(ntpd.addr(), 4)
+            .is_ok_and(|r| r.header.stratum == 3)
+    });
+    assert!(synced, "never served stratum 3:\n{}", ntpd.log());
+    let chronyd = thread::spawn({
+        let addr = ntpd.addr();
+        move || support::peers::chronyd_query(addr)
+    });
+    let mut worst: f64 = 0.0;
+    let mut seen = 0;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        if let Ok(r) = client.query(ntpd.addr(), 4)
+            && r.header.stratum == 3
+        {
+            let (offset, delay) = sntp_offset_delay(&r);
+            if delay < MAX_PROBE_DELAY_S {
+                worst = worst.max(offset.abs());
+                seen += 1;
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen > 30, "only {seen} synchronised replies measured well");
+    assert!(
+        worst < 1e-3,
+        "a synchronised reply was {worst} s off:\n{}",
+        ntpd.log()
+    );
+    let q = chronyd.join().expect("chronyd -Q ran");
+    let synchronised: Vec<_> = q.measurements.iter().filter(|m| m.stratum == 3).collect();
+    assert!(
+        !synchronised.is_empty(),
+        "chronyd measured nothing:\n{}",
+        q.output
+    );
+    for m in synchronised {
+        assert!(
+            m.offset.abs() < 1e-3,
+            "chronyd -Q measured {m:?}:\n{}",
+            ntpd.log()
+        );
+    }
 }
 
 #[test]

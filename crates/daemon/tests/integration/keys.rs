@@ -521,6 +521,51 @@ fn ntpdig_and_ntpdate_authenticate_without_notrust_and_a_wrong_key_gets_no_time(
         run.stdout.contains("authentication failed") || run.stdout.contains("untrusted"),
         "{run:?}"
     );
+
+    // What those exchanges did to the keys, as NTPsec's `ntpq -c authinfo` reads it (asked on
+    // the server's loopback: only loopback gets answers longer than the request). The mode 6
+    // snapshot is republished once a second, so the last exchanges may take that long to show.
+    // Each line is the label, the count, then (for packet counts) a rate.
+    let number = |run: &Run, label: &str| {
+        run.stdout
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let mut authinfo = ntpsec_ntpq_in(&pair.server, &["-c", "authinfo", "127.0.0.1"]);
+    eventually(Duration::from_secs(5), || {
+        authinfo = ntpsec_ntpq_in(&pair.server, &["-c", "authinfo", "127.0.0.1"]);
+        number(&authinfo, "decryptions:").is_some_and(|n| n >= 4)
+    });
+    assert!(
+        authinfo.success && authinfo.stdout.contains("stored keys:"),
+        "{authinfo:?}"
+    );
+    let line = |label: &str| {
+        number(&authinfo, label)
+            .unwrap_or_else(|| panic!("no number for {label:?} in {authinfo:?}"))
+    };
+    // Every signed request was checked (ntpdig's and ntpdate's, right key and wrong), the two
+    // wrong-secret requests failed, and each good one was answered with a MAC.
+    assert!(line("stored keys:") >= 1, "{authinfo:?}");
+    assert!(line("decryptions:") >= 4, "{authinfo:?}");
+    assert!(
+        line("digest failures:") + line("CMAC failures:") >= 2,
+        "{authinfo:?}"
+    );
+    assert!(line("encryptions:") >= 2, "{authinfo:?}");
+    assert!(
+        line("key lookups:") >= line("decryptions:") + line("encryptions:"),
+        "{authinfo:?}"
+    );
+    let sysinfo = ntpsec_ntpq_in(&pair.server, &["-c", "rv 0 authdelay", "127.0.0.1"]);
+    let authdelay = sysinfo
+        .stdout
+        .trim()
+        .strip_prefix("authdelay=")
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(authdelay, Some(0.0), "{sysinfo:?}");
 }
 
 #[test]

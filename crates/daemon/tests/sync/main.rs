@@ -15,6 +15,7 @@ mod support;
 
 mod hostile;
 mod rate_kiss;
+mod step;
 
 use std::time::{Duration, Instant};
 

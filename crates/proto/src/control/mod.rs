@@ -39,8 +39,10 @@
 //! assert_eq!(replies.len(), 1);
 //! ```
 
+mod auth;
 mod client;
 mod header;
+mod kernel;
 mod request;
 mod respond;
 mod snapshot;
@@ -53,6 +55,7 @@ mod vars;
 #[cfg(test)]
 mod tests;
 
+pub use auth::AuthVars;
 pub use client::{
     CLIENT_VERSION, ClientRequest, ControlResponse, EncodeError, FragmentDrop, MAX_RESPONSE_DATA,
     MAX_RESPONSE_FRAGMENTS, Progress, Reassembler, ResponseError, parse_association_list,
@@ -60,6 +63,7 @@ pub use client::{
 pub use header::{
     ControlHeader, ErrorCode, HEADER_LEN, MAX_DATA_LEN, MAX_DATAGRAM_LEN, Opcode, split_header,
 };
+pub use kernel::{KernelVars, status_flags};
 pub use request::{
     IgnoreReason, MAX_NAME_LEN, MAX_NAMES, NameList, Request, RequestError, RequestFrame,
 };

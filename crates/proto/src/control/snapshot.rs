@@ -9,6 +9,8 @@
 use core::net::{IpAddr, Ipv4Addr};
 use core::num::NonZeroU16;
 
+use super::auth::AuthVars;
+use super::kernel::KernelVars;
 use super::status::{ClockSource, ClockStatus, PeerStatus, SystemStatus};
 use crate::counters::CounterSnapshot;
 use crate::filter::STAGES;
@@ -129,6 +131,10 @@ pub struct SystemVars {
     /// `ntpq -c sysstats` (see the `stats` module for how they map). Only sent when asked for
     /// by name, never in the defaults of `ntpq -c rv`.
     pub counters: CounterSnapshot,
+    /// The kernel clock discipline (`ntpq -c kerninfo`), if the daemon read it.
+    pub kernel: Option<KernelVars>,
+    /// How the symmetric keys have been used (`ntpq -c authinfo`).
+    pub auth: AuthVars,
 }
 
 impl SystemVars {
@@ -173,6 +179,8 @@ impl Default for SystemVars {
             leapsec: None,
             expire: None,
             uptime: 0,
+            kernel: None,
+            auth: AuthVars::default(),
             counters: CounterSnapshot::default(),
         }
     }

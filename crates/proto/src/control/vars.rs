@@ -11,7 +11,9 @@
 //! only sent when asked for by name: the system counters of `ntpq -c sysstats` (the `stats`
 //! module), which would otherwise make every `ntpq -c rv` twice as long.
 
+use super::auth::AUTH_INFO;
 use super::header::ErrorCode;
+use super::kernel::KERNEL_AND_IO;
 use super::request::NameList;
 use super::snapshot::{PeerVars, SystemVars};
 use super::stats::SYSTEM_STATS;
@@ -31,26 +33,28 @@ pub(crate) struct Table<T: 'static> {
     /// Sent for an empty request, in this order.
     pub(crate) defaults: &'static [Var<T>],
     /// Sent only when named, after the defaults in table order.
-    pub(crate) on_request: &'static [Var<T>],
+    pub(crate) on_request: &'static [&'static [Var<T>]],
 }
 
 impl<T> Table<T> {
     /// Every variable, defaults first: the order of [`Selection::Named`]'s bits.
     fn all(&self) -> impl Iterator<Item = &'static Var<T>> + use<T> {
-        self.defaults.iter().chain(self.on_request.iter())
+        self.defaults
+            .iter()
+            .chain(self.on_request.iter().flat_map(|s| s.iter()))
     }
 
     /// How many variables there are.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.defaults.len() + self.on_request.len()
+        self.defaults.len() + self.on_request.iter().map(|s| s.len()).sum::<usize>()
     }
 }
 
 /// The system variables (association 0).
 pub(crate) static SYSTEM: Table<SystemVars> = Table {
     defaults: SYSTEM_VARS,
-    on_request: SYSTEM_STATS,
+    on_request: &[SYSTEM_STATS, KERNEL_AND_IO, AUTH_INFO],
 };
 
 /// The peer variables.

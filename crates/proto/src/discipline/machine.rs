@@ -303,6 +303,7 @@ impl Discipline {
             clk_wander_ppm: ppm(self.wander_var.sqrt()),
             poll: self.poll.poll(),
             state: self.state(),
+            offset_sigma: self.kalman.map_or(0.0, |k| k.offset_sigma()),
         }
     }
 

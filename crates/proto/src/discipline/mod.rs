@@ -299,6 +299,9 @@ pub struct Readout {
     pub poll: i8,
     /// The state.
     pub state: State,
+    /// The standard deviation of the offset estimate after the last update, seconds: how far
+    /// the corrected clock may be off, beyond what the sources' own errors add.
+    pub offset_sigma: f64,
 }
 
 /// Whether every association has had its chance to answer since it started or was last

@@ -29,6 +29,9 @@ pub enum Event {
     /// A selection round ran with the start-up gate open: every source's tally and selection
     /// input (`System::sources`) and the system peer are new.
     Selected,
+    /// This source accepted a new sample into its clock filter (before the selection round
+    /// it starts); the daemon's `peerstats` line comes from it.
+    Sampled(SourceId),
     /// This source's newest sample went to the discipline.
     Fed(SourceId),
     /// The discipline corrected the clock: a new frequency and a phase slew.

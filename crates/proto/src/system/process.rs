@@ -139,6 +139,12 @@ pub struct System {
     pub(super) last_synced: Option<MonoTime>,
     pub(super) one_shot_done: bool,
     pub(super) events: VecDeque<Event>,
+    /// Local time of the last clock update: the last sample the discipline used.
+    pub(super) last_update: Option<NtpTimestamp>,
+    /// The size of the last step, seconds.
+    pub(super) last_step: f64,
+    /// The system peer and the state served for it through the gap after a step.
+    pub(super) held: Option<(SourceId, SystemState)>,
 }
 
 impl System {
@@ -160,6 +166,9 @@ impl System {
             last_synced: None,
             one_shot_done: false,
             events: VecDeque::new(),
+            last_update: None,
+            last_step: 0.0,
+            held: None,
         }
     }
 
@@ -196,6 +205,9 @@ impl System {
         let pos = self.entries.iter().position(|e| e.id == id)?;
         if self.system_peer == Some(id) {
             self.system_peer = None;
+        }
+        if self.held.is_some_and(|(held, _)| held == id) {
+            self.held = None;
         }
         Some(self.entries.remove(pos).source)
     }
@@ -287,6 +299,7 @@ impl System {
             .source
             .handle_response(t4, datagram, precision, keys);
         if let Outcome::Sample(estimate) = outcome {
+            self.events.push_back(Event::Sampled(id));
             let fresh = if estimate.is_some() {
                 Fresh::Estimate
             } else {
@@ -342,6 +355,22 @@ impl System {
     /// What the server claims now: stratum, reference, root delay and dispersion, leap.
     pub fn served_state(&self) -> SystemState {
         self.served
+    }
+
+    /// The time to serve for local time `at`: the clock's reading plus the part of the
+    /// discipline's correction that the clock has not reached yet (the rest of a slew, or the
+    /// drift accumulated while the frequency is measured at start-up). Every timestamp sent
+    /// to a client is this best estimate of true time, whether or not the clock has caught up
+    /// with it; it moves at the disciplined clock's rate between corrections.
+    pub fn served_time(&self, at: NtpTimestamp) -> NtpTimestamp {
+        at + self.served_correction(at)
+    }
+
+    /// [`Self::served_time`] minus `at`.
+    pub fn served_correction(&self, at: NtpTimestamp) -> NtpDuration {
+        self.pending_slew().map_or(NtpDuration::ZERO, |p| {
+            NtpDuration::from_seconds_f64(p.remaining_after(at))
+        })
     }
 
     /// Whether it serves a system peer, the fallback, or nothing.
@@ -401,7 +430,7 @@ impl System {
             .is_none_or(Discipline::is_synchronized)
     }
 
-    fn entry(&self, id: SourceId) -> Option<&Entry> {
+    pub(super) fn entry(&self, id: SourceId) -> Option<&Entry> {
         self.entries.iter().find(|e| e.id == id)
     }
 

@@ -62,14 +62,39 @@ impl System {
                         }
                     }
                 }
-                let served = if stepped || !self.is_synchronized() {
-                    // Until the discipline has the clock in hand, clients are told so.
-                    SystemState::unsynchronized(self.params.precision)
+                let served = if stepped {
+                    self.after_step(id, now_ts)
+                } else if !self.is_synchronized() {
+                    // Until the discipline has the clock in hand, clients are told so — unless
+                    // it had it before a step and has not taken the first sample since.
+                    match self.held {
+                        Some((_, state)) => state,
+                        None => SystemState::unsynchronized(self.params.precision),
+                    }
                 } else {
-                    follow(&sys_peer, &selection, leap, self.params.precision)
+                    self.held = None;
+                    let sys_peer = self.disciplined_peer(id, sys_peer);
+                    let mut served = follow(&sys_peer, &selection, leap, self.params.precision);
+                    // Every sample the discipline used updated the clock (RFC 5905 §11.2.3):
+                    // the dispersion grows from the newest such update — not from the time of
+                    // the filter's best sample, which may be several polls old, or a spike the
+                    // discipline set aside.
+                    if let Some(t) = self.last_update {
+                        served.reference_time = t;
+                    }
+                    served
                 };
                 (served, Serving::Peer(id))
             }
+            // The second or so after a step, while the filters refill: the system peer is
+            // still served, with the step in the dispersion, rather than "unsynchronised".
+            None if !gate_open && self.held_peer().is_some() => match self.held {
+                Some((id, state)) => (state, Serving::Peer(id)),
+                None => (
+                    SystemState::unsynchronized(self.params.precision),
+                    Serving::Unsynchronized,
+                ),
+            },
             None => match self.fallback_state(now_ts, now) {
                 Some(state) => (state, Serving::Fallback),
                 None => (
@@ -113,7 +138,13 @@ impl System {
             .collect();
         let selection = select(&inputs, &self.params.select);
         for ((e, tally), input) in self.entries.iter_mut().zip(&selection.tallies).zip(inputs) {
-            e.tally = *tally;
+            // With the gate closed nothing is followed, so nothing is shown as followed: a
+            // source marked `*` before every source has answered might be the one falseticker
+            // of the set, which the majority has not had the chance to outvote yet.
+            e.tally = match *tally {
+                Tally::SystemPeer if !gate_open => Tally::Candidate,
+                t => t,
+            };
             if gate_open {
                 e.input = input;
             }
@@ -153,7 +184,18 @@ impl System {
             self.events.push_back(Event::Fed(e.id));
             let measuring = d.readout().state == State::Frequency;
             let mut stop = false;
-            match d.update(clock, &obs) {
+            let update = d.update(clock, &obs);
+            // A sample the discipline used is a clock update (a spike set aside is not).
+            if matches!(
+                update,
+                Ok(Update::Slewed { .. }
+                    | Update::Measuring { .. }
+                    | Update::Stepped { .. }
+                    | Update::OneShot { .. })
+            ) {
+                self.last_update = Some(now);
+            }
+            match update {
                 Ok(Update::Slewed { offset, phase }) => {
                     self.events.push_back(Event::Slewed {
                         offset: seconds(offset),
@@ -165,6 +207,7 @@ impl System {
                     self.events.push_back(Event::Stepped {
                         offset: seconds(offset),
                     });
+                    self.last_step = offset.abs();
                     // Every sample before the step is on the old time scale.
                     self.pending_slew = None;
                     for e in &mut self.entries {
@@ -251,6 +294,44 @@ impl System {
         }
     }
 
+    /// The system peer as the served state should see it when a clock is disciplined: the
+    /// clock follows every survivor's newest sample through the discipline, not the filter's
+    /// best sample, so the peer's contribution to the dispersion is the newest sample's own
+    /// dispersion plus three standard deviations of the discipline's offset estimate (RFC 5905
+    /// counts the filter dispersion instead, which with eight stages of aging samples is
+    /// several times what the served time can actually be off).
+    fn disciplined_peer(&self, id: super::SourceId, mut peer: SystemPeer) -> SystemPeer {
+        let (Some(d), Some(e)) = (self.discipline.as_ref(), self.entry(id)) else {
+            return peer;
+        };
+        if let Some(sample) = e.source.latest_sample() {
+            peer.estimate.dispersion = sample.dispersion + SERVED_SIGMAS * d.readout().offset_sigma;
+        }
+        peer
+    }
+
+    /// What to serve right after a step: if the system peer was served as synchronised, the
+    /// same state with the step added to the root dispersion and the step as the last clock
+    /// update, held until the start-up gate opens again; otherwise (the first correction of a
+    /// clock brought in from far off) unsynchronised.
+    fn after_step(&mut self, id: super::SourceId, now: NtpTimestamp) -> SystemState {
+        if !self.served.is_synchronized() {
+            self.held = None;
+            return SystemState::unsynchronized(self.params.precision);
+        }
+        let mut state = self.served;
+        state.root_dispersion = state.root_dispersion_at(now) + seconds(self.last_step);
+        state.reference_time = now;
+        self.held = Some((id, state));
+        state
+    }
+
+    /// The system peer served through the gap after a step, while it is still configured.
+    pub(super) fn held_peer(&self) -> Option<super::SourceId> {
+        let (id, _) = self.held?;
+        self.entries.iter().any(|e| e.id == id).then_some(id)
+    }
+
     /// The fallback's state, if it stands in now.
     fn fallback_state(&self, now_ts: NtpTimestamp, now: MonoTime) -> Option<SystemState> {
         let since = now.saturating_since(self.last_synced.unwrap_or(self.started));
@@ -270,6 +351,10 @@ impl System {
         self.entries.iter().filter(|e| is_survivor(e.tally))
     }
 }
+
+/// How many standard deviations of the discipline's offset estimate the served dispersion
+/// allows for.
+const SERVED_SIGMAS: f64 = 3.0;
 
 /// Whether a tally makes the source's samples count: the system peer and the other survivors.
 fn is_survivor(tally: Tally) -> bool {

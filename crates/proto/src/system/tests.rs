@@ -214,6 +214,11 @@ fn first_source_to_answer_does_not_set_the_clock_alone() {
     assert!(matches!(w.exchange(a), Outcome::Sample(_)));
     assert_eq!(w.system.system_peer(), None);
     assert_eq!(w.fed(a), 0);
+    assert_eq!(
+        w.events,
+        [Event::Sampled(a)],
+        "a sample is reported even before selection runs (peerstats)"
+    );
     assert!(!w.events.contains(&Event::Selected));
     assert_eq!(w.system.serving(), Serving::Unsynchronized);
     assert!(w.clock.correction.abs() < 1e-12, "the clock was touched");
@@ -652,4 +657,136 @@ fn root_dispersion_grows_only_for_a_synchronised_state_with_a_reference_time() {
         let d = frozen.root_dispersion_at(at(100)).to_seconds_f64();
         assert!((d - 0.01).abs() < 1e-9, "{frozen:?}: {d}");
     }
+}
+
+#[test]
+fn no_source_is_shown_as_system_peer_before_the_gate_opens() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let liar = w.add(1, 0.05, spec());
+    let good: Vec<SourceId> = (2..=4).map(|i| w.add(i, 0.0, spec())).collect();
+    w.exchange(liar);
+    w.refresh();
+    // Only the falseticker has answered: selection alone would make it the system peer.
+    assert!(
+        w.system.sources().all(|v| v.tally != Tally::SystemPeer),
+        "a source is marked `*` before the majority exists"
+    );
+    assert_eq!(w.system.system_peer(), None);
+    for &id in &good {
+        w.exchange(id);
+    }
+    assert!(good.contains(&w.system.system_peer().unwrap()));
+    assert_eq!(w.tally(liar), Tally::Falseticker);
+}
+
+/// Served time minus true time, seconds.
+fn served_error(w: &World) -> f64 {
+    let served = w.system.served_time(w.clock.now());
+    (served - w.clock.at(w.clock.true_s)).to_seconds_f64()
+}
+
+#[test]
+fn served_time_includes_the_rest_of_a_slew_and_never_goes_back() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.1);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    w.exchange(b);
+    assert!(w.events.iter().any(|e| matches!(e, Event::Slewed { .. })));
+    // The clock itself is still almost 0.1 s off; what is served is not.
+    assert!(w.clock.error.abs() > 0.09, "clock error {}", w.clock.error);
+    assert!(served_error(&w).abs() < 1e-5, "served {}", served_error(&w));
+    let mut last = w.system.served_time(w.clock.now());
+    for _ in 0..300 {
+        w.run_until(w.clock.true_s + 0.01);
+        let served = w.system.served_time(w.clock.now());
+        assert!((served - last).to_bits() > 0, "served time went back");
+        assert!(served_error(&w).abs() < 1e-5, "served {}", served_error(&w));
+        last = served;
+    }
+    // The slew is over: the clock has caught up with the served time.
+    assert!(w.clock.error.abs() < 1e-5, "clock error {}", w.clock.error);
+    assert_eq!(w.system.served_correction(w.clock.now()), NtpDuration::ZERO);
+}
+
+#[test]
+fn reference_time_is_the_last_sample_the_discipline_used() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    w.exchange(b);
+    for _ in 0..5 {
+        w.run_until(w.clock.true_s + 64.0);
+        w.exchange(a);
+        w.exchange(b);
+    }
+    assert!(w.system.served_state().is_synchronized());
+    let reference = w.system.served_state().reference_time;
+    let age = (w.clock.now() - reference).to_seconds_f64();
+    assert!((0.0..1e-3).contains(&age), "reference time {age} s old");
+}
+
+#[test]
+fn a_step_after_synchronisation_keeps_serving_the_system_peer_with_the_step_in_the_dispersion() {
+    let discipline = DisciplineParams {
+        stepout: NtpDuration::from_seconds(10),
+        ..DisciplineParams::default()
+    };
+    let mut w = World::new(params(discipline), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    w.exchange(b);
+    assert!(w.system.served_state().is_synchronized());
+    let last_good_update = w.system.served_state().reference_time;
+    for s in &mut w.servers {
+        s.1 = 0.5;
+    }
+    for _ in 0..30 {
+        // Samples set aside as spikes do not update the clock: the dispersion keeps growing
+        // from the last sample that did.
+        let served = w.system.served_state();
+        if served.is_synchronized() {
+            assert_eq!(served.reference_time, last_good_update);
+        }
+        w.run_until(w.clock.true_s + 1.0);
+        w.exchange(a);
+        if w.events.iter().any(|e| matches!(e, Event::Stepped { .. })) {
+            break;
+        }
+        w.exchange(b);
+        if w.events.iter().any(|e| matches!(e, Event::Stepped { .. })) {
+            break;
+        }
+    }
+    assert_eq!(w.clock.steps.len(), 1, "{:?}", w.events);
+    w.events.clear();
+    for _ in 0..3 {
+        w.refresh();
+        let served = w.system.served_state();
+        assert!(served.is_synchronized(), "{served:?}");
+        assert!(matches!(w.system.serving(), Serving::Peer(_)));
+        let bound = served.root_delay.to_seconds_f64() / 2.0
+            + served.root_dispersion_at(w.clock.now()).to_seconds_f64();
+        assert!(bound >= 0.5, "bound {bound} after a 0.5 s step");
+        assert!(served_error(&w).abs() <= bound);
+        w.run_until(w.clock.true_s + 0.3);
+    }
+    assert!(
+        !w.events.iter().any(|e| matches!(
+            e,
+            Event::ServingChanged {
+                to: Serving::Unsynchronized,
+                ..
+            }
+        )),
+        "{:?}",
+        w.events
+    );
+    w.exchange(a);
+    w.exchange(b);
+    let served = w.system.served_state();
+    assert!(served.is_synchronized());
+    assert!(served.root_dispersion.to_seconds_f64() < 0.01, "{served:?}");
 }

@@ -66,6 +66,18 @@ fn main() -> ExitCode {
         if unsynced > 0 {
             notes.push(format!("{unsynced} never in sync"));
         }
+        let misses_total: u64 = reports.iter().map(|r| r.bound_misses).sum();
+        let missed_runs = reports.iter().filter(|r| r.bound_misses > 0).count();
+        let worst_ratio = reports
+            .iter()
+            .map(|r| r.bound_max_ratio)
+            .fold(0.0, f64::max);
+        notes.push(format!(
+            "served: max \\|error\\| {} µs, bound {} µs, worst error/bound {worst_ratio:.2}, \
+             bound missed {misses_total}× in {missed_runs} runs",
+            micro(|r| r.served_max_s),
+            micro(|r| r.bound_mean_s),
+        ));
         let steps: u32 = reports.iter().map(|r| r.steps).sum();
         if steps > 0 {
             notes.push(format!("{steps} steps in {} runs", reports.len()));

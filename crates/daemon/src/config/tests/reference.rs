@@ -6,7 +6,7 @@ use sundial_proto::access::{AccessTable, RestrictEntry, RestrictFlags};
 use sundial_proto::packet::ReferenceId;
 use sundial_proto::time::NtpDuration;
 
-use super::{has_errors, parse, parse_clean};
+use super::{has_errors, parse, parse_clean, positions};
 use crate::config::*;
 
 fn flags(names: &[&str]) -> RestrictFlags {
@@ -147,11 +147,19 @@ restrict source notrap nomodify noquery
 ",
     );
     assert!(!has_errors(&findings), "{findings:#?}");
-    // clockstats is accepted but not written: the only finding is a notice saying so.
-    assert_eq!(findings.len(), 1);
+    // clockstats is accepted but not written, and the leap file is not read: the only
+    // findings are warnings saying so (clockstats on the statistics and the filegen line).
+    let tokens: Vec<_> = findings
+        .iter()
+        .map(|f| (f.severity, f.token.as_str()))
+        .collect();
     assert_eq!(
-        (findings[0].severity, findings[0].token.as_str()),
-        (Severity::Notice, "clockstats")
+        tokens,
+        [
+            (Severity::Warning, "leapfile"),
+            (Severity::Warning, "clockstats"),
+            (Severity::Warning, "clockstats")
+        ]
     );
     assert_eq!(
         config.leapfile,
@@ -214,7 +222,7 @@ restrict source notrap nomodify noquery
 
 #[test]
 fn debian_ntpsec_default_config_parses_with_its_tos_settings() {
-    let config = parse_clean(
+    let (config, findings) = parse(
         "\
 driftfile /var/lib/ntpsec/ntp.drift
 leapfile /usr/share/zoneinfo/leap-seconds.list
@@ -229,6 +237,9 @@ restrict 127.0.0.1
 restrict ::1
 ",
     );
+    // The leap file is not read yet, and the only finding says so.
+    assert_eq!(positions(&findings, Severity::Warning), ["2:1 leapfile"]);
+    assert_eq!(findings.len(), 1);
     assert_eq!(
         (config.tos.minclock, config.tos.maxclock, config.tos.minsane),
         (4, 11, 3)

@@ -123,12 +123,23 @@ impl Daemon {
     /// Starts `ntpd` with `config` inside `ns` on port 123 and waits until it answers a request on
     /// 127.0.0.1 in there.
     pub(crate) fn start_in(ns: &Netns, config: impl AsRef<[u8]>) -> Self {
-        Self::start_in_clock(ns, config, "none")
+        Self::start_in_with(ns, config, "none", &[])
     }
 
     /// As [`Self::start_in`], with `--clock CLOCK` instead of `--clock none`.
     pub(crate) fn start_in_clock(ns: &Netns, config: impl AsRef<[u8]>, clock: &str) -> Self {
-        let mut daemon = Self::spawn(config.as_ref(), None, Some(ns), clock, &[]);
+        Self::start_in_with(ns, config, clock, &[])
+    }
+
+    /// As [`Self::start_in`], with the clock backend `clock` and `args` added to ntpd's command
+    /// line.
+    pub(crate) fn start_in_with(
+        ns: &Netns,
+        config: impl AsRef<[u8]>,
+        clock: &str,
+        args: &[&str],
+    ) -> Self {
+        let mut daemon = Self::spawn(config.as_ref(), None, Some(ns), clock, args);
         let probe_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 123));
         if !daemon.wait_ready(|| peers::probe_in(ns, probe_addr, PROBE_TIMEOUT).is_some()) {
             panic!(
