@@ -407,6 +407,205 @@ mod tests {
     }
 
     #[test]
+    fn combine_weighs_offsets_by_inverse_root_distance_and_adds_selection_jitter() {
+        // Two survivors (fewer than minclock, so no clustering): the system peer at 1 ms with
+        // λ = 1 ms, the other at 2 ms with λ = 3 ms. Weights 1000 and 333.3.
+        let s = select(
+            &[cand(0.001, 0.001), cand(0.002, 0.003)],
+            &SelectParams::default(),
+        );
+        assert_eq!(s.system_peer, Some(0));
+        assert!((s.offset - 0.00125).abs() < 1e-12, "{s:?}");
+        // Selection jitter: sqrt((333.3 · (1 ms)²) / 1333.3) = 0.5 ms, combined with the
+        // peer's own 50 µs.
+        let expected = (50e-6_f64.powi(2) + 0.0005_f64.powi(2)).sqrt();
+        assert!((s.jitter - expected).abs() < 1e-12, "{s:?}");
+    }
+
+    #[test]
+    fn clustering_never_goes_below_minclock() {
+        // Three survivors, one far from the others, all with tiny peer jitter: with minclock 3
+        // nothing may be clustered out.
+        let mut inputs = vec![cand(0.0, 0.01), cand(0.0001, 0.01), cand(0.003, 0.01)];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 1e-6;
+        }
+        let s = select(&inputs, &SelectParams::default());
+        assert!(!s.tallies.contains(&Tally::Outlier), "{s:?}");
+        // With minclock 2 the far one goes.
+        let params = SelectParams {
+            minclock: 2,
+            ..SelectParams::default()
+        };
+        assert_eq!(select(&inputs, &params).tallies[2], Tally::Outlier);
+    }
+
+    #[test]
+    fn clustering_stops_once_selection_jitter_is_within_peer_jitter() {
+        // Survivors that agree better than each one's own jitter are all kept, however low
+        // minclock is.
+        let mut inputs = vec![
+            cand(0.0, 0.01),
+            cand(0.0001, 0.01),
+            cand(-0.0001, 0.01),
+            cand(0.00005, 0.01),
+        ];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 0.001;
+        }
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let s = select(&inputs, &params);
+        assert!(!s.tallies.contains(&Tally::Outlier), "{s:?}");
+    }
+
+    #[test]
+    fn a_prefer_source_is_never_clustered_out() {
+        // The prefer source is the one furthest from the rest: clustering drops the others
+        // instead, and it stays the system peer.
+        let mut inputs = vec![
+            cand(0.0, 0.01),
+            cand(0.0001, 0.01),
+            cand(-0.0001, 0.01),
+            cand(0.004, 0.01),
+        ];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 1e-6;
+        }
+        if let Some(c) = inputs[3].as_mut() {
+            c.prefer = true;
+        }
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let s = select(&inputs, &params);
+        assert_eq!(s.tallies[3], Tally::SystemPeer, "{s:?}");
+        assert_eq!(s.system_peer, Some(3));
+    }
+
+    #[test]
+    fn intersection_counts_midpoints_outside_it_against_the_falsetickers_allowed() {
+        // Two wide intervals centred near 0 and three narrow ones near 0.55. Four intervals
+        // share [0.45, 0.65], but the midpoints of the two wide ones lie below it: with one
+        // falseticker allowed that is one midpoint too many, so the interval is the one three
+        // sources share, [0.4, 0.7] (RFC 5905 §11.2.1).
+        let fit: Vec<(usize, Candidate)> =
+            [(0.0, 1.0), (0.01, 1.0), (0.5, 0.1), (0.55, 0.1), (0.6, 0.1)]
+                .into_iter()
+                .enumerate()
+                .map(|(i, (offset, dist))| (i, cand(offset, dist).unwrap()))
+                .collect();
+        let (low, high) = intersection(&fit).expect("a majority");
+        assert!(
+            (low - 0.4).abs() < 1e-12 && (high - 0.7).abs() < 1e-12,
+            "{low} {high}"
+        );
+        // The mirror image: midpoints above the interval count the same.
+        let mirrored: Vec<(usize, Candidate)> = fit
+            .iter()
+            .map(|(i, c)| {
+                (
+                    *i,
+                    Candidate {
+                        offset: -c.offset,
+                        ..*c
+                    },
+                )
+            })
+            .collect();
+        let (low, high) = intersection(&mirrored).expect("a majority");
+        assert!(
+            (low + 0.7).abs() < 1e-12 && (high + 0.4).abs() < 1e-12,
+            "{low} {high}"
+        );
+    }
+
+    #[test]
+    fn the_system_peer_is_the_lowest_stratum_then_the_shortest_root_distance() {
+        let with = |offset: f64, dist: f64, stratum: u8| {
+            cand(offset, dist).map(|c| Candidate { stratum, ..c })
+        };
+        // One stratum is worth MAX_DISTANCE (1.5 s) of root distance: stratum 2 at 1.3 s
+        // ranks before stratum 3 at 0.1 s.
+        let s = select(
+            &[with(0.0, 0.1, 3), with(0.0, 1.3, 2)],
+            &SelectParams::default(),
+        );
+        assert_eq!(s.system_peer, Some(1), "{s:?}");
+        // The same stratum: the shorter root distance.
+        let s = select(
+            &[with(0.0, 0.01, 2), with(0.0, 0.001, 2)],
+            &SelectParams::default(),
+        );
+        assert_eq!(s.system_peer, Some(1), "{s:?}");
+    }
+
+    #[test]
+    fn two_survivors_that_disagree_beyond_their_jitter_are_clustered_to_minclock_one() {
+        // Two truechimers 3 ms apart, each with 1 µs jitter: with minclock 1 one goes.
+        let mut inputs = vec![cand(0.0, 0.01), cand(0.003, 0.01)];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 1e-6;
+        }
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let s = select(&inputs, &params);
+        assert_eq!(
+            s.tallies.iter().filter(|t| **t == Tally::Outlier).count(),
+            1,
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn selection_jitter_is_about_offset_differences_not_offsets() {
+        // Four survivors a full second off, agreeing to within their jitter: none is dropped.
+        let mut inputs = vec![
+            cand(1.0, 0.01),
+            cand(1.0001, 0.01),
+            cand(0.9999, 0.01),
+            cand(1.00005, 0.01),
+        ];
+        for c in inputs.iter_mut().flatten() {
+            c.jitter = 0.001;
+        }
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let s = select(&inputs, &params);
+        assert!(!s.tallies.contains(&Tally::Outlier), "{s:?}");
+    }
+
+    #[test]
+    fn selection_jitter_is_the_rms_difference_over_the_other_survivors() {
+        let params = SelectParams {
+            minclock: 1,
+            ..SelectParams::default()
+        };
+        let with_jitter = |offsets: &[f64], jitter: f64| {
+            let inputs: Vec<Option<Candidate>> = offsets
+                .iter()
+                .map(|o| cand(*o, 0.01).map(|c| Candidate { jitter, ..c }))
+                .collect();
+            let s = select(&inputs, &params);
+            s.tallies.iter().filter(|t| **t == Tally::Outlier).count()
+        };
+        // Two survivors 1 ms apart: each one's selection jitter is sqrt(1 ms² / 1) = 1 ms,
+        // above a peer jitter of 0.8 ms (one goes), below 1.2 ms (both stay).
+        assert_eq!(with_jitter(&[0.0, 0.001], 0.0008), 1);
+        assert_eq!(with_jitter(&[0.0, 0.001], 0.0012), 0);
+        // Three, one 1 ms from the other two: sqrt((1 ms² + 1 ms²) / 2) = 1 ms again.
+        assert_eq!(with_jitter(&[0.0, 0.0, 0.001], 0.0008), 1);
+        assert_eq!(with_jitter(&[0.0, 0.0, 0.001], 0.0012), 0);
+    }
+
+    #[test]
     fn unfit_sources_are_rejected_and_excess_are_backups() {
         let params = SelectParams {
             maxclock: 2,

@@ -152,6 +152,7 @@ fn with_a_drifting_clock_two_disagreeing_sources_are_only_ever_trusted_together(
         let good = 1 - bad;
         let (r, tl) = sundial_sim::run_with_timeline(&sc);
         let what = format!("seed {seed}, falseticker #{bad}");
+        assert!(tl.rounds.len() > 100, "{what}: {} rounds", tl.rounds.len());
         for round in &tl.rounds {
             let (b, g) = (round.tallies[bad], round.tallies[good]);
             let both_x = b == Some(Tally::Falseticker) && g == Some(Tally::Falseticker);

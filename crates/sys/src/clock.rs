@@ -514,17 +514,16 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
-    /// Asserts that every writer fails with EPERM. Runs only without CAP_SYS_TIME (as under
-    /// `setpriv --bounding-set -sys_time`), so that it can never change the machine's clock.
+    /// Asserts that every writer fails with EPERM. Fails at once, before any write, when
+    /// CAP_SYS_TIME is effective: the suite must run under `setpriv --bounding-set -sys_time`
+    /// (tools/test-all), and then this test can never change the machine's clock.
     #[test]
     fn writers_fail_with_eperm_without_cap_sys_time() {
-        if has_cap_sys_time() {
-            eprintln!(
-                "skipped: CAP_SYS_TIME is effective; run under \
-                 `setpriv --bounding-set -sys_time --inh-caps -sys_time` to test the writers"
-            );
-            return;
-        }
+        assert!(
+            !has_cap_sys_time(),
+            "CAP_SYS_TIME is effective; run the tests under \
+             `setpriv --bounding-set -sys_time --inh-caps -sys_time` (tools/test-all)"
+        );
         // Belt and braces: even if a writer did get through, these values restate what the
         // kernel already has (or step and slew by zero).
         let now = read_timex().expect("read-only clock_adjtime needs no privilege");

@@ -272,14 +272,16 @@ mod tests {
         assert_eq!(nanos(NtpDuration::MIN), -2_147_483_648_000_000_000);
     }
 
-    /// The real clock refuses without CAP_SYS_TIME (the suite's normal condition). Skipped when
-    /// the capability is present: a test must never be able to change the machine's clock.
+    /// The real clock refuses without CAP_SYS_TIME (the suite's required condition). Fails at
+    /// once, before any write, when the capability is present: a test must never be able to
+    /// change the machine's clock, and a test that cannot run must not pass.
     #[test]
     fn system_clock_writes_fail_without_cap_sys_time() {
-        if sundial_sys::privileges::has_cap_sys_time() {
-            eprintln!("skipped: CAP_SYS_TIME is effective; run the suite under setpriv");
-            return;
-        }
+        assert!(
+            !sundial_sys::privileges::has_cap_sys_time(),
+            "CAP_SYS_TIME is effective; run the tests under \
+             `setpriv --bounding-set -sys_time --inh-caps -sys_time` (tools/test-all)"
+        );
         let mut clock = SystemClock;
         for result in [clock.step(NtpDuration::ZERO), clock.slew(NtpDuration::ZERO)] {
             let err = result.expect_err("a clock write without CAP_SYS_TIME must fail");

@@ -1,7 +1,12 @@
 //! A real `ntpd` disciplining a clock without any privilege: `--clock simulated:0.5:30` starts
-//! half a second and 30 ppm off, follows a real chronyd on loopback, and must end up serving
-//! time a real client finds within a millisecond, with the frequency error in the drift file.
-//! `--clock none` must never try to write a clock at all.
+//! half a second and 30 ppm off, follows real chronyd servers on loopback, and must end up
+//! serving time a real client (chronyd -Q) finds within [`SERVED_BOUND`] in *every* measurement,
+//! with the frequency error in the drift file within [`DRIFT_BOUND`]. `--clock none` must never
+//! try to write a clock at all.
+//!
+//! The bounds are what the daemon achieves (3–30 µs served offset, drift within 0.1 ppm on an
+//! idle machine) with margin for a loaded 2-core machine; the loose bounds these tests once had
+//! (1 ms, 2 ppm) let a daemon that fed its discipline only some of its samples pass.
 
 #[path = "../integration/support/mod.rs"]
 #[allow(
@@ -89,19 +94,38 @@ fn config(server_port: u16) -> String {
     )
 }
 
-/// The drift file holds `ppm` within 2 ppm.
+/// The largest offset a real client may measure of the served time once ntpd is synchronised
+/// and settled, in any single measurement.
+const SERVED_BOUND: f64 = 100e-6;
+
+/// How far the drift file may be from the simulated frequency error, ppm.
+const DRIFT_BOUND: f64 = 0.5;
+
+/// How many measurements chronyd -Q takes of the served time (one every half second).
+const SAMPLES: usize = 10;
+
+/// How long ntpd polls (every 2 s) after it first serves stratum 3 before it is measured: the
+/// start-up slews and the frequency estimate settle within this.
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// The drift file holds `ppm` within [`DRIFT_BOUND`].
 fn assert_drift_near(drift: Option<&str>, ppm: f64, log: &str) {
     let drift: f64 = drift
         .unwrap_or_else(|| panic!("no drift file:\n{log}"))
         .trim()
         .parse()
         .expect("drift file holds a number");
-    assert!((drift - ppm).abs() < 2.0, "drift file says {drift} ppm");
+    assert!(
+        (drift - ppm).abs() <= DRIFT_BOUND,
+        "drift file says {drift} ppm, the clock's error is {ppm} ppm:\n{log}"
+    );
 }
 
-/// Waits until `ntpd` serves stratum 3, lets the frequency settle over a few polls (2 s apart),
-/// then measures the served time with a real client (chronyd -Q).
-fn assert_served_within_a_millisecond(ntpd: &Ntpd) {
+/// Waits until `ntpd` serves stratum 3, lets it settle over a few polls, then measures the
+/// served time [`SAMPLES`] times with a real client (chronyd -Q): every measurement must pass
+/// chrony's packet tests and be within [`SERVED_BOUND`] of the host clock, which the chronyd
+/// upstream servers serve.
+fn assert_served_accurately(ntpd: &Ntpd) {
     let client = SntpClient::new(ntpd.addr());
     let synced = eventually(Duration::from_secs(30), || {
         client
@@ -109,26 +133,53 @@ fn assert_served_within_a_millisecond(ntpd: &Ntpd) {
             .is_ok_and(|r| r.header.stratum == 3)
     });
     assert!(synced, "never served stratum 3:\n{}", ntpd.log());
-    thread::sleep(Duration::from_secs(20));
-    let q = support::peers::chronyd_query(ntpd.addr());
-    let last = q
-        .measurements
-        .last()
-        .unwrap_or_else(|| panic!("chronyd measured nothing:\n{}", q.output));
-    assert_eq!(last.stratum, 3);
+    thread::sleep(SETTLE);
+    // chronyd -Q ends as soon as it could select the server (three measurements half a
+    // second apart), so it is run until it has measured SAMPLES times.
+    let mut measurements = Vec::new();
+    let mut outputs = String::new();
+    for _ in 0..SAMPLES {
+        let q = support::peers::chronyd_query_samples(ntpd.addr(), SAMPLES);
+        assert!(
+            !q.measurements.is_empty(),
+            "chronyd measured nothing:\n{}",
+            q.output
+        );
+        measurements.extend(q.measurements);
+        outputs.push_str(&q.output);
+        if measurements.len() >= SAMPLES {
+            break;
+        }
+    }
     assert!(
-        last.offset.abs() < 1e-3,
-        "served time is {} s off:\n{}",
-        last.offset,
-        ntpd.log()
+        measurements.len() >= SAMPLES,
+        "chronyd took {} measurements:\n{outputs}",
+        measurements.len()
     );
+    let q = support::peers::ChronyQuery {
+        measurements,
+        clock_error: None,
+        output: outputs,
+    };
+    let offsets: Vec<f64> = q.measurements.iter().map(|m| m.offset).collect();
+    for m in &q.measurements {
+        assert_eq!(m.stratum, 3, "{}", q.output);
+        assert_eq!(m.tests, "111 111 1111", "chrony rejected a reply: {m:?}");
+        assert!(
+            m.offset.abs() <= SERVED_BOUND,
+            "served time is {} s off (all measurements: {offsets:?}):\n{}",
+            m.offset,
+            ntpd.log()
+        );
+    }
+    eprintln!("served offsets measured by chronyd -Q: {offsets:?}");
 }
 
 #[test]
-fn simulated_clock_is_disciplined_to_a_real_chronyd_and_served_within_a_millisecond() {
+fn simulated_clock_stepped_at_start_is_disciplined_to_a_real_chronyd_with_iburst() {
     let upstream = Peer::chronyd_on_loopback(2);
     let ntpd = Ntpd::start(&config(upstream.port()), "simulated:0.5:30");
-    assert_served_within_a_millisecond(&ntpd);
+    assert_served_accurately(&ntpd);
     let (log, drift) = ntpd.stop();
     let step: f64 = log
         .lines()
@@ -284,7 +335,7 @@ fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
     );
     // The drift file does not exist yet, so the frequency is unknown.
     let ntpd = Ntpd::start(&config, "simulated:0.05:30");
-    assert_served_within_a_millisecond(&ntpd);
+    assert_served_accurately(&ntpd);
     let (log, drift) = ntpd.stop();
     let started = log
         .find("measuring the clock frequency")
@@ -294,6 +345,56 @@ fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
         .unwrap_or_else(|| panic!("the measurement never ended:\n{log}"));
     assert!(started < measured, "{log}");
     assert!(!log.contains("clock stepped"), "50 ms is slewed:\n{log}");
+    assert_drift_near(drift.as_deref(), -30.0, &log);
+}
+
+#[test]
+fn a_falseticker_among_three_servers_does_not_pull_the_served_time() {
+    // Two chronyd servers serve the host clock; a third server (sundial on its local clock
+    // driver, its simulated clock 0.25 s ahead) is a falseticker. Were it counted as a
+    // truechimer, the combined offset would carry a share of its 0.25 s error.
+    let truechimers = [Peer::chronyd_on_loopback(2), Peer::chronyd_on_loopback(2)];
+    let falseticker = Ntpd::start(
+        "server 127.127.1.0\nfudge 127.127.1.0 stratum 1\n",
+        "simulated:0.25:0",
+    );
+    let probe = SntpClient::new(falseticker.addr());
+    assert!(
+        eventually(Duration::from_secs(30), || probe
+            .query(falseticker.addr(), 4)
+            .is_ok_and(|r| r.header.stratum == 2)),
+        "the falseticker never served stratum 2:\n{}",
+        falseticker.log()
+    );
+    let config = format!(
+        "{}server 127.0.0.1 port {} iburst minpoll 1 maxpoll 1\n",
+        truechimers
+            .iter()
+            .map(|p| format!(
+                "server 127.0.0.1 port {} iburst minpoll 1 maxpoll 1\n",
+                p.port()
+            ))
+            .collect::<String>(),
+        falseticker.port
+    ) + "driftfile {DIR}/ntp.drift\n";
+    let ntpd = Ntpd::start(&config, "simulated:0.5:30");
+    assert_served_accurately(&ntpd);
+    let (log, drift) = ntpd.stop();
+    // The log lists the sources with their tallies: `*` system peer, `x` falseticker.
+    let falseticker_addr = format!("127.0.0.1:{}", falseticker.port);
+    assert!(
+        !log.contains(&format!("*{falseticker_addr}")),
+        "the falseticker became the system peer:\n{log}"
+    );
+    let last_tally = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("system peer") && l.contains("sources:"))
+        .unwrap_or_else(|| panic!("no system peer:\n{log}"));
+    assert!(
+        last_tally.contains(&format!("x{falseticker_addr}")),
+        "the falseticker is not marked as one: {last_tally}"
+    );
     assert_drift_near(drift.as_deref(), -30.0, &log);
 }
 
@@ -329,7 +430,7 @@ fn links_planted_in_the_drift_directory_are_replaced_not_followed() {
         drift.display()
     );
     let ntpd = Ntpd::start(&config, "simulated:0.05:30");
-    assert_served_within_a_millisecond(&ntpd);
+    assert_served_accurately(&ntpd);
     let (log, _) = ntpd.stop();
     assert!(
         log.contains("is a symbolic link, which is never opened"),

@@ -38,9 +38,21 @@ const PEER_STRATUM: u8 = peers::NTPSEC_ORPHAN_STRATUM;
 /// server there: both read the same clock as the server.
 const MAX_OFFSET: f64 = 0.001;
 
-/// Runs before a loopback offset or time limit fails a test: the machine is shared with builds,
-/// and a client descheduled between its timestamps measures a skewed offset once.
+/// Runs of each comparison: the machine is shared with builds, and a client descheduled between
+/// its timestamps measures a skewed offset now and then.
 const ATTEMPTS: usize = 10;
+
+/// Of [`ATTEMPTS`] runs, how many must be within [`MAX_OFFSET`]; every run must be within
+/// [`MAX_OFFSET_ANY_RUN`].
+const GOOD_RUNS: usize = 8;
+
+/// Bound on every single run, however loaded the machine.
+const MAX_OFFSET_ANY_RUN: f64 = 0.01;
+
+/// How far ahead the simulated clock of a sundial server runs in the comparisons, seconds: an
+/// offset that is known and far from zero, so that a sign or scale error in either client's
+/// arithmetic shows (on loopback every offset is about zero).
+const SERVER_AHEAD: f64 = 0.25;
 
 /// Upper bound for one run of a one-shot client.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,14 +119,22 @@ fn run(cmd: &mut Command) -> Run {
     Run::of(&output_within(cmd, RUN_TIMEOUT))
 }
 
-/// Both ntpdates query 127.0.0.1:123 in `ns` until their offsets agree within [`MAX_OFFSET`]; both
-/// must see `stratum`. Returns sundial's run; `server_log` explains failures.
+/// Both ntpdates query 127.0.0.1:123 in `ns` [`ATTEMPTS`] times; both must see `stratum` and
+/// measure `expected` (the server's clock minus the host's). sundial's ntpdate must be within
+/// [`MAX_OFFSET`] of it in at least [`GOOD_RUNS`] runs and within [`MAX_OFFSET_ANY_RUN`] in every
+/// run; the real ntpdate within the error bound it prints itself (`+/- DIST`, which holds half
+/// the round trip: a Python client descheduled between its timestamps on a loaded machine is
+/// off by milliseconds, but says so) plus [`MAX_OFFSET`], in every run. Returns sundial's last
+/// run; `server_log` explains failures.
 fn assert_agrees_with_real_ntpdate(
     ns: &Netns,
     stratum: u8,
+    expected: f64,
     server_log: &dyn Fn() -> String,
 ) -> Run {
-    let mut last = String::new();
+    let mut good = 0;
+    let mut seen = Vec::new();
+    let mut last = None;
     for _ in 0..ATTEMPTS {
         let ours = ntpdate_in(ns, &["-q", "127.0.0.1"]);
         let theirs: SntpReport = peers::ntpdate_query(ns, Ipv4Addr::LOCALHOST.into())
@@ -125,19 +145,35 @@ fn assert_agrees_with_real_ntpdate(
         assert_eq!(line.addr, IpAddr::V4(Ipv4Addr::LOCALHOST), "{ours:?}");
         assert_eq!(line.stratum, stratum, "sundial's ntpdate: {ours:?}");
         assert_eq!(theirs.stratum, stratum, "real ntpdate: {theirs:?}");
-        if (line.offset - theirs.offset).abs() < MAX_OFFSET && line.offset.abs() < MAX_OFFSET {
-            return ours;
+        let their_bound = theirs.error.expect("ntpdate prints +/- DIST") + MAX_OFFSET;
+        seen.push((line.offset, theirs.offset, their_bound));
+        assert!(
+            (line.offset - expected).abs() < MAX_OFFSET_ANY_RUN
+                && (theirs.offset - expected).abs() <= their_bound,
+            "expected an offset of {expected} s; (sundial, real ntpdate, its bound) so far: \
+             {seen:?}\n{}",
+            server_log()
+        );
+        if (line.offset - expected).abs() < MAX_OFFSET {
+            good += 1;
         }
-        last = format!("sundial {line:?} vs real {theirs:?}");
+        last = Some(ours);
     }
-    panic!("offsets disagree by {MAX_OFFSET} s or more in {ATTEMPTS} runs: {last}");
+    assert!(
+        good >= GOOD_RUNS,
+        "sundial's ntpdate: only {good} of {ATTEMPTS} runs within {MAX_OFFSET} s of {expected} s: \
+         {seen:?}"
+    );
+    last.expect("ATTEMPTS > 0")
 }
 
 #[test]
 fn agrees_with_real_ntpdate_on_sundial_ntpd() {
     let ns = Netns::new("d");
-    let ntpd = Daemon::start_in(&ns, LOCAL_CLOCK_CONFIG);
-    let ours = assert_agrees_with_real_ntpdate(&ns, LOCAL_CLOCK_STRATUM, &|| ntpd.log());
+    let clock = format!("simulated:{SERVER_AHEAD}:0");
+    let ntpd = Daemon::start_in_clock(&ns, LOCAL_CLOCK_CONFIG, &clock);
+    let ours =
+        assert_agrees_with_real_ntpdate(&ns, LOCAL_CLOCK_STRATUM, SERVER_AHEAD, &|| ntpd.log());
     assert!(ours.ok, "{ours:?}\n{}", ntpd.log());
     assert!(
         ours.stdout.contains("adjust time server 127.0.0.1 offset "),
@@ -147,7 +183,8 @@ fn agrees_with_real_ntpdate_on_sundial_ntpd() {
 
 #[test]
 fn queries_sundial_ntpd_on_loopback_ports_over_ipv4_and_ipv6() {
-    let ntpd = Daemon::start(LOCAL_CLOCK_CONFIG);
+    let clock = format!("simulated:{SERVER_AHEAD}:0");
+    let ntpd = Daemon::start_clock(LOCAL_CLOCK_CONFIG, &clock, &[]);
     let port = ntpd.port().to_string();
     let ours = ntpdate(&["-q", "-p", "2", "--port", &port, "127.0.0.1", "::1"]);
     assert!(ours.ok, "{ours:?}\n{}", ntpd.log());
@@ -156,14 +193,22 @@ fn queries_sundial_ntpd_on_loopback_ports_over_ipv4_and_ipv6() {
         assert_eq!(line.stratum, LOCAL_CLOCK_STRATUM, "{ours:?}");
         assert!(line.delay >= 0.0 && line.delay < 0.1, "{ours:?}");
     }
-    assert!(best_offset(|| ntpdate(&["-q", "--port", &port, "127.0.0.1"])) < MAX_OFFSET);
+    for line in &ours.servers {
+        assert!(
+            (line.offset - SERVER_AHEAD).abs() < MAX_OFFSET_ANY_RUN,
+            "{ours:?}"
+        );
+    }
+    assert_offsets(SERVER_AHEAD, || {
+        ntpdate(&["-q", "--port", &port, "127.0.0.1"])
+    });
 }
 
 #[test]
 fn agrees_with_real_ntpdate_on_chronyd() {
     let ns = Netns::new("c");
     let chronyd = Peer::chronyd_in(&ns, 123, PEER_STRATUM);
-    let ours = assert_agrees_with_real_ntpdate(&ns, PEER_STRATUM, &|| chronyd.log());
+    let ours = assert_agrees_with_real_ntpdate(&ns, PEER_STRATUM, 0.0, &|| chronyd.log());
     assert!(ours.ok, "{ours:?}\n{}", chronyd.log());
 }
 
@@ -178,7 +223,7 @@ fn queries_chronyd_on_a_loopback_port() {
         Some(PEER_STRATUM),
         "{ours:?}"
     );
-    assert!(best_offset(|| ntpdate(&["-q", &server])) < MAX_OFFSET);
+    assert_offsets(0.0, || ntpdate(&["-q", &server]));
 }
 
 /// NTPsec in orphan mode sends a zero reference time. The real ntpdate (ntpdig) does not look at
@@ -188,7 +233,7 @@ fn queries_chronyd_on_a_loopback_port() {
 fn agrees_with_real_ntpdate_on_ntpsec_orphan_server_and_explains_the_drop() {
     let ns = Netns::new("n");
     let ntpsec = Peer::ntpsec_orphan_in(&ns, "");
-    let ours = assert_agrees_with_real_ntpdate(&ns, PEER_STRATUM, &|| ntpsec.log());
+    let ours = assert_agrees_with_real_ntpdate(&ns, PEER_STRATUM, 0.0, &|| ntpsec.log());
     assert!(
         !ours.ok,
         "a zero reference time must not be accepted: {ours:?}"
@@ -314,23 +359,34 @@ fn bad_arguments_exit_1_and_help_documents_the_test_port() {
     );
 }
 
-/// The smallest absolute offset of up to [`ATTEMPTS`] runs (stops at the first under
-/// [`MAX_OFFSET`]).
-fn best_offset(mut query: impl FnMut() -> Run) -> f64 {
-    let mut best = f64::INFINITY;
-    for _ in 0..ATTEMPTS {
-        let run = query();
-        let offset = run
-            .servers
-            .first()
-            .map(|l| l.offset.abs())
-            .unwrap_or_else(|| panic!("no server line: {run:?}"));
-        best = best.min(offset);
-        if best < MAX_OFFSET {
-            break;
-        }
-    }
-    best
+/// Runs `query` [`ATTEMPTS`] times: the first server's offset must be within
+/// [`MAX_OFFSET_ANY_RUN`] of `expected` in every run and within [`MAX_OFFSET`] in at least
+/// [`GOOD_RUNS`].
+fn assert_offsets(expected: f64, mut query: impl FnMut() -> Run) {
+    let offsets: Vec<f64> = (0..ATTEMPTS)
+        .map(|_| {
+            let run = query();
+            run.servers
+                .first()
+                .map(|l| l.offset)
+                .unwrap_or_else(|| panic!("no server line: {run:?}"))
+        })
+        .collect();
+    assert_eq!(offsets.len(), ATTEMPTS);
+    assert!(
+        offsets
+            .iter()
+            .all(|o| (o - expected).abs() < MAX_OFFSET_ANY_RUN),
+        "expected {expected} s, measured {offsets:?}"
+    );
+    let good = offsets
+        .iter()
+        .filter(|o| (*o - expected).abs() < MAX_OFFSET)
+        .count();
+    assert!(
+        good >= GOOD_RUNS,
+        "only {good} of {ATTEMPTS} within {MAX_OFFSET} s of {expected} s: {offsets:?}"
+    );
 }
 
 #[test]

@@ -74,6 +74,8 @@ struct World {
     servers: Vec<(SourceId, f64)>,
     events: Vec<Event>,
     random: u64,
+    /// The leap indicator every server sends.
+    leap: Leap,
 }
 
 impl World {
@@ -84,6 +86,7 @@ impl World {
             servers: Vec::new(),
             events: Vec::new(),
             random: 1,
+            leap: Leap::NoWarning,
         }
     }
 
@@ -138,6 +141,7 @@ impl World {
         let stamp = self.clock.at(self.clock.true_s + server_offset);
         let mut reply = NtpHeader::new(4, Mode::Server);
         reply.stratum = 1;
+        reply.leap = self.leap;
         reply.poll = Log2Seconds::new(6);
         reply.precision = Log2Seconds::new(-24);
         reply.reference_id = ReferenceId::from_bytes(*b"GPS\0");
@@ -397,6 +401,11 @@ fn while_the_frequency_is_measured_every_poll_is_a_burst() {
     let a = w.add(1, 0.0, spec());
     w.exchange(a);
     assert!(w.events.contains(&Event::MeasuringFrequency));
+    // The source is the system peer, but until the frequency is known the discipline does not
+    // have the clock in hand: clients are told the time is unsynchronised.
+    assert_eq!(w.system.serving(), Serving::Peer(a));
+    assert!(!w.system.is_synchronized());
+    assert!(!w.system.served_state().is_synchronized());
     let after_first = w
         .system
         .source(a)
@@ -448,6 +457,9 @@ fn with_no_clock_to_steer_the_offset_is_reported_and_nothing_is_fed() {
     );
     assert!(w.clock.correction.abs() < 1e-12);
     assert!(w.system.served_state().is_synchronized());
+    // θ_sys of the round is what ntpq shows as the offset.
+    assert!((w.system.combined_offset().to_seconds_f64() - 0.02).abs() < 1e-3);
+    assert!((w.system.readout().offset.to_seconds_f64() - 0.02).abs() < 1e-3);
 }
 
 #[test]
@@ -497,6 +509,154 @@ fn a_new_fallback_stands_in_at_the_next_round() {
     w.refresh();
     assert_eq!(w.system.serving(), Serving::Fallback);
     assert_eq!(w.system.served_state().stratum, 8);
+}
+
+#[test]
+fn the_system_peer_is_kept_while_it_survives() {
+    // Two equally good sources: the one chosen first stays the system peer round after round
+    // (no flapping between equals).
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    let mut peers = Vec::new();
+    for _ in 0..6 {
+        w.exchange(a);
+        w.exchange(b);
+        w.refresh();
+        if let Serving::Peer(id) = w.system.serving() {
+            peers.push(id);
+        }
+    }
+    assert!(peers.len() >= 4, "{peers:?}");
+    assert!(peers.iter().all(|p| *p == peers[0]), "{peers:?}");
+}
+
+#[test]
+fn the_frequency_measurement_is_announced_once_when_it_starts_and_once_when_it_ends() {
+    let hold = DisciplineParams {
+        frequency_hold: true,
+        ..DisciplineParams::default()
+    };
+    let mut w = World::new(params(hold), 0.01);
+    let a = w.add(1, 0.0, spec());
+    let count = |w: &World, which: fn(&Event) -> bool| w.events.iter().filter(|e| which(e)).count();
+    let measured = |e: &Event| matches!(e, Event::FrequencyMeasured { .. });
+    let mut t = 0.0;
+    while count(&w, measured) == 0 && t < 3600.0 {
+        w.exchange(a);
+        t += 2.0;
+        w.run_until(t);
+    }
+    assert_eq!(count(&w, measured), 1, "never measured: {:?}", w.events);
+    // Later updates announce nothing more.
+    for _ in 0..10 {
+        w.exchange(a);
+        t += 16.0;
+        w.run_until(t);
+    }
+    assert_eq!(
+        count(&w, |e| *e == Event::MeasuringFrequency),
+        1,
+        "{:?}",
+        w.events
+    );
+    assert_eq!(count(&w, measured), 1, "{:?}", w.events);
+}
+
+#[test]
+fn a_leap_second_the_survivors_announce_is_served() {
+    let mut w = World::new(
+        SystemParams {
+            discipline: None,
+            ..params(DisciplineParams::default())
+        },
+        0.0,
+    );
+    w.leap = Leap::AddSecond;
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    for _ in 0..3 {
+        w.exchange(a);
+        w.exchange(b);
+    }
+    assert!(matches!(w.system.serving(), Serving::Peer(_)));
+    assert_eq!(w.system.served_state().leap, Leap::AddSecond);
+}
+
+#[test]
+fn the_local_clock_stands_in_exactly_when_its_grace_is_over() {
+    let fallback = Fallback::LocalClock {
+        stratum: 10,
+        refid: ReferenceId::from_bytes(*b"LOCL"),
+    };
+    let mut w = World::new(
+        SystemParams {
+            fallback,
+            ..params(DisciplineParams::default())
+        },
+        0.0,
+    );
+    w.add(1, 0.0, spec());
+    w.run_until(LOCAL_CLOCK_GRACE.as_secs_f64() - 1e-3);
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Unsynchronized);
+    w.run_until(LOCAL_CLOCK_GRACE.as_secs_f64());
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Fallback);
+}
+
+#[test]
+fn a_state_is_synchronised_only_with_a_leap_indicator_and_a_stratum_below_16() {
+    let synced = SystemState {
+        leap: Leap::NoWarning,
+        stratum: 3,
+        ..SystemState::unsynchronized(Log2Seconds::new(-20))
+    };
+    assert!(synced.is_synchronized());
+    assert!(
+        !SystemState {
+            stratum: MAX_STRATUM,
+            ..synced
+        }
+        .is_synchronized()
+    );
+    assert!(
+        !SystemState {
+            leap: Leap::Unsynchronized,
+            ..synced
+        }
+        .is_synchronized()
+    );
+}
+
+#[test]
+fn root_dispersion_grows_only_for_a_synchronised_state_with_a_reference_time() {
+    let at = |secs: u64| NtpTimestamp::from_bits((3_900_000_000 + secs) << 32);
+    let synced = SystemState {
+        leap: Leap::NoWarning,
+        stratum: 3,
+        root_dispersion: NtpDuration::from_seconds_f64(0.01),
+        reference_time: at(0),
+        ..SystemState::unsynchronized(Log2Seconds::new(-20))
+    };
+    let grown = synced.root_dispersion_at(at(100)).to_seconds_f64();
+    assert!(
+        (grown - (0.01 + 100.0 * PHI_PPM * 1e-6)).abs() < 1e-9,
+        "{grown}"
+    );
+    for frozen in [
+        SystemState {
+            leap: Leap::Unsynchronized,
+            ..synced
+        },
+        SystemState {
+            reference_time: NtpTimestamp::ZERO,
+            ..synced
+        },
+    ] {
+        let d = frozen.root_dispersion_at(at(100)).to_seconds_f64();
+        assert!((d - 0.01).abs() < 1e-9, "{frozen:?}: {d}");
+    }
 }
 
 #[test]

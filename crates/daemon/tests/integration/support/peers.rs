@@ -350,6 +350,8 @@ pub(crate) struct SntpReport {
     pub(crate) offset: f64,
     /// `no-leap`, `add-leap`, `del-leap`.
     pub(crate) leap: String,
+    /// The error bound the tool printed with the offset (`+/- DIST` of ntpdate), seconds.
+    pub(crate) error: Option<f64>,
 }
 
 /// Runs `program -j -t 2 SERVER` (`program` is `ntpdig` or `sntp`) inside `ns` and parses its JSON
@@ -366,6 +368,8 @@ pub(crate) fn ntpdig_json(ns: &Netns, program: &str, server: IpAddr) -> Result<S
             stratum: json_field(&stdout, "stratum")?.parse().ok()?,
             offset: json_field(&stdout, "offset")?.parse().ok()?,
             leap: json_field(&stdout, "leap")?.to_owned(),
+            // ntpdig's JSON calls the `+/-` bound of its text output "precision".
+            error: json_field(&stdout, "precision")?.parse().ok(),
         })
     };
     parse().ok_or(all)
@@ -388,6 +392,7 @@ pub(crate) fn ntpdate_query(ns: &Netns, server: IpAddr) -> Result<SntpReport, St
             offset: words.get(pm.checked_sub(1)?)?.parse().ok()?,
             stratum: words.get(pm + 3)?.strip_prefix('s')?.parse().ok()?,
             leap: (*words.get(pm + 4)?).to_owned(),
+            error: words.get(pm + 1)?.parse().ok(),
         })
     };
     parse().ok_or(all)
@@ -421,13 +426,26 @@ pub(crate) struct ChronyQuery {
 /// measures the server and prints the offset without touching the clock (and runs without
 /// CAP_SYS_TIME anyway). Its measurements log says how chrony judged every reply.
 pub(crate) fn chronyd_query(server: SocketAddr) -> ChronyQuery {
+    chronyd_query_with(server, "iburst maxsamples 4")
+}
+
+/// [`chronyd_query`] with `samples` measurements, one every half second (`minpoll -1`), so
+/// that a test can bound each of them.
+pub(crate) fn chronyd_query_samples(server: SocketAddr, samples: usize) -> ChronyQuery {
+    chronyd_query_with(
+        server,
+        &format!("minpoll -1 maxpoll -1 maxsamples {samples}"),
+    )
+}
+
+fn chronyd_query_with(server: SocketAddr, options: &str) -> ChronyQuery {
     let dir = TempDir::new("chronyq");
     let logdir = dir.path().display().to_string();
     let mut cmd = notime(chrony_dir().join("usr/sbin/chronyd"));
     // Four samples take about 4 s; the timeout leaves room for a busy machine.
     cmd.args(["-Q", "-u", "root", "-t", "20"])
         .arg(format!(
-            "server {} port {} iburst maxsamples 4",
+            "server {} port {} {options}",
             server.ip(),
             server.port()
         ))
