@@ -7,7 +7,7 @@
 //! follows changes, `RELOADING=1`/`READY=1` around a reload and `STOPPING=1` at shutdown.
 //!
 //! The protocol is a few lines over `std`'s `UnixDatagram`, so there is no libsystemd
-//! dependency and no `unsafe`. Without `$NOTIFY_SOCKET` (started by hand, or under another
+//! dependency, in safe code only. Without `$NOTIFY_SOCKET` (started by hand, or under another
 //! init system) every call does nothing.
 
 use std::ffi::OsStr;

@@ -554,6 +554,15 @@ fn crypto_nak(request: &NtpHeader, mode: Mode, out: &mut [u8]) -> Decision {
     let Ok(head) = <&mut [u8; HEADER_LEN]>::try_from(head) else {
         return Decision::Drop(DropReason::Oversized);
     };
+    timeless_kiss(request, mode, ReferenceId::CRYP).emit(head);
+    nak.fill(0);
+    Decision::Reply(HEADER_LEN + auth::KEY_ID_LEN)
+}
+
+/// The header of a kiss that carries no time (crypto-NAK, NTS NAK): unsynchronised, stratum 0,
+/// `code` as reference id, the request's own fields echoed and its transmit timestamp in every
+/// timestamp, so it tells the client nothing about this server's clock.
+fn timeless_kiss(request: &NtpHeader, mode: Mode, code: ReferenceId) -> NtpHeader {
     let xmt = request.transmit_timestamp;
     NtpHeader {
         leap: Leap::Unsynchronized,
@@ -564,15 +573,12 @@ fn crypto_nak(request: &NtpHeader, mode: Mode, out: &mut [u8]) -> Decision {
         precision: request.precision,
         root_delay: request.root_delay,
         root_dispersion: request.root_dispersion,
-        reference_id: ReferenceId::CRYP,
+        reference_id: code,
         reference_timestamp: request.reference_timestamp,
         origin_timestamp: xmt,
         receive_timestamp: xmt,
         transmit_timestamp: xmt,
     }
-    .emit(head);
-    nak.fill(0);
-    Decision::Reply(HEADER_LEN + auth::KEY_ID_LEN)
 }
 
 /// An NTS NAK (RFC 8915 §5.7): a kiss with code NTSN that carries no time, like a crypto-NAK,
@@ -586,23 +592,7 @@ fn nts_nak(request: &NtpHeader, uid: &[u8], out: &mut [u8]) -> Decision {
     let Ok(head) = <&mut [u8; HEADER_LEN]>::try_from(head) else {
         return Decision::Drop(DropReason::Oversized);
     };
-    let xmt = request.transmit_timestamp;
-    NtpHeader {
-        leap: Leap::Unsynchronized,
-        version: request.version,
-        mode: Mode::Server,
-        stratum: 0,
-        poll: request.poll,
-        precision: request.precision,
-        root_delay: request.root_delay,
-        root_dispersion: request.root_dispersion,
-        reference_id: ReferenceId::NTSN,
-        reference_timestamp: request.reference_timestamp,
-        origin_timestamp: xmt,
-        receive_timestamp: xmt,
-        transmit_timestamp: xmt,
-    }
-    .emit(head);
+    timeless_kiss(request, Mode::Server, ReferenceId::NTSN).emit(head);
     field.fill(0);
     let [t0, t1] = nts::ef::UNIQUE_IDENTIFIER.to_be_bytes();
     let [l0, l1] = u16::try_from(field.len()).unwrap_or(0).to_be_bytes();
