@@ -146,6 +146,8 @@ pub enum Command {
     KernInfo,
     /// `iostats`: the server's input/output counters.
     IoStats,
+    /// `mrulist [PARAM=VALUE…]`: the server's clients, most recent first.
+    MruList(super::mrulist::MruArgs),
     /// `quit` / `exit` (interactive).
     Quit,
 }
@@ -175,8 +177,9 @@ impl std::fmt::Display for CommandError {
 }
 
 /// Commands sundial's ntpq runs, by full name.
-const SUPPORTED: [&str; 11] = [
+const SUPPORTED: [&str; 12] = [
     "peers",
+    "mrulist",
     "lpeers",
     "associations",
     "lassociations",
@@ -190,7 +193,7 @@ const SUPPORTED: [&str; 11] = [
 ];
 
 /// Classic ntpq commands recognised but not implemented (yet).
-const UNSUPPORTED: [&str; 27] = [
+const UNSUPPORTED: [&str; 26] = [
     "addvars",
     "apeers",
     "authenticate",
@@ -206,7 +209,6 @@ const UNSUPPORTED: [&str; 27] = [
     "lopeers",
     "mreadlist",
     "mreadvar",
-    "mrulist",
     "ntpversion",
     "opeers",
     "passociations",
@@ -263,6 +265,9 @@ impl Command {
             "sysstats" => Ok(Self::SysStats),
             "kerninfo" => Ok(Self::KernInfo),
             "iostats" => Ok(Self::IoStats),
+            "mrulist" => super::mrulist::MruArgs::parse(&args)
+                .map(Self::MruList)
+                .map_err(|e| CommandError::BadArgument(e.to_string())),
             "quit" | "exit" => Ok(Self::Quit),
             other => Err(CommandError::Unsupported(other.to_owned())),
         }
@@ -279,6 +284,7 @@ impl Command {
             Self::SysStats => "sysstats",
             Self::KernInfo => "kerninfo",
             Self::IoStats => "iostats",
+            Self::MruList(_) => "mrulist",
             Self::Quit => "quit",
         }
     }
