@@ -496,8 +496,12 @@ pub(crate) fn fuzz_list(data: &[u8]) {
         monotonic: MonoTime::from_duration(core::time::Duration::from_secs(400)),
     };
     let mut buf = vec![0u8; super::respond::MAX_REPLY_DATA];
-    if let Ok(len) = write_list(&context, &query, NtpTimestamp::from_parts(0xec00_1000, 0), &mut buf)
-    {
+    if let Ok(len) = write_list(
+        &context,
+        &query,
+        NtpTimestamp::from_parts(0xec00_1000, 0),
+        &mut buf,
+    ) {
         let frags = query.frags.unwrap_or(usize::MAX).max(1);
         assert!(len <= buf.len() && len <= frags.saturating_mul(MAX_DATA_LEN));
     }
