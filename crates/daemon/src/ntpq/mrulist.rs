@@ -381,7 +381,7 @@ mod tests {
         let now = page.now.unwrap();
         assert_eq!(
             render_row(&page.entries[0], now, "192.0.2.1"),
-            "      2   8.00  420 K 3 4      3        -      1   123 192.0.2.1"
+            "      2      8  420 K 3 4      3        -      1   123 192.0.2.1"
         );
         assert_eq!(
             render_row(&page.entries[1], now, "2001:db8::1"),
