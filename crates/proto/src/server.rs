@@ -188,6 +188,9 @@ impl Server {
     ) -> Action {
         self.counters.count_received();
         self.counters.count_control_request();
+        if let Some(&first) = request.first() {
+            self.counters.count_request(first);
+        }
         let drop = |reason| {
             self.counters.count_drop(reason);
             Action::Drop(reason)
@@ -251,6 +254,9 @@ impl Server {
                 }
                 self.counters.count_replied();
                 self.counters.count_control_reply();
+                if let Some(&first) = request.first() {
+                    self.counters.count_answered(first);
+                }
                 Action::Reply(answer.octets)
             }
             ControlOutcome::Ignored(_) => drop(DropReason::ControlMode),
@@ -276,13 +282,17 @@ impl Server {
         transmit_time: impl FnOnce() -> NtpTimestamp,
     ) -> Action {
         self.counters.count_received();
-        if let Some(&first) = request.first()
-            && Mode::from_bits(first) != Mode::Control
-        {
-            self.counters.count_version(first);
+        if let Some(&first) = request.first() {
+            self.counters.count_request(first);
+            if Mode::from_bits(first) != Mode::Control {
+                self.counters.count_version(first);
+            }
         }
         let decision = self.decide(policy, meta, request, system, out, transmit_time);
         self.record(policy, meta, request);
+        if let (Some(&first), false) = (request.first(), matches!(decision, Decision::Drop(_))) {
+            self.counters.count_answered(first);
+        }
         match decision {
             Decision::Reply(len) => {
                 self.counters.count_replied();
