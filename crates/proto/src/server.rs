@@ -288,8 +288,10 @@ impl Server {
                 self.counters.count_version(first);
             }
         }
-        let decision = self.decide(policy, meta, request, system, out, transmit_time);
-        self.record(policy, meta, request);
+        // One restrict lookup serves the decision and the client table.
+        let flags = policy.access.lookup(&meta.source).flags;
+        let decision = self.decide(policy, flags, meta, request, system, out, transmit_time);
+        self.record(flags, meta, request);
         if let (Some(&first), false) = (request.first(), matches!(decision, Decision::Drop(_))) {
             self.counters.count_answered(first);
         }
@@ -322,14 +324,13 @@ impl Server {
 
     /// Notes a datagram in the client table for the MRU list (after the rate-limit check,
     /// which must see the previous arrival time).
-    fn record(&self, policy: &Policy<'_>, meta: &RequestMeta, request: &[u8]) {
+    fn record(&self, flags: RestrictFlags, meta: &RequestMeta, request: &[u8]) {
         let (Some(limiter), Some(&first)) = (&self.limiter, request.first()) else {
             return;
         };
         if meta.source.port() == 0 || meta.truncated {
             return;
         }
-        let flags = policy.access.lookup(&meta.source).flags;
         if flags.contains(RestrictFlags::IGNORE) {
             return;
         }
@@ -343,9 +344,14 @@ impl Server {
         );
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the pieces of one request, all needed"
+    )]
     fn decide(
         &self,
         policy: &Policy<'_>,
+        flags: RestrictFlags,
         meta: &RequestMeta,
         request: &[u8],
         system: &SystemState,
@@ -361,7 +367,6 @@ impl Server {
         let Some(&first) = request.first() else {
             return Decision::Drop(DropReason::TooShort);
         };
-        let flags = policy.access.lookup(&meta.source).flags;
         if flags.contains(RestrictFlags::IGNORE) {
             return Decision::Drop(DropReason::RestrictedIgnore);
         }
