@@ -26,7 +26,7 @@ use crate::time::{MonoTime, NtpTimestamp};
 /// Entries per set.
 pub const WAYS: usize = 4;
 
-/// Default table size in entries (about 3 MiB): ntpd's `mru maxdepth` scale, 16× chrony's
+/// Default table size in entries (about 8 MiB at 120 octets each): ntpd's `mru maxdepth` scale, 16× chrony's
 /// default `clientloglimit`.
 pub const DEFAULT_ENTRIES: usize = 1 << 16;
 
@@ -622,6 +622,15 @@ mod tests {
                 .iter()
                 .any(|s| s.lock().unwrap().iter().any(|e| e.addr == Some(addr)))
         }
+    }
+
+    #[test]
+    fn an_entry_with_its_mrulist_record_stays_within_128_octets() {
+        assert!(
+            RateLimiter::ENTRY_BYTES <= 128,
+            "{}",
+            RateLimiter::ENTRY_BYTES
+        );
     }
 
     #[test]
