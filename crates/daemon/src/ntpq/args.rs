@@ -335,6 +335,14 @@ mod tests {
         assert_eq!(Command::parse("sysst"), Ok(Command::SysStats));
         assert_eq!(Command::parse("iostats"), Ok(Command::IoStats));
         assert_eq!(Command::parse("kern"), Ok(Command::KernInfo));
+        assert!(matches!(
+            Command::parse("mru mincount=2"),
+            Ok(Command::MruList(args)) if args.params == [("mincount".to_owned(), "2".to_owned())]
+        ));
+        assert!(matches!(
+            Command::parse("mrulist frags=3"),
+            Err(CommandError::BadArgument(_))
+        ));
         assert_eq!(
             Command::parse("ifstats"),
             Err(CommandError::Unsupported("ifstats".to_owned()))
