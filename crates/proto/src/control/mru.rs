@@ -321,7 +321,8 @@ pub(crate) fn write_list(
     now: NtpTimestamp,
     buf: &mut [u8],
 ) -> Result<usize, ErrorCode> {
-    let max_fragments = buf.len() / MAX_DATA_LEN;
+    // At least one fragment, so that the clamps below have min ≤ max whatever the buffer.
+    let max_fragments = (buf.len() / MAX_DATA_LEN).max(1);
     let (frags, limit) = match (query.frags, query.limit) {
         (_, Some(1)) => (max_fragments, 1),
         (Some(frags), _) => (frags.clamp(1, max_fragments), MAX_LIMIT),
