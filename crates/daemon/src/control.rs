@@ -187,6 +187,7 @@ fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<Peer
     if source.params().nts {
         v.auth_enabled = true;
         v.authentic = source.authentic();
+        v.ntscookies = Some(u32::try_from(source.nts().cookies()).unwrap_or(u32::MAX));
     }
     v.hpoll = source.hpoll();
     v.ppoll = source.hpoll();

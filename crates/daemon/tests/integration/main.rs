@@ -7,6 +7,7 @@
 //! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
 //! * [`hostile_files`]: links, FIFOs and devices planted where ntpd keeps its files, and
 //!   configurations asking for unbounded memory, are refused.
+//! * [`nts`], [`nts_ntpsec`]: NTS with chronyd and NTPsec, both directions; certificates.
 //! * [`keys`]: symmetric keys with NTPsec's ntpd, chronyd, ntpdig and ntpdate, both directions.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
 //! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
@@ -22,6 +23,7 @@ mod hostile_files;
 mod interop;
 mod keys;
 mod nts;
+mod nts_ntpsec;
 mod safety;
 mod service;
 #[allow(

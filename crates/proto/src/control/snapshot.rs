@@ -260,6 +260,9 @@ pub struct PeerVars {
     pub flash: u16,
     /// `keyid`: the symmetric key id, 0 for none.
     pub keyid: u32,
+    /// `ntscookies`: cookies left in an NTS source's jar (NTPsec's name); `None` for a source
+    /// without NTS, which shows no such variable.
+    pub ntscookies: Option<u32>,
     /// `offset`: filtered offset (server − local), seconds (sent in ms).
     pub offset: f64,
     /// `delay`: filtered round-trip delay, seconds (sent in ms).
@@ -312,6 +315,7 @@ impl PeerVars {
             headway: 0,
             flash: 0,
             keyid: 0,
+            ntscookies: None,
             offset: 0.0,
             delay: 0.0,
             dispersion: crate::filter::MAX_DISPERSION,

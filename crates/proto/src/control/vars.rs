@@ -231,6 +231,14 @@ const PEER_VARS: &[Var<PeerVars>] = &[
     var!("flash", |p| "{:#x}", p.flash),
     var!("headway", |p| "{}", p.headway),
     Var {
+        name: "ntscookies",
+        render: |p, _, w| {
+            if let Some(n) = p.ntscookies {
+                w.item(format_args!("ntscookies={n}"));
+            }
+        },
+    },
+    Var {
         name: "srchost",
         render: |p, _, w| {
             if let Some(host) = &p.srchost {

@@ -1,0 +1,220 @@
+//! NTS (RFC 8915) against NTPsec's ntpd, both directions, in a pair of network namespaces
+//! (server 10.200.0.1, client 10.200.0.2), with a test CA and certificates made by openssl.
+//! Every NTP program runs without CAP_SYS_TIME.
+//!
+//! * sundial as an NTS client of NTPsec (`nts enable`, `nts cert`, `nts key`) selects it, and
+//!   its ntpq shows the association authenticated.
+//! * NTPsec as an NTS client of sundial (`server … nts ca FILE`) selects it, and NTPsec's own
+//!   ntpq shows its association authenticated; a sundial restarted with the same `nts cookie`
+//!   file but no key-exchange port still answers the cookies NTPsec holds, and `ntpdig` gets
+//!   time from it.
+//! * An expired and a wrongly named certificate each fail the key exchange with a log line
+//!   naming the server and the reason, and nothing is sent to that server.
+
+use std::time::Duration;
+
+use crate::nts::{Pki, counter};
+use crate::support::daemon::sundial_ntpq_in;
+use crate::support::netns::{Netns, NetnsPair};
+use crate::support::peers::{Peer, ntpdig_json, ntpsec_ntpq_in};
+use crate::support::process::Run;
+use crate::support::{Daemon, LOCAL_CLOCK_CONFIG, TempDir, eventually, free_port};
+
+/// How long a client gets to select its NTS server (key exchange, then iburst).
+const SUNDIAL_SELECTS_WITHIN: Duration = Duration::from_secs(60);
+
+/// How long NTPsec's ntpd gets to select sundial.
+const NTPSEC_SELECTS_WITHIN: Duration = Duration::from_secs(120);
+
+/// How long a failing key exchange gets to be logged.
+const FAILS_WITHIN: Duration = Duration::from_secs(20);
+
+/// The `remote` column of the row `ntpq -pn` marks with `*`, if any.
+fn system_peer(run: &Run) -> Option<String> {
+    run.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix('*'))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+}
+
+/// The first association id `ntpq -c as` lists, and that table.
+fn first_association(run: &Run) -> (String, String) {
+    let id = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .find(|w| w.parse::<u32>().is_ok())
+        .unwrap_or_default()
+        .to_owned();
+    (id, run.stdout.clone())
+}
+
+/// NTPsec's NTS server settings, its cookie keys kept in `dir` (never in /var/lib/ntp).
+fn ntpsec_nts_server(pki: &Pki, dir: &TempDir) -> String {
+    format!(
+        "nts enable\nnts cert {}\nnts key {}\nnts cookie {}/nts-keys\n",
+        pki.show("server.crt"),
+        pki.show("server.key"),
+        dir.path().display()
+    )
+}
+
+#[test]
+fn sundial_selects_ntpsec_over_nts_and_shows_it_authenticated() {
+    let server = NetnsPair::SERVER_V4.to_string();
+    let pki = Pki::generate_for(&server);
+    let pair = NetnsPair::new();
+    let dir = TempDir::new("ntpsec-nts");
+    let ntpsec = Peer::ntpsec_orphan_in(&pair.server, &ntpsec_nts_server(&pki, &dir));
+    let ntpd = Daemon::start_in(
+        &pair.client,
+        format!(
+            "nts ca {}\nserver {server} nts iburst minpoll 3 maxpoll 3\n",
+            pki.show("ca.crt")
+        ),
+    );
+    let mut last = String::new();
+    let selected = eventually(SUNDIAL_SELECTS_WITHIN, || {
+        let run = sundial_ntpq_in(&pair.client, &["-pn", "127.0.0.1"]);
+        last = run.stdout.clone();
+        system_peer(&run).is_some_and(|p| p == server)
+    });
+    let (id, table) = first_association(&sundial_ntpq_in(&pair.client, &["-c", "as", "127.0.0.1"]));
+    let rv = sundial_ntpq_in(&pair.client, &["-c", &format!("rv {id}"), "127.0.0.1"]).stdout;
+    // NTPsec's ntpq reads sundial's association the same way.
+    let their_rv = ntpsec_ntpq_in(&pair.client, &["-c", &format!("rv {id}"), "127.0.0.1"]).stdout;
+    let log = ntpd.stop().log;
+    assert!(
+        selected,
+        "sundial never selected NTPsec:\n{last}\n{log}\n{}",
+        ntpsec.log()
+    );
+    assert!(log.contains(&format!("NTS-KE with {server} gave")), "{log}");
+    assert!(table.lines().any(|l| l.contains(" ok ")), "{table}");
+    // The status word says `authenb, auth` (authentic), and the jar is shown as NTPsec
+    // shows its own.
+    for view in [&rv, &their_rv] {
+        assert!(view.contains("authenb, auth,"), "{view}");
+        assert!(view.contains("ntscookies="), "{view}");
+    }
+}
+
+/// sundial serving its local clock with NTS in the server namespace of `pair`, its cookie keys
+/// in `cookie`, key exchange on `ke_port`.
+fn sundial_nts_server(pair: &NetnsPair, pki: &Pki, cookie: &str, ke_port: u16) -> Daemon {
+    Daemon::start_in(
+        &pair.server,
+        format!(
+            "{LOCAL_CLOCK_CONFIG}nts enable\nnts cert {}\nnts key {}\nnts cookie {cookie}\n\
+             nts port {ke_port}\n",
+            pki.show("server.crt"),
+            pki.show("server.key"),
+        ),
+    )
+}
+
+/// NTPsec's ntpd as an NTS client of `server` in `ns`, trusting `ca`.
+fn ntpsec_nts_client(ns: &Netns, server: &str, ca: &str) -> Peer {
+    Peer::ntpsec_client_in(
+        ns,
+        &format!("server {server} nts ca {ca} iburst minpoll 3 maxpoll 3\n"),
+    )
+}
+
+#[test]
+fn ntpsec_selects_sundial_over_nts_and_keeps_its_cookies_across_a_restart() {
+    let server = NetnsPair::SERVER_V4.to_string();
+    let pki = Pki::generate_for(&server);
+    let pair = NetnsPair::new();
+    let cookie = pki.show("cookie.keys");
+    let ntpd = sundial_nts_server(&pair, &pki, &cookie, 4460);
+    let client = ntpsec_nts_client(&pair.client, &server, &pki.show("ca.crt"));
+    let mut last = String::new();
+    let selected = eventually(NTPSEC_SELECTS_WITHIN, || {
+        let run = ntpsec_ntpq_in(&pair.client, &["-pn", "127.0.0.1"]);
+        last = run.stdout.clone();
+        system_peer(&run).is_some_and(|p| p == server)
+    });
+    assert!(
+        selected,
+        "NTPsec never selected sundial:\n{last}\n{}\n{}",
+        client.log(),
+        ntpd.log()
+    );
+    // NTPsec's ntpq on NTPsec's own association: authenticated (NTS has no key id).
+    let (id, table) = first_association(&ntpsec_ntpq_in(&pair.client, &["-c", "as", "127.0.0.1"]));
+    assert!(table.lines().any(|l| l.contains(" ok ")), "{table}");
+    let rv = ntpsec_ntpq_in(&pair.client, &["-c", &format!("rv {id}"), "127.0.0.1"]).stdout;
+    assert!(rv.contains("authenb, auth,"), "{rv}");
+    assert!(rv.contains("ntscookies="), "{rv}");
+    let first = ntpd.stop().log;
+    assert!(counter(&first, "NTS repl") > 0, "{first}");
+
+    // The same cookie file, the key-exchange port moved away: NTPsec can only go on with the
+    // cookies it holds, which the restarted server must still open.
+    let second = sundial_nts_server(&pair, &pki, &cookie, free_port());
+    // NTPsec polls every 8 s; two polls and a margin.
+    std::thread::sleep(Duration::from_secs(20));
+    let sntp = ntpdig_json(&pair.client, "ntpdig", NetnsPair::SERVER_V4.into());
+    let log = second.stop().log;
+    assert!(
+        counter(&log, "NTS repl") > 0,
+        "NTPsec's old cookies not answered after the restart:\n{log}\n{}",
+        client.log()
+    );
+    assert_eq!(counter(&log, "NTS NAK"), 0, "{log}");
+    let report = sntp.unwrap_or_else(|e| panic!("ntpdig after the restart: {e}"));
+    assert_eq!(report.stratum, crate::support::LOCAL_CLOCK_STRATUM);
+}
+
+#[test]
+fn expired_and_misnamed_certificates_fail_the_key_exchange_with_the_reason() {
+    let pki = Pki::generate();
+    let mut servers = Vec::new();
+    let mut lines = String::new();
+    for name in ["expired", "misnamed"] {
+        let ke_port = free_port();
+        let daemon = Daemon::start(format!(
+            "{LOCAL_CLOCK_CONFIG}nts enable\nnts cert {}\nnts key {}\nnts port {ke_port}\n",
+            pki.show(&format!("{name}.crt")),
+            pki.show(&format!("{name}.key")),
+        ));
+        lines.push_str(&format!(
+            "server 127.0.0.1 port {} nts ntsport {ke_port} iburst minpoll 3 maxpoll 3\n",
+            daemon.port()
+        ));
+        servers.push((name, ke_port, daemon));
+    }
+    let client = Daemon::start(format!("nts ca {}\n{lines}", pki.show("ca.crt")));
+    let logged = eventually(FAILS_WITHIN, || {
+        let log = client.log();
+        servers
+            .iter()
+            .all(|(_, port, _)| log.contains(&format!("NTS-KE with 127.0.0.1:{port} failed")))
+    });
+    let log = client.stop().log;
+    assert!(logged, "{log}");
+    for (name, port, daemon) in servers {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("NTS-KE with 127.0.0.1:{port} failed")))
+            .unwrap_or_default()
+            .to_lowercase();
+        let reason = if name == "expired" {
+            "expired"
+        } else {
+            "not valid for name"
+        };
+        assert!(line.contains(reason), "{name}: {line}");
+        assert!(line.contains("certificate"), "{name}: {line}");
+        let served = daemon.stop().log;
+        assert_eq!(counter(&served, "NTS repl"), 0, "{name}: {served}");
+    }
+    // No plain NTP instead: neither association sent anything.
+    assert_eq!(
+        log.lines().filter(|l| l.contains(": sent 0,")).count(),
+        2,
+        "{log}"
+    );
+}
