@@ -162,6 +162,19 @@ fn system_vars(view: &SystemView<'_>) -> SystemVars {
         counters: view.counters,
         kernel: view.kernel,
         auth: view.auth,
+        nts: nts_vars(),
+    }
+}
+
+/// The key-exchange counters of this process.
+fn nts_vars() -> sundial_proto::control::NtsVars {
+    let [serves_good, serves_bad, refused, probes_good, probes_bad] = crate::nts::KE_COUNTERS.get();
+    sundial_proto::control::NtsVars {
+        ke_serves_good: serves_good,
+        ke_serves_bad: serves_bad,
+        ke_refused: refused,
+        ke_probes_good: probes_good,
+        ke_probes_bad: probes_bad,
     }
 }
 

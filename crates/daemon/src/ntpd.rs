@@ -726,9 +726,17 @@ fn log_counters(c: &CounterSnapshot) {
     );
     if c.nts_replies > 0 || c.nts_naks > 0 {
         tracing::info!(
-            "NTS: {} NTS repl(ies), {} NTS NAK(s)",
+            "NTS: {} NTS repl(ies), {} NTS NAK(s), {} cookie(s) that did not open",
             c.nts_replies,
-            c.nts_naks
+            c.nts_naks,
+            c.nts_cookie_failures
+        );
+    }
+    let [served, serve_failed, refused, probed, probe_failed] = crate::nts::KE_COUNTERS.get();
+    if served + serve_failed + refused + probed + probe_failed > 0 {
+        tracing::info!(
+            "NTS-KE: served {served}, failed {serve_failed}, refused {refused}; \
+             as a client {probed} good, {probe_failed} failed"
         );
     }
     for reason in DropReason::ALL {

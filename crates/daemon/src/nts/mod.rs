@@ -1,9 +1,10 @@
 //! NTS in the daemon: the TLS around the NTS-KE records of `sundial_proto::nts`.
 //!
 //! * [`server`]: the NTS-KE listener, on its own thread, never on the NTP packet path. Each
-//!   connection gets a thread of its own with read and write timeouts, and at most
-//!   [`server::MAX_CONNECTIONS`] run at once; further connections are closed at once, so a
-//!   flood of TLS connections costs the time service nothing but the accepts.
+//!   connection gets a thread of its own with read and write timeouts and an overall
+//!   deadline; [`admission`] caps the handshakes in progress in all and per client and rate
+//!   limits each client; refused connections are closed at once, so a flood of TLS
+//!   connections costs the time service nothing but the accepts.
 //! * [`client`]: one key exchange as a short blocking job on a background thread; the result
 //!   (keys and cookies) goes back to the main loop over a channel, like a DNS answer.
 //! * [`keys`]: the cookie master keys, generated at start-up or read from the `nts cookie`
@@ -12,12 +13,14 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sundial_proto::nts::CookieKeys;
 
 use crate::config::NtsConfig;
 use crate::random::Random;
 
+pub mod admission;
 pub mod client;
 pub mod keys;
 pub mod server;
@@ -84,3 +87,54 @@ pub fn start_server(cfg: &NtsConfig, ntp_port: u16) -> Option<Arc<CookieKeys>> {
 
 /// How long one key exchange may take, each direction, before the connection is dropped.
 pub const KE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long one key exchange may take in all, however the client trickles its bytes.
+pub const KE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Key exchanges since start-up, both roles, in NTPsec's terms: a client's key exchange is a
+/// "probe", a server's a "serve".
+#[derive(Debug)]
+pub struct KeCounters {
+    /// Key exchanges served to a client.
+    pub server_good: AtomicU64,
+    /// Key exchanges a client started that failed (TLS, timeout, bad request).
+    pub server_bad: AtomicU64,
+    /// Connections closed unserved by the admission limits.
+    pub server_refused: AtomicU64,
+    /// Key exchanges with a server that gave keys and cookies.
+    pub client_good: AtomicU64,
+    /// Key exchanges with a server that failed.
+    pub client_bad: AtomicU64,
+}
+
+impl KeCounters {
+    const fn new() -> Self {
+        Self {
+            server_good: AtomicU64::new(0),
+            server_bad: AtomicU64::new(0),
+            server_refused: AtomicU64::new(0),
+            client_good: AtomicU64::new(0),
+            client_bad: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds one to `counter`.
+    pub fn count(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The values now: (server good, server bad, server refused, client good, client bad).
+    pub fn get(&self) -> [u64; 5] {
+        [
+            &self.server_good,
+            &self.server_bad,
+            &self.server_refused,
+            &self.client_good,
+            &self.client_bad,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// The key-exchange counters of this process (the listener and client threads count here).
+pub static KE_COUNTERS: KeCounters = KeCounters::new();

@@ -10,6 +10,7 @@ use mio::Waker;
 use sundial_proto::system::System;
 use sundial_proto::time::MonoTime;
 
+use super::KE_COUNTERS;
 use super::client::{self, KeRequest, KeResult};
 use super::tls::SYSTEM_CA_BUNDLE;
 use crate::associations::source_id;
@@ -159,6 +160,7 @@ impl NtsSources {
                             result.id
                         );
                     }
+                    KE_COUNTERS.count(&KE_COUNTERS.client_good);
                     entry.failures = 0;
                     entry.next_try = now + FIRST_RETRY;
                     system.install_nts(source_id(result.id), done.keys, done.cookies);
@@ -168,6 +170,7 @@ impl NtsSources {
                     });
                 }
                 Err(e) => {
+                    KE_COUNTERS.count(&KE_COUNTERS.client_bad);
                     entry.failures = entry.failures.saturating_add(1);
                     let wait = FIRST_RETRY
                         .saturating_mul(1 << entry.failures.min(10))

@@ -145,7 +145,7 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 }
 
 /// sundial serving its local clock with NTS-KE on `ke_port`.
-fn nts_server(pki: &Pki, ke_port: u16, extra: &str) -> Daemon {
+pub(crate) fn nts_server(pki: &Pki, ke_port: u16, extra: &str) -> Daemon {
     Daemon::start(format!(
         "{LOCAL_CLOCK_CONFIG}nts enable\nnts cert {}\nnts key {}\nnts port {ke_port}\n{extra}",
         pki.show("server.crt"),
@@ -153,7 +153,7 @@ fn nts_server(pki: &Pki, ke_port: u16, extra: &str) -> Daemon {
     ))
 }
 
-fn chronyd_nts_client(ca: &str, ntp_port: u16, ke_port: u16) -> Peer {
+pub(crate) fn chronyd_nts_client(ca: &str, ntp_port: u16, ke_port: u16) -> Peer {
     Peer::chronyd_client_with(&format!(
         "ntstrustedcerts {ca}\nserver 127.0.0.1 port {ntp_port} nts ntsport {ke_port} \
          iburst minpoll 0 maxpoll 0\n"

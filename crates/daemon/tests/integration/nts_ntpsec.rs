@@ -148,8 +148,20 @@ fn ntpsec_selects_sundial_over_nts_and_keeps_its_cookies_across_a_restart() {
     let rv = ntpsec_ntpq_in(&pair.client, &["-c", &format!("rv {id}"), "127.0.0.1"]).stdout;
     assert!(rv.contains("authenb, auth,"), "{rv}");
     assert!(rv.contains("ntscookies="), "{rv}");
+    // NTPsec's `ntpq -c ntsinfo` reads sundial's NTS counters by NTPsec's names.
+    let ntsinfo = ntpsec_ntpq_in(&pair.server, &["-c", "ntsinfo", "127.0.0.1"]).stdout;
     let first = ntpd.stop().log;
     assert!(counter(&first, "NTS repl") > 0, "{first}");
+    let value = |label: &str| -> u64 {
+        ntsinfo
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(value("NTS KE serves good:") >= 1, "{ntsinfo}");
+    assert!(value("NTS server recvs good:") >= 1, "{ntsinfo}");
+    assert_eq!(value("NTS decode cookies error:"), 0, "{ntsinfo}");
 
     // The same cookie file, the key-exchange port moved away: NTPsec can only go on with the
     // cookies it holds, which the restarted server must still open.

@@ -11,6 +11,7 @@ use core::num::NonZeroU16;
 
 use super::auth::AuthVars;
 use super::kernel::KernelVars;
+use super::ntsinfo::NtsVars;
 use super::status::{ClockSource, ClockStatus, PeerStatus, SystemStatus};
 use crate::counters::CounterSnapshot;
 use crate::filter::STAGES;
@@ -135,6 +136,8 @@ pub struct SystemVars {
     pub kernel: Option<KernelVars>,
     /// How the symmetric keys have been used (`ntpq -c authinfo`).
     pub auth: AuthVars,
+    /// The NTS key-exchange counters (`ntpq -c ntsinfo`).
+    pub nts: NtsVars,
 }
 
 impl SystemVars {
@@ -181,6 +184,7 @@ impl Default for SystemVars {
             uptime: 0,
             kernel: None,
             auth: AuthVars::default(),
+            nts: NtsVars::default(),
             counters: CounterSnapshot::default(),
         }
     }
