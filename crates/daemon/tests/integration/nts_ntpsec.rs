@@ -8,6 +8,10 @@
 //!   ntpq shows its association authenticated; a sundial restarted with the same `nts cookie`
 //!   file but no key-exchange port still answers the cookies NTPsec holds, and `ntpdig` gets
 //!   time from it.
+//! * A relay in front of NTPsec that flips one bit of each reply (in the authenticator or in
+//!   the transmit timestamp) or replays an old reply: sundial never selects it, and counts
+//!   the replies as `bad-mac` or `bogus-origin`; the same relay passing replies unchanged is
+//!   selected.
 //! * An expired and a wrongly named certificate each fail the key exchange with a log line
 //!   naming the server and the reason, and nothing is sent to that server.
 
@@ -229,4 +233,132 @@ fn expired_and_misnamed_certificates_fail_the_key_exchange_with_the_reason() {
         2,
         "{log}"
     );
+}
+
+/// argv: listen address, listen port, upstream address, upstream port, mode, lifetime in
+/// seconds. Relays NTP datagrams between one client and the upstream server. Modes: `pass`
+/// relays faithfully; `flip-auth` flips one bit of the last octet of each reply (inside the
+/// NTS authenticator); `flip-time` flips one bit of the transmit timestamp; `replay` keeps
+/// the first reply and sends it again in answer to every later request, dropping the real
+/// replies.
+const NTS_RELAY_SCRIPT: &str = r#"
+import select, socket, sys, time
+addr, port, up, up_port, mode, life = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5], float(sys.argv[6])
+front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+front.bind((addr, port))
+back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client, first = None, None
+end = time.monotonic() + life
+while time.monotonic() < end:
+    ready, _, _ = select.select([front, back], [], [], 1.0)
+    for s in ready:
+        data, src = s.recvfrom(4096)
+        if s is front:
+            client = src
+            back.sendto(data, (up, up_port))
+            if mode == "replay" and first is not None:
+                front.sendto(first, client)
+            continue
+        if client is None:
+            continue
+        data = bytearray(data)
+        if mode == "flip-auth":
+            data[-1] ^= 1
+        elif mode == "flip-time" and len(data) > 47:
+            data[47] ^= 1
+        elif mode == "replay":
+            if first is None:
+                first = bytes(data)
+            continue
+        front.sendto(bytes(data), client)
+"#;
+
+/// A relay started by [`NTS_RELAY_SCRIPT`], stopped when dropped.
+struct NtsRelay {
+    child: std::process::Child,
+}
+
+impl NtsRelay {
+    fn start(
+        ns: &Netns,
+        listen: (&str, u16),
+        upstream: (&str, u16),
+        mode: &str,
+        dir: &TempDir,
+    ) -> Self {
+        let mut cmd = ns.notime("python3");
+        cmd.args(["-c", NTS_RELAY_SCRIPT, listen.0, &listen.1.to_string()])
+            .args([upstream.0, &upstream.1.to_string(), mode, "600"]);
+        let log = dir.path().join(format!("relay-{mode}.log"));
+        Self {
+            child: crate::support::process::spawn_logged(&mut cmd, &log),
+        }
+    }
+}
+
+impl Drop for NtsRelay {
+    fn drop(&mut self) {
+        let _ = crate::support::process::stop(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// The count of rejections `reason` in sundial's shutdown line for its association
+/// (`… rejected REASON=N, …`).
+fn rejected(log: &str, reason: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(": sent ") && l.contains("answered"))
+        .filter_map(|l| l.split(&format!("{reason}=")).nth(1))
+        .filter_map(|n| n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_relay_that_alters_or_replays_ntpsec_replies_is_rejected_and_counted() {
+    let server = NetnsPair::SERVER_V4.to_string();
+    let pki = Pki::generate_for(&server);
+    let pair = NetnsPair::new();
+    let dir = TempDir::new("nts-relay");
+    let _ntpsec = Peer::ntpsec_orphan_in(&pair.server, &ntpsec_nts_server(&pki, &dir));
+    // The key exchange goes to NTPsec itself (its certificate is for the address); the NTP
+    // datagrams go through the relay in front of it, on another port of the same address.
+    let relay_port = 10123;
+    for (mode, counted) in [
+        ("pass", ""),
+        ("flip-auth", "bad-mac"),
+        ("flip-time", "bad-mac"),
+        ("replay", "bogus-origin"),
+    ] {
+        let _relay = NtsRelay::start(
+            &pair.server,
+            (&server, relay_port),
+            ("127.0.0.1", 123),
+            mode,
+            &dir,
+        );
+        let ntpd = Daemon::start_in(
+            &pair.client,
+            format!(
+                "nts ca {}\nserver {server} port {relay_port} nts iburst minpoll 3 maxpoll 3\n",
+                pki.show("ca.crt")
+            ),
+        );
+        let limit = if mode == "pass" {
+            SUNDIAL_SELECTS_WITHIN
+        } else {
+            Duration::from_secs(20)
+        };
+        let selected = eventually(limit, || {
+            system_peer(&sundial_ntpq_in(&pair.client, &["-pn", "127.0.0.1"])).is_some()
+        });
+        let log = ntpd.stop().log;
+        if mode == "pass" {
+            assert!(selected, "faithful relay not selected:\n{log}");
+            continue;
+        }
+        assert!(!selected, "{mode}: selected through the relay:\n{log}");
+        let n = rejected(&log, counted);
+        assert!(n >= 3, "{mode}: {counted} counted {n} times:\n{log}");
+        assert!(log.contains("answered 0"), "{mode}: {log}");
+    }
 }
