@@ -9,21 +9,24 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Instant;
 
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::{ServerConnection, StreamOwned};
 use sundial_proto::nts::ke::{self, COOKIES_PER_EXCHANGE, EXPORTER_LABEL};
-use sundial_proto::nts::{AeadKey, CookieKeys, SessionKeys};
+use sundial_proto::nts::{AeadKey, SessionKeys};
 
 use super::admission::Admission;
 use super::{KE_COUNTERS, KE_DEADLINE, KE_TIMEOUT};
+use crate::interfaces::LiveFilter;
+use crate::publish::Publisher;
 use crate::random::Random;
 
 /// What the listener needs to answer.
 #[derive(Debug, Clone)]
 pub struct KeServer {
-    /// TLS configuration (certificate and key).
-    pub tls: Arc<ServerConfig>,
-    /// The cookie master keys the NTP server threads open cookies with.
-    pub cookies: Arc<CookieKeys>,
+    /// The published snapshot: cookies are sealed under the keys the NTP server threads
+    /// hold, so a cookie handed out always opens.
+    pub publisher: Arc<Publisher>,
+    /// The `interface` rules: a connection to an address they do not serve is closed.
+    pub filter: LiveFilter,
     /// The NTP port announced to clients when it is not 123.
     pub ntp_port: u16,
 }
@@ -32,14 +35,15 @@ pub struct KeServer {
 pub fn start(server: KeServer, addrs: &[SocketAddr]) -> io::Result<Vec<SocketAddr>> {
     let mut bound = Vec::new();
     let admission = Arc::new(Mutex::new(Admission::default()));
+    let mut last_error = None;
     for addr in addrs {
         let listener = match TcpListener::bind(addr) {
             Ok(l) => l,
-            Err(e) if addr.is_ipv6() => {
+            Err(e) => {
                 tracing::debug!("NTS-KE: cannot listen on {addr}: {e}");
+                last_error = Some(e);
                 continue;
             }
-            Err(e) => return Err(e),
         };
         bound.push(listener.local_addr()?);
         let server = server.clone();
@@ -48,10 +52,14 @@ pub fn start(server: KeServer, addrs: &[SocketAddr]) -> io::Result<Vec<SocketAdd
             .name("nts-ke-listen".into())
             .spawn(move || listen(&listener, &server, &admission))?;
     }
-    Ok(bound)
+    match last_error {
+        Some(e) if bound.is_empty() => Err(e),
+        _ => Ok(bound),
+    }
 }
 
 fn listen(listener: &TcpListener, server: &KeServer, admission: &Arc<Mutex<Admission>>) {
+    let mut filter = server.filter.reader();
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -62,9 +70,14 @@ fn listen(listener: &TcpListener, server: &KeServer, admission: &Arc<Mutex<Admis
                 continue;
             }
         };
-        let Ok(peer) = stream.peer_addr() else {
+        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
             continue;
         };
+        if !filter.get().serves(local.ip()) {
+            KE_COUNTERS.count(&KE_COUNTERS.server_refused);
+            tracing::debug!("NTS-KE from {peer} to {local} refused: interface rules");
+            continue;
+        }
         let ip: IpAddr = peer.ip();
         if let Err(why) = lock(admission).admit(ip, Instant::now()) {
             KE_COUNTERS.count(&KE_COUNTERS.server_refused);
@@ -156,7 +169,8 @@ impl Write for Deadlined {
 }
 
 fn serve_one(tcp: TcpStream, server: &KeServer) -> Result<(), String> {
-    let conn = ServerConnection::new(Arc::clone(&server.tls)).map_err(|e| e.to_string())?;
+    let tls = super::current_tls().ok_or("NTS is off")?;
+    let conn = ServerConnection::new(tls).map_err(|e| e.to_string())?;
     let mut tls = StreamOwned::new(conn, Deadlined::new(tcp));
     let request = match read_message(&mut tls) {
         Ok(r) => r,
@@ -179,6 +193,8 @@ fn serve_one(tcp: TcpStream, server: &KeServer) -> Result<(), String> {
     match ke::parse_request(&request) {
         Ok(req) => {
             let keys = export_keys(&tls.conn, req.aead)?;
+            let snapshot = server.publisher.current();
+            let cookie_keys = snapshot.nts.as_deref().ok_or("no cookie keys published")?;
             let mut random = Random::open().map_err(|e| e.to_string())?;
             let mut cookies = Vec::with_capacity(COOKIES_PER_EXCHANGE);
             for _ in 0..COOKIES_PER_EXCHANGE {
@@ -187,8 +203,7 @@ fn serve_one(tcp: TcpStream, server: &KeServer) -> Result<(), String> {
                     c.copy_from_slice(&random.next_u64().to_ne_bytes());
                 }
                 let mut buf = [0u8; sundial_proto::nts::cookie::MAX_COOKIE_LEN];
-                let n = server
-                    .cookies
+                let n = cookie_keys
                     .seal(&keys, nonce, &mut buf)
                     .ok_or("cookie does not fit")?;
                 cookies.push(buf.get(..n).unwrap_or_default().to_vec());

@@ -108,8 +108,33 @@ impl NtsSources {
         self.due(system).map(|e| e.next_try).min()
     }
 
-    /// Starts the key exchanges that are due.
+    /// Key exchanges kept (one per NTS association).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no NTS association is kept.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets the associations the system process no longer has (a line removed on SIGHUP,
+    /// a retired pool member); a result that still arrives for one is ignored.
+    pub fn prune(&mut self, system: &System) {
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| system.source(source_id(e.request.id)).is_some());
+        if self.entries.len() < before {
+            tracing::info!(
+                "NTS: forgot the key exchanges of {} removed association(s)",
+                before - self.entries.len()
+            );
+        }
+    }
+
+    /// Starts the key exchanges that are due (after forgetting removed associations).
     pub fn start_due(&mut self, now: MonoTime, system: &System) {
+        self.prune(system);
         let ids: Vec<u16> = self
             .due(system)
             .filter(|e| e.next_try <= now)

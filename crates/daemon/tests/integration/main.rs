@@ -9,6 +9,7 @@
 //!   configurations asking for unbounded memory, are refused.
 //! * [`nts`], [`nts_ntpsec`]: NTS with chronyd and NTPsec, both directions; certificates.
 //! * [`nts_abuse`]: NTS-KE floods, malformed records, bad cookies at a high rate.
+//! * [`nts_keys`]: cookie-key rotation, SIGHUP and the interface rules of the NTS server.
 //! * [`keys`]: symmetric keys with NTPsec's ntpd, chronyd, ntpdig and ntpdate, both directions.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
 //! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
@@ -25,6 +26,7 @@ mod interop;
 mod keys;
 mod nts;
 mod nts_abuse;
+mod nts_keys;
 mod nts_ntpsec;
 mod safety;
 mod service;
