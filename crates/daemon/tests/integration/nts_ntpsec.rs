@@ -154,6 +154,8 @@ fn ntpsec_selects_sundial_over_nts_and_keeps_its_cookies_across_a_restart() {
     assert!(rv.contains("ntscookies="), "{rv}");
     // NTPsec's `ntpq -c ntsinfo` reads sundial's NTS counters by NTPsec's names.
     let ntsinfo = ntpsec_ntpq_in(&pair.server, &["-c", "ntsinfo", "127.0.0.1"]).stdout;
+    // sundial's ntpq has the same command, with sundial's refusals after NTPsec's lines.
+    let ours = sundial_ntpq_in(&pair.server, &["-c", "ntsinfo", "127.0.0.1"]).all();
     let first = ntpd.stop().log;
     assert!(counter(&first, "NTS repl") > 0, "{first}");
     let value = |label: &str| -> u64 {
@@ -166,6 +168,12 @@ fn ntpsec_selects_sundial_over_nts_and_keeps_its_cookies_across_a_restart() {
     assert!(value("NTS KE serves good:") >= 1, "{ntsinfo}");
     assert!(value("NTS server recvs good:") >= 1, "{ntsinfo}");
     assert_eq!(value("NTS decode cookies error:"), 0, "{ntsinfo}");
+    let serves = ours
+        .lines()
+        .find_map(|l| l.strip_prefix("NTS KE serves good:"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(serves.is_some_and(|n| n >= 1), "{ours}");
+    assert!(ours.contains("NTS KE refused:"), "{ours}");
 
     // The same cookie file, the key-exchange port moved away: NTPsec can only go on with the
     // cookies it holds, which the restarted server must still open.
