@@ -359,11 +359,25 @@ fn a_relay_that_alters_or_replays_ntpsec_replies_is_rejected_and_counted() {
         let selected = eventually(limit, || {
             system_peer(&sundial_ntpq_in(&pair.client, &["-pn", "127.0.0.1"])).is_some()
         });
+        // ntpq -c ntsinfo counts the NTS association's replies, good and rejected.
+        let ntsinfo = sundial_ntpq_in(&pair.client, &["-c", "ntsinfo", "127.0.0.1"]).stdout;
+        let info = |label: &str| -> u64 {
+            ntsinfo
+                .lines()
+                .find_map(|l| l.strip_prefix(label))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
         let log = ntpd.stop().log;
         if mode == "pass" {
             assert!(selected, "faithful relay not selected:\n{log}");
+            assert!(info("NTS client recvs good:") >= 1, "{ntsinfo}");
             continue;
         }
+        if counted == "bad-mac" {
+            assert!(info("NTS client recvs w error:") >= 3, "{mode}: {ntsinfo}");
+        }
+        assert_eq!(info("NTS client recvs good:"), 0, "{mode}: {ntsinfo}");
         assert!(!selected, "{mode}: selected through the relay:\n{log}");
         let n = rejected(&log, counted);
         assert!(n >= 3, "{mode}: {counted} counted {n} times:\n{log}");

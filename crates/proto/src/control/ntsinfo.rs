@@ -2,10 +2,10 @@
 //! when named.
 //!
 //! The NTP-side counters come from the server counters (every server thread's sum); the
-//! key-exchange counters from the daemon. In NTPsec's words a client's key exchange is a
-//! "probe" and a server's a "serve". Not sent (ntpq shows `???`): the client's per-packet
-//! counts (`nts_client_*`), the cookies made, and the age classes of decoded cookies
-//! (`nts_cookie_decode_old*`), which sundial does not keep.
+//! key-exchange counters and the client's packet counts from the daemon (the client's summed
+//! over the NTS associations that exist now). In NTPsec's words a client's key exchange is a
+//! "probe" and a server's a "serve". Not sent (ntpq shows `???`): the cookies made and the age
+//! classes of decoded cookies (`nts_cookie_decode_old*`), which sundial does not keep.
 
 use super::snapshot::SystemVars;
 use super::vars::Var;
@@ -23,6 +23,13 @@ pub struct NtsVars {
     pub ke_probes_good: u64,
     /// `nts_ke_probes_bad`: key exchanges with a server that failed.
     pub ke_probes_bad: u64,
+    /// `nts_client_send`: NTS requests the NTS associations sent.
+    pub client_send: u64,
+    /// `nts_client_recv_good`: their replies that verified and were used.
+    pub client_recv_good: u64,
+    /// `nts_client_recv_bad`: their replies rejected for authentication (no or a failing
+    /// authenticator, an NTS NAK).
+    pub client_recv_bad: u64,
 }
 
 /// `name=N` from the system's [`NtsVars`] or counters.
@@ -39,6 +46,9 @@ macro_rules! nts {
 
 /// The NTS variables, sent only when named.
 pub(crate) static NTS_INFO: &[Var<SystemVars>] = &[
+    nts!("nts_client_send", |s| s.nts.client_send),
+    nts!("nts_client_recv_good", |s| s.nts.client_recv_good),
+    nts!("nts_client_recv_bad", |s| s.nts.client_recv_bad),
     nts!("nts_server_recv_good", |s| s.counters.nts_replies),
     nts!("nts_server_recv_bad", |s| s.counters.nts_naks),
     nts!("nts_server_send", |s| s
