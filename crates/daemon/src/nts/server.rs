@@ -73,6 +73,9 @@ fn listen(listener: &TcpListener, server: &KeServer, admission: &Arc<Mutex<Admis
         let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
             continue;
         };
+        // IPv4 clients of the dual-stack socket as IPv4 addresses, in the log and the rules.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
         if !filter.get().serves(local.ip()) {
             KE_COUNTERS.count(&KE_COUNTERS.server_refused);
             tracing::debug!("NTS-KE from {peer} to {local} refused: interface rules");
