@@ -203,6 +203,7 @@ pub fn render(control: &ControlSnapshot, process: &ProcessInfo) -> String {
     if let Some(table) = &process.client_table {
         client_table_families(&mut f, table);
     }
+    nts_families(&mut f, control);
 
     f.single(
         "ntp_uptime_seconds",
@@ -325,7 +326,7 @@ fn source_families(f: &mut Family<'_>, control: &ControlSnapshot) {
 
 fn server_families(f: &mut Family<'_>, control: &ControlSnapshot) {
     let c = &control.system.counters;
-    let counters: [(&str, &str, u64); 10] = [
+    let counters: [(&str, &str, u64); 8] = [
         (
             "ntp_server_received_packets_total",
             "Datagrams received on the NTP port, mode 6 included.",
@@ -355,16 +356,6 @@ fn server_families(f: &mut Family<'_>, control: &ControlSnapshot) {
             "ntp_server_control_replies_total",
             "Mode 6 (ntpq) requests answered.",
             c.control_replies,
-        ),
-        (
-            "ntp_server_nts_replies_total",
-            "NTS requests answered with an authenticated reply.",
-            c.nts_replies,
-        ),
-        (
-            "ntp_server_nts_naks_total",
-            "NTS requests whose cookie or authenticator failed, answered with an NTS NAK.",
-            c.nts_naks,
         ),
         (
             "ntp_server_sent_packets_total",
@@ -465,6 +456,49 @@ fn mode_name(mode: Mode) -> &'static str {
         Mode::Broadcast => "broadcast",
         Mode::Control => "control",
         Mode::Private => "private",
+    }
+}
+
+/// NTS: authenticated replies, NAKs, cookies that did not open, and key exchanges by role
+/// and result.
+fn nts_families(f: &mut Family<'_>, control: &ControlSnapshot) {
+    let c = &control.system.counters;
+    let n = &control.system.nts;
+    let counters: [(&str, &str, u64); 3] = [
+        (
+            "ntp_nts_replies_total",
+            "NTS requests answered with an authenticated reply.",
+            c.nts_replies,
+        ),
+        (
+            "ntp_nts_naks_total",
+            "NTS requests answered with an NTS NAK (cookie or authenticator failed).",
+            c.nts_naks,
+        ),
+        (
+            "ntp_nts_cookie_decrypt_failures_total",
+            "NTS requests whose cookie did not open under any cookie key held.",
+            c.nts_cookie_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        f.header(name, "counter", help);
+        f.sample(name, &[], value as f64);
+    }
+    let name = "ntp_nts_ke_total";
+    f.header(
+        name,
+        "counter",
+        "NTS key exchanges by role (server, client) and result (good, failed, refused).",
+    );
+    for (role, result, value) in [
+        ("server", "good", n.ke_serves_good),
+        ("server", "failed", n.ke_serves_bad),
+        ("server", "refused", n.ke_refused),
+        ("client", "good", n.ke_probes_good),
+        ("client", "failed", n.ke_probes_bad),
+    ] {
+        f.sample(name, &[("role", role), ("result", result)], value as f64);
     }
 }
 

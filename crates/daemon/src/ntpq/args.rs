@@ -148,6 +148,8 @@ pub enum Command {
     IoStats,
     /// `mrulist [PARAM=VALUE…]`: the server's clients, most recent first.
     MruList(super::mrulist::MruArgs),
+    /// `ntsinfo`: the server's NTS counters (NTPsec's command).
+    NtsInfo,
     /// `quit` / `exit` (interactive).
     Quit,
 }
@@ -177,7 +179,7 @@ impl std::fmt::Display for CommandError {
 }
 
 /// Commands sundial's ntpq runs, by full name.
-const SUPPORTED: [&str; 12] = [
+const SUPPORTED: [&str; 13] = [
     "peers",
     "mrulist",
     "lpeers",
@@ -188,6 +190,7 @@ const SUPPORTED: [&str; 12] = [
     "sysstats",
     "kerninfo",
     "iostats",
+    "ntsinfo",
     "quit",
     "exit",
 ];
@@ -268,6 +271,7 @@ impl Command {
             "mrulist" => super::mrulist::MruArgs::parse(&args)
                 .map(Self::MruList)
                 .map_err(|e| CommandError::BadArgument(e.to_string())),
+            "ntsinfo" => Ok(Self::NtsInfo),
             "quit" | "exit" => Ok(Self::Quit),
             other => Err(CommandError::Unsupported(other.to_owned())),
         }
@@ -285,6 +289,7 @@ impl Command {
             Self::KernInfo => "kerninfo",
             Self::IoStats => "iostats",
             Self::MruList(_) => "mrulist",
+            Self::NtsInfo => "ntsinfo",
             Self::Quit => "quit",
         }
     }
@@ -334,6 +339,7 @@ mod tests {
         assert_eq!(Command::parse("sysstats"), Ok(Command::SysStats));
         assert_eq!(Command::parse("sysst"), Ok(Command::SysStats));
         assert_eq!(Command::parse("iostats"), Ok(Command::IoStats));
+        assert_eq!(Command::parse("ntsinfo"), Ok(Command::NtsInfo));
         assert_eq!(Command::parse("kern"), Ok(Command::KernInfo));
         assert!(matches!(
             Command::parse("mru mincount=2"),

@@ -207,6 +207,7 @@ impl Runner {
             }
             Command::IoStats => self.collection(host, session, ctx, "iostats", &collect::IOSTATS),
             Command::MruList(args) => self.mrulist(args, host, session, ctx),
+            Command::NtsInfo => self.collection(host, session, ctx, "ntsinfo", &collect::NTSINFO),
             Command::Quit => return None,
         };
         Some(match result {

@@ -44,6 +44,7 @@ mod client;
 mod header;
 mod kernel;
 mod mru;
+mod ntsinfo;
 mod request;
 mod respond;
 mod snapshot;
@@ -68,6 +69,7 @@ pub use kernel::{KernelVars, status_flags};
 pub use mru::{
     MruContext, MruQuery, NONCE_LIFETIME_S, NONCE_REPLY_OCTETS, Nonce, ntpsec_restrict_bits,
 };
+pub use ntsinfo::NtsVars;
 pub use request::{
     IgnoreReason, MAX_NAME_LEN, MAX_NAMES, NameList, Request, RequestError, RequestFrame,
 };
