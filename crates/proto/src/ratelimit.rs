@@ -26,7 +26,7 @@ use crate::time::{MonoTime, NtpTimestamp};
 /// Entries per set.
 pub const WAYS: usize = 4;
 
-/// Default table size in entries (about 8 MiB at 120 octets each): ntpd's `mru maxdepth` scale, 16× chrony's
+/// Default table size in entries (8 MiB at 128 octets each): ntpd's `mru maxdepth` scale, 16× chrony's
 /// default `clientloglimit`.
 pub const DEFAULT_ENTRIES: usize = 1 << 16;
 
@@ -106,6 +106,8 @@ struct Entry {
 struct Seen {
     /// Datagrams recorded.
     count: u32,
+    /// Monotonic time of the last, ms (what keeps an entry from going stale).
+    at_ms: u64,
     /// Datagrams over the rate limit (dropped or kissed).
     drops: u32,
     /// Arrival (served time) of the first and the last.
@@ -253,7 +255,8 @@ impl RateLimiter {
     /// Notes one datagram from `source` in its client's entry for the MRU list: sent to
     /// `local`, arriving at served time `arrival` (monotonic `now`), with first octet `first`
     /// (mode and version), from a source whose restrict flags are `restrict` (NTPsec's bits).
-    /// Called after [`Self::check`] for the same datagram, which it leaves undisturbed.
+    /// May come before or after [`Self::check`] for the same datagram: it leaves the rate
+    /// limit's times alone and keeps its own.
     pub fn record(
         &self,
         source: SocketAddr,
@@ -265,8 +268,8 @@ impl RateLimiter {
     ) {
         let now_ms = ms(now);
         self.with_entry(source.ip(), now_ms, |e| {
-            e.last_ms = e.last_ms.max(now_ms);
             let seen = &mut e.seen;
+            seen.at_ms = now_ms;
             if seen.count == 0 {
                 seen.first = arrival;
             }
@@ -487,10 +490,11 @@ const _: () = assert!(RateLimiter::ENTRY_BYTES <= 128);
 /// An entry's claim to keep its place: empty slots first, then stale ones, then the fewest
 /// hits, then the least recently seen.
 fn claim(e: &Entry, now_ms: u64) -> (u8, u32, u64) {
+    let last_ms = e.last_ms.max(e.seen.at_ms);
     match e.addr {
         None => (0, 0, 0),
-        Some(_) if now_ms.saturating_sub(e.last_ms) > STALE_MS => (1, 0, e.last_ms),
-        Some(_) => (2, e.hits.max(e.seen.count), e.last_ms),
+        Some(_) if now_ms.saturating_sub(last_ms) > STALE_MS => (1, 0, last_ms),
+        Some(_) => (2, e.hits.max(e.seen.count), last_ms),
     }
 }
 

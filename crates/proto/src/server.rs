@@ -290,10 +290,11 @@ impl Server {
                 self.counters.count_version(first);
             }
         }
-        // One restrict lookup serves the decision and the client table.
+        // One restrict lookup serves the client table and the decision. The client table is
+        // written first, so that nothing runs between reading T3 and sending the reply.
         let flags = policy.access.lookup(&meta.source).flags;
-        let decision = self.decide(policy, flags, meta, request, system, out, transmit_time);
         self.record(flags, meta, request);
+        let decision = self.decide(policy, flags, meta, request, system, out, transmit_time);
         if let (Some(&first), false) = (request.first(), matches!(decision, Decision::Drop(_))) {
             self.counters.count_answered(first);
         }
@@ -324,8 +325,8 @@ impl Server {
         }
     }
 
-    /// Notes a datagram in the client table for the MRU list (after the rate-limit check,
-    /// which must see the previous arrival time).
+    /// Notes a datagram in the client table for the MRU list (before the rate-limit check,
+    /// which it leaves undisturbed: it does not touch the bucket's times).
     fn record(&self, flags: RestrictFlags, meta: &RequestMeta, request: &[u8]) {
         let (Some(limiter), Some(&first)) = (&self.limiter, request.first()) else {
             return;
