@@ -352,6 +352,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::property;
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -455,12 +456,14 @@ mod tests {
         assert!(!closed.control_allowed(&sa("127.0.0.1:5000")));
     }
 
-    proptest! {
-        #[test]
-        fn lookup_agrees_with_a_brute_force_longest_match(
-            prefixes in proptest::collection::vec((any::<u32>(), 0u8..=32, any::<u16>()), 0..12),
-            src in any::<u32>(),
-        ) {
+    #[test]
+    fn lookup_agrees_with_a_brute_force_longest_match() {
+        let strategy = (
+            proptest::collection::vec((any::<u32>(), 0u8..=32, any::<u16>()), 0..12),
+            any::<u32>(),
+        );
+        let (matched, unmatched) = (property::Checked::default(), property::Checked::default());
+        let checked = property::run(strategy, |(prefixes, src)| {
             let mut t = AccessTable::new();
             for (addr, len, flags) in &prefixes {
                 let mut e = RestrictEntry::prefix(IpAddr::V4(Ipv4Addr::from(*addr)), *len);
@@ -470,21 +473,43 @@ mod tests {
             let src_sa = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(src)), 999);
             let got = t.lookup(&src_sa);
             // Brute force: union of flags of all matching entries with the longest prefix.
-            let matching: Vec<_> = prefixes.iter().filter(|(a, l, _)| {
-                let m = u32::MAX.checked_shl(32 - u32::from(*l)).unwrap_or(0);
-                a & m == src & m
-            }).collect();
+            let matching: Vec<_> = prefixes
+                .iter()
+                .filter(|(a, l, _)| {
+                    let m = u32::MAX.checked_shl(32 - u32::from(*l)).unwrap_or(0);
+                    a & m == src & m
+                })
+                .collect();
             match matching.iter().map(|(_, l, _)| *l).max() {
-                None => prop_assert!(!got.explicit),
+                None => {
+                    unmatched.hit();
+                    prop_assert!(!got.explicit);
+                }
                 Some(best) => {
+                    matched.hit();
                     let m = u32::MAX.checked_shl(32 - u32::from(best)).unwrap_or(0);
-                    let expected = matching.iter()
+                    let expected = matching
+                        .iter()
                         .filter(|(a, l, _)| *l == best && a & m == src & m)
                         .fold(0u32, |acc, (_, _, f)| acc | u32::from(*f));
                     prop_assert!(got.explicit);
                     prop_assert_eq!(got.flags, RestrictFlags(expected));
                 }
             }
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+        // A random entry matches a random address with probability about 2/33, so roughly a
+        // third of the tables match (about 80 of 256); both sides of the rule must be checked.
+        assert!(
+            matched.count() >= 20,
+            "only {} inputs matched an entry",
+            matched.count()
+        );
+        assert!(
+            unmatched.count() >= 20,
+            "only {} inputs matched none",
+            unmatched.count()
+        );
     }
 }
