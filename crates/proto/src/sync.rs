@@ -269,6 +269,34 @@ mod tests {
     }
 
     #[test]
+    fn noisy_updates_count_twice_against_the_poll_and_limits_are_inclusive() {
+        // At exponent 4 a quiet update counts 4: the seventh leaves the counter at 28, the
+        // eighth reaches 32 ≥ 30 and lengthens the poll.
+        let mut p = PollAdapter::new(4, 10);
+        for _ in 0..7 {
+            assert_eq!(p.update(1e-6, 1e-4), 4);
+        }
+        assert_eq!(p.update(1e-6, 1e-4), 5);
+        // At exponent 5 a noisy update counts −2·5: the third reaches exactly −30 and shortens
+        // the poll again.
+        assert_eq!(p.update(1e-2, 1e-4), 5);
+        assert_eq!(p.update(1e-2, 1e-4), 5);
+        assert_eq!(p.update(1e-2, 1e-4), 4);
+    }
+
+    #[test]
+    fn an_offset_of_exactly_four_jitters_is_noisy() {
+        let mut quiet = PollAdapter::new(4, 10);
+        let mut noisy = PollAdapter::new(4, 10);
+        for _ in 0..8 {
+            quiet.update(0.999, 0.25);
+            noisy.update(1.0, 0.25);
+        }
+        assert_eq!(quiet.poll(), 5);
+        assert_eq!(noisy.poll(), 4);
+    }
+
+    #[test]
     fn poll_grows_when_quiet_and_shrinks_when_noisy() {
         let mut p = PollAdapter::new(6, 10);
         for _ in 0..5 {
