@@ -790,3 +790,54 @@ fn a_step_after_synchronisation_keeps_serving_the_system_peer_with_the_step_in_t
     assert!(served.is_synchronized());
     assert!(served.root_dispersion.to_seconds_f64() < 0.01, "{served:?}");
 }
+
+/// Two sources agree, the clock is synchronised, then both move 0.5 s and the clock is stepped
+/// after the stepout; returns the world right after the step and the two sources.
+fn stepped_after_sync() -> (World, SourceId, SourceId) {
+    let discipline = DisciplineParams {
+        stepout: NtpDuration::from_seconds(10),
+        ..DisciplineParams::default()
+    };
+    let mut w = World::new(params(discipline), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    w.exchange(b);
+    assert!(w.system.served_state().is_synchronized());
+    for s in &mut w.servers {
+        s.1 = 0.5;
+    }
+    let stepped = |w: &World| w.events.iter().any(|e| matches!(e, Event::Stepped { .. }));
+    for _ in 0..30 {
+        w.run_until(w.clock.true_s + 1.0);
+        w.exchange(a);
+        if stepped(&w) {
+            break;
+        }
+        w.exchange(b);
+        if stepped(&w) {
+            break;
+        }
+    }
+    assert_eq!(w.clock.steps.len(), 1, "{:?}", w.events);
+    (w, a, b)
+}
+
+#[test]
+fn removing_another_source_after_a_step_keeps_serving_the_held_system_peer() {
+    let (mut w, a, b) = stepped_after_sync();
+    w.refresh();
+    let Serving::Peer(held) = w.system.serving() else {
+        panic!("the system peer is served through the step: {:?}", w.events);
+    };
+    let other = if held == a { b } else { a };
+    assert!(w.system.remove_source(other).is_some());
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Peer(held));
+    assert!(w.system.served_state().is_synchronized());
+    // Removing the held peer itself ends it: nothing is left to serve.
+    assert!(w.system.remove_source(held).is_some());
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Unsynchronized);
+    assert!(!w.system.served_state().is_synchronized());
+}
