@@ -77,3 +77,60 @@ impl PollControl {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 20 µs of measurement noise and a typical quartz's 1e-9/√s wander: T_c = (3R/q)^⅓ ≈
+    /// 1063 s, and 8 measurements in it ask for 133 s.
+    const NOISE: f64 = 20e-6 * 20e-6;
+    const WANDER: f64 = 1e-18;
+
+    fn settle(p: &mut PollControl, noise: f64, freq_sigma: f64) -> i8 {
+        for _ in 0..100 {
+            p.update(noise, WANDER, freq_sigma);
+        }
+        p.poll()
+    }
+
+    #[test]
+    fn the_poll_fits_eight_measurements_into_the_coherence_span() {
+        // 133 s lies between 2^7 and 2^8.
+        assert_eq!(settle(&mut PollControl::new(4, 17), NOISE, 1e-15), 7);
+    }
+
+    #[test]
+    fn while_the_frequency_is_uncertain_the_poll_stays_within_noise_over_sigma() {
+        // √R/σ_f = 20 µs / 1 ppm = 20 s, between 2^4 and 2^5.
+        assert_eq!(settle(&mut PollControl::new(2, 17), NOISE, 1e-6), 4);
+    }
+
+    #[test]
+    fn a_target_that_is_zero_or_not_finite_changes_nothing() {
+        let mut p = PollControl::new(4, 17);
+        assert_eq!(settle(&mut p, NOISE, 1e-15), 7);
+        assert_eq!(settle(&mut p, 0.0, 1e-15), 7);
+        assert_eq!(settle(&mut p, f64::INFINITY, 1e-15), 7);
+        assert_eq!(settle(&mut p, f64::NAN, 1e-15), 7);
+    }
+
+    #[test]
+    fn reset_returns_to_the_shortest_poll_and_forgets_the_count() {
+        let mut p = PollControl::new(4, 17);
+        assert_eq!(settle(&mut p, NOISE, 1e-15), 7);
+        // Three updates asking for more: one short of the hysteresis.
+        for _ in 0..3 {
+            p.update(NOISE, WANDER * 1e-6, 1e-15);
+        }
+        p.reset();
+        assert_eq!(p.poll(), 4);
+        // The count starts again from zero: three more do not raise it, the fourth does.
+        for _ in 0..3 {
+            p.update(NOISE, WANDER * 1e-6, 1e-15);
+        }
+        assert_eq!(p.poll(), 4);
+        p.update(NOISE, WANDER * 1e-6, 1e-15);
+        assert_eq!(p.poll(), 5);
+    }
+}
