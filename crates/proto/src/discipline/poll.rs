@@ -107,6 +107,25 @@ mod tests {
     }
 
     #[test]
+    fn the_poll_comes_down_to_a_shorter_target_and_climbs_back() {
+        let mut p = PollControl::new(2, 17);
+        assert_eq!(settle(&mut p, NOISE, 1e-15), 7);
+        assert_eq!(settle(&mut p, NOISE, 1e-6), 4);
+        assert_eq!(settle(&mut p, NOISE, 1e-15), 7);
+    }
+
+    #[test]
+    fn the_poll_rises_only_when_the_target_is_twice_the_interval() {
+        // With 200 µs of noise the coherence span allows 388 s; the frequency's uncertainty
+        // sets the target: 1.9 times the interval at exponent 7 (243 s) is not enough to
+        // double it, 257 s is.
+        let noise = 200e-6 * 200e-6;
+        let mut p = PollControl::new(7, 17);
+        assert_eq!(settle(&mut p, noise, 200e-6 / 243.0), 7);
+        assert_eq!(settle(&mut p, noise, 200e-6 / 257.0), 8);
+    }
+
+    #[test]
     fn a_target_that_is_zero_or_not_finite_changes_nothing() {
         let mut p = PollControl::new(4, 17);
         assert_eq!(settle(&mut p, NOISE, 1e-15), 7);
