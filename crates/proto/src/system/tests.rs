@@ -841,3 +841,20 @@ fn removing_another_source_after_a_step_keeps_serving_the_held_system_peer() {
     assert_eq!(w.system.serving(), Serving::Unsynchronized);
     assert!(!w.system.served_state().is_synchronized());
 }
+
+#[test]
+fn the_system_wakes_for_the_earliest_source_poll() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    assert_eq!(w.system.poll_timeout(), None, "no sources, nothing to send");
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    // `a` has just been answered and waits a poll interval; `b` is due at once.
+    let due = |w: &World, id| w.system.source(id).unwrap().poll_timeout().unwrap();
+    assert!(due(&w, b) < due(&w, a));
+    assert_eq!(w.system.poll_timeout(), Some(due(&w, b)));
+    w.exchange(b);
+    let earliest = due(&w, a).min(due(&w, b));
+    assert_eq!(w.system.poll_timeout(), Some(earliest));
+    assert!(earliest > w.mono());
+}
