@@ -858,3 +858,22 @@ fn the_system_wakes_for_the_earliest_source_poll() {
     assert_eq!(w.system.poll_timeout(), Some(earliest));
     assert!(earliest > w.mono());
 }
+
+#[test]
+fn nts_keys_go_to_the_named_source_and_only_a_known_one() {
+    use crate::nts::{Aead, AeadKey, SessionKeys};
+    let session = || SessionKeys {
+        c2s: AeadKey::new(Aead::AesSivCmac256, &[0x11; 32]).unwrap(),
+        s2c: AeadKey::new(Aead::AesSivCmac256, &[0x22; 32]).unwrap(),
+    };
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    assert!(w.system.install_nts(b, session(), vec![vec![7; 64]; 3]));
+    assert_eq!(w.system.source(b).unwrap().nts().cookies(), 3);
+    assert_eq!(w.system.source(a).unwrap().nts().cookies(), 0);
+    assert!(
+        !w.system
+            .install_nts(SourceId(9), session(), vec![vec![7; 64]])
+    );
+}
