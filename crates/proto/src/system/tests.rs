@@ -877,3 +877,48 @@ fn nts_keys_go_to_the_named_source_and_only_a_known_one() {
             .install_nts(SourceId(9), session(), vec![vec![7; 64]])
     );
 }
+
+#[test]
+fn one_shot_finishes_when_the_clock_is_set_and_its_slew_has_ended() {
+    let mut w = World::new(
+        SystemParams {
+            one_shot: true,
+            ..params(DisciplineParams {
+                one_shot: true,
+                ..DisciplineParams::default()
+            })
+        },
+        0.02,
+    );
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    assert!(!w.system.one_shot_finished(), "nothing set yet");
+    w.exchange(a);
+    w.exchange(b);
+    assert!(w.system.clock_timeout().is_some(), "a 20 ms slew runs");
+    assert!(!w.system.one_shot_finished(), "the slew still runs");
+    w.run_until(w.clock.true_s + 600.0);
+    assert!(w.system.one_shot_finished());
+    assert!(w.clock.steps.is_empty());
+    assert!((w.clock.error).abs() < 1e-3, "{}", w.clock.error);
+}
+
+#[test]
+fn the_drift_file_value_is_offered_once_the_frequency_is_measured() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    assert_eq!(w.system.drift(), None);
+    // The servers run 20 ppm ahead of the local oscillator: the correction to learn is +20.
+    for i in 0..60u32 {
+        w.run_until(f64::from(i) * 64.0);
+        let offset = 20e-6 * w.clock.true_s;
+        for s in &mut w.servers {
+            s.1 = offset;
+        }
+        w.exchange(a);
+        w.exchange(b);
+    }
+    let drift = w.system.drift().expect("measured by now").value();
+    assert!((drift - 20.0).abs() < 1.0, "{drift}");
+}
