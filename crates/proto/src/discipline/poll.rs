@@ -125,6 +125,54 @@ mod tests {
         assert_eq!(settle(&mut p, noise, 200e-6 / 257.0), 8);
     }
 
+    /// Noise and frequency uncertainty whose target is exactly 2^`exp` s: √R = 2^-12 s,
+    /// σ_f = 2^-(12+exp) (the coherence span, 700 s, does not limit it).
+    fn exact_target(p: &mut PollControl, exp: i32) {
+        p.update(2f64.powi(-24), WANDER, 2f64.powi(-12 - exp));
+    }
+
+    #[test]
+    fn a_target_equal_to_the_interval_keeps_it() {
+        let mut p = PollControl::new(7, 17);
+        for _ in 0..100 {
+            exact_target(&mut p, 7);
+        }
+        assert_eq!(p.poll(), 7);
+    }
+
+    #[test]
+    fn a_target_within_the_band_wears_the_count_down() {
+        let mut p = PollControl::new(7, 17);
+        // Three updates asking for 2^8, one short of the hysteresis…
+        for _ in 0..3 {
+            exact_target(&mut p, 8);
+        }
+        // …three within [2^7, 2^8) bring the count back to zero…
+        for _ in 0..3 {
+            exact_target(&mut p, 7);
+        }
+        // …so three more asking for 2^8 are again not enough, and a fourth is.
+        for _ in 0..3 {
+            exact_target(&mut p, 8);
+        }
+        assert_eq!(p.poll(), 7);
+        exact_target(&mut p, 8);
+        assert_eq!(p.poll(), 8);
+    }
+
+    #[test]
+    fn going_down_takes_two_updates_going_up_four() {
+        let mut p = PollControl::new(6, 17);
+        for n in 1..=4 {
+            exact_target(&mut p, 7);
+            assert_eq!(p.poll(), if n < 4 { 6 } else { 7 }, "update {n}");
+        }
+        for n in 1..=2 {
+            exact_target(&mut p, 6);
+            assert_eq!(p.poll(), if n < 2 { 7 } else { 6 }, "update {n}");
+        }
+    }
+
     #[test]
     fn a_target_that_is_zero_or_not_finite_changes_nothing() {
         let mut p = PollControl::new(4, 17);
