@@ -150,6 +150,7 @@ mod tests {
         // …three within [2^7, 2^8) bring the count back to zero…
         for _ in 0..3 {
             exact_target(&mut p, 7);
+            assert_eq!(p.poll(), 7);
         }
         // …so three more asking for 2^8 are again not enough, and a fourth is.
         for _ in 0..3 {
