@@ -433,6 +433,47 @@ mod tests {
         let s = f.stages(at(2.0));
         assert!(s[0].1.abs() < 1e-12 && s[1].1.abs() < 1e-12, "{s:?}");
         assert_eq!(f.min_delay(), Some(0.0002));
+        // The estimate already reported moves with them.
+        let latest = f.latest().unwrap().offset;
+        assert!(latest.abs() < 1e-12, "{latest}");
+    }
+
+    #[test]
+    fn on_equal_delays_the_newer_sample_wins() {
+        let mut f = ClockFilter::new();
+        f.add(sample(0.0, 0.001, 0.0002), 1e-7);
+        f.add(sample(64.0, 0.002, 0.0002), 1e-7);
+        f.add(sample(128.0, 0.003, 0.0009), 1e-7);
+        let offset = f.latest().unwrap().offset;
+        assert!((offset - 0.002).abs() < 1e-12, "{offset}");
+    }
+
+    #[test]
+    fn a_sample_exactly_at_the_allan_intercept_is_not_yet_stale() {
+        let mut f = ClockFilter::new();
+        f.add(sample(0.0, 0.004, 0.0002), 1e-7);
+        f.add(sample(ALLAN_INTERCEPT_S, 0.001, 0.0009), 1e-7);
+        let offset = f.latest().unwrap().offset;
+        assert!((offset - 0.004).abs() < 1e-12, "{offset}");
+    }
+
+    #[test]
+    fn dispersion_weighs_the_samples_by_halves_in_delay_order() {
+        let mut f = ClockFilter::new();
+        let low = Sample {
+            dispersion: 1e-5,
+            ..sample(0.0, 0.001, 0.0002)
+        };
+        let high = Sample {
+            dispersion: 4e-5,
+            ..sample(1.0, 0.002, 0.0009)
+        };
+        f.add(low, 1e-7);
+        f.add(high, 1e-7);
+        // At the second sample the first has aged 1 s; weights ½ and ¼, renormalised.
+        let expected = (0.5 * (1e-5 + PHI) + 0.25 * 4e-5) / 0.75;
+        let got = f.latest().unwrap().dispersion;
+        assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
     }
 
     #[test]
