@@ -464,6 +464,28 @@ mod tests {
     }
 
     #[test]
+    fn with_few_samples_the_floor_may_be_half_queueing() {
+        let mut f = DelayFloor::default();
+        f.add(1e-3, 1e-3);
+        // A lone sample: up to half its delay.
+        assert!(
+            (f.uncertainty() - 0.5e-3).abs() < 1e-15,
+            "{}",
+            f.uncertainty()
+        );
+        // Nine equal ones (no queueing seen): floor / (2·√9).
+        for _ in 0..8 {
+            f.add(1e-3, 1e-3);
+        }
+        let floor = f.floor().unwrap();
+        assert!(
+            (f.uncertainty() - floor / 6.0).abs() < 1e-15,
+            "{}",
+            f.uncertainty()
+        );
+    }
+
+    #[test]
     fn a_route_change_needs_eight_samples_and_three_mean_queueings() {
         let mut few = DelayFloor::default();
         for d in [1.0e-3, 1.2e-3, 1.0e-3] {
