@@ -218,3 +218,144 @@ impl Steering {
         Ok(at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::convert::Infallible;
+
+    use super::*;
+    use crate::packet::Leap;
+
+    /// A clock that stands where it is put and takes every command at once.
+    struct Still(NtpTimestamp);
+
+    impl Clock for Still {
+        type Error = Infallible;
+
+        fn now(&self) -> NtpTimestamp {
+            self.0
+        }
+
+        fn step(&mut self, _: NtpDuration) -> Result<NtpTimestamp, Infallible> {
+            unreachable!("steering never steps")
+        }
+
+        fn set_frequency(&mut self, _: f64) -> Result<NtpTimestamp, Infallible> {
+            Ok(self.0)
+        }
+
+        fn set_status(
+            &mut self,
+            _: Leap,
+            _: NtpDuration,
+            _: NtpDuration,
+        ) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    fn at(secs: f64) -> NtpTimestamp {
+        NtpTimestamp::from_parts(0xec00_0000, 0) + NtpDuration::from_seconds_f64(secs)
+    }
+
+    fn steer(s: &mut Steering, clock: &mut Still, offset: f64) {
+        let now = clock.0;
+        s.steer(clock, now, 0.0, offset).unwrap();
+    }
+
+    /// How long the slew just started lasts, in oscillator seconds (its local length is
+    /// longer by the rate it runs at: `offset` over that time).
+    fn slew_seconds(s: &Steering, clock: &Still, offset: f64) -> f64 {
+        seconds_between(s.next_timeout().unwrap(), clock.0) - offset
+    }
+
+    #[test]
+    fn the_log_integrates_each_command_over_its_own_span() {
+        let mut clock = Still(at(10.0));
+        let mut s = Steering::new(0.0, 500e-6);
+        s.set_base(&mut clock, 100e-6).unwrap();
+        clock.0 = at(20.0);
+        s.set_base(&mut clock, -50e-6).unwrap();
+        let (elapsed, phase) = s.integrate(at(5.0), at(25.0));
+        let (a, b) = (10.0 / (1.0 + 100e-6), 5.0 / (1.0 - 50e-6));
+        assert!((elapsed - (5.0 + a + b)).abs() < 1e-9, "{elapsed}");
+        assert!((phase - (100e-6 * a - 50e-6 * b)).abs() < 1e-12, "{phase}");
+        // A span inside the first command ends where it is asked to, not at the next command.
+        let (elapsed, phase) = s.integrate(at(5.0), at(8.0));
+        assert!(
+            (elapsed - 3.0).abs() < 1e-9 && phase == 0.0,
+            "{elapsed} {phase}"
+        );
+        assert_eq!(s.integrate(at(25.0), at(5.0)), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_small_correction_is_spread_over_a_second_a_large_one_goes_at_full_rate() {
+        let mut clock = Still(at(0.0));
+        // A fast slew rate (5 %), so that the shortest durations decide.
+        let mut s = Steering::new(0.0, 0.05);
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 1.0).abs() < 1e-6);
+        s.handle_timeout(&mut Still(s.next_timeout().unwrap()))
+            .unwrap();
+        // Exactly 1 ms still counts as small.
+        clock.0 = at(10.0);
+        steer(&mut s, &mut clock, 1e-3);
+        assert!((slew_seconds(&s, &clock, 1e-3) - 1.0).abs() < 1e-6);
+        s.handle_timeout(&mut Still(s.next_timeout().unwrap()))
+            .unwrap();
+        clock.0 = at(20.0);
+        steer(&mut s, &mut clock, 2e-3);
+        assert!((slew_seconds(&s, &clock, 2e-3) - 0.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_small_correction_replacing_a_running_fast_slew_goes_fast_too() {
+        let mut clock = Still(at(0.0));
+        let mut s = Steering::new(0.0, 0.05);
+        steer(&mut s, &mut clock, 2e-3);
+        let fast_end = s.next_timeout().unwrap();
+        clock.0 = at(0.05);
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 0.1).abs() < 1e-6);
+        // A slow slew under way does not make the next one fast.
+        let mut s = Steering::new(0.0, 0.05);
+        clock.0 = at(0.0);
+        steer(&mut s, &mut clock, 0.5e-3);
+        clock.0 = at(0.5);
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 1.0).abs() < 1e-6);
+        // Nor does a fast one whose end has come, even if its timer has not run yet.
+        let mut s = Steering::new(0.0, 0.05);
+        clock.0 = at(0.0);
+        steer(&mut s, &mut clock, 2e-3);
+        assert_eq!(s.next_timeout(), Some(fast_end));
+        clock.0 = fast_end;
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_slew_at_exactly_a_millisecond_per_second_is_not_fast() {
+        let mut clock = Still(at(0.0));
+        let mut s = Steering::new(0.0, 0.05);
+        // 1 ms over a second: 1e-3 s/s, the limit itself.
+        steer(&mut s, &mut clock, 1e-3);
+        clock.0 = at(0.5);
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_new_slew_commits_only_what_the_cancelled_one_had_not_yet_done() {
+        let mut clock = Still(at(0.0));
+        let mut s = Steering::new(0.0, 0.05);
+        steer(&mut s, &mut clock, 0.5e-3);
+        // Half-way through, a new correction of 0.5 ms: a quarter was still to come.
+        let half = seconds_between(s.next_timeout().unwrap(), clock.0) / 2.0;
+        clock.0 = at(half);
+        let now = clock.0;
+        let committed = s.steer(&mut clock, now, 0.0, 0.5e-3).unwrap();
+        assert!((committed - 0.25e-3).abs() < 1e-9, "{committed}");
+    }
+}
