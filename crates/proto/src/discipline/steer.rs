@@ -358,4 +358,93 @@ mod tests {
         let committed = s.steer(&mut clock, now, 0.0, 0.5e-3).unwrap();
         assert!((committed - 0.25e-3).abs() < 1e-9, "{committed}");
     }
+
+    /// Base 100 ppm, then 0.5 ms slewed over a second from 0: rate 0.5e-3 on top.
+    fn slewing() -> (Steering, Still) {
+        let mut clock = Still(at(0.0));
+        let mut s = Steering::new(0.0, 0.05);
+        let now = clock.0;
+        s.steer(&mut clock, now, 100e-6, 0.5e-3).unwrap();
+        (s, clock)
+    }
+
+    #[test]
+    fn the_slew_ends_at_its_timer_and_a_late_timer_books_the_overshoot() {
+        let (mut s, _) = slewing();
+        let end = s.next_timeout().unwrap();
+        let pending = s.pending().unwrap();
+        assert!((pending.rate - 0.5e-3 / (1.0 + 100e-6 + 0.5e-3)).abs() < 1e-15);
+        // Early: nothing happens.
+        let early = end - NtpDuration::from_seconds_f64(0.01);
+        assert_eq!(s.handle_timeout(&mut Still(early)).unwrap(), 0.0);
+        assert_eq!(s.next_timeout(), Some(end));
+        // On time: the slew ends, nothing beyond what was committed.
+        let mut on_time = s.clone();
+        assert_eq!(on_time.handle_timeout(&mut Still(end)).unwrap(), 0.0);
+        assert_eq!(on_time.next_timeout(), None);
+        // 0.2 s late: the extra rate ran 0.2 local seconds longer.
+        let late = end + NtpDuration::from_seconds_f64(0.2);
+        let extra = s.handle_timeout(&mut Still(late)).unwrap();
+        let expected = 0.5e-3 * 0.2 / (1.0 + 100e-6 + 0.5e-3);
+        assert!((extra - expected).abs() < 1e-12, "{extra} vs {expected}");
+        assert_eq!(s.next_timeout(), None);
+    }
+
+    #[test]
+    fn cancelling_returns_what_the_slew_had_still_to_do() {
+        let (mut s, _) = slewing();
+        let end = s.next_timeout().unwrap();
+        let half = at(seconds_between(end, at(0.0)) / 2.0);
+        let rest = s.cancel(&mut Still(half)).unwrap();
+        assert!((rest - 0.25e-3).abs() < 1e-9, "{rest}");
+        assert_eq!(s.next_timeout(), None);
+        assert_eq!(
+            s.cancel(&mut Still(half)).unwrap(),
+            0.0,
+            "nothing left to cancel"
+        );
+    }
+
+    /// Commands at 10 s (+100 ppm) and 20 s (−50 ppm) after starting at 0.
+    fn two_commands() -> Steering {
+        let mut clock = Still(at(10.0));
+        let mut s = Steering::new(0.0, 500e-6);
+        s.set_base(&mut clock, 100e-6).unwrap();
+        clock.0 = at(20.0);
+        s.set_base(&mut clock, -50e-6).unwrap();
+        s
+    }
+
+    fn phase(s: &Steering, from: f64, to: f64) -> f64 {
+        s.integrate(at(from), at(to)).1
+    }
+
+    #[test]
+    fn after_a_step_back_the_current_rate_applies_on_the_new_time_scale() {
+        let mut s = two_commands();
+        // Stepped back 20 s: local time 0 is now after the commands.
+        s.restart(at(0.0));
+        let expected = -50e-6 * 5.0 / (1.0 - 50e-6);
+        assert!((phase(&s, 0.0, 5.0) - expected).abs() < 1e-15);
+    }
+
+    #[test]
+    fn pruning_drops_only_commands_that_ended_before_the_time_and_keeps_the_last() {
+        let full = two_commands();
+        let (a, b) = (100e-6 * 8.0 / (1.0 + 100e-6), -50e-6 * 5.0 / (1.0 - 50e-6));
+        assert!((phase(&full, 12.0, 25.0) - (a + b)).abs() < 1e-15);
+        // At 15 s the command from 10 s is still in force: nothing changes from 12 s on.
+        let mut s = full.clone();
+        s.prune(at(15.0));
+        assert!((phase(&s, 12.0, 25.0) - (a + b)).abs() < 1e-15);
+        // At 20 s the command from 10 s has ended: the one from 20 s now reaches back.
+        let mut s = full.clone();
+        s.prune(at(20.0));
+        let all_b = -50e-6 * 13.0 / (1.0 - 50e-6);
+        assert!((phase(&s, 12.0, 25.0) - all_b).abs() < 1e-15);
+        // Far later, the last command is kept.
+        let mut s = full;
+        s.prune(at(1000.0));
+        assert!((phase(&s, 30.0, 35.0) - b).abs() < 1e-15);
+    }
 }
