@@ -271,4 +271,18 @@ mod tests {
         );
         assert_eq!(n, 6, "calm updates");
     }
+
+    #[test]
+    fn inflating_widens_offset_and_frequency_and_a_restart_keeps_only_the_frequency() {
+        let mut k = Kalman::new(at(0.0), 1e-3, 1e-8, 2e-6, 1e-12);
+        k.predict(at(10.0), 10.0, 0.0);
+        let before = k.p;
+        k.inflate(4e-8, 3e-12);
+        assert!(close(k.p[0], before[0] + 4e-8) && close(k.p[2], before[2] + 3e-12));
+        assert!(close(k.p[1], before[1]));
+        k.restart(at(20.0), 1e-10);
+        assert_eq!((k.time, k.offset), (at(20.0), 0.0));
+        assert_eq!(k.p, [1e-10, 0.0, before[2] + 3e-12]);
+        assert!(close(k.freq, 2e-6));
+    }
 }
