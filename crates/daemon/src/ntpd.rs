@@ -46,7 +46,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// Whether this binary was built to run under an LD_PRELOAD clock and network simulator such as
 /// clknetsim (`RUSTFLAGS="--cfg mio_unsupported_force_poll_poll"`, see `docs/CLKNETSIM.md`).
 /// mio then polls with poll(2), which disarms a raw descriptor after each event until it is
-/// registered again, and the simulator has no sendmmsg, so replies go out one by one.
+/// registered again.
 const SIMULATOR_BUILD: bool = cfg!(mio_unsupported_force_poll_poll);
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -254,8 +254,7 @@ fn start(
     };
     // One socket per family, whatever the thread count: every server thread reads the same
     // sockets (see `serve::threads` for why they do not each get their own).
-    let mut socket_sets =
-        vec![open_sockets(families, args.port, false).map_err(|e| StartError::Bind(args.port, e))?];
+    let sockets = open_sockets(families, args.port).map_err(|e| StartError::Bind(args.port, e))?;
     let metrics = match args.metrics.or(config.metrics) {
         Some(addr) => Some((
             addr,
@@ -265,13 +264,8 @@ fn start(
         None => None,
     };
     // Before privileges are dropped: the certificate, key and cookie key files may be root's.
-    let nts = crate::nts::start_server(&config.nts, args.port);
-    if nts.is_some() {
-        publisher.publish(Snapshot {
-            nts,
-            ..(*publisher.current()).clone()
-        });
-    }
+    let live_filter = LiveFilter::new(runtime.filter.clone());
+    crate::nts::start_server(&config.nts, args.port, &publisher, &live_filter);
     if let Some(spec) = &args.user {
         let (user, group) = spec
             .split_once(':')
@@ -314,17 +308,11 @@ fn start(
         .map_err(|e| StartError::Io("cannot poll signals", e))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let live_filter = LiveFilter::new(runtime.filter.clone());
     let mut handles: Vec<(JoinHandle<()>, Arc<Waker>)> = Vec::new();
     let mut counters: Vec<Arc<ServerCounters>> = Vec::new();
     let mut local: Option<(Server, Vec<ServeSocket>)> = None;
     if workers == 1 {
-        let sockets: Vec<ServeSocket> = socket_sets
-            .pop()
-            .unwrap_or_default()
-            .into_iter()
-            .map(ServeSocket::new)
-            .collect();
+        let sockets: Vec<ServeSocket> = sockets.into_iter().map(ServeSocket::new).collect();
         for (i, s) in sockets.iter().enumerate() {
             poll.registry()
                 .register(
@@ -346,7 +334,7 @@ fn start(
             stop: Arc::clone(&stop),
             origin: started,
         };
-        handles = threads::start(socket_sets.pop().unwrap_or_default(), servers, &shared)
+        handles = threads::start(sockets, servers, &shared)
             .map_err(|e| StartError::Io("cannot start server thread", e))?;
     }
     tracing::info!(
@@ -589,6 +577,7 @@ fn reload(args: &NtpdArgs, d: &mut Daemon, notifier: &mut Notifier, now: MonoTim
             );
             d.live_filter.set(d.runtime.filter.clone());
             reload_keys(&d.config, &mut d.associations, &d.publisher);
+            crate::nts::reload(&d.config.nts);
         }
         Err(e) => {
             tracing::error!("SIGHUP: {e}; keeping the running configuration");
@@ -726,9 +715,17 @@ fn log_counters(c: &CounterSnapshot) {
     );
     if c.nts_replies > 0 || c.nts_naks > 0 {
         tracing::info!(
-            "NTS: {} NTS repl(ies), {} NTS NAK(s)",
+            "NTS: {} NTS repl(ies), {} NTS NAK(s), {} cookie(s) that did not open",
             c.nts_replies,
-            c.nts_naks
+            c.nts_naks,
+            c.nts_cookie_failures
+        );
+    }
+    let [served, serve_failed, refused, probed, probe_failed] = crate::nts::KE_COUNTERS.get();
+    if served + serve_failed + refused + probed + probe_failed > 0 {
+        tracing::info!(
+            "NTS-KE: served {served}, failed {serve_failed}, refused {refused}; \
+             as a client {probed} good, {probe_failed} failed"
         );
     }
     for reason in DropReason::ALL {
