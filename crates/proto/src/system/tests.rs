@@ -738,6 +738,7 @@ fn a_step_after_synchronisation_keeps_serving_the_system_peer_with_the_step_in_t
     let b = w.add(2, 0.0, spec());
     w.exchange(a);
     w.exchange(b);
+    w.exchange(a);
     assert!(w.system.served_state().is_synchronized());
     let last_good_update = w.system.served_state().reference_time;
     for s in &mut w.servers {
@@ -789,4 +790,21 @@ fn a_step_after_synchronisation_keeps_serving_the_system_peer_with_the_step_in_t
     let served = w.system.served_state();
     assert!(served.is_synchronized());
     assert!(served.root_dispersion.to_seconds_f64() < 0.01, "{served:?}");
+}
+
+#[test]
+fn clients_are_told_unsynchronised_until_the_third_sample_the_discipline_used() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    w.exchange(b);
+    // Two samples were used (a system peer exists), and the served time is already corrected,
+    // but it still moves by a sample's error at each update.
+    assert!(matches!(w.system.serving(), Serving::Peer(_)));
+    assert_eq!(w.system.served_state().leap, Leap::Unsynchronized);
+    w.exchange(a);
+    let served = w.system.served_state();
+    assert!(served.is_synchronized());
+    assert_eq!(served.leap, Leap::NoWarning);
 }
