@@ -1,7 +1,7 @@
-//! What a monitoring client sees across a clock step: NTPsec's `ntpwait`, asking sundial's
-//! mode 6 system variables every few hundred milliseconds, must find it synchronised before,
-//! during and after the step — the step is in the root dispersion, not a moment of
-//! "unsynchronised" that monitoring would page on.
+//! What a monitoring client sees across a clock step: NTPsec's `ntpwait` and Nagios'
+//! `check_ntp_peer`, asking sundial's mode 6 variables every few hundred milliseconds, must find
+//! it synchronised before, during and after the step — the step is in the root dispersion, not
+//! a moment of "unsynchronised" that monitoring would page on.
 
 use std::time::{Duration, Instant};
 
@@ -41,9 +41,24 @@ fn ntpwait_says_synchronised(ns: &Netns) -> bool {
         .success
 }
 
-#[test]
-fn ntpwait_sees_a_synchronised_server_across_a_step() {
-    let ns = Netns::new("w");
+/// `check_ntp_peer -H 127.0.0.1` from monitoring-plugins-basic (tools/install-test-peers): the
+/// system peer's offset against its default thresholds (60 s warning, 120 s critical), so
+/// anything but OK means it found no synchronised system peer.
+const CHECK_NTP_PEER: &str = "/usr/lib/nagios/plugins/check_ntp_peer";
+
+/// What `check_ntp_peer` says: OK or not, and its status line.
+fn check_ntp_peer(ns: &Netns) -> (bool, String) {
+    let run = ns.run(CHECK_NTP_PEER, &["-H", "127.0.0.1", "-t", "5"]);
+    (run.success, run.all().trim().to_owned())
+}
+
+/// Follows an upstream that jumps half a second ahead once `look` has found sundial
+/// synchronised, and returns every look (time since the jump, OK, what it said) from the jump
+/// until 6 s after sundial stepped its clock, and the time of the step.
+fn looks_across_a_step(
+    ns: &Netns,
+    mut look: impl FnMut(&Netns) -> (bool, String),
+) -> (Vec<(Duration, bool, String)>, Duration, String) {
     let dir = TempDir::new("jump");
     let offset_file = dir.write("offset", "0");
     let script = dir.write("jump.py", JUMPING_SERVER);
@@ -55,9 +70,13 @@ fn ntpwait_sees_a_synchronised_server_across_a_step() {
         .spawn()
         .expect("the jumping server starts");
     let config = "server 127.0.0.1 port 12300 iburst minpoll 1 maxpoll 1\ntinker stepout 4\n";
-    let ntpd = Daemon::start_in_clock(&ns, config, "simulated:0:0");
-    let synced = eventually(Duration::from_secs(30), || ntpwait_says_synchronised(&ns));
-    assert!(synced, "never synchronised:\n{}", ntpd.log());
+    let ntpd = Daemon::start_in_clock(ns, config, "simulated:0:0");
+    let synced = eventually(Duration::from_secs(30), || look(ns).0);
+    if !synced {
+        let _ = upstream.kill();
+        let _ = upstream.wait();
+        panic!("never synchronised ({}):\n{}", look(ns).1, ntpd.log());
+    }
 
     // The upstream jumps half a second ahead: beyond the step threshold, so after the stepout
     // sundial steps its clock, and its filters start again.
@@ -66,7 +85,8 @@ fn ntpwait_sees_a_synchronised_server_across_a_step() {
     let mut looks = Vec::new();
     let mut stepped_at = None;
     while start.elapsed() < Duration::from_secs(40) {
-        looks.push((start.elapsed(), ntpwait_says_synchronised(&ns)));
+        let (ok, said) = look(ns);
+        looks.push((start.elapsed(), ok, said));
         if stepped_at.is_none() && ntpd.log().contains("clock stepped by +0.") {
             stepped_at = Some(start.elapsed());
         }
@@ -80,12 +100,51 @@ fn ntpwait_sees_a_synchronised_server_across_a_step() {
     let _ = upstream.wait();
     let log = ntpd.log();
     let stepped_at = stepped_at.unwrap_or_else(|| panic!("no step:\n{log}"));
-    let after = looks.iter().filter(|(t, _)| *t >= stepped_at).count();
+    let after = looks.iter().filter(|(t, ..)| *t >= stepped_at).count();
     assert!(after >= 10, "only {after} looks after the step: {looks:?}");
-    let unsynced: Vec<_> = looks.iter().filter(|(_, ok)| !ok).collect();
+    (looks, stepped_at, log)
+}
+
+#[test]
+fn ntpwait_sees_a_synchronised_server_across_a_step() {
+    let ns = Netns::new("w");
+    let (looks, stepped_at, log) =
+        looks_across_a_step(&ns, |ns| (ntpwait_says_synchronised(ns), String::new()));
+    let unsynced: Vec<_> = looks.iter().filter(|(_, ok, _)| !ok).collect();
     assert!(
         unsynced.is_empty(),
         "ntpwait saw an unsynchronised server at {unsynced:?} (step at {stepped_at:?}):\n{log}"
     );
     assert!(!log.contains("serving unsynchronised"), "{log}");
+}
+
+#[test]
+fn check_ntp_peer_finds_the_system_peer_in_sync_across_a_step() {
+    let ns = Netns::new("n");
+    let (looks, stepped_at, log) = looks_across_a_step(&ns, check_ntp_peer);
+    let alarms: Vec<_> = looks.iter().filter(|(_, ok, _)| !ok).collect();
+    assert!(
+        alarms.is_empty(),
+        "check_ntp_peer alarmed at {alarms:?} (step at {stepped_at:?}):\n{log}"
+    );
+    // Before the step it reports the upstream's jump as the peer's offset, after it the
+    // offset is small again: it is looking at the system peer, not an empty answer.
+    let offset = |said: &str| -> Option<f64> {
+        let rest = said.split("Offset ").nth(1)?;
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    let before: Vec<f64> = looks
+        .iter()
+        .filter(|(t, ..)| *t < stepped_at)
+        .filter_map(|(_, _, said)| offset(said))
+        .collect();
+    let last = looks.last().and_then(|(_, _, said)| offset(said));
+    assert!(
+        before.iter().any(|o| (o.abs() - 0.5).abs() < 0.05),
+        "no look saw the half-second jump before the step: {looks:?}"
+    );
+    assert!(
+        last.is_some_and(|o| o.abs() < 0.05),
+        "offset after the step: {last:?} in {looks:?}"
+    );
 }
