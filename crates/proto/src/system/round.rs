@@ -137,11 +137,16 @@ impl System {
             })
             .collect();
         let selection = select(&inputs, &self.params.select);
+        // In the gap after a step the system peer of before is still what is served (`held`),
+        // so it is still shown as the system peer: monitoring that looks for the `sys.peer`
+        // association (Nagios' check_ntp_peer) would otherwise report "not synchronized".
+        let held = if gate_open { None } else { self.held_peer() };
         for ((e, tally), input) in self.entries.iter_mut().zip(&selection.tallies).zip(inputs) {
             // With the gate closed nothing is followed, so nothing is shown as followed: a
             // source marked `*` before every source has answered might be the one falseticker
             // of the set, which the majority has not had the chance to outvote yet.
             e.tally = match *tally {
+                _ if held == Some(e.id) => Tally::SystemPeer,
                 Tally::SystemPeer if !gate_open => Tally::Candidate,
                 t => t,
             };

@@ -767,7 +767,12 @@ fn a_step_after_synchronisation_keeps_serving_the_system_peer_with_the_step_in_t
         w.refresh();
         let served = w.system.served_state();
         assert!(served.is_synchronized(), "{served:?}");
-        assert!(matches!(w.system.serving(), Serving::Peer(_)));
+        let Serving::Peer(held) = w.system.serving() else {
+            panic!("serving {:?}", w.system.serving());
+        };
+        // Still shown as the system peer (`*`, the sys.peer status monitoring looks for).
+        let tally = w.system.sources().find(|v| v.id == held).map(|v| v.tally);
+        assert_eq!(tally, Some(Tally::SystemPeer));
         let bound = served.root_delay.to_seconds_f64() / 2.0
             + served.root_dispersion_at(w.clock.now()).to_seconds_f64();
         assert!(bound >= 0.5, "bound {bound} after a 0.5 s step");
