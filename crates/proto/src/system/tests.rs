@@ -307,6 +307,8 @@ fn the_gap_after_a_start_up_step_keeps_the_system_peer_and_serves_unsynchronised
             "{:?}",
             w.events
         );
+        // Unsynchronised is served: no source is shown as followed (`*`).
+        assert!(w.system.sources().all(|v| v.tally != Tally::SystemPeer));
         w.run_until(w.clock.true_s + 0.3);
     }
     assert!(
