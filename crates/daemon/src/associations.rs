@@ -272,6 +272,7 @@ impl Associations {
                 }
             }
         }
+        self.nts.prune(system);
         before - (self.peers.len() + self.pending.len() + self.pools.len())
     }
 
