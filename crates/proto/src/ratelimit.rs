@@ -26,8 +26,8 @@ use crate::time::{MonoTime, NtpTimestamp};
 /// Entries per set.
 pub const WAYS: usize = 4;
 
-/// Default table size in entries (8 MiB at 128 octets each): ntpd's `mru maxdepth` scale, 16× chrony's
-/// default `clientloglimit`.
+/// Default table size in entries (8 MiB at 128 octets each): ntpd's `mru maxdepth` scale,
+/// 16× chrony's default `clientloglimit`.
 pub const DEFAULT_ENTRIES: usize = 1 << 16;
 
 /// An entry unused for this long yields its place first.
@@ -640,5 +640,95 @@ mod tests {
         assert_eq!(ok, 64);
         assert!(!l.check_control(client(5), at(1_100)));
         assert!(l.check_control(client(5), at(1_600)));
+    }
+
+    #[test]
+    fn the_bucket_holds_exactly_burst_average_intervals() {
+        let l = RateLimiter::new(
+            1024,
+            LimitParams {
+                minimum: Duration::ZERO,
+                leak: 0,
+                ..LimitParams::default()
+            },
+            SipKey::new(1, 2),
+        );
+        // One request a second against an 8 s average: the score starts at 8 s and gains 7 s
+        // per request, reaching exactly 8 · 8 s at the ninth, which still passes; the tenth
+        // is over.
+        for i in 0..9 {
+            assert_eq!(
+                l.check(client(6), at(i * 1_000), false, 1),
+                Verdict::Allow,
+                "{i}"
+            );
+        }
+        assert_eq!(l.check(client(6), at(9_000), false, 1), Verdict::Drop);
+    }
+
+    #[test]
+    fn the_server_wide_control_budget_refills_at_16_kib_per_second() {
+        let l = limiter();
+        let burst = usize::try_from(CONTROL_GLOBAL_BURST_OCTETS).unwrap();
+        l.charge_control(burst, at(1_000));
+        assert!(!l.check_control(client(20), at(1_000)), "used up");
+        assert!(
+            l.check_control(client(21), at(2_000)),
+            "a second refills 16 KiB"
+        );
+        l.charge_control(16 * 1024, at(2_000));
+        assert!(!l.check_control(client(22), at(2_000)), "used up again");
+        assert!(
+            l.check_control(client(23), at(2_001)),
+            "16 octets a millisecond"
+        );
+    }
+
+    #[test]
+    fn a_stale_client_yields_its_place_before_a_busy_recent_one() {
+        // One set of four entries.
+        let l = RateLimiter::new(WAYS, LimitParams::default(), SipKey::new(1, 2));
+        assert_eq!(l.capacity(), WAYS);
+        let old = client(30);
+        for i in 0..10 {
+            let _ = l.check(old, at(i * 64_000), false, 1);
+        }
+        // Three clients seen once each, more than an hour after the old one's last request.
+        let hour = 3_600_000;
+        for n in 31..34 {
+            let _ = l.check(client(n), at(hour + 640_000 + u64::from(n)), false, 1);
+        }
+        let _ = l.check(client(40), at(hour + 700_000), false, 1);
+        assert!(!l.knows(old), "the stale entry is evicted despite its hits");
+        assert!((31..34).all(|n| l.knows(client(n))));
+        assert!(l.knows(client(40)));
+    }
+
+    #[test]
+    fn a_client_silent_for_exactly_an_hour_is_not_yet_stale() {
+        let l = RateLimiter::new(WAYS, LimitParams::default(), SipKey::new(1, 2));
+        let old = client(30);
+        for i in 0..10 {
+            let _ = l.check(old, at(i * 64_000), false, 1);
+        }
+        let last = 9 * 64_000;
+        for n in 31..34 {
+            let _ = l.check(client(n), at(last + 1_000 + u64::from(n)), false, 1);
+        }
+        // At exactly STALE_MS the old client still counts by its hits; a newcomer takes the
+        // place of the least recently seen one-off client.
+        let _ = l.check(client(40), at(last + STALE_MS), false, 1);
+        assert!(l.knows(old));
+        assert!(!l.knows(client(31)));
+    }
+
+    #[test]
+    fn the_default_table_holds_65536_clients_in_8_mib() {
+        // Each entry carries its mrulist record too (first/last seen, count, mode, restrict
+        // bits, local address).
+        let l = RateLimiter::new(DEFAULT_ENTRIES, LimitParams::default(), SipKey::new(1, 2));
+        assert_eq!(l.capacity(), 1 << 16);
+        let bytes = l.capacity() * RateLimiter::ENTRY_BYTES;
+        assert!(bytes <= 8 << 20, "{bytes} octets");
     }
 }
