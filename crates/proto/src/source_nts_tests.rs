@@ -113,6 +113,7 @@ fn authenticated_replies_are_used_and_keep_the_jar_full() {
     );
     assert!(matches!(outcome, Outcome::Sample(_)), "{outcome:?}");
     assert!(s.authentic());
+    assert_eq!(s.packet_counts(), (1, 1));
     assert_eq!(s.nts().cookies(), 8, "the reply refilled the jar");
 }
 

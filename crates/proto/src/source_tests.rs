@@ -394,6 +394,7 @@ fn rate_kiss_slows_polling_and_deny_stops_it() {
         Outcome::Kiss(Kiss::Deny(_))
     ));
     assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.denied(), Some(ReferenceId::DENY));
     assert!(poll(&mut s, 100_000, &mut rng).is_none());
 }
 
@@ -646,6 +647,60 @@ mod keyed {
         );
     }
 
+    /// Two trusted keys: the source's (9) and another one (8).
+    struct TwoKeys;
+
+    const OTHER: TestKeys = TestKeys {
+        id: 8,
+        secret: 0x17,
+        len: 16,
+    };
+
+    impl KeyRing for TwoKeys {
+        fn sign(
+            &self,
+            key_id: u32,
+            data: &[u8],
+            out: &mut [u8; auth::MAX_DIGEST_LEN],
+        ) -> Option<usize> {
+            [KEYS, OTHER]
+                .iter()
+                .find(|k| k.id == key_id)?
+                .sign(key_id, data, out)
+        }
+
+        fn verify(&self, key_id: u32, data: &[u8], tag: &[u8]) -> auth::Verification {
+            [KEYS, OTHER]
+                .iter()
+                .find(|k| k.id == key_id)
+                .map_or(auth::Verification::UnknownKey, |k| {
+                    k.verify(key_id, data, tag)
+                })
+        }
+    }
+
+    #[test]
+    fn a_reply_signed_under_another_trusted_key_is_a_bad_mac() {
+        let mut s = keyed_source();
+        let mut rng = Counter(7);
+        let req = signed_poll(&mut s, 0, &mut rng);
+        let (rep, t4) = reply_to(&req, 0.0, 0.01, 0.002);
+        let mut buf = [0u8; MAX_AUTHENTICATED_LEN];
+        buf[..48].copy_from_slice(&rep);
+        let len = append_mac(&TwoKeys, OTHER.id, auth::V4_DIGEST_LEN, &mut buf, 48).unwrap();
+        let packet = Packet::parse(&buf[..len]).unwrap();
+        assert_eq!(
+            auth::authenticate(&TwoKeys, &buf[..len], &packet),
+            Authentication::Valid { key_id: 8 },
+            "the MAC itself verifies"
+        );
+        assert_eq!(
+            s.handle_response(t4, &buf[..len], 1e-7, &TwoKeys),
+            Outcome::Rejected(Rejection::BadMac)
+        );
+        assert_eq!((s.reach(), s.authentic()), (0, false));
+    }
+
     #[test]
     fn a_key_that_cannot_sign_sends_a_plain_request() {
         let mut s = keyed_source();
@@ -743,4 +798,389 @@ fn the_rate_floor_steps_down_one_answer_at_a_time() {
         s.set_system_poll(4);
         assert_eq!(s.hpoll(), expected, "at {now} s");
     }
+}
+
+/// Answers `req` (sent at local time `t1`, server `offset` ahead, `delay` round trip) after
+/// `mutate` changed the reply's header; returns the reply and when it arrived.
+fn reply_with(
+    req: &[u8; 48],
+    t1: f64,
+    offset: f64,
+    delay: f64,
+    mutate: impl FnOnce(&mut NtpHeader),
+) -> ([u8; 48], NtpTimestamp) {
+    let (rep, t4) = reply_to(req, t1, offset, delay);
+    let mut h = NtpHeader::decode(&rep);
+    mutate(&mut h);
+    let mut out = [0u8; 48];
+    h.emit(&mut out);
+    (out, t4)
+}
+
+#[test]
+fn rejection_names_are_the_fixed_words_of_the_statistics() {
+    let names: Vec<&str> = Rejection::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "malformed",
+            "bogus-origin",
+            "duplicate",
+            "zero-timestamp",
+            "unsynchronized",
+            "root-distance",
+            "inconsistent",
+            "invalid-stratum",
+            "delay",
+            "unauthenticated",
+            "bad-mac",
+            "nts-nak",
+        ]
+    );
+}
+
+#[test]
+fn the_reach_register_shifts_in_one_bit_per_poll_and_requests_and_replies_are_counted() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(31);
+    let mut now = 0;
+    let mut last = NtpTimestamp::ZERO;
+    for i in 0..8 {
+        let t1 = now as f64;
+        last = exchange(&mut s, &mut rng, now, t1, 0.0, 0.001).expect("a poll is due");
+        assert_eq!(
+            u32::from(s.reach()),
+            (1u32 << (i + 1)) - 1,
+            "after {i} polls"
+        );
+        now = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
+    }
+    assert_eq!(s.reach(), 0xff, "ntpq's 377");
+    assert_eq!(s.last_receive(), last);
+    // One poll nobody answers: the newest bit is 0, the older ones are still there.
+    poll(&mut s, now, &mut rng).expect("a poll is due");
+    assert_eq!(s.reach(), 0xfe);
+    assert_eq!(s.packet_counts(), (9, 8));
+    assert_eq!(s.last_receive(), last, "only a reply moves it");
+}
+
+#[test]
+fn three_polls_without_an_answer_put_a_gap_into_the_filter() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(32);
+    let mut now = 0;
+    let mut t4 = NtpTimestamp::ZERO;
+    for _ in 0..3 {
+        t4 = exchange(&mut s, &mut rng, now, now as f64, 0.0, 0.001).expect("a poll is due");
+        now = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
+        let (delay, _, _) = s.filter().stages(t4)[0];
+        assert!(delay > 0.0, "answered polls leave no gap");
+    }
+    for silent in 1..=3 {
+        poll(&mut s, now, &mut rng).expect("a poll is due");
+        now = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
+        let (delay, _, dispersion) = s.filter().stages(t4)[0];
+        if silent < 3 {
+            assert!(delay > 0.0, "no gap after {silent} silent polls");
+        } else {
+            assert_eq!(
+                (delay, dispersion),
+                (0.0, MAX_DISPERSION),
+                "a gap after three silent polls"
+            );
+            let (older, _, _) = s.filter().stages(t4)[1];
+            assert!(older > 0.0, "the samples move one stage down");
+        }
+    }
+}
+
+/// Polls and answers `s` from its next poll on until a poll is not followed by another
+/// [`BURST_SPACING`] later; returns how many requests that poll sent and when the last one
+/// went out.
+fn one_burst(s: &mut Source, rng: &mut Counter, from: u64) -> (usize, u64) {
+    let mut now = from.max(s.poll_timeout().unwrap().as_duration().as_secs() + 1);
+    let mut sent = 0;
+    loop {
+        exchange(s, rng, now, now as f64, 0.0, 0.001).expect("a poll is due");
+        sent += 1;
+        let next = s.poll_timeout().unwrap().as_duration();
+        if next != Duration::from_secs(now) + BURST_SPACING || sent > 20 {
+            return (sent, now);
+        }
+        now = next.as_secs();
+    }
+}
+
+#[test]
+fn burst_sends_twice_the_requests_for_every_step_above_minpoll_up_to_eight() {
+    let params = SourceParams {
+        burst: true,
+        ..SourceParams::default()
+    };
+    let mut s = Source::new(params, MonoTime::ZERO);
+    let mut rng = Counter(33);
+    // Unreachable: `burst` (unlike `iburst`) sends one request.
+    let (n, now) = one_burst(&mut s, &mut rng, 0);
+    assert_eq!(n, 1);
+    let mut sizes = Vec::new();
+    let mut now = now;
+    for system_poll in [6, 8, 10] {
+        s.set_system_poll(system_poll);
+        let (n, last) = one_burst(&mut s, &mut rng, now);
+        sizes.push(n);
+        now = last;
+    }
+    // At minpoll a single request; at minpoll + 2 four; at minpoll + 4 the cap of eight.
+    assert_eq!(sizes, [1, 4, usize::from(BURST_MAX)]);
+}
+
+#[test]
+fn the_system_poll_sets_the_interval_within_minpoll_and_maxpoll() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    s.set_system_poll(8);
+    assert_eq!(
+        (s.hpoll(), s.poll_interval()),
+        (8, Duration::from_secs(256))
+    );
+    s.set_system_poll(20);
+    assert_eq!(s.hpoll(), 10, "maxpoll");
+    s.set_system_poll(2);
+    assert_eq!(s.hpoll(), 6, "minpoll");
+}
+
+#[test]
+fn the_poll_jitter_is_up_to_a_sixteenth_of_the_interval_taken_from_the_random_bits() {
+    for (bits, jitter) in [(0u64, 0.0), (u64::MAX, 64.0 * 255.0 / 4096.0), (0x80, 2.0)] {
+        let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+        let mut out = [0u8; 48];
+        s.poll_transmit(MonoTime::ZERO, &mut || bits, &NoKeys, &mut out)
+            .expect("a poll is due");
+        let next = s.poll_timeout().unwrap().as_duration().as_secs_f64();
+        assert!((next - (64.0 + jitter)).abs() < 1e-6, "{bits:#x}: {next}");
+    }
+}
+
+#[test]
+fn a_root_distance_of_maxdisp_counts_half_the_root_delay() {
+    // Root delay 31 s: 15.5 s of distance, under MAXDISP (16 s); 33 s: 16.5 s, beyond it.
+    for (root_delay, expected_rejected) in [(31u32, false), (33, true)] {
+        let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+        let mut rng = Counter(34);
+        let req = poll(&mut s, 0, &mut rng).unwrap();
+        s.handle_sent(ts(0.0));
+        let (rep, t4) = reply_with(&req, 0.0, 0.0, 0.001, |h| {
+            h.root_delay = NtpShort::from_bits(root_delay << 16);
+        });
+        let outcome = s.handle_response(t4, &rep, 1e-7, &NoKeys);
+        assert_eq!(
+            outcome == Outcome::Rejected(Rejection::RootDistance),
+            expected_rejected,
+            "root delay {root_delay} s: {outcome:?}"
+        );
+        assert_eq!(matches!(outcome, Outcome::Sample(_)), !expected_rejected);
+    }
+}
+
+/// Sends a request at local time 0 (exactly [`BASE`]) and answers it with receive time
+/// `t2`, transmit time `t3`, arriving at `t4` (seconds after [`BASE`], exact 2⁻³² s), from a
+/// server of precision 2⁻²⁰ s; `precision` is the local clock's.
+fn exact_exchange(t2: i64, t3: i64, t4: i64, precision: f64) -> Outcome {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(35);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(BASE);
+    let at = |bits: i64| BASE + NtpDuration::from_bits(bits);
+    let (rep, _) = reply_with(&req, 0.0, 0.0, 0.001, |h| {
+        h.precision = Log2Seconds::new(-20);
+        h.receive_timestamp = at(t2);
+        h.transmit_timestamp = at(t3);
+    });
+    s.handle_response(at(t4), &rep, precision, &NoKeys)
+}
+
+#[test]
+fn a_round_trip_of_exactly_max_delay_is_still_used() {
+    let second = 1i64 << 32;
+    // T4 − T1 = 1.5 s, T3 − T2 = 0: a round trip of exactly MAX_DELAY.
+    let outcome = exact_exchange(second, second, second * 3 / 2, 1e-7);
+    assert!(matches!(outcome, Outcome::Sample(_)), "{outcome:?}");
+    // One tick more is beyond it.
+    assert_eq!(
+        exact_exchange(second, second, second * 3 / 2 + 1, 1e-7),
+        Outcome::Rejected(Rejection::Delay)
+    );
+}
+
+#[test]
+fn a_negative_round_trip_is_allowed_down_to_both_precisions() {
+    let second = 1i64 << 32;
+    let precision = 2f64.powi(-20);
+    // Both clocks read to 2⁻²⁰ s: a round trip down to −2⁻¹⁹ s is a reading error, not a
+    // wrong timestamp.
+    for allowed in [-(1i64 << 11), -(1 << 12), -(1 << 13)] {
+        let outcome = exact_exchange(second, second - allowed, 0, precision);
+        assert!(
+            matches!(outcome, Outcome::Sample(_)),
+            "{allowed}: {outcome:?}"
+        );
+    }
+    assert_eq!(
+        exact_exchange(second, second + (1 << 13) + 1, 0, precision),
+        Outcome::Rejected(Rejection::Delay)
+    );
+}
+
+#[test]
+fn a_samples_dispersion_is_both_precisions_plus_phi_over_the_round_trip() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(36);
+    let req = poll(&mut s, 0, &mut rng).unwrap();
+    s.handle_sent(ts(0.0));
+    let (rep, t4) = reply_with(&req, 0.0, 0.0, 1.0, |h| {
+        h.precision = Log2Seconds::new(-10);
+    });
+    assert!(matches!(
+        s.handle_response(t4, &rep, 1e-3, &NoKeys),
+        Outcome::Sample(_)
+    ));
+    let round_trip = (t4 - ts(0.0)).to_seconds_f64();
+    let expected = 2f64.powi(-10) + 1e-3 + PHI * round_trip;
+    let got = s.latest_sample().unwrap().dispersion;
+    assert!((got - expected).abs() < 1e-12, "{got} != {expected}");
+}
+
+/// A source with one good sample at 64 s polls; returns it and when the reply arrived.
+fn one_sample_source() -> (Source, NtpTimestamp) {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(37);
+    let t4 = exchange(&mut s, &mut rng, 0, 0.0, 0.002, 0.0004).expect("a poll is due");
+    (s, t4)
+}
+
+#[test]
+fn a_source_is_unfit_only_farther_than_maxdist_plus_phi_over_the_poll_interval() {
+    let (mut s, t4) = one_sample_source();
+    let maxdist = 0.5;
+    // `mindist` sets the distance exactly, far above the source's own.
+    let at = |distance: f64| Fitness {
+        mindist: distance,
+        maxdist,
+        ..Fitness::default()
+    };
+    let slack = PHI * 64.0;
+    for (distance, fit) in [
+        (maxdist, true),
+        (maxdist + slack / 2.0, true),
+        (maxdist + slack, true),
+        (maxdist + 2.0 * slack, false),
+        (maxdist + 100.0, false),
+    ] {
+        let c = s.candidate(t4, &at(distance));
+        assert_eq!(c.is_some(), fit, "distance {distance}");
+        if let Some(c) = c {
+            assert!((c.root_distance - distance).abs() < 1e-12);
+        }
+    }
+    // A longer poll interval allows more.
+    s.set_system_poll(10);
+    assert!(s.candidate(t4, &at(maxdist + 2.0 * slack)).is_some());
+    assert!(s.candidate(t4, &at(maxdist + 17.0 * slack)).is_none());
+}
+
+#[test]
+fn selection_input_carries_the_sources_standing() {
+    let (s, t4) = one_sample_source();
+    let fitness = Fitness::default();
+    let plain = s.candidate(t4, &fitness).expect("fit");
+    assert_eq!(
+        s.selection_input(t4, &fitness, Standing::default()),
+        Some(plain)
+    );
+    for standing in [
+        Standing {
+            prefer: true,
+            ..Standing::default()
+        },
+        Standing {
+            truechimer: true,
+            ..Standing::default()
+        },
+        Standing {
+            was_system_peer: true,
+            ..Standing::default()
+        },
+    ] {
+        let c = s.selection_input(t4, &fitness, standing).expect("fit");
+        assert_eq!(
+            (c.prefer, c.truechimer, c.was_system_peer),
+            (
+                standing.prefer,
+                standing.truechimer,
+                standing.was_system_peer
+            )
+        );
+        assert_eq!(
+            (c.offset, c.root_distance),
+            (plain.offset, plain.root_distance)
+        );
+    }
+    let noselect = Standing {
+        noselect: true,
+        prefer: true,
+        ..Standing::default()
+    };
+    assert_eq!(s.selection_input(t4, &fitness, noselect), None);
+}
+
+#[test]
+fn root_distance_is_half_the_delays_plus_the_dispersions_the_aging_and_the_jitter() {
+    let mut s = Source::new(SourceParams::default(), MonoTime::ZERO);
+    let mut rng = Counter(38);
+    let mut now = 0;
+    let mut t4 = NtpTimestamp::ZERO;
+    for (offset, delay) in [(0.001, 0.004), (0.004, 0.002), (0.002, 0.003)] {
+        let req = poll(&mut s, now, &mut rng).unwrap();
+        s.handle_sent(ts(now as f64));
+        let (rep, at) = reply_with(&req, now as f64, offset, delay, |h| {
+            h.root_delay = NtpShort::from_bits(0x4000); // 0.25 s
+            h.root_dispersion = NtpShort::from_bits(0x2000); // 0.125 s
+        });
+        assert!(matches!(
+            s.handle_response(at, &rep, 1e-7, &NoKeys),
+            Outcome::Sample(_)
+        ));
+        t4 = at;
+        now = s.poll_timeout().unwrap().as_duration().as_secs() + 1;
+    }
+    let e = s.estimate().unwrap();
+    assert!(e.dispersion > 1e-6 && e.jitter > 1e-4, "{e:?}");
+    // 100 s after the last update.
+    let later = t4 + NtpDuration::from_seconds(100);
+    let expected = (0.25 + e.delay) / 2.0 + 0.125 + e.dispersion + PHI * 100.0 + e.jitter;
+    let got = s.root_distance(later).unwrap();
+    assert!((got - expected).abs() < 1e-9, "{got} != {expected}");
+    // Before the last update the age counts as zero.
+    let at_update = (0.25 + e.delay) / 2.0 + 0.125 + e.dispersion + e.jitter;
+    let got = s.root_distance(t4 - NtpDuration::from_seconds(5)).unwrap();
+    assert!((got - at_update).abs() < 1e-9, "{got} != {at_update}");
+}
+
+#[test]
+fn the_configured_parameters_are_kept_within_the_supported_poll_range() {
+    let params = SourceParams {
+        minpoll: 4,
+        maxpoll: 20,
+        iburst: true,
+        version: 3,
+        key: Some(5),
+        ..SourceParams::default()
+    };
+    let s = Source::new(params, MonoTime::ZERO);
+    assert_eq!(
+        *s.params(),
+        SourceParams {
+            maxpoll: 17,
+            ..params
+        }
+    );
 }
