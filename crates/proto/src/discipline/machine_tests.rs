@@ -283,14 +283,14 @@ fn the_third_outlier_in_a_row_is_believed() {
 }
 
 /// Updates, at the poll interval the discipline asks for, until it asks for `maxpoll`: every
-/// sample exact, all but the first claiming `delay` seconds of round trip.
-fn updates_until_maxpoll(delay: f64) -> usize {
+/// sample exact, the first claiming `first` seconds of round trip and the others `delay`.
+fn updates_until_maxpoll(first: f64, delay: f64) -> usize {
     let mut c = TestClock::new(0.0, 0.0);
     let mut d = Discipline::new(DisciplineParams::default());
     let mut t = 0.0;
     for i in 0..200 {
         let obs = Observation {
-            delay: if i == 0 { 2e-4 } else { delay },
+            delay: if i == 0 { first } else { delay },
             ..c.observe(0.0)
         };
         let _ = update(&mut d, &mut c, &obs);
@@ -307,9 +307,12 @@ fn updates_until_maxpoll(delay: f64) -> usize {
 fn noisier_samples_are_polled_less_often_once_they_dominate_the_average() {
     // The wander shows through measurement noise only over a longer interval, so the poll
     // rises sooner; the first, clean sample weighs less with every update.
-    let clean = updates_until_maxpoll(2e-4);
-    let noisy = updates_until_maxpoll(2e-4 + 1e-2);
+    let clean = updates_until_maxpoll(2e-4, 2e-4);
+    let noisy = updates_until_maxpoll(2e-4, 2e-4 + 1e-2);
     assert!(noisy + 20 < clean, "{noisy} {clean}");
+    // The first sample starts the average: noisy from the start, the poll rises sooner still.
+    let noisy_from_start = updates_until_maxpoll(2e-4 + 1e-2, 2e-4 + 1e-2);
+    assert!(noisy_from_start + 5 < noisy, "{noisy_from_start} {noisy}");
 }
 
 /// Exact samples, claiming `delay` seconds of round trip, of a clock `offset` seconds and
