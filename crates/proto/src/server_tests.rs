@@ -739,7 +739,7 @@ fn the_leak_generator_is_xorshift64_and_spreads_its_high_bits() {
         Arc::new(RateLimiter::new(
             64,
             crate::ratelimit::LimitParams::default(),
-            crate::siphash::SipKey::new(5, 6),
+            SipKey::new(5, 6),
         )),
         1,
     );
@@ -763,7 +763,7 @@ fn the_leak_generator_is_xorshift64_and_spreads_its_high_bits() {
         Arc::new(RateLimiter::new(
             64,
             crate::ratelimit::LimitParams::default(),
-            crate::siphash::SipKey::new(5, 6),
+            SipKey::new(5, 6),
         )),
         1,
     );
