@@ -40,6 +40,8 @@
 mod hold_tests;
 mod kalman;
 mod machine;
+#[cfg(test)]
+mod machine_tests;
 mod poll;
 mod startup;
 mod steer;

@@ -17,6 +17,8 @@ pub(super) struct TestClock {
     pub(super) steps: Vec<f64>,
     commands: usize,
     leap: Leap,
+    /// The last estimated and maximum error given to `set_status`, seconds.
+    pub(super) status_errors: (f64, f64),
 }
 
 impl TestClock {
@@ -30,6 +32,7 @@ impl TestClock {
             steps: Vec::new(),
             commands: 0,
             leap: Leap::Unsynchronized,
+            status_errors: (0.0, 0.0),
         }
     }
 
@@ -42,8 +45,10 @@ impl TestClock {
         (1.0 + self.natural) * (1.0 + self.correction)
     }
 
-    /// Moves true time to `t`, ending slews when they are due.
-    pub(super) fn run_until(&mut self, d: &mut Discipline, t: f64) {
+    /// Moves true time to `t`, ending slews when they are due. Returns the sum of the phases
+    /// those timeouts reported.
+    pub(super) fn run_until(&mut self, d: &mut Discipline, t: f64) -> f64 {
+        let mut phase = 0.0;
         while self.true_s < t {
             let due = d.next_timeout().map(|deadline| {
                 let ahead = (deadline - self.now()).to_seconds_f64().max(0.0);
@@ -53,9 +58,11 @@ impl TestClock {
             self.error += (self.rate() - 1.0) * (until - self.true_s);
             self.true_s = until;
             if due.is_some_and(|due| due <= t) {
-                let Ok(_) = d.handle_timeout(self);
+                let Ok(p) = d.handle_timeout(self);
+                phase += p;
             }
         }
+        phase
     }
 
     /// A measurement of the current offset with `noise` added, as a source would report it.
@@ -97,10 +104,11 @@ impl Clock for TestClock {
     fn set_status(
         &mut self,
         leap: Leap,
-        _est: NtpDuration,
-        _max: NtpDuration,
+        est: NtpDuration,
+        max: NtpDuration,
     ) -> Result<(), Infallible> {
         self.leap = leap;
+        self.status_errors = (est.to_seconds_f64(), max.to_seconds_f64());
         Ok(())
     }
 }
