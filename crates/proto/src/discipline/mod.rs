@@ -165,7 +165,8 @@ pub struct Observation {
 
 impl Observation {
     /// The observation of `source`'s newest sample, with the system jitter and agreed leap
-    /// warning of the selection round; `None` if the source has no sample.
+    /// warning of the selection round; `None` if the source has no sample or no estimate
+    /// (a survivor of selection has both).
     pub fn from_source(
         source: &Source,
         jitter: f64,
@@ -181,7 +182,7 @@ impl Observation {
             min_delay: floor.floor().unwrap_or(sample.delay),
             min_delay_error: floor.uncertainty(),
             dispersion: sample.dispersion,
-            root_distance: source.root_distance(now).unwrap_or(sample.delay / 2.0),
+            root_distance: source.root_distance(now)?,
             jitter,
             leap,
         })
