@@ -54,6 +54,7 @@ pub mod onwire;
 pub mod packet;
 pub mod pool;
 pub mod ratelimit;
+pub mod refclock;
 pub mod select;
 pub mod server;
 pub mod siphash;
