@@ -30,6 +30,7 @@
 //! | [`signals`] | a self-pipe that turns `SIGTERM`/`SIGINT`/`SIGHUP` into readable bytes |
 //! | [`syslog`] | classic syslog output, as ntpd logs by default |
 //! | [`process`] | daemonizing, interface addresses, niceness, CPU time |
+//! | [`shm`] | the NTP shared-memory segment of reference clocks (System V `shmget`/`shmat`) |
 //!
 //! # Use
 //!
@@ -75,6 +76,7 @@ pub mod clock;
 pub mod fs;
 pub mod privileges;
 pub mod process;
+pub mod shm;
 pub mod signals;
 pub mod socket;
 pub mod syslog;
