@@ -24,6 +24,7 @@ pub mod ntpq;
 pub mod nts;
 pub mod publish;
 pub mod random;
+pub mod refclock;
 pub mod reload;
 pub mod resolver;
 pub mod safefile;

@@ -343,6 +343,15 @@ impl Timekeeper {
         self.tallies = tallies;
     }
 
+    /// Writes `clockstats` lines: reference clock readings (time, clock address, timecode).
+    pub fn record_clockstats(&mut self, lines: Vec<(UnixTime, IpAddr, String)>) {
+        if let Some(stats) = self.stats.as_mut() {
+            for (at, addr, timecode) in lines {
+                stats.record_clock(at, addr, &timecode);
+            }
+        }
+    }
+
     /// Notes a system event for `protostats`.
     fn system_event(&mut self, code: u8, text: String) {
         if self.stats.is_some() {

@@ -175,6 +175,12 @@ impl Segment {
         }
     }
 
+    /// Sets `valid` without writing a record (a writer repeating its last record: stale).
+    pub fn set_valid(&self) {
+        // SAFETY: as in `read`; a store of a plain integer.
+        unsafe { ptr::write_volatile(&raw mut (*self.ptr.as_ptr()).valid, 1) }
+    }
+
     /// Marks the segment for removal once every process has detached (`IPC_RMID`).
     pub fn remove(&self) -> io::Result<()> {
         // SAFETY: IPC_RMID takes no buffer.
