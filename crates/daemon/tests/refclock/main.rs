@@ -30,8 +30,6 @@ use support::{Daemon, SntpClient, eventually};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Record {
     Good,
-    /// Half-written: `count` bumped once, `valid` set.
-    Torn,
     /// A mode the protocol does not have.
     WrongMode,
     /// `valid` set again without a new `count`.
@@ -68,7 +66,6 @@ impl Writer {
                 };
                 match plan(n) {
                     Record::Good => segment.write(&w),
-                    Record::Torn => segment.write_with(&w, 1, false),
                     Record::WrongMode => segment.write_with(&w, 7, true),
                     Record::Stale => segment.set_valid(),
                 }
@@ -189,31 +186,35 @@ fn a_clock_50_ppm_fast_follows_a_jittery_shm_gps_and_serves_stratum_1() {
     }
 }
 
+/// A record read while its writer is half-way through (mode 1, `count` changing under the
+/// read) cannot be produced on demand from another process; `sundial_proto::refclock::shm`'s
+/// tests and `sundial_sys::shm`'s half-written record cover it.
 #[test]
-fn torn_wrong_mode_and_stale_records_are_counted_and_a_stopped_writer_is_unreachable() {
+fn wrong_mode_and_stale_records_are_counted_and_a_stopped_writer_is_unreachable() {
     enter_private_ipc_namespace().expect("unshare(CLONE_NEWIPC) needs CAP_SYS_ADMIN");
-    // Every fourth record is good; the others are torn, of a wrong mode or stale.
+    // Every other record is good; the others are of a wrong mode or stale.
     let mut writer = Writer::start(0, 0.0, |n| match n % 4 {
-        0 => Record::Good,
-        1 => Record::Torn,
-        2 => Record::WrongMode,
+        0 | 2 => Record::Good,
+        1 => Record::WrongMode,
         _ => Record::Stale,
     });
     let mut daemon = Daemon::start_clock(GPS_CONFIG, "simulated:0:0", &[]);
-    let assoc = || {
-        ntpq(&daemon, &["-c", "as"])
-            .lines()
-            .find_map(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                (cols.len() > 2 && cols.iter().any(|c| c.contains("reach") || *c == "yes"))
-                    .then(|| cols.get(1).map(|s| (*s).to_owned()))
-                    .flatten()
-            })
-            .unwrap_or_default()
-    };
+    // The association id, from the log line that mobilised it.
+    let log = daemon.log();
+    let id = log
+        .lines()
+        .find_map(|l| {
+            l.split("association ")
+                .nth(1)?
+                .strip_suffix(" (SHM key 0x4e545030) mobilized")
+        })
+        .and_then(|s| s.strip_suffix(": SHM(0)"))
+        .unwrap_or_else(|| panic!("no SHM(0) association:\n{log}"))
+        .to_owned();
+    let assoc = || id.clone();
     let counted = eventually(Duration::from_secs(40), || {
         let cv = ntpq(&daemon, &["-c", &format!("cv {}", assoc())]);
-        field(&cv, "baddata") >= 4 && field(&cv, "badformat") >= 2
+        field(&cv, "baddata") >= 2 && field(&cv, "badformat") >= 2
     });
     let cv = ntpq(&daemon, &["-c", &format!("cv {}", assoc())]);
     assert!(counted, "bad records not counted:\n{cv}\n{}", daemon.log());
@@ -242,10 +243,11 @@ fn torn_wrong_mode_and_stale_records_are_counted_and_a_stopped_writer_is_unreach
             .is_ok_and(|r| r.header.stratum != 1)
     });
     assert!(
-        unsynced || shm_row(&daemon).starts_with(' '),
-        "{}",
+        unsynced,
+        "still stratum 1 without readings:\n{}",
         daemon.log()
     );
+    assert!(!shm_row(&daemon).starts_with('*'), "{}", shm_row(&daemon));
     let cv = ntpq(&daemon, &["-c", &format!("cv {}", assoc())]);
     assert!(field(&cv, "noreply") > 0, "{cv}");
     assert!(daemon.is_running());
