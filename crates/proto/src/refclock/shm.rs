@@ -351,4 +351,46 @@ mod tests {
         };
         assert!(ShmReader::new().check(&r, None).is_ok());
     }
+
+    proptest::proptest! {
+        /// Whatever a writer leaves in the segment, the check answers without panicking, and
+        /// what it takes has sane times: within the offset limit, never from a record that was
+        /// not valid, of an unknown mode, or torn.
+        #[test]
+        fn any_record_is_taken_or_rejected_never_a_panic(
+            mode in proptest::prelude::any::<i32>(),
+            counts in proptest::prelude::any::<(i32, i32)>(),
+            clock in proptest::prelude::any::<(i64, i32, u32)>(),
+            receive in proptest::prelude::any::<(i64, i32, u32)>(),
+            leap in proptest::prelude::any::<i32>(),
+            valid in proptest::prelude::any::<i32>(),
+            limit in proptest::option::of(0.0f64..1e6),
+        ) {
+            let r = ShmRecord {
+                mode,
+                count_before: counts.0,
+                count_after: counts.1,
+                clock_sec: clock.0,
+                clock_usec: clock.1,
+                clock_nsec: clock.2,
+                receive_sec: receive.0,
+                receive_usec: receive.1,
+                receive_nsec: receive.2,
+                leap,
+                precision: 0,
+                valid,
+            };
+            let mut reader = ShmReader::new();
+            if let Ok(reading) = reader.check(&r, limit) {
+                proptest::prop_assert!(valid != 0 && (mode == 0 || mode == 1));
+                proptest::prop_assert!(mode == 0 || counts.0 == counts.1);
+                if let Some(max) = limit {
+                    proptest::prop_assert!(reading.offset().abs() <= max + 1e-9);
+                }
+            }
+            let taken = reader.taken();
+            let rejected: u64 = ShmReject::ALL.iter().map(|r| reader.rejected(*r)).sum();
+            proptest::prop_assert_eq!(taken + rejected, 1);
+        }
+    }
 }
