@@ -12,6 +12,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -172,7 +173,11 @@ impl Refclock {
             }
             Driver::Sock { path, socket } => {
                 if socket.is_none() {
-                    let _ = std::fs::remove_file(&*path);
+                    // A socket left by an earlier run is replaced; nothing else at that path
+                    // (a file, a link) is ever removed.
+                    if std::fs::symlink_metadata(&*path).is_ok_and(|m| m.file_type().is_socket()) {
+                        let _ = std::fs::remove_file(&*path);
+                    }
                     match UnixDatagram::bind(&*path).and_then(|s| {
                         s.set_nonblocking(true)?;
                         Ok(s)

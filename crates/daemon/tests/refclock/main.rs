@@ -261,3 +261,57 @@ fn field(text: &str, name: &str) -> u64 {
         .and_then(|(_, v)| v.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// The SOCK protocol (a sundial extension; what gpsd sends chrony): a writer sends a datagram a
+/// second, the host clock's time with 200 µs of jitter, to the socket sundial binds.
+#[test]
+fn a_sock_writer_is_followed_and_served_as_stratum_1() {
+    let dir = support::TempDir::new("sock");
+    let path = dir.path().join("gps.sock");
+    let config = format!(
+        "refclock sock path {} refid GPS minpoll 2 maxpoll 2\n",
+        path.display()
+    );
+    let daemon = Daemon::start_clock(config, "simulated:0.02:-20", &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let target = path.clone();
+    let writer = thread::spawn(move || {
+        let socket = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut sent = 0u32;
+        while !flag.load(Ordering::Relaxed) {
+            let t = now();
+            let d = sundial_proto::refclock::sock::emit(
+                t.secs(),
+                i64::from(t.subsec_nanos() / 1000),
+                200e-6 * gaussian(&mut rng),
+                false,
+                0,
+            );
+            if socket.send_to(&d, &target).is_ok() {
+                sent += 1;
+            }
+            thread::sleep(Duration::from_millis(1000));
+        }
+        sent
+    });
+    let client = SntpClient::new(daemon.addr_v4());
+    let synced = eventually(Duration::from_secs(90), || {
+        client
+            .query(daemon.addr_v4(), 4)
+            .is_ok_and(|r| r.header.stratum == 1 && offset_of(&r).abs() < SERVED_BOUND)
+    });
+    stop.store(true, Ordering::Relaxed);
+    let sent = writer.join().unwrap_or(0);
+    assert!(
+        synced,
+        "never served stratum 1 within {SERVED_BOUND} s ({sent} datagrams sent):\n{}\n{}",
+        ntpq(&daemon, &["-p"]),
+        daemon.log()
+    );
+    let reply = client.query(daemon.addr_v4(), 4).expect("a reply");
+    assert_eq!(&reply.header.reference_id.to_bytes(), b"GPS\0");
+    let row = ntpq(&daemon, &["-p"]);
+    assert!(row.contains("*SOCK(0)"), "{row}");
+}
