@@ -275,7 +275,7 @@ fn a_sock_writer_is_followed_and_served_as_stratum_1() {
     let daemon = Daemon::start_clock(config, "simulated:0.02:-20", &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    let target = path.clone();
+    let target = path;
     let writer = thread::spawn(move || {
         let socket = std::os::unix::net::UnixDatagram::unbound().expect("socket");
         let mut rng = 0x2545_f491_4f6c_dd1d_u64;
