@@ -470,3 +470,169 @@ impl Refclock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use sundial_proto::fallback::Fallback;
+    use sundial_proto::packet::Leap;
+    use sundial_proto::select::SelectParams;
+    use sundial_proto::source::Fitness;
+    use sundial_proto::system::SystemParams;
+    use sundial_proto::time::{Log2Seconds, NtpTimestamp};
+    use sundial_sys::pps::{Edge, PpsDevice, Pulse};
+
+    use super::*;
+
+    /// A PPS device whose pulses arrive `late` seconds after each whole second of `base` + n.
+    #[derive(Debug)]
+    struct FakePps {
+        base: i64,
+        late_nanos: u32,
+        n: u64,
+    }
+
+    impl PpsDevice for FakePps {
+        fn fetch(&mut self, edge: Edge) -> io::Result<Option<Pulse>> {
+            assert_eq!(edge, Edge::Assert);
+            self.n += 1;
+            Ok(Some(Pulse {
+                secs: self.base + i64::try_from(self.n).unwrap_or(0),
+                nanos: self.late_nanos,
+                sequence: self.n,
+            }))
+        }
+    }
+
+    struct Rig {
+        system: System,
+        clock: SteeredClock,
+        mapping: TimeMapping,
+        refclocks: Refclocks,
+        gps: SourceId,
+        base: i64,
+        now: MonoTime,
+    }
+
+    /// A system that steers nothing, a serial GPS (`prefer` or not) added directly, and a PPS
+    /// clock on a fake device whose pulses come 3 ms after the second.
+    fn make_rig(prefer: bool) -> Rig {
+        let base = 1_800_000_000;
+        let mapping = TimeMapping::new(UnixTime::new(base, 0), NtpDuration::ZERO, 0.0);
+        let params = SystemParams {
+            select: SelectParams::default(),
+            fitness: Fitness::default(),
+            discipline: None,
+            poll_range: (2, 2),
+            fallback: Fallback::None,
+            upstream_configured: true,
+            precision: Log2Seconds::new(-20),
+            one_shot: false,
+        };
+        let now = MonoTime::ZERO;
+        let mut system = System::new(params, now);
+        let gps = SourceId(1);
+        let spec = SourceSpec {
+            params: SourceParams {
+                minpoll: 2,
+                maxpoll: 2,
+                ..SourceParams::default()
+            },
+            address: None,
+            prefer,
+            noselect: false,
+            truechimer: false,
+        };
+        assert!(system.add_refclock(gps, spec, now));
+        let (config, _) = crate::config::parse_str(
+            "server 127.127.22.0 minpoll 2 maxpoll 2\nfudge 127.127.22.0 refid PPS\n",
+            Path::new("/nonexistent/ntp.conf"),
+        );
+        let mut refclocks = Refclocks::new(&config, &mut system, now, || 2);
+        for rc in &mut refclocks.clocks {
+            if let Driver::Pps { device, .. } = &mut rc.driver {
+                *device = Some(Box::new(FakePps {
+                    base,
+                    late_nanos: 3_000_000,
+                    n: 0,
+                }));
+            }
+        }
+        Rig {
+            system,
+            clock: SteeredClock::read_only(mapping),
+            mapping,
+            refclocks,
+            gps,
+            base,
+            now,
+        }
+    }
+
+    impl Rig {
+        /// One second: a serial GPS reading whose lateness `fudge time1` has taken out to 2 ms
+        /// (with `gps`), then the PPS tick.
+        fn second(&mut self, n: i64, gps: bool) {
+            self.now = self.now + Duration::from_secs(1);
+            if gps {
+                let t = NtpTimestamp::from_unix(UnixTime::new(self.base + n, 0));
+                let reading = Reading {
+                    reference: t,
+                    receive: t + NtpDuration::from_seconds_f64(0.002),
+                    leap: Leap::NoWarning,
+                };
+                assert!(self.system.handle_reading(self.gps, reading));
+                if n % 4 == 0 {
+                    let info = PeerInfo {
+                        reference_id: ReferenceId::from_bytes(*b"GPS\0"),
+                        ..PeerInfo::default()
+                    };
+                    self.system
+                        .handle_refclock(self.gps, info, &mut self.clock, self.now);
+                }
+            }
+            self.refclocks
+                .on_tick(self.now, &self.mapping, &mut self.system, &mut self.clock);
+        }
+
+        fn pps(&self) -> &Refclock {
+            self.refclocks.get(2).expect("the PPS clock")
+        }
+    }
+
+    #[test]
+    fn the_pulse_gives_the_fraction_while_a_preferred_gps_numbers_the_second() {
+        let mut rig = make_rig(true);
+        for n in 1..=16 {
+            rig.second(n, true);
+        }
+        assert_eq!(rig.system.system_peer(), Some(rig.gps));
+        let pps = rig.system.source(SourceId(2)).expect("PPS source");
+        let est = pps.estimate().expect("the PPS clock has samples");
+        // The pulses come 3 ms after the second; the GPS, 2 ms off, only numbers it.
+        assert!((est.offset + 0.003).abs() < 1e-6, "{est:?}");
+        // The three pulses before the GPS's first poll had no second to belong to.
+        assert_eq!(rig.pps().counters.baddata, 3);
+        assert_eq!(rig.pps().counters.readings, 13);
+        assert_eq!(rig.pps().name(), "PPS(0)");
+    }
+
+    #[test]
+    fn without_a_preferred_system_peer_no_pulse_is_used() {
+        let mut rig = make_rig(false);
+        for n in 1..=12 {
+            rig.second(n, true);
+        }
+        assert_eq!(rig.system.system_peer(), Some(rig.gps));
+        assert!(rig.system.source(SourceId(2)).unwrap().estimate().is_none());
+        assert_eq!(rig.pps().counters.readings, 0);
+        assert_eq!(rig.pps().counters.baddata, 12);
+        // And with no GPS at all, none either.
+        let mut lone = make_rig(true);
+        for n in 1..=8 {
+            lone.second(n, false);
+        }
+        assert_eq!(lone.pps().counters.readings, 0);
+    }
+}
