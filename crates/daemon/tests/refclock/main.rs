@@ -269,8 +269,9 @@ fn a_sock_writer_is_followed_and_served_as_stratum_1() {
     let dir = support::TempDir::new("sock");
     let path = dir.path().join("gps.sock");
     let config = format!(
-        "refclock sock path {} refid GPS minpoll 2 maxpoll 2\n",
-        path.display()
+        "refclock sock path {} refid GPS minpoll 2 maxpoll 2\nstatsdir {}/\nstatistics clockstats\n",
+        path.display(),
+        dir.path().display()
     );
     let daemon = Daemon::start_clock(config, "simulated:0.02:-20", &[]);
     let stop = Arc::new(AtomicBool::new(false));
@@ -314,4 +315,15 @@ fn a_sock_writer_is_followed_and_served_as_stratum_1() {
     assert_eq!(&reply.header.reference_id.to_bytes(), b"GPS\0");
     let row = ntpq(&daemon, &["-p"]);
     assert!(row.contains("*SOCK(0)"), "{row}");
+    // Every reading is a clockstats line: MJD, seconds, the clock's address, its offset.
+    let stats = std::fs::read_to_string(dir.path().join("clockstats")).unwrap_or_default();
+    let lines: Vec<&str> = stats.lines().collect();
+    assert!(lines.len() >= 8, "clockstats:\n{stats}");
+    for l in &lines {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(cols.len(), 4, "{l}");
+        assert_eq!(cols[2], "127.127.255.0", "{l}");
+        let offset: f64 = cols[3].parse().expect("an offset");
+        assert!(offset.abs() < 0.1, "{l}");
+    }
 }
