@@ -46,7 +46,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// Whether this binary was built to run under an LD_PRELOAD clock and network simulator such as
 /// clknetsim (`RUSTFLAGS="--cfg mio_unsupported_force_poll_poll"`, see `docs/CLKNETSIM.md`).
 /// mio then polls with poll(2), which disarms a raw descriptor after each event until it is
-/// registered again, and the simulator has no sendmmsg, so replies go out one by one.
+/// registered again.
 const SIMULATOR_BUILD: bool = cfg!(mio_unsupported_force_poll_poll);
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -254,8 +254,7 @@ fn start(
     };
     // One socket per family, whatever the thread count: every server thread reads the same
     // sockets (see `serve::threads` for why they do not each get their own).
-    let mut socket_sets =
-        vec![open_sockets(families, args.port, false).map_err(|e| StartError::Bind(args.port, e))?];
+    let sockets = open_sockets(families, args.port).map_err(|e| StartError::Bind(args.port, e))?;
     let metrics = match args.metrics.or(config.metrics) {
         Some(addr) => Some((
             addr,
@@ -319,12 +318,7 @@ fn start(
     let mut counters: Vec<Arc<ServerCounters>> = Vec::new();
     let mut local: Option<(Server, Vec<ServeSocket>)> = None;
     if workers == 1 {
-        let sockets: Vec<ServeSocket> = socket_sets
-            .pop()
-            .unwrap_or_default()
-            .into_iter()
-            .map(ServeSocket::new)
-            .collect();
+        let sockets: Vec<ServeSocket> = sockets.into_iter().map(ServeSocket::new).collect();
         for (i, s) in sockets.iter().enumerate() {
             poll.registry()
                 .register(
@@ -346,7 +340,7 @@ fn start(
             stop: Arc::clone(&stop),
             origin: started,
         };
-        handles = threads::start(socket_sets.pop().unwrap_or_default(), servers, &shared)
+        handles = threads::start(sockets, servers, &shared)
             .map_err(|e| StartError::Io("cannot start server thread", e))?;
     }
     tracing::info!(

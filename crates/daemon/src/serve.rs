@@ -52,12 +52,12 @@ pub struct Families {
     pub v6: bool,
 }
 
-/// Opens the wildcard server sockets for one thread. `shared` sets SO_REUSEPORT so every
-/// thread can bind the same port. A family whose wildcard cannot be bound because the host has
-/// no such stack (no IPv6) is skipped with `Ok`; a port already in use is an error.
-pub fn open_sockets(families: Families, port: u16, shared: bool) -> io::Result<Vec<UdpSocket>> {
+/// Opens the wildcard server sockets, one per family, that every server thread reads. A family
+/// whose wildcard cannot be bound because the host has no such stack (no IPv6) is skipped with
+/// `Ok`; a port already in use is an error (no SO_REUSEPORT: a second daemon on the port must
+/// fail, not split the traffic).
+pub fn open_sockets(families: Families, port: u16) -> io::Result<Vec<UdpSocket>> {
     let opts = SocketOptions {
-        reuse_port: shared,
         recv_pktinfo: true,
         rx_timestamps: true,
         nonblocking: true,
@@ -284,7 +284,7 @@ mod tests {
             v4: true,
             v6: false,
         };
-        let socket = open_sockets(families, 0, false)
+        let socket = open_sockets(families, 0)
             .expect("bind")
             .pop()
             .expect("an IPv4 socket");

@@ -12,18 +12,18 @@
 //!   crate runs unmodified in simulated time. The only raw system call is `capset` (no glibc
 //!   wrapper), which simulators have no reason to intercept. For the same reason sockets are
 //!   created with a plain `SOCK_DGRAM` type and made non-blocking and close-on-exec afterwards with
-//!   `fcntl`, kernel receive timestamps use `SO_TIMESTAMPING` (not `SO_TIMESTAMPNS`), and batched
-//!   sending has a one-message-at-a-time mode ([`socket::SendMode::OneByOne`]).
+//!   `fcntl`, kernel receive timestamps use `SO_TIMESTAMPING` (not `SO_TIMESTAMPNS`), and
+//!   replies go out with `sendmsg` (simulators have no `sendmmsg`).
 //! * Nothing here decides policy: the daemon chooses what to bind, when to step the clock and whom
 //!   to run as; this crate only performs the request faithfully and reports what the kernel said.
-//! * The server's per-request path ([`socket::RecvBatch`], [`socket::SendBatch`],
-//!   [`socket::recv_msg`], [`socket::send_msg`]) allocates nothing once its buffers exist.
+//! * The server's per-request path ([`socket::RecvBatch`], [`socket::recv_msg`],
+//!   [`socket::send_msg`]) allocates nothing once its buffers exist.
 //!
 //! # Modules
 //!
 //! | module | what it gives the daemon |
 //! |---|---|
-//! | [`socket`] | UDP sockets with `SO_REUSEPORT`, `IP_PKTINFO`, kernel RX timestamps, `recvmmsg`/`sendmmsg` |
+//! | [`socket`] | UDP sockets with `IP_PKTINFO`, kernel RX timestamps, `recvmmsg` |
 //! | [`clock`] | `clock_gettime`, read-only `clock_adjtime`, and the writers for a disciplined clock |
 //! | [`fs`] | files opened relative to a directory handle, never through a symbolic link |
 //! | [`privileges`] | dropping root while keeping `CAP_SYS_TIME` |
@@ -35,31 +35,28 @@
 //!
 //! # Use
 //!
-//! A server worker, in outline (each worker owns one `SO_REUSEPORT` socket):
+//! A server thread, in outline (every thread reads the same socket):
 //!
 //! ```no_run
 //! use std::net::SocketAddr;
-//! use sundial_sys::socket::{bind_udp, RecvBatch, SendBatch, SendMode, SocketOptions};
+//! use sundial_sys::socket::{bind_udp, send_msg, RecvBatch, SocketOptions};
 //!
 //! # fn main() -> std::io::Result<()> {
 //! let opts = SocketOptions {
-//!     reuse_port: true,
 //!     recv_pktinfo: true,
 //!     rx_timestamps: true,
 //!     ..SocketOptions::default()
 //! };
 //! let socket = bind_udp(SocketAddr::from(([0, 0, 0, 0], 123)), &opts)?;
 //! let mut rx = RecvBatch::new(32, 1024);
-//! let mut tx = SendBatch::new(32, 1024, SendMode::Batched);
 //! loop {
 //!     let n = rx.recv_batch(&socket)?; // blocks for the first message, then takes what is queued
 //!     for i in 0..n {
 //!         let meta = rx.meta(i);
 //!         let request = rx.data(i);
 //!         // ... let the core build a reply from `request` and `meta.rx_time` ...
-//!         tx.push(request, meta.source, meta.dst)?;
+//!         send_msg(&socket, request, meta.source, meta.dst)?;
 //!     }
-//!     tx.send(&socket)?;
 //! }
 //! # }
 //! ```

@@ -380,7 +380,10 @@ fn a_falseticker_among_three_servers_does_not_pull_the_served_time() {
     let ntpd = Ntpd::start(&config, "simulated:0.5:30");
     assert_served_accurately(&ntpd);
     let (log, drift) = ntpd.stop();
-    // The log lists the sources with their tallies: `*` system peer, `x` falseticker.
+    // The log lists the sources with their tallies: `*` system peer, `x` falseticker. A
+    // change of system peer prints them after `sources:`, any other change of a tally after
+    // `selection:`. Right after the start-up step every filter is empty and every interval
+    // is wide, so the first line may still count the falseticker in; the last may not.
     let falseticker_addr = format!("127.0.0.1:{}", falseticker.port);
     assert!(
         !log.contains(&format!("*{falseticker_addr}")),
@@ -389,8 +392,8 @@ fn a_falseticker_among_three_servers_does_not_pull_the_served_time() {
     let last_tally = log
         .lines()
         .rev()
-        .find(|l| l.contains("system peer") && l.contains("sources:"))
-        .unwrap_or_else(|| panic!("no system peer:\n{log}"));
+        .find(|l| l.contains("sources: ") || l.contains("selection: "))
+        .unwrap_or_else(|| panic!("no selection:\n{log}"));
     assert!(
         last_tally.contains(&format!("x{falseticker_addr}")),
         "the falseticker is not marked as one: {last_tally}"

@@ -310,14 +310,16 @@ impl System {
         peer
     }
 
-    /// What to serve right after a step: if the system peer was served as synchronised, the
-    /// same state with the step added to the root dispersion and the step as the last clock
-    /// update, held until the start-up gate opens again; otherwise (the first correction of a
-    /// clock brought in from far off) unsynchronised.
+    /// What to serve right after a step, held until the start-up gate opens again: if the
+    /// system peer was served as synchronised, the same state with the step added to the root
+    /// dispersion and the step as the last clock update; otherwise (the first correction of a
+    /// clock brought in from far off) unsynchronised. Either way the system peer stays the
+    /// system peer through the gap: nothing was lost that a log or monitor should report.
     fn after_step(&mut self, id: super::SourceId, now: NtpTimestamp) -> SystemState {
         if !self.served.is_synchronized() {
-            self.held = None;
-            return SystemState::unsynchronized(self.params.precision);
+            let state = SystemState::unsynchronized(self.params.precision);
+            self.held = Some((id, state));
+            return state;
         }
         let mut state = self.served;
         state.root_dispersion = state.root_dispersion_at(now) + seconds(self.last_step);

@@ -289,6 +289,36 @@ fn a_step_resets_every_filter_and_closes_the_start_up_gate() {
 }
 
 #[test]
+fn the_gap_after_a_start_up_step_keeps_the_system_peer_and_serves_unsynchronised() {
+    let mut w = World::new(params(DisciplineParams::default()), 1.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    w.exchange(b);
+    assert_eq!(w.clock.steps.len(), 1, "{:?}", w.events);
+    w.events.clear();
+    // Filters emptied by the step: until both sources answer again, nothing is selectable,
+    // yet nothing was lost that a log or a monitor should report as "unsynchronised".
+    for _ in 0..3 {
+        w.refresh();
+        assert!(!w.system.served_state().is_synchronized());
+        assert!(
+            matches!(w.system.serving(), Serving::Peer(_)),
+            "{:?}",
+            w.events
+        );
+        w.run_until(w.clock.true_s + 0.3);
+    }
+    assert!(
+        !w.events
+            .iter()
+            .any(|e| matches!(e, Event::ServingChanged { .. })),
+        "{:?}",
+        w.events
+    );
+}
+
+#[test]
 fn beyond_the_panic_threshold_nothing_is_touched_and_the_driver_is_told() {
     let mut w = World::new(params(DisciplineParams::default()), 2000.0);
     let a = w.add(1, 0.0, spec());

@@ -1,20 +1,21 @@
-//! Batched datagram I/O for the server's hot path: `recvmmsg` into, and `sendmmsg` from,
-//! buffers that are allocated once, so that serving a request allocates nothing.
+//! Batched datagram reception for the server's hot path: `recvmmsg` into buffers that are
+//! allocated once, so that serving a request allocates nothing. Replies go out one `sendmsg`
+//! each ([`super::send_msg`]), right after their transmit timestamp is taken: a batch would
+//! hold the first reply back while the others are built.
 //!
 //! The kernel-facing arrays (`mmsghdr`, `iovec`) hold raw pointers into the batch's own buffers.
 //! They are rewritten from `&mut self` before every system call rather than kept from
 //! construction, so no pointer ever outlives a borrow that Rust knows about.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::{fmt, ptr};
 
 use super::cmsg::{self, CONTROL_LEN, CmsgBuf};
-use super::msg::{PktInfo, RecvMeta, empty_msghdr};
+use super::msg::{RecvMeta, empty_msghdr};
 use crate::{cvt, retry_eintr};
 
-/// The kernel handles at most `UIO_MAXIOV` (1024) messages per `recvmmsg`/`sendmmsg` call.
+/// The kernel handles at most `UIO_MAXIOV` (1024) messages per `recvmmsg` call.
 const MAX_BATCH: usize = 1024;
 
 /// Up to N received datagrams with their metadata, refilled by each [`RecvBatch::recv_batch`].
@@ -154,178 +155,6 @@ impl fmt::Debug for RecvBatch {
             .field("capacity", &self.capacity())
             .field("buf_size", &self.buf_size)
             .field("received", &self.received)
-            .finish_non_exhaustive()
-    }
-}
-
-/// How [`SendBatch::send`] hands datagrams to the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendMode {
-    /// One `sendmmsg` call for the whole batch: the fast path.
-    Batched,
-    /// One `sendmsg` call per datagram, for environments without `sendmmsg` such as clknetsim.
-    OneByOne,
-}
-
-/// Up to N outgoing datagrams, queued with [`SendBatch::push`] and sent with [`SendBatch::send`].
-pub struct SendBatch {
-    mode: SendMode,
-    buf_size: usize,
-    data: Box<[u8]>,
-    names: Box<[libc::sockaddr_storage]>,
-    controls: Box<[CmsgBuf]>,
-    iovecs: Box<[libc::iovec]>,
-    headers: Box<[libc::mmsghdr]>,
-    queued: usize,
-}
-
-// SAFETY: as for `RecvBatch`: the raw pointers only point into this batch's own buffers and
-// are rewritten before each use.
-unsafe impl Send for SendBatch {}
-
-impl SendBatch {
-    /// Allocates room for `capacity` datagrams (clamped to 1..=1024) of up to `buf_size` bytes
-    /// each (at least 1), sent as `mode` says.
-    ///
-    /// # Panics
-    /// If `capacity × buf_size` overflows `usize`.
-    pub fn new(capacity: usize, buf_size: usize, mode: SendMode) -> Self {
-        let (capacity, buf_size, data) = allocate(capacity, buf_size);
-        Self {
-            mode,
-            buf_size,
-            data,
-            names: vec![cmsg::empty_sockaddr(); capacity].into_boxed_slice(),
-            controls: vec![CmsgBuf::new(); capacity].into_boxed_slice(),
-            iovecs: vec![empty_iovec(); capacity].into_boxed_slice(),
-            headers: vec![empty_mmsghdr(); capacity].into_boxed_slice(),
-            queued: 0,
-        }
-    }
-
-    /// How many datagrams fit before [`send`](Self::send) must be called.
-    pub fn capacity(&self) -> usize {
-        self.headers.len()
-    }
-
-    /// How many datagrams are queued.
-    pub fn len(&self) -> usize {
-        self.queued
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.queued == 0
-    }
-
-    /// Whether the batch is full and must be sent before the next push.
-    pub fn is_full(&self) -> bool {
-        self.queued == self.capacity()
-    }
-
-    /// Queues a copy of `payload` for `dst`, leaving from `src` if given (see [`PktInfo`]).
-    /// Fails with [`io::ErrorKind::InvalidInput`] if `payload` exceeds the buffer size and with
-    /// [`io::ErrorKind::StorageFull`] if the batch is full; nothing is queued then.
-    pub fn push(
-        &mut self,
-        payload: &[u8],
-        dst: SocketAddr,
-        src: Option<PktInfo>,
-    ) -> io::Result<()> {
-        if payload.len() > self.buf_size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "datagram larger than the batch buffers",
-            ));
-        }
-        if self.is_full() {
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "send batch is full",
-            ));
-        }
-        let index = self.queued;
-        let start = index * self.buf_size;
-        self.data[start..start + payload.len()].copy_from_slice(payload);
-        self.iovecs[index].iov_len = payload.len();
-        let header = &mut self.headers[index].msg_hdr;
-        header.msg_namelen = cmsg::write_sockaddr(dst, &mut self.names[index]);
-        header.msg_controllen = src.map_or(0, |info| {
-            cmsg::encode_pktinfo(&mut self.controls[index], info)
-        }) as _;
-        self.queued += 1;
-        Ok(())
-    }
-
-    /// Sends everything queued and empties the batch. Returns how many datagrams the kernel
-    /// accepted. A datagram the kernel refuses (say, an unreachable destination) is skipped so
-    /// that it cannot hold up the others; a full socket buffer (`WouldBlock`) ends the call and
-    /// drops the rest, as UDP would. The error is returned only if nothing was sent at all.
-    pub fn send(&mut self, socket: &impl AsFd) -> io::Result<usize> {
-        let queued = self.queued;
-        self.queued = 0;
-        let slots = self.data.chunks_exact_mut(self.buf_size);
-        let meta = self.names.iter_mut().zip(self.controls.iter_mut());
-        let kernel = self.iovecs.iter_mut().zip(self.headers.iter_mut());
-        for ((buf, (name, control)), (iov, header)) in slots.zip(meta).zip(kernel).take(queued) {
-            iov.iov_base = buf.as_mut_ptr().cast();
-            let msg = &mut header.msg_hdr;
-            msg.msg_name = ptr::from_mut(name).cast();
-            msg.msg_iov = ptr::from_mut(iov);
-            msg.msg_iovlen = 1;
-            msg.msg_control = if msg.msg_controllen == 0 {
-                ptr::null_mut()
-            } else {
-                control.0.as_mut_ptr().cast()
-            };
-            msg.msg_flags = 0;
-        }
-        let fd = socket.as_fd().as_raw_fd();
-        let headers = self.headers.as_mut_ptr();
-        let (mut next, mut sent, mut first_error) = (0, 0, None);
-        while next < queued {
-            let result = retry_eintr(|| match self.mode {
-                // SAFETY: `headers[next..queued]` were just filled with pointers to this batch's
-                // live buffers and matching lengths; sendmmsg reads them and writes `msg_len`.
-                SendMode::Batched => cvt(unsafe {
-                    libc::sendmmsg(fd, headers.add(next), (queued - next) as libc::c_uint, 0)
-                })
-                .map(|n| n as usize),
-                // SAFETY: as above, for the single header at `next`.
-                SendMode::OneByOne => crate::cvt_size(unsafe {
-                    libc::sendmsg(fd, &raw const (*headers.add(next)).msg_hdr, 0)
-                })
-                .map(|_| 1),
-            });
-            match result {
-                Ok(n) => {
-                    next += n.max(1);
-                    sent += n;
-                }
-                Err(e) => {
-                    let stop = e.kind() == io::ErrorKind::WouldBlock;
-                    first_error.get_or_insert(e);
-                    if stop {
-                        break;
-                    }
-                    next += 1;
-                }
-            }
-        }
-        match first_error {
-            Some(e) if sent == 0 => Err(e),
-            _ => Ok(sent),
-        }
-    }
-}
-
-impl fmt::Debug for SendBatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendBatch")
-            .field("mode", &self.mode)
-            .field("capacity", &self.capacity())
-            .field("buf_size", &self.buf_size)
-            .field("queued", &self.queued)
             .finish_non_exhaustive()
     }
 }

@@ -1,12 +1,12 @@
 //! UDP sockets for the NTP server and its clients: creation with the options a time server needs,
-//! single-message I/O with metadata, and batched I/O for the high-rate server path.
+//! single-message I/O with metadata, and batched reception for the high-rate server path.
 //!
 //! * [`bind_udp`] creates a socket the way an LD_PRELOAD simulator can follow (plain `SOCK_DGRAM`,
 //!   then `fcntl` for `O_NONBLOCK`/`FD_CLOEXEC`) and applies [`SocketOptions`].
 //! * [`recv_msg`] / [`send_msg`] move one datagram together with its [`RecvMeta`]: source,
 //!   destination address and interface ([`PktInfo`]) and the kernel's receive timestamp (T2).
-//! * [`RecvBatch`] / [`SendBatch`] do the same for up to N datagrams per system call
-//!   (`recvmmsg`/`sendmmsg`) over preallocated buffers, so that serving allocates nothing.
+//! * [`RecvBatch`] receives up to N datagrams per system call (`recvmmsg`) into preallocated
+//!   buffers, so that serving allocates nothing.
 //!
 //! Kernel receive timestamps use `SO_TIMESTAMPING` with software RX stamps, which clknetsim
 //! simulates; `SO_TIMESTAMPNS` is deliberately not used (see `DESIGN.md` §4).
@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub use self::batch::{RecvBatch, SendBatch, SendMode};
+pub use self::batch::RecvBatch;
 pub use self::msg::{PktInfo, RecvMeta, recv_msg, send_msg};
 use crate::cvt;
 

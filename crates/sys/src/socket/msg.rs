@@ -10,8 +10,8 @@ use super::cmsg::{self, CONTROL_LEN, CmsgBuf};
 use crate::{Timespec, cvt_size, retry_eintr};
 
 /// A local address and interface, as `IP_PKTINFO`/`IPV6_PKTINFO` report them on receipt and take
-/// them on sending: received as [`RecvMeta::dst`], it is passed back unchanged to [`send_msg`] or
-/// [`super::SendBatch::push`] so that the reply leaves from the address the client asked.
+/// them on sending: received as [`RecvMeta::dst`], it is passed back unchanged to [`send_msg`]
+/// so that the reply leaves from the address the client asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PktInfo {
     /// The destination address in the request's IP header (on sending: the source address).
