@@ -276,7 +276,12 @@ impl Refclocks {
                 noselect: assoc.noselect,
                 truechimer: assoc.truechimer,
             };
-            if system.add_refclock(rc.source(), spec, now) {
+            let added = if clock.kind == RefclockId::PPS {
+                system.add_pps(rc.source(), spec, now)
+            } else {
+                system.add_refclock(rc.source(), spec, now)
+            };
+            if added {
                 tracing::info!(
                     "association {}: {} ({}) mobilized",
                     rc.id,

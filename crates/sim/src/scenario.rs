@@ -120,8 +120,42 @@ pub struct Scenario {
     pub servers: Vec<ServerSpec>,
     /// A `pool` line drawing on some of the servers, if any.
     pub pool: Option<PoolSpec>,
+    /// Reference clocks the client reads once a second.
+    pub refclocks: Vec<RefclockSpec>,
     /// What a run must achieve (the table for the acceptance scenarios).
     pub target: Target,
+}
+
+/// What a reference clock reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefclockKind {
+    /// A GPS's time: each second's time code arrives `late_s` after the second it names, with
+    /// Gaussian jitter `jitter_s`; `time1_s` (`fudge time1`) is added to every reading.
+    Gps {
+        /// How late the time code arrives, seconds.
+        late_s: f64,
+        /// Standard deviation of its arrival, seconds.
+        jitter_s: f64,
+        /// `fudge time1`, seconds.
+        time1_s: f64,
+    },
+    /// A pulse at the start of every true second, timestamped with Gaussian jitter
+    /// `jitter_s`; the preferred system peer numbers the second (the pairing rule).
+    Pps {
+        /// Standard deviation of the pulse's time stamp, seconds.
+        jitter_s: f64,
+    },
+}
+
+/// A reference clock of the client (`server 127.127.T.U minpoll P maxpoll P [prefer]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RefclockSpec {
+    /// What it reads.
+    pub kind: RefclockKind,
+    /// Its poll exponent (fixed, as ntpd polls a reference clock).
+    pub poll: i8,
+    /// `prefer`.
+    pub prefer: bool,
 }
 
 /// The acceptance target of a scenario; `None` fields are not part of it.
@@ -139,6 +173,8 @@ pub struct Target {
     pub final_offset_s: Option<f64>,
     /// A server (index) that must never be the system peer.
     pub never_system_peer: Option<usize>,
+    /// The stratum served at the end.
+    pub final_stratum: Option<u8>,
 }
 
 impl Target {
@@ -150,6 +186,7 @@ impl Target {
         steps: None,
         final_offset_s: None,
         never_system_peer: None,
+        final_stratum: None,
     };
 
     /// Whether the run `r` meets the target.
@@ -166,6 +203,7 @@ impl Target {
             && within(self.max_s, r.max_s)
             && within(self.final_offset_s, r.final_offset_s.abs())
             && self.steps.is_none_or(|n| r.steps == n)
+            && self.final_stratum.is_none_or(|s| r.final_stratum == s)
             && self
                 .never_system_peer
                 .is_none_or(|i| r.system_peer_rounds.get(i).is_none_or(|&n| n == 0))
@@ -219,6 +257,8 @@ pub struct Report {
     pub served_max_s: f64,
     /// Mean advertised bound while serving as synchronised, seconds.
     pub bound_mean_s: f64,
+    /// The stratum served at the end (16: unsynchronised).
+    pub final_stratum: u8,
 }
 
 /// A report with nothing measured yet, for a world of `servers` servers.
@@ -244,6 +284,7 @@ pub fn empty_report(servers: usize) -> Report {
         bound_max_ratio: 0.0,
         served_max_s: 0.0,
         bound_mean_s: 0.0,
+        final_stratum: 16,
     }
 }
 
@@ -266,6 +307,7 @@ pub fn baseline(seed: u64) -> Scenario {
         },
         servers: vec![good_server()],
         pool: None,
+        refclocks: Vec::new(),
         target: Target {
             steps: Some(0),
             ..Target::AS_A
@@ -365,7 +407,56 @@ pub fn outage(seed: u64) -> Scenario {
     s
 }
 
-/// All acceptance scenarios, (a) to (g).
+/// (h) A stratum-1 server: a GPS (100 ns jitter) as its only source, polled every 16 s.
+pub fn gps(seed: u64) -> Scenario {
+    let mut s = baseline(seed);
+    s.name = "h";
+    s.description = "GPS refclock, 100 ns jitter, 2 h";
+    s.servers = Vec::new();
+    s.refclocks = vec![RefclockSpec {
+        kind: RefclockKind::Gps {
+            late_s: 0.0,
+            jitter_s: 100e-9,
+            time1_s: 0.0,
+        },
+        poll: 4,
+        prefer: true,
+    }];
+    s.target = Target {
+        sync_s: Some(600.0),
+        rms_s: Some(1e-6),
+        final_stratum: Some(1),
+        ..Target::default()
+    };
+    s
+}
+
+/// (i) PPS (100 ns jitter, the GPS's own) numbered by a serial-timing GPS whose time codes arrive 0.4 s late
+/// with 1 ms of jitter (`time1 0.4` takes the lateness out), both polled every 16 s.
+pub fn pps_gps(seed: u64) -> Scenario {
+    let mut s = gps(seed);
+    s.name = "i";
+    s.description = "PPS + serial GPS 0.4 s late, 2 h";
+    s.refclocks = vec![
+        RefclockSpec {
+            kind: RefclockKind::Gps {
+                late_s: 0.4,
+                jitter_s: 1e-3,
+                time1_s: 0.4,
+            },
+            poll: 4,
+            prefer: true,
+        },
+        RefclockSpec {
+            kind: RefclockKind::Pps { jitter_s: 100e-9 },
+            poll: 4,
+            prefer: false,
+        },
+    ];
+    s
+}
+
+/// All acceptance scenarios of the network discipline, (a) to (g).
 pub fn acceptance(seed: u64) -> Vec<Scenario> {
     vec![
         baseline(seed),
@@ -376,6 +467,18 @@ pub fn acceptance(seed: u64) -> Vec<Scenario> {
         large_frequency(seed),
         outage(seed),
     ]
+}
+
+/// The reference clock scenarios, (h) and (i).
+pub fn refclock(seed: u64) -> Vec<Scenario> {
+    vec![gps(seed), pps_gps(seed)]
+}
+
+/// Every scenario of the accuracy table: [`acceptance`] and [`refclock`].
+pub fn table(seed: u64) -> Vec<Scenario> {
+    let mut all = acceptance(seed);
+    all.extend(refclock(seed));
+    all
 }
 
 /// A perfect server behind chrony's default path: 100 µs plus exp(100 µs) each way.

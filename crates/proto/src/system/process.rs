@@ -118,6 +118,8 @@ pub(super) struct Entry {
     pub(super) input: Option<Candidate>,
     /// Sample time (T4) of the last sample of this source given to the discipline.
     pub(super) fed: Option<NtpTimestamp>,
+    /// A pulse-per-second clock (`System::add_pps`).
+    pub(super) pps: bool,
 }
 
 /// The system process. See the [module documentation](super) for the call order.
@@ -194,6 +196,21 @@ impl System {
         self.add_entry(id, spec, Source::new_refclock(spec.params, now))
     }
 
+    /// Adds a pulse-per-second clock: a reference clock ([`Self::add_refclock`]) whose readings
+    /// the driver pairs with [`Self::pps_numbering`]. While the preferred source is the system
+    /// peer and the PPS clock survives selection with it, the PPS clock becomes the system peer
+    /// and the only source the discipline follows (ntpd's rule: the preferred source numbers
+    /// the seconds, the pulse times them).
+    pub fn add_pps(&mut self, id: SourceId, spec: SourceSpec, now: MonoTime) -> bool {
+        if !self.add_refclock(id, spec, now) {
+            return false;
+        }
+        if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
+            e.pps = true;
+        }
+        true
+    }
+
     fn add_entry(&mut self, id: SourceId, spec: SourceSpec, mut source: Source) -> bool {
         if self.entries.iter().any(|e| e.id == id) {
             return false;
@@ -210,6 +227,7 @@ impl System {
             tally: Tally::Reject,
             input: None,
             fed: None,
+            pps: false,
         });
         true
     }
@@ -380,8 +398,16 @@ impl System {
     /// [`crate::refclock::pps`]): the system peer, if it is marked `prefer`, its newest sample
     /// as measured.
     pub fn pps_numbering(&self) -> Option<f64> {
-        let e = self.entry(self.system_peer?)?;
-        if !e.spec.prefer || !matches!(e.tally, Tally::SystemPeer) {
+        let peer = self.entry(self.system_peer?)?;
+        let e = if peer.pps {
+            // The PPS clock took over from the preferred source, which still numbers.
+            self.entries
+                .iter()
+                .find(|e| e.spec.prefer && !e.pps && e.tally == Tally::Candidate)?
+        } else {
+            peer
+        };
+        if !e.spec.prefer {
             return None;
         }
         e.source.estimate().map(|est| est.offset)

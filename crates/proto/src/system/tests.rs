@@ -949,3 +949,32 @@ fn only_a_preferred_system_peer_numbers_the_pulses() {
     let numbering = w.system.pps_numbering().unwrap();
     assert!(numbering.abs() < 0.002, "{numbering}");
 }
+
+#[test]
+fn a_pps_clock_numbered_by_the_preferred_gps_is_the_only_source_followed() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let gps = w.add_refclock(9, true);
+    let spec = SourceSpec {
+        params: SourceParams {
+            minpoll: 4,
+            maxpoll: 4,
+            ..SourceParams::default()
+        },
+        ..spec()
+    };
+    let pps = SourceId(10);
+    assert!(w.system.add_pps(pps, spec, w.mono()));
+    // The GPS is 0.5 ms off, the pulses 1 µs: both agree within their distances.
+    for _ in 0..4 {
+        w.refclock_poll(pps, 0.000_001);
+        w.refclock_poll(gps, 0.000_5);
+    }
+    assert_eq!(w.system.system_peer(), Some(pps));
+    assert_eq!(w.tally(pps), Tally::SystemPeer);
+    assert_eq!(w.tally(gps), Tally::Candidate);
+    assert!(w.system.pps_numbering().is_some(), "the GPS still numbers");
+    let fed_gps = w.fed(gps);
+    w.refclock_poll(gps, 0.000_5);
+    w.refclock_poll(pps, 0.000_001);
+    assert_eq!(w.fed(gps), fed_gps, "the GPS is no longer fed");
+}
