@@ -612,7 +612,9 @@ mod tests {
         for n in 1..=16 {
             rig.second(n, true);
         }
-        assert_eq!(rig.system.system_peer(), Some(rig.gps));
+        // The PPS clock took over as the system peer; the GPS still numbers its seconds.
+        assert_eq!(rig.system.system_peer(), Some(SourceId(2)));
+        assert!(rig.system.pps_numbering().is_some());
         let pps = rig.system.source(SourceId(2)).expect("PPS source");
         let est = pps.estimate().expect("the PPS clock has samples");
         // The pulses come 3 ms after the second; the GPS, 2 ms off, only numbers it.
