@@ -111,6 +111,13 @@ fn offset_of(r: &Reply) -> f64 {
     (Reply::seconds_between(r.sent, t2) + Reply::seconds_between(r.received, t3)) / 2.0
 }
 
+/// The round-trip delay of one exchange, without the server's processing time.
+fn delay_of(r: &Reply) -> f64 {
+    let t2 = r.server_time(r.header.receive_timestamp);
+    let t3 = r.server_time(r.header.transmit_timestamp);
+    Reply::seconds_between(r.sent, r.received) - Reply::seconds_between(t2, t3)
+}
+
 /// sundial's `ntpq` against the daemon's port.
 fn ntpq(daemon: &Daemon, args: &[&str]) -> String {
     let port = daemon.port().to_string();
@@ -169,10 +176,15 @@ fn a_clock_50_ppm_fast_follows_a_jittery_shm_gps_and_serves_stratum_1() {
         SERVED_BOUND / 2.0,
         daemon.log()
     );
+    // Each measurement is the lowest-delay of three queries, so that a reply the loaded
+    // machine held up does not count as the served time's error.
     let mut offsets = Vec::new();
     for _ in 0..30 {
-        let r = client.query(daemon.addr_v4(), 4).expect("a reply");
-        offsets.push(offset_of(&r));
+        let best = (0..3)
+            .filter_map(|_| client.query(daemon.addr_v4(), 4).ok())
+            .min_by(|a, b| delay_of(a).total_cmp(&delay_of(b)))
+            .expect("a reply");
+        offsets.push(offset_of(&best));
         thread::sleep(Duration::from_secs(1));
     }
     let rms = (offsets.iter().map(|o| o * o).sum::<f64>() / offsets.len() as f64).sqrt();

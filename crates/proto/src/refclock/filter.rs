@@ -24,9 +24,6 @@ pub const MAX_READINGS: usize = 64;
 /// Share of the readings dropped at each end of the sorted offsets.
 const TRIM: f64 = 0.2;
 
-/// Standard errors a sample's dispersion allows for.
-const DISPERSION_SIGMAS: f64 = 3.0;
-
 /// One sample made of a poll interval's readings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FilteredSample {
@@ -34,9 +31,7 @@ pub struct FilteredSample {
     pub time: NtpTimestamp,
     /// Their mean offset (reference minus local clock), seconds.
     pub offset: f64,
-    /// Three standard errors of that mean, never below the local clock's precision, seconds:
-    /// the sample's offset is within it but for one time in 370, so that a source whose
-    /// readings jitter is not wrongly outvoted by a precise one (a serial GPS next to its PPS).
+    /// The standard error of that mean, never below the local clock's precision, seconds.
     pub dispersion: f64,
     /// The standard deviation of the readings kept, seconds.
     pub jitter: f64,
@@ -127,7 +122,7 @@ impl MedianFilter {
         Some(FilteredSample {
             time: newest.receive + NtpDuration::from_seconds_f64(mean_t),
             offset: mean_o,
-            dispersion: (DISPERSION_SIGMAS * jitter / k.sqrt()).max(precision),
+            dispersion: (jitter / k.sqrt()).max(precision),
             jitter: jitter.max(precision),
             readings: n,
             kept: kept.len(),
@@ -179,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn the_dispersion_is_three_standard_errors_of_the_kept_readings() {
+    fn the_dispersion_is_the_standard_error_of_the_kept_readings() {
         let mut f = MedianFilter::new();
         for i in 0..10 {
             f.add(reading(f64::from(i), if i % 2 == 0 { 1e-4 } else { -1e-4 }));
@@ -190,7 +185,7 @@ mod tests {
             (s.jitter - 1e-4 * (6.0f64 / 5.0).sqrt()).abs() < 1e-9,
             "{s:?}"
         );
-        assert!((s.dispersion - 3.0 * s.jitter / 6f64.sqrt()).abs() < 1e-12);
+        assert!((s.dispersion - s.jitter / 6f64.sqrt()).abs() < 1e-12);
         // Never below the precision.
         f.add(reading(20.0, 0.0));
         assert!((f.take(2e-6).unwrap().dispersion - 2e-6).abs() < 1e-15);
