@@ -283,6 +283,7 @@ impl Associations {
                 }
             }
         }
+        self.nts.prune(system);
         before - (self.peers.len() + self.pending.len() + self.pools.len())
     }
 

@@ -116,9 +116,30 @@ pub fn snapshot(
     {
         peers.push(local_clock(id, *stratum, *refid, view));
     }
+    let mut system_vars = system_vars(view);
+    nts_client_counts(system, &mut system_vars.nts);
     ControlSnapshot {
-        system: system_vars(view),
+        system: system_vars,
         peers,
+    }
+}
+
+/// The NTS associations' requests and replies (`ntpq -c ntsinfo`'s `nts_client_*`), summed
+/// over the associations that exist now.
+fn nts_client_counts(system: &System, nts: &mut sundial_proto::control::NtsVars) {
+    use sundial_proto::source::Rejection;
+    for view in system.sources().filter(|v| v.source.params().nts) {
+        let (sent, received) = view.source.packet_counts();
+        nts.client_send += sent;
+        nts.client_recv_good += received;
+        nts.client_recv_bad += [
+            Rejection::BadMac,
+            Rejection::Unauthenticated,
+            Rejection::NtsNak,
+        ]
+        .into_iter()
+        .map(|r| view.source.rejected(r))
+        .sum::<u64>();
     }
 }
 
@@ -168,6 +189,20 @@ fn system_vars(view: &SystemView<'_>) -> SystemVars {
         counters: view.counters,
         kernel: view.kernel,
         auth: view.auth,
+        nts: nts_vars(),
+    }
+}
+
+/// The key-exchange counters of this process.
+fn nts_vars() -> sundial_proto::control::NtsVars {
+    let [serves_good, serves_bad, refused, probes_good, probes_bad] = crate::nts::KE_COUNTERS.get();
+    sundial_proto::control::NtsVars {
+        ke_serves_good: serves_good,
+        ke_serves_bad: serves_bad,
+        ke_refused: refused,
+        ke_probes_good: probes_good,
+        ke_probes_bad: probes_bad,
+        ..Default::default()
     }
 }
 
@@ -193,6 +228,7 @@ fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<Peer
     if source.params().nts {
         v.auth_enabled = true;
         v.authentic = source.authentic();
+        v.ntscookies = Some(u32::try_from(source.nts().cookies()).unwrap_or(u32::MAX));
     }
     v.hpoll = source.hpoll();
     v.ppoll = source.hpoll();

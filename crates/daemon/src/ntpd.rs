@@ -264,13 +264,8 @@ fn start(
         None => None,
     };
     // Before privileges are dropped: the certificate, key and cookie key files may be root's.
-    let nts = crate::nts::start_server(&config.nts, args.port);
-    if nts.is_some() {
-        publisher.publish(Snapshot {
-            nts,
-            ..(*publisher.current()).clone()
-        });
-    }
+    let live_filter = LiveFilter::new(runtime.filter.clone());
+    crate::nts::start_server(&config.nts, args.port, &publisher, &live_filter);
     if let Some(spec) = &args.user {
         let (user, group) = spec
             .split_once(':')
@@ -313,7 +308,6 @@ fn start(
         .map_err(|e| StartError::Io("cannot poll signals", e))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let live_filter = LiveFilter::new(runtime.filter.clone());
     let mut handles: Vec<(JoinHandle<()>, Arc<Waker>)> = Vec::new();
     let mut counters: Vec<Arc<ServerCounters>> = Vec::new();
     let mut local: Option<(Server, Vec<ServeSocket>)> = None;
@@ -589,6 +583,7 @@ fn reload(args: &NtpdArgs, d: &mut Daemon, notifier: &mut Notifier, now: MonoTim
             );
             d.live_filter.set(d.runtime.filter.clone());
             reload_keys(&d.config, &mut d.associations, &d.publisher);
+            crate::nts::reload(&d.config.nts);
         }
         Err(e) => {
             tracing::error!("SIGHUP: {e}; keeping the running configuration");
@@ -726,9 +721,17 @@ fn log_counters(c: &CounterSnapshot) {
     );
     if c.nts_replies > 0 || c.nts_naks > 0 {
         tracing::info!(
-            "NTS: {} NTS repl(ies), {} NTS NAK(s)",
+            "NTS: {} NTS repl(ies), {} NTS NAK(s), {} cookie(s) that did not open",
             c.nts_replies,
-            c.nts_naks
+            c.nts_naks,
+            c.nts_cookie_failures
+        );
+    }
+    let [served, serve_failed, refused, probed, probe_failed] = crate::nts::KE_COUNTERS.get();
+    if served + serve_failed + refused + probed + probe_failed > 0 {
+        tracing::info!(
+            "NTS-KE: served {served}, failed {serve_failed}, refused {refused}; \
+             as a client {probed} good, {probe_failed} failed"
         );
     }
     for reason in DropReason::ALL {

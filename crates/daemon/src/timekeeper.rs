@@ -462,7 +462,7 @@ impl Timekeeper {
             control,
             access,
             keys: Arc::clone(&publisher.current().keys),
-            nts: publisher.current().nts.clone(),
+            nts: crate::nts::cookie_keys(),
         });
     }
 

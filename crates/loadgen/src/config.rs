@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Longest run.
@@ -35,6 +36,12 @@ options:
   --batch N            requests sent between two pacing sleeps (default: rate / 1000, at least 1)
   --drain-ms MS        how long to keep receiving after the last request (default 500)
   --version V          NTP version of the requests, 1 to 4 (default 4)
+  --nts-ke PORT        NTS: run one key exchange with the target's address at this TCP port
+                       first, then send NTS requests (a cookie of that exchange and an
+                       authenticator each; replies are matched, not verified); NTS NAKs count
+                       as unsynchronised replies
+  --nts-ca FILE        the CA bundle the key-exchange server is verified against (with
+                       --nts-ke; the certificate must be for the target's address)
   --json               print the report as one JSON object
   -h, --help           print this text
 ";
@@ -58,6 +65,8 @@ pub struct Config {
     pub version: u8,
     /// Print JSON instead of text.
     pub json: bool,
+    /// NTS requests after a key exchange on this TCP port, verified against this CA bundle.
+    pub nts: Option<(u16, PathBuf)>,
 }
 
 /// The result of parsing the command line.
@@ -88,6 +97,7 @@ impl Config {
         let mut drain = Duration::from_millis(500);
         let mut version = 4;
         let mut json = false;
+        let (mut nts_ke, mut nts_ca) = (None, None);
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let mut value = || {
@@ -104,6 +114,8 @@ impl Config {
                 "--batch" => batch = Some(parse(arg, value()?)?),
                 "--drain-ms" => drain = Duration::from_millis(parse(arg, value()?)?),
                 "--version" => version = parse(arg, value()?)?,
+                "--nts-ke" => nts_ke = Some(parse::<u16>(arg, value()?)?),
+                "--nts-ca" => nts_ca = Some(PathBuf::from(value()?)),
                 other => return Err(ConfigError(format!("unknown option {other}"))),
             }
         }
@@ -126,6 +138,11 @@ impl Config {
         }
         let batch = batch.unwrap_or_else(|| rate.div_ceil(BATCHES_PER_SECOND));
         check_range("--batch", batch, 1, rate)?;
+        let nts = match (nts_ke, nts_ca) {
+            (Some(port), Some(ca)) => Some((port, ca)),
+            (None, None) => None,
+            _ => return Err(ConfigError("--nts-ke and --nts-ca go together".into())),
+        };
         let config = Self {
             target,
             rate,
@@ -135,6 +152,7 @@ impl Config {
             drain,
             version,
             json,
+            nts,
         };
         if config.total_requests() > MAX_REQUESTS {
             return Err(ConfigError(format!(
@@ -249,6 +267,8 @@ mod tests {
             "--target 127.0.0.1:1 --batch 0",
             "--target 127.0.0.1:1 --rate 2000000 --duration 60",
             "--rate 10",
+            "--target 127.0.0.1:1 --nts-ke 4460",
+            "--target 127.0.0.1:1 --nts-ca /etc/ca.pem",
             "--target",
             "--target 127.0.0.1:1 --frobnicate",
         ] {

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use sundial::nts::client::{KeRequest, exchange};
+use sundial_proto::nts::ef::{self, NONCE_LEN, UID_LEN};
+use sundial_proto::nts::{AeadKey, SessionKeys};
 use sundial_proto::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet};
 
 use crate::config::Config;
@@ -37,6 +40,10 @@ pub fn run(config: &Config) -> io::Result<Report> {
     let socket_count = u64::try_from(config.sockets).unwrap_or(1);
     let per_socket = total.div_ceil(socket_count);
     let tag = run_tag();
+    let nts = match &config.nts {
+        Some((port, ca)) => Some(key_exchange(config.target, *port, ca)?),
+        None => None,
+    };
     let sockets = (0..config.sockets)
         .map(|_| open_socket(config.target).map(Arc::new))
         .collect::<io::Result<Vec<_>>>()?;
@@ -62,7 +69,7 @@ pub fn run(config: &Config) -> io::Result<Report> {
         }
     }
 
-    let sent = send_paced(config, &sockets, tag, total);
+    let sent = send_paced(config, &sockets, tag, total, nts.as_ref());
     thread::sleep(config.drain);
     stop.store(true, Ordering::Relaxed);
     let mut tally = Tally::default();
@@ -81,6 +88,46 @@ pub fn run(config: &Config) -> io::Result<Report> {
     ))
 }
 
+/// What NTS requests are made with: the session keys and cookies of one key exchange.
+struct Nts {
+    keys: SessionKeys,
+    cookies: Vec<Vec<u8>>,
+}
+
+/// One key exchange with the target's address at TCP `port`, the certificate checked for that
+/// address against `ca`.
+fn key_exchange(target: SocketAddr, port: u16, ca: &std::path::Path) -> io::Result<Nts> {
+    let done = exchange(&KeRequest {
+        id: 0,
+        host: target.ip().to_string(),
+        addr: target.ip(),
+        port,
+        ca: ca.to_path_buf(),
+        noval: false,
+    })
+    .map_err(|e| io::Error::other(format!("NTS-KE: {e}")))?;
+    if done.cookies.is_empty() {
+        return Err(io::Error::other("NTS-KE: no cookies"));
+    }
+    Ok(Nts {
+        keys: done.keys,
+        cookies: done.cookies,
+    })
+}
+
+/// Writes the NTS request number `k` into `out` after its header: a fixed unique identifier,
+/// the exchange's cookies in turn (the server keeps no state per cookie, so reuse costs it
+/// the same as a fresh one), no placeholders (the reply carries one fresh cookie, as for a
+/// client whose jar is full), and an authenticator with a nonce of its own.
+fn write_nts(out: &mut [u8], nts: &Nts, c2s: &AeadKey, k: u64) -> Option<usize> {
+    let uid = [0x5au8; UID_LEN];
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce[..8].copy_from_slice(&k.to_be_bytes());
+    let count = u64::try_from(nts.cookies.len()).unwrap_or(1).max(1);
+    let cookie = nts.cookies.get(usize::try_from(k % count).unwrap_or(0))?;
+    ef::write_request(out, &uid, cookie, 0, c2s, &nonce)
+}
+
 /// What the sender did.
 struct Sent {
     sent: u64,
@@ -91,9 +138,17 @@ struct Sent {
 /// Sends `total` requests round robin over `sockets`, `config.batch` at a time, each batch at its
 /// scheduled time `start + first request / rate`. A sender that falls behind catches up without
 /// sleeping rather than lowering the offered load.
-fn send_paced(config: &Config, sockets: &[Arc<UdpSocket>], tag: u64, total: u64) -> Sent {
-    let mut request = [0u8; HEADER_LEN];
-    NtpHeader::new(config.version, Mode::Client).emit(&mut request);
+fn send_paced(
+    config: &Config,
+    sockets: &[Arc<UdpSocket>],
+    tag: u64,
+    total: u64,
+    nts: Option<&Nts>,
+) -> Sent {
+    let mut request = [0u8; ef::MAX_PACKET_LEN];
+    let mut header = [0u8; HEADER_LEN];
+    NtpHeader::new(config.version, Mode::Client).emit(&mut header);
+    request[..HEADER_LEN].copy_from_slice(&header);
     let socket_count = u64::try_from(sockets.len()).unwrap_or(1);
     let (mut sent, mut errors) = (0, 0);
     let start = Instant::now();
@@ -108,9 +163,14 @@ fn send_paced(config: &Config, sockets: &[Arc<UdpSocket>], tag: u64, total: u64)
         for k in next..end {
             let (index, sequence) = (k % socket_count, k / socket_count);
             let xmt = (tag << TAG_SHIFT) | (index << SOCKET_SHIFT) | sequence;
-            request[TRANSMIT_OFFSET..].copy_from_slice(&xmt.to_be_bytes());
+            request[TRANSMIT_OFFSET..HEADER_LEN].copy_from_slice(&xmt.to_be_bytes());
+            let len = match nts {
+                Some(nts) => write_nts(&mut request, nts, &nts.keys.c2s, k),
+                None => Some(HEADER_LEN),
+            };
+            let datagram = len.and_then(|n| request.get(..n));
             let socket = usize::try_from(index).ok().and_then(|i| sockets.get(i));
-            match socket.map(|s| s.send(&request)) {
+            match socket.zip(datagram).map(|(s, d)| s.send(d)) {
                 Some(Ok(_)) => sent += 1,
                 _ => errors += 1,
             }

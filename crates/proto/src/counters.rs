@@ -120,6 +120,7 @@ pub struct ServerCounters {
     crypto_naks: AtomicU64,
     nts_replies: AtomicU64,
     nts_naks: AtomicU64,
+    nts_cookie_failures: AtomicU64,
     control_requests: AtomicU64,
     control_replies: AtomicU64,
     versions: [AtomicU64; VERSIONS],
@@ -144,6 +145,7 @@ impl ServerCounters {
             crypto_naks: self.crypto_naks.load(Ordering::Relaxed),
             nts_replies: self.nts_replies.load(Ordering::Relaxed),
             nts_naks: self.nts_naks.load(Ordering::Relaxed),
+            nts_cookie_failures: self.nts_cookie_failures.load(Ordering::Relaxed),
             control_requests: self.control_requests.load(Ordering::Relaxed),
             control_replies: self.control_replies.load(Ordering::Relaxed),
             versions: load_all(&self.versions),
@@ -192,9 +194,13 @@ impl ServerCounters {
         Self::bump(&self.nts_replies);
     }
 
-    /// Counts an NTS NAK (a reply, counted there too).
-    pub(crate) fn count_nts_nak(&self) {
+    /// Counts an NTS NAK (a reply, counted there too); `cookie_failed` when its cookie did
+    /// not open.
+    pub(crate) fn count_nts_nak(&self, cookie_failed: bool) {
         Self::bump(&self.nts_naks);
+        if cookie_failed {
+            Self::bump(&self.nts_cookie_failures);
+        }
     }
 
     /// Counts a mode 6 datagram (received, counted there too).
@@ -240,6 +246,8 @@ pub struct CounterSnapshot {
     /// NTS requests whose cookie or authenticator failed, answered with an NTS NAK (among the
     /// replies).
     pub nts_naks: u64,
+    /// Of those NAKs, the requests whose cookie did not open (under any master key held).
+    pub nts_cookie_failures: u64,
     /// Mode 6 (ntpq) datagrams received, whatever became of them (among `received`).
     pub control_requests: u64,
     /// Mode 6 requests answered (among the replies).
@@ -289,6 +297,7 @@ impl CounterSnapshot {
         self.crypto_naks += other.crypto_naks;
         self.nts_replies += other.nts_replies;
         self.nts_naks += other.nts_naks;
+        self.nts_cookie_failures += other.nts_cookie_failures;
         self.control_requests += other.control_requests;
         self.control_replies += other.control_replies;
         for (a, b) in self

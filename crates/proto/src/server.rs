@@ -50,7 +50,9 @@ enum Decision {
     Reply(usize),
     Kiss(usize),
     NtsReply(usize),
-    NtsNak(usize),
+    /// An NTS NAK of this length; `true` when the cookie did not open (else the
+    /// authenticator failed).
+    NtsNak(usize, bool),
     Drop(DropReason),
 }
 
@@ -264,9 +266,9 @@ impl Server {
                 self.counters.count_nts_reply();
                 Action::Reply(len)
             }
-            Decision::NtsNak(len) => {
+            Decision::NtsNak(len, cookie_failed) => {
                 self.counters.count_replied();
-                self.counters.count_nts_nak();
+                self.counters.count_nts_nak(cookie_failed);
                 Action::Reply(len)
             }
             Decision::Drop(reason) => {
@@ -441,12 +443,11 @@ impl Server {
         out: &mut [u8],
         transmit_time: impl FnOnce() -> NtpTimestamp,
     ) -> Decision {
-        let opened = cookies.open(nts_request.cookie).and_then(|keys| {
-            let extra = nts_request.verify(request, &keys.c2s).ok()?;
-            Some((keys, extra))
-        });
-        let Some((keys, extra)) = opened else {
-            return nts_nak(header, nts_request.uid, out);
+        let Some(keys) = cookies.open(nts_request.cookie) else {
+            return nts_nak(header, nts_request.uid, out, true);
+        };
+        let Ok(extra) = nts_request.verify(request, &keys.c2s) else {
+            return nts_nak(header, nts_request.uid, out, false);
         };
         let cookie_len = CookieKeys::cookie_len(keys.aead());
         let uid_len = nts_request.uid.len();
@@ -584,7 +585,7 @@ fn timeless_kiss(request: &NtpHeader, mode: Mode, code: ReferenceId) -> NtpHeade
 /// An NTS NAK (RFC 8915 §5.7): a kiss with code NTSN that carries no time, like a crypto-NAK,
 /// and echoes the request's unique identifier so the client can match it. Not authenticated.
 /// Shorter than the request, which also held a cookie and an authenticator.
-fn nts_nak(request: &NtpHeader, uid: &[u8], out: &mut [u8]) -> Decision {
+fn nts_nak(request: &NtpHeader, uid: &[u8], out: &mut [u8], cookie_failed: bool) -> Decision {
     let len = HEADER_LEN + nts::ef::field_len(uid.len());
     let Some((head, field)) = out.get_mut(..len).map(|o| o.split_at_mut(HEADER_LEN)) else {
         return Decision::Drop(DropReason::Oversized);
@@ -602,7 +603,7 @@ fn nts_nak(request: &NtpHeader, uid: &[u8], out: &mut [u8]) -> Decision {
             dst.copy_from_slice(uid);
         }
     }
-    Decision::NtsNak(len)
+    Decision::NtsNak(len, cookie_failed)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! `nts enable|disable`, `nts cert FILE` (the certificate chain), `nts key FILE` (its private
 //! key), `nts ca FILE` (CA bundle that NTS sources are verified against instead of the system
 //! store), `nts cookie FILE` (where the cookie master keys are kept across restarts) and the
-//! sundial extension `nts port N` (the key-exchange TCP port, 4460). Several may share a line.
+//! sundial extensions `nts port N` (the key-exchange TCP port, 4460) and `nts rotate SECONDS`
+//! (how often a fresh cookie key is made, a day). Several may share a line.
 //! NTPsec's TLS tuning options (`mintls`, `maxtls`, `tlsciphersuites`, `tlsecdhcurves`) and
 //! `aead` are accepted with a warning: sundial speaks TLS 1.3 only with rustls' defaults and
 //! prefers AES-SIV-CMAC-256.
@@ -16,6 +17,9 @@ use sundial_proto::nts::ke::DEFAULT_PORT;
 use super::Location;
 use super::finding::Diag;
 use super::lexer::Args;
+
+/// Seconds between cookie key rotations unless `nts rotate` says otherwise: a day, as NTPsec.
+pub(crate) const DEFAULT_ROTATE: u32 = 86_400;
 
 /// The `nts` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,9 @@ pub struct NtsConfig {
     pub cookie: Option<PathBuf>,
     /// `nts port N`: TCP port of the NTS-KE server.
     pub port: u16,
+    /// `nts rotate SECONDS`: how often a fresh cookie master key is made; cookies sealed under
+    /// the previous keys stay valid for three more rotations.
+    pub rotate: u32,
     /// Where the first `nts` line is.
     pub location: Option<Location>,
 }
@@ -45,6 +52,7 @@ impl Default for NtsConfig {
             ca: None,
             cookie: None,
             port: DEFAULT_PORT,
+            rotate: DEFAULT_ROTATE,
             location: None,
         }
     }
@@ -71,6 +79,17 @@ pub(super) fn parse_nts(
             "ca" => cfg.ca = Some(PathBuf::from(args.value_of(opt)?.text)),
             "cookie" => cfg.cookie = Some(PathBuf::from(args.value_of(opt)?.text)),
             "port" => cfg.port = args.value_of(opt)?.int("port", 1..=u16::MAX)?,
+            "rotate" => {
+                let value = args.value_of(opt)?;
+                cfg.rotate = value.int("rotate", 1..=u32::MAX)?;
+                if cfg.rotate < 3600 {
+                    notes.push(value.warning(format!(
+                        "nts rotate {}: cookies stay valid for only {} s; meant for tests",
+                        cfg.rotate,
+                        u64::from(cfg.rotate) * 3
+                    )));
+                }
+            }
             "mintls" | "maxtls" | "tlsciphersuites" | "tlsecdhcurves" | "aead" => {
                 args.value_of(opt)?;
                 notes.push(opt.warning(format!(
@@ -84,7 +103,7 @@ pub(super) fn parse_nts(
     if !any {
         return Err(args
             .keyword()
-            .error("nts needs an option (enable, cert, key, ca, cookie, port)"));
+            .error("nts needs an option (enable, cert, key, ca, cookie, port, rotate)"));
     }
     Ok(())
 }

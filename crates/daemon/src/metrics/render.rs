@@ -196,6 +196,7 @@ pub fn render(control: &ControlSnapshot, process: &ProcessInfo) -> String {
 
     source_families(&mut f, control);
     server_families(&mut f, control);
+    nts_families(&mut f, control);
 
     f.single(
         "ntp_uptime_seconds",
@@ -371,6 +372,49 @@ fn server_families(f: &mut Family<'_>, control: &ControlSnapshot) {
     );
     for r in DropReason::ALL {
         f.sample(name, &[("reason", r.name())], c.dropped(r) as f64);
+    }
+}
+
+/// NTS: authenticated replies, NAKs, cookies that did not open, and key exchanges by role
+/// and result.
+fn nts_families(f: &mut Family<'_>, control: &ControlSnapshot) {
+    let c = &control.system.counters;
+    let n = &control.system.nts;
+    let counters: [(&str, &str, u64); 3] = [
+        (
+            "ntp_nts_replies_total",
+            "NTS requests answered with an authenticated reply.",
+            c.nts_replies,
+        ),
+        (
+            "ntp_nts_naks_total",
+            "NTS requests answered with an NTS NAK (cookie or authenticator failed).",
+            c.nts_naks,
+        ),
+        (
+            "ntp_nts_cookie_decrypt_failures_total",
+            "NTS requests whose cookie did not open under any cookie key held.",
+            c.nts_cookie_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        f.header(name, "counter", help);
+        f.sample(name, &[], value as f64);
+    }
+    let name = "ntp_nts_ke_total";
+    f.header(
+        name,
+        "counter",
+        "NTS key exchanges by role (server, client) and result (good, failed, refused).",
+    );
+    for (role, result, value) in [
+        ("server", "good", n.ke_serves_good),
+        ("server", "failed", n.ke_serves_bad),
+        ("server", "refused", n.ke_refused),
+        ("client", "good", n.ke_probes_good),
+        ("client", "failed", n.ke_probes_bad),
+    ] {
+        f.sample(name, &[("role", role), ("result", result)], value as f64);
     }
 }
 

@@ -146,6 +146,8 @@ pub enum Command {
     KernInfo,
     /// `iostats`: the server's input/output counters.
     IoStats,
+    /// `ntsinfo`: the server's NTS counters (NTPsec's command).
+    NtsInfo,
     /// `quit` / `exit` (interactive).
     Quit,
 }
@@ -175,7 +177,7 @@ impl std::fmt::Display for CommandError {
 }
 
 /// Commands sundial's ntpq runs, by full name.
-const SUPPORTED: [&str; 11] = [
+const SUPPORTED: [&str; 12] = [
     "peers",
     "lpeers",
     "associations",
@@ -185,6 +187,7 @@ const SUPPORTED: [&str; 11] = [
     "sysstats",
     "kerninfo",
     "iostats",
+    "ntsinfo",
     "quit",
     "exit",
 ];
@@ -263,6 +266,7 @@ impl Command {
             "sysstats" => Ok(Self::SysStats),
             "kerninfo" => Ok(Self::KernInfo),
             "iostats" => Ok(Self::IoStats),
+            "ntsinfo" => Ok(Self::NtsInfo),
             "quit" | "exit" => Ok(Self::Quit),
             other => Err(CommandError::Unsupported(other.to_owned())),
         }
@@ -279,6 +283,7 @@ impl Command {
             Self::SysStats => "sysstats",
             Self::KernInfo => "kerninfo",
             Self::IoStats => "iostats",
+            Self::NtsInfo => "ntsinfo",
             Self::Quit => "quit",
         }
     }
@@ -328,6 +333,7 @@ mod tests {
         assert_eq!(Command::parse("sysstats"), Ok(Command::SysStats));
         assert_eq!(Command::parse("sysst"), Ok(Command::SysStats));
         assert_eq!(Command::parse("iostats"), Ok(Command::IoStats));
+        assert_eq!(Command::parse("ntsinfo"), Ok(Command::NtsInfo));
         assert_eq!(Command::parse("kern"), Ok(Command::KernInfo));
         assert_eq!(
             Command::parse("ifstats"),

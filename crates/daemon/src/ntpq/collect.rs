@@ -1,4 +1,4 @@
-//! `kerninfo` and `iostats`: one READVAR of association 0 naming a fixed list of variables,
+//! `kerninfo`, `iostats` and `ntsinfo`: one READVAR of association 0 naming a fixed list of variables,
 //! each printed on its own line after its legend, as NTPsec's ntpq (`collect_display`) prints
 //! them. A variable the server does not send is left out; one it does not know (UNKNOWNVAR)
 //! shows `???`.
@@ -15,6 +15,97 @@ pub(crate) enum Show {
     /// One of sysstats' kinds (uptime, packet count with rate).
     Stat(Kind),
 }
+
+/// The variables of `ntsinfo`, NTPsec's NTS counters in its order and legends, then
+/// sundial's refused key exchanges.
+pub(crate) const NTSINFO: [(&str, &str, Show); 18] = [
+    (
+        "nts_client_send",
+        "NTS client sends:          ",
+        Show::Plain,
+    ),
+    (
+        "nts_client_recv_good",
+        "NTS client recvs good:     ",
+        Show::Plain,
+    ),
+    (
+        "nts_client_recv_bad",
+        "NTS client recvs w error:  ",
+        Show::Plain,
+    ),
+    (
+        "nts_server_recv_good",
+        "NTS server recvs good:     ",
+        Show::Plain,
+    ),
+    (
+        "nts_server_recv_bad",
+        "NTS server recvs w error:  ",
+        Show::Plain,
+    ),
+    (
+        "nts_server_send",
+        "NTS server sends:          ",
+        Show::Plain,
+    ),
+    (
+        "nts_cookie_make",
+        "NTS make cookies:          ",
+        Show::Plain,
+    ),
+    (
+        "nts_cookie_decode",
+        "NTS decode cookies:        ",
+        Show::Plain,
+    ),
+    (
+        "nts_cookie_decode_old",
+        "NTS decode cookies old:    ",
+        Show::Plain,
+    ),
+    (
+        "nts_cookie_decode_old2",
+        "NTS decode cookies old2:   ",
+        Show::Plain,
+    ),
+    (
+        "nts_cookie_decode_older",
+        "NTS decode cookies older:  ",
+        Show::Plain,
+    ),
+    (
+        "nts_cookie_decode_too_old",
+        "NTS decode cookies too old:",
+        Show::Plain,
+    ),
+    (
+        "nts_cookie_decode_error",
+        "NTS decode cookies error:  ",
+        Show::Plain,
+    ),
+    (
+        "nts_ke_probes_good",
+        "NTS KE client probes good: ",
+        Show::Plain,
+    ),
+    (
+        "nts_ke_probes_bad",
+        "NTS KE client probes bad:  ",
+        Show::Plain,
+    ),
+    (
+        "nts_ke_serves_good",
+        "NTS KE serves good:        ",
+        Show::Plain,
+    ),
+    (
+        "nts_ke_serves_bad",
+        "NTS KE serves bad:         ",
+        Show::Plain,
+    ),
+    ("nts_ke_refused", "NTS KE refused:            ", Show::Plain),
+];
 
 /// The variables of `kerninfo`: (name, legend, how shown).
 pub(crate) const KERNINFO: [(&str, &str, Show); 16] = [

@@ -205,6 +205,7 @@ impl Runner {
                 self.collection(host, session, ctx, "kerninfo", &collect::KERNINFO)
             }
             Command::IoStats => self.collection(host, session, ctx, "iostats", &collect::IOSTATS),
+            Command::NtsInfo => self.collection(host, session, ctx, "ntsinfo", &collect::NTSINFO),
             Command::Quit => return None,
         };
         Some(match result {

@@ -1,5 +1,6 @@
 //! One NTS key exchange as a client: connect, TLS 1.3 with ALPN `ntske/1`, send the request,
-//! read the response, export the keys. Blocking and bounded by [`super::KE_TIMEOUT`]; run on
+//! read the response, export the keys. Blocking and bounded by [`super::KE_TIMEOUT`] per read
+//! and write and [`super::KE_DEADLINE`] in all; run on
 //! a background thread, whose result the main loop collects.
 
 use std::io::Write;
@@ -16,7 +17,7 @@ use sundial_proto::nts::SessionKeys;
 use sundial_proto::nts::ke;
 
 use super::KE_TIMEOUT;
-use super::server::{export_keys, read_message};
+use super::server::{Deadlined, export_keys, read_message};
 use super::tls;
 
 /// A key exchange to perform.
@@ -82,12 +83,9 @@ pub fn exchange(request: &KeRequest) -> Result<Exchanged, String> {
         ServerName::try_from(request.host.clone()).map_err(|e| format!("{}: {e}", request.host))?;
     let addr = SocketAddr::new(request.addr, request.port);
     let tcp = TcpStream::connect_timeout(&addr, KE_TIMEOUT).map_err(|e| format!("{addr}: {e}"))?;
-    tcp.set_read_timeout(Some(KE_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    tcp.set_write_timeout(Some(KE_TIMEOUT))
-        .map_err(|e| e.to_string())?;
     let conn = ClientConnection::new(config, name).map_err(|e| e.to_string())?;
-    let mut tls = StreamOwned::new(conn, tcp);
+    // A server that trickles its bytes cannot hold the exchange past the deadline either.
+    let mut tls = StreamOwned::new(conn, Deadlined::new(tcp));
     let mut message = Vec::new();
     ke::write_request(&mut message);
     tls.write_all(&message)

@@ -1,31 +1,32 @@
 //! The NTS-KE server (RFC 8915 §4): a TCP listener on its own thread; one short-lived thread
-//! per connection, at most [`MAX_CONNECTIONS`] at a time, each bounded by
-//! [`super::KE_TIMEOUT`] per read and write and by the record parser's message limit.
+//! per connection, admitted by [`super::admission`] (a total and a per-client cap, a
+//! per-client rate), each bounded by [`super::KE_TIMEOUT`] per read and write, by
+//! [`super::KE_DEADLINE`] in all, and by the record parser's message limit.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::Instant;
 
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::{ServerConnection, StreamOwned};
 use sundial_proto::nts::ke::{self, COOKIES_PER_EXCHANGE, EXPORTER_LABEL};
-use sundial_proto::nts::{AeadKey, CookieKeys, SessionKeys};
+use sundial_proto::nts::{AeadKey, SessionKeys};
 
-use super::KE_TIMEOUT;
+use super::admission::Admission;
+use super::{KE_COUNTERS, KE_DEADLINE, KE_TIMEOUT};
+use crate::interfaces::LiveFilter;
+use crate::publish::Publisher;
 use crate::random::Random;
-
-/// Most key exchanges in progress at once (CVE-2024-38528: unbounded connections exhausted
-/// ntpd-rs' file descriptors).
-pub const MAX_CONNECTIONS: usize = 32;
 
 /// What the listener needs to answer.
 #[derive(Debug, Clone)]
 pub struct KeServer {
-    /// TLS configuration (certificate and key).
-    pub tls: Arc<ServerConfig>,
-    /// The cookie master keys the NTP server threads open cookies with.
-    pub cookies: Arc<CookieKeys>,
+    /// The published snapshot: cookies are sealed under the keys the NTP server threads
+    /// hold, so a cookie handed out always opens.
+    pub publisher: Arc<Publisher>,
+    /// The `interface` rules: a connection to an address they do not serve is closed.
+    pub filter: LiveFilter,
     /// The NTP port announced to clients when it is not 123.
     pub ntp_port: u16,
 }
@@ -33,27 +34,32 @@ pub struct KeServer {
 /// Binds the NTS-KE port on `addrs` and serves on background threads.
 pub fn start(server: KeServer, addrs: &[SocketAddr]) -> io::Result<Vec<SocketAddr>> {
     let mut bound = Vec::new();
-    let active = Arc::new(AtomicUsize::new(0));
+    let admission = Arc::new(Mutex::new(Admission::default()));
+    let mut last_error = None;
     for addr in addrs {
         let listener = match TcpListener::bind(addr) {
             Ok(l) => l,
-            Err(e) if addr.is_ipv6() => {
+            Err(e) => {
                 tracing::debug!("NTS-KE: cannot listen on {addr}: {e}");
+                last_error = Some(e);
                 continue;
             }
-            Err(e) => return Err(e),
         };
         bound.push(listener.local_addr()?);
         let server = server.clone();
-        let active = Arc::clone(&active);
+        let admission = Arc::clone(&admission);
         thread::Builder::new()
             .name("nts-ke-listen".into())
-            .spawn(move || listen(&listener, &server, &active))?;
+            .spawn(move || listen(&listener, &server, &admission))?;
     }
-    Ok(bound)
+    match last_error {
+        Some(e) if bound.is_empty() => Err(e),
+        _ => Ok(bound),
+    }
 }
 
-fn listen(listener: &TcpListener, server: &KeServer, active: &Arc<AtomicUsize>) {
+fn listen(listener: &TcpListener, server: &KeServer, admission: &Arc<Mutex<Admission>>) {
+    let mut filter = server.filter.reader();
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -64,34 +70,125 @@ fn listen(listener: &TcpListener, server: &KeServer, active: &Arc<AtomicUsize>) 
                 continue;
             }
         };
-        if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::AcqRel);
+        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+            continue;
+        };
+        // IPv4 clients of the dual-stack socket as IPv4 addresses, in the log and the rules.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
+        if !filter.get().serves(local.ip()) {
+            KE_COUNTERS.count(&KE_COUNTERS.server_refused);
+            tracing::debug!("NTS-KE from {peer} to {local} refused: interface rules");
+            continue;
+        }
+        let ip: IpAddr = peer.ip();
+        if let Err(why) = lock(admission).admit(ip, Instant::now()) {
+            KE_COUNTERS.count(&KE_COUNTERS.server_refused);
+            tracing::debug!("NTS-KE from {peer} refused: {why}");
             drop(stream);
             continue;
         }
         let server = server.clone();
-        let mine = Arc::clone(active);
+        let mine = Arc::clone(admission);
         let spawned = thread::Builder::new().name("nts-ke".into()).spawn(move || {
-            let peer = stream.peer_addr().ok();
-            if let Err(e) = serve_one(stream, &server) {
-                tracing::info!("NTS-KE with {peer:?} failed: {e}");
+            match serve_one(stream, &server) {
+                Ok(()) => KE_COUNTERS.count(&KE_COUNTERS.server_good),
+                Err(e) => {
+                    KE_COUNTERS.count(&KE_COUNTERS.server_bad);
+                    tracing::info!("NTS-KE with {peer} failed: {e}");
+                }
             }
-            mine.fetch_sub(1, Ordering::AcqRel);
+            lock(&mine).release(ip);
         });
         if spawned.is_err() {
-            active.fetch_sub(1, Ordering::AcqRel);
+            lock(admission).release(ip);
         }
     }
 }
 
+/// The admission table, also after a thread panicked holding it (its counts stay usable).
+fn lock(admission: &Mutex<Admission>) -> MutexGuard<'_, Admission> {
+    admission.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A TCP stream whose reads and writes each wait at most [`KE_TIMEOUT`] and all end by a
+/// deadline, so a client trickling a byte now and then cannot hold a slot for long.
+#[derive(Debug)]
+pub(super) struct Deadlined {
+    tcp: TcpStream,
+    until: Instant,
+}
+
+impl Deadlined {
+    pub(super) fn new(tcp: TcpStream) -> Self {
+        Self {
+            tcp,
+            until: Instant::now() + KE_DEADLINE,
+        }
+    }
+
+    /// Ends the sending side and reads what the client still sends (up to 64 KiB, within the
+    /// deadline) before the close: closing with unread data would reset the connection and
+    /// could destroy the answer before the client reads it.
+    fn linger(&mut self) {
+        let _ = self.tcp.shutdown(std::net::Shutdown::Write);
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            match self.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn left(&self) -> io::Result<std::time::Duration> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("key exchange not done within {}s", KE_DEADLINE.as_secs()),
+            ));
+        }
+        Ok(left.min(KE_TIMEOUT))
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.set_read_timeout(Some(self.left()?))?;
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.set_write_timeout(Some(self.left()?))?;
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
 fn serve_one(tcp: TcpStream, server: &KeServer) -> Result<(), String> {
-    tcp.set_read_timeout(Some(KE_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    tcp.set_write_timeout(Some(KE_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let conn = ServerConnection::new(Arc::clone(&server.tls)).map_err(|e| e.to_string())?;
-    let mut tls = StreamOwned::new(conn, tcp);
-    let request = read_message(&mut tls)?;
+    let tls = super::current_tls().ok_or("NTS is off")?;
+    let conn = ServerConnection::new(tls).map_err(|e| e.to_string())?;
+    let mut tls = StreamOwned::new(conn, Deadlined::new(tcp));
+    let request = match read_message(&mut tls) {
+        Ok(r) => r,
+        Err(MessageError::Ke(e)) => {
+            // Records that can never parse (too long, a bad length): say so, then close.
+            let mut response = Vec::new();
+            ke::write_error(&mut response, ke::error_for(&e));
+            let _ = tls.write_all(&response);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+            tls.sock.linger();
+            return Err(format!("bad request: {e}"));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     if tls.conn.alpn_protocol() != Some(ke::ALPN) {
         return Err("client did not negotiate ALPN ntske/1".into());
     }
@@ -99,6 +196,8 @@ fn serve_one(tcp: TcpStream, server: &KeServer) -> Result<(), String> {
     match ke::parse_request(&request) {
         Ok(req) => {
             let keys = export_keys(&tls.conn, req.aead)?;
+            let snapshot = server.publisher.current();
+            let cookie_keys = snapshot.nts.as_deref().ok_or("no cookie keys published")?;
             let mut random = Random::open().map_err(|e| e.to_string())?;
             let mut cookies = Vec::with_capacity(COOKIES_PER_EXCHANGE);
             for _ in 0..COOKIES_PER_EXCHANGE {
@@ -107,8 +206,7 @@ fn serve_one(tcp: TcpStream, server: &KeServer) -> Result<(), String> {
                     c.copy_from_slice(&random.next_u64().to_ne_bytes());
                 }
                 let mut buf = [0u8; sundial_proto::nts::cookie::MAX_COOKIE_LEN];
-                let n = server
-                    .cookies
+                let n = cookie_keys
                     .seal(&keys, nonce, &mut buf)
                     .ok_or("cookie does not fit")?;
                 cookies.push(buf.get(..n).unwrap_or_default().to_vec());
@@ -130,8 +228,26 @@ fn serve_one(tcp: TcpStream, server: &KeServer) -> Result<(), String> {
     tls.flush().map_err(|e| e.to_string())
 }
 
+/// Why no NTS-KE message was read.
+#[derive(Debug)]
+pub(super) enum MessageError {
+    /// The records do not parse.
+    Ke(ke::KeError),
+    /// The connection failed or closed first.
+    Io(String),
+}
+
+impl std::fmt::Display for MessageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ke(e) => e.fmt(f),
+            Self::Io(e) => f.write_str(e),
+        }
+    }
+}
+
 /// Reads one NTS-KE message (bounded by the parser's limit).
-pub(super) fn read_message(tls: &mut impl Read) -> Result<Vec<u8>, String> {
+pub(super) fn read_message(tls: &mut impl Read) -> Result<Vec<u8>, MessageError> {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -141,11 +257,15 @@ pub(super) fn read_message(tls: &mut impl Read) -> Result<Vec<u8>, String> {
                 return Ok(data);
             }
             Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(MessageError::Ke(e)),
         }
-        let n = tls.read(&mut buf).map_err(|e| e.to_string())?;
+        let n = tls
+            .read(&mut buf)
+            .map_err(|e| MessageError::Io(e.to_string()))?;
         if n == 0 {
-            return Err("connection closed before the end of the message".into());
+            return Err(MessageError::Io(
+                "connection closed before the end of the message".into(),
+            ));
         }
         data.extend_from_slice(buf.get(..n).unwrap_or_default());
     }

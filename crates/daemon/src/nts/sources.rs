@@ -10,6 +10,7 @@ use mio::Waker;
 use sundial_proto::system::System;
 use sundial_proto::time::MonoTime;
 
+use super::KE_COUNTERS;
 use super::client::{self, KeRequest, KeResult};
 use super::tls::SYSTEM_CA_BUNDLE;
 use crate::associations::source_id;
@@ -107,8 +108,33 @@ impl NtsSources {
         self.due(system).map(|e| e.next_try).min()
     }
 
-    /// Starts the key exchanges that are due.
+    /// Key exchanges kept (one per NTS association).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no NTS association is kept.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets the associations the system process no longer has (a line removed on SIGHUP,
+    /// a retired pool member); a result that still arrives for one is ignored.
+    pub fn prune(&mut self, system: &System) {
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| system.source(source_id(e.request.id)).is_some());
+        if self.entries.len() < before {
+            tracing::info!(
+                "NTS: forgot the key exchanges of {} removed association(s)",
+                before - self.entries.len()
+            );
+        }
+    }
+
+    /// Starts the key exchanges that are due (after forgetting removed associations).
     pub fn start_due(&mut self, now: MonoTime, system: &System) {
+        self.prune(system);
         let ids: Vec<u16> = self
             .due(system)
             .filter(|e| e.next_try <= now)
@@ -159,6 +185,7 @@ impl NtsSources {
                             result.id
                         );
                     }
+                    KE_COUNTERS.count(&KE_COUNTERS.client_good);
                     entry.failures = 0;
                     entry.next_try = now + FIRST_RETRY;
                     system.install_nts(source_id(result.id), done.keys, done.cookies);
@@ -168,6 +195,7 @@ impl NtsSources {
                     });
                 }
                 Err(e) => {
+                    KE_COUNTERS.count(&KE_COUNTERS.client_bad);
                     entry.failures = entry.failures.saturating_add(1);
                     let wait = FIRST_RETRY
                         .saturating_mul(1 << entry.failures.min(10))

@@ -7,6 +7,9 @@
 //! * [`access`]: `restrict` lines refuse the sources they name, and refusals are counted.
 //! * [`hostile_files`]: links, FIFOs and devices planted where ntpd keeps its files, and
 //!   configurations asking for unbounded memory, are refused.
+//! * [`nts`], [`nts_ntpsec`]: NTS with chronyd and NTPsec, both directions; certificates.
+//! * [`nts_abuse`]: NTS-KE floods, malformed records, bad cookies at a high rate.
+//! * [`nts_keys`]: cookie-key rotation, SIGHUP and the interface rules of the NTS server.
 //! * [`keys`]: symmetric keys with NTPsec's ntpd, chronyd, ntpdig and ntpdate, both directions.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
 //! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
@@ -22,6 +25,9 @@ mod hostile_files;
 mod interop;
 mod keys;
 mod nts;
+mod nts_abuse;
+mod nts_keys;
+mod nts_ntpsec;
 mod safety;
 mod service;
 #[allow(

@@ -22,33 +22,39 @@ const SELECTS_WITHIN: Duration = Duration::from_secs(60);
 /// How long a client is watched to show it never selects a server.
 const NEVER_WITHIN: Duration = Duration::from_secs(15);
 
-/// A CA and a server certificate for 127.0.0.1 it signed; and a second, unrelated CA.
-struct Pki {
+/// A CA and a server certificate it signed (`server.crt`/`server.key`); a second, unrelated
+/// CA (`other-ca.crt`); and, signed by the first CA, an expired certificate (`expired.crt`)
+/// and one for another name (`misnamed.crt`), each with its key.
+pub(crate) struct Pki {
     dir: TempDir,
 }
 
+/// openssl's arguments for a fresh P-256 key.
+const EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
 impl Pki {
-    fn generate() -> Self {
+    /// Certificates for 127.0.0.1 (and `localhost`).
+    pub(crate) fn generate() -> Self {
+        Self::generate_for("127.0.0.1")
+    }
+
+    /// Certificates for the address `ip`: the name is both an IP and a DNS subject
+    /// alternative name, since some clients (NTPsec) check a literal address as a host name.
+    pub(crate) fn generate_for(ip: &str) -> Self {
         let dir = TempDir::new("nts-pki");
         let d = dir.path().to_path_buf();
-        let ext = dir.write(
-            "server.ext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-        );
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
         for ca in ["ca", "other-ca"] {
             openssl(
                 &d,
                 &[
                     &["req", "-x509"],
-                    &ec[..],
+                    &EC_KEY[..],
                     &[
                         "-keyout",
                         &format!("{ca}.key"),
@@ -63,50 +69,70 @@ impl Pki {
                 .concat(),
             );
         }
-        openssl(
-            &d,
-            &[
-                &["req"],
-                &ec[..],
+        let san = format!("IP:{ip},DNS:{ip},DNS:localhost");
+        // `-days -1`: valid until a day before it was issued, i.e. expired.
+        for (name, san, days) in [
+            ("server", san.as_str(), "2"),
+            ("expired", san.as_str(), "-1"),
+            ("misnamed", "DNS:time.invalid", "2"),
+        ] {
+            let ext = dir.write(
+                &format!("{name}.ext"),
+                format!(
+                    "subjectAltName={san}\nbasicConstraints=CA:FALSE\n\
+                     keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+                ),
+            );
+            let cn = if name == "misnamed" {
+                "time.invalid"
+            } else {
+                ip
+            };
+            openssl(
+                &d,
                 &[
-                    "-keyout",
-                    "server.key",
+                    &["req"],
+                    &EC_KEY[..],
+                    &[
+                        "-keyout",
+                        &format!("{name}.key"),
+                        "-out",
+                        &format!("{name}.csr"),
+                        "-subj",
+                        &format!("/CN={cn}"),
+                    ],
+                ]
+                .concat(),
+            );
+            openssl(
+                &d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
                     "-out",
-                    "server.csr",
-                    "-subj",
-                    "/CN=127.0.0.1",
+                    &format!("{name}.crt"),
+                    "-days",
+                    days,
+                    "-extfile",
+                    ext.to_str().unwrap_or_default(),
                 ],
-            ]
-            .concat(),
-        );
-        openssl(
-            &d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.crt",
-                "-days",
-                "2",
-                "-extfile",
-                ext.to_str().unwrap_or_default(),
-            ],
-        );
+            );
+        }
         Self { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn show(&self, name: &str) -> String {
+    pub(crate) fn show(&self, name: &str) -> String {
         self.path(name).display().to_string()
     }
 }
@@ -119,7 +145,7 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 }
 
 /// sundial serving its local clock with NTS-KE on `ke_port`.
-fn nts_server(pki: &Pki, ke_port: u16, extra: &str) -> Daemon {
+pub(crate) fn nts_server(pki: &Pki, ke_port: u16, extra: &str) -> Daemon {
     Daemon::start(format!(
         "{LOCAL_CLOCK_CONFIG}nts enable\nnts cert {}\nnts key {}\nnts port {ke_port}\n{extra}",
         pki.show("server.crt"),
@@ -127,7 +153,7 @@ fn nts_server(pki: &Pki, ke_port: u16, extra: &str) -> Daemon {
     ))
 }
 
-fn chronyd_nts_client(ca: &str, ntp_port: u16, ke_port: u16) -> Peer {
+pub(crate) fn chronyd_nts_client(ca: &str, ntp_port: u16, ke_port: u16) -> Peer {
     Peer::chronyd_client_with(&format!(
         "ntstrustedcerts {ca}\nserver 127.0.0.1 port {ntp_port} nts ntsport {ke_port} \
          iburst minpoll 0 maxpoll 0\n"
@@ -267,7 +293,7 @@ fn cookies_survive_a_restart_with_a_cookie_file() {
 }
 
 /// A number the shutdown log prints before `what`, e.g. `3 NTS repl(ies)`.
-fn counter(log: &str, what: &str) -> u64 {
+pub(crate) fn counter(log: &str, what: &str) -> u64 {
     log.lines()
         .filter(|l| l.contains(what))
         .filter_map(|l| l.split(what).next())

@@ -43,6 +43,7 @@ mod auth;
 mod client;
 mod header;
 mod kernel;
+mod ntsinfo;
 mod request;
 mod respond;
 mod snapshot;
@@ -64,6 +65,7 @@ pub use header::{
     ControlHeader, ErrorCode, HEADER_LEN, MAX_DATA_LEN, MAX_DATAGRAM_LEN, Opcode, split_header,
 };
 pub use kernel::{KernelVars, status_flags};
+pub use ntsinfo::NtsVars;
 pub use request::{
     IgnoreReason, MAX_NAME_LEN, MAX_NAMES, NameList, Request, RequestError, RequestFrame,
 };

@@ -11,6 +11,7 @@ use core::num::NonZeroU16;
 
 use super::auth::AuthVars;
 use super::kernel::KernelVars;
+use super::ntsinfo::NtsVars;
 use super::status::{ClockSource, ClockStatus, PeerStatus, SystemStatus};
 use crate::counters::CounterSnapshot;
 use crate::filter::STAGES;
@@ -135,6 +136,8 @@ pub struct SystemVars {
     pub kernel: Option<KernelVars>,
     /// How the symmetric keys have been used (`ntpq -c authinfo`).
     pub auth: AuthVars,
+    /// The NTS key-exchange counters (`ntpq -c ntsinfo`).
+    pub nts: NtsVars,
 }
 
 impl SystemVars {
@@ -181,6 +184,7 @@ impl Default for SystemVars {
             uptime: 0,
             kernel: None,
             auth: AuthVars::default(),
+            nts: NtsVars::default(),
             counters: CounterSnapshot::default(),
         }
     }
@@ -260,6 +264,9 @@ pub struct PeerVars {
     pub flash: u16,
     /// `keyid`: the symmetric key id, 0 for none.
     pub keyid: u32,
+    /// `ntscookies`: cookies left in an NTS source's jar (NTPsec's name); `None` for a source
+    /// without NTS, which shows no such variable.
+    pub ntscookies: Option<u32>,
     /// `offset`: filtered offset (server − local), seconds (sent in ms).
     pub offset: f64,
     /// `delay`: filtered round-trip delay, seconds (sent in ms).
@@ -312,6 +319,7 @@ impl PeerVars {
             headway: 0,
             flash: 0,
             keyid: 0,
+            ntscookies: None,
             offset: 0.0,
             delay: 0.0,
             dispersion: crate::filter::MAX_DISPERSION,

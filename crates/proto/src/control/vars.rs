@@ -5,7 +5,8 @@
 //! satisfies classic ntpq: `reftime` comes before `rec`, so NTPsec's ntpq takes `when` from
 //! `rec`. A request naming variables gets them in table order, as from ntpd. Never sent: `org`
 //! and `xmt` (the origin and transmit timestamps an off-path attacker would need to spoof
-//! replies, CVE-2015-8139), `ntscookies` (a value ≥ 0 turns ntpq's `t` column into a digit).
+//! replies, CVE-2015-8139). `ntscookies` is sent for NTS sources only: NTPsec's ntpq shows a
+//! value ≥ 0 as a digit in the `t` column, which is how NTPsec marks its own NTS sources.
 //!
 //! A [`Table`] has the variables an empty request returns and, after them, variables that are
 //! only sent when asked for by name: the system counters of `ntpq -c sysstats` (the `stats`
@@ -14,6 +15,7 @@
 use super::auth::AUTH_INFO;
 use super::header::ErrorCode;
 use super::kernel::KERNEL_AND_IO;
+use super::ntsinfo::NTS_INFO;
 use super::request::NameList;
 use super::snapshot::{PeerVars, SystemVars};
 use super::stats::SYSTEM_STATS;
@@ -54,7 +56,7 @@ impl<T> Table<T> {
 /// The system variables (association 0).
 pub(crate) static SYSTEM: Table<SystemVars> = Table {
     defaults: SYSTEM_VARS,
-    on_request: &[SYSTEM_STATS, KERNEL_AND_IO, AUTH_INFO],
+    on_request: &[SYSTEM_STATS, KERNEL_AND_IO, AUTH_INFO, NTS_INFO],
 };
 
 /// The peer variables.
@@ -231,6 +233,14 @@ const PEER_VARS: &[Var<PeerVars>] = &[
     var!("flash", |p| "{:#x}", p.flash),
     var!("headway", |p| "{}", p.headway),
     Var {
+        name: "ntscookies",
+        render: |p, _, w| {
+            if let Some(n) = p.ntscookies {
+                w.item(format_args!("ntscookies={n}"));
+            }
+        },
+    },
+    Var {
         name: "srchost",
         render: |p, _, w| {
             if let Some(host) = &p.srchost {
@@ -290,8 +300,8 @@ mod tests {
     }
 
     #[test]
-    fn no_table_reports_origin_transmit_or_nts_cookies() {
-        for name in ["org", "xmt", "ntscookies"] {
+    fn no_table_reports_origin_or_transmit() {
+        for name in ["org", "xmt"] {
             assert!(PEER.all().all(|v| v.name != name), "{name}");
             assert!(SYSTEM.all().all(|v| v.name != name), "{name}");
         }

@@ -137,7 +137,8 @@ fn nts_sources_and_the_nts_server_are_configured_and_unsupported_tls_knobs_warn(
          nts enable cert /etc/s.crt key /etc/s.key\n\
          nts ca /etc/ca.pem cookie /var/lib/ntp/nts-keys port 4470\n\
          nts mintls TLS1.2\n\
-         nts frobnicate",
+         nts frobnicate\n\
+         nts rotate 7200",
     );
     let a = &config.associations[0];
     assert!(a.nts && !a.noval);
@@ -153,8 +154,13 @@ fn nts_sources_and_the_nts_server_are_configured_and_unsupported_tls_knobs_warn(
         Some(Path::new("/var/lib/ntp/nts-keys"))
     );
     assert_eq!(nts.port, 4470);
+    assert_eq!(nts.rotate, 7200);
     assert_eq!(positions(&findings, Severity::Warning), ["4:5 mintls"]);
     assert_eq!(positions(&findings, Severity::Error), ["5:5 frobnicate"]);
+    let (config, findings) = parse("nts rotate 60\nnts rotate 0");
+    assert_eq!(config.nts.rotate, 60);
+    assert_eq!(positions(&findings, Severity::Warning), ["1:12 60"]);
+    assert_eq!(positions(&findings, Severity::Error), ["2:12 0"]);
 }
 
 #[test]
