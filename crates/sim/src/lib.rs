@@ -23,10 +23,14 @@
 //! * the client: the real `Source`, `select` and `Discipline`, driven as the daemon drives them
 //!   ([`world`]), with `prefer`/`noselect`/`true`, `tos` settings and an optional `pool` whose
 //!   membership follows the core's `pool` rules;
+//! * optionally a client of the client ([`downstream`]): a second sundial on its own clock,
+//!   served by the real `Server` with what the client under test serves, scored by its true
+//!   offset;
 //! * [`run_with_timeline`] also returns every selection round's tallies and every request and
 //!   reply per server ([`trace::Timeline`]), for tests of selection.
 
 pub mod clock;
+pub mod downstream;
 pub mod network;
 pub mod rng;
 pub mod scenario;

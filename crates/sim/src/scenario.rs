@@ -10,6 +10,7 @@ use sundial_proto::source::SourceParams;
 use sundial_proto::time::NtpDuration;
 
 use crate::clock::Oscillator;
+use crate::downstream::DownstreamSpec;
 use crate::network::{Link, Outage};
 
 /// |offset| below which the client counts as synchronised, seconds (chrony's simulation tests
@@ -122,6 +123,8 @@ pub struct Scenario {
     pub pool: Option<PoolSpec>,
     /// Reference clocks the client reads once a second.
     pub refclocks: Vec<RefclockSpec>,
+    /// A host that follows the client, scored by its own true offset, if any.
+    pub downstream: Option<DownstreamSpec>,
     /// What a run must achieve (the table for the acceptance scenarios).
     pub target: Target,
 }
@@ -175,6 +178,10 @@ pub struct Target {
     pub never_system_peer: Option<usize>,
     /// The stratum served at the end.
     pub final_stratum: Option<u8>,
+    /// Latest sync of the downstream client, seconds.
+    pub downstream_sync_s: Option<f64>,
+    /// Largest RMS offset of the downstream client after its sync, seconds.
+    pub downstream_rms_s: Option<f64>,
 }
 
 impl Target {
@@ -187,6 +194,8 @@ impl Target {
         final_offset_s: None,
         never_system_peer: None,
         final_stratum: None,
+        downstream_sync_s: None,
+        downstream_rms_s: None,
     };
 
     /// Whether the run `r` meets the target.
@@ -207,6 +216,18 @@ impl Target {
             && self
                 .never_system_peer
                 .is_none_or(|i| r.system_peer_rounds.get(i).is_none_or(|&n| n == 0))
+            && self.downstream_met_by(r)
+    }
+
+    fn downstream_met_by(&self, r: &Report) -> bool {
+        if self.downstream_sync_s.is_none() && self.downstream_rms_s.is_none() {
+            return true;
+        }
+        r.downstream.is_some_and(|d| {
+            d.sync_s
+                .is_some_and(|t| self.downstream_sync_s.is_none_or(|l| t <= l))
+                && self.downstream_rms_s.is_none_or(|l| d.rms_s <= l)
+        })
     }
 }
 
@@ -259,6 +280,22 @@ pub struct Report {
     pub bound_mean_s: f64,
     /// The stratum served at the end (16: unsynchronised).
     pub final_stratum: u8,
+    /// The downstream client's score, if the scenario has one.
+    pub downstream: Option<DownstreamReport>,
+}
+
+/// What the downstream client of a run achieved, against true time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DownstreamReport {
+    /// From when on its |offset| stayed below [`SYNC_LIMIT_S`], seconds; `None` if it was not
+    /// below at the end.
+    pub sync_s: Option<f64>,
+    /// RMS of its true offset from then on, sampled every second, seconds.
+    pub rms_s: f64,
+    /// Largest |true offset| from then on, seconds.
+    pub max_s: f64,
+    /// Requests it sent.
+    pub packets_sent: u64,
 }
 
 /// A report with nothing measured yet, for a world of `servers` servers.
@@ -285,6 +322,7 @@ pub fn empty_report(servers: usize) -> Report {
         served_max_s: 0.0,
         bound_mean_s: 0.0,
         final_stratum: 16,
+        downstream: None,
     }
 }
 
@@ -308,6 +346,7 @@ pub fn baseline(seed: u64) -> Scenario {
         servers: vec![good_server()],
         pool: None,
         refclocks: Vec::new(),
+        downstream: None,
         target: Target {
             steps: Some(0),
             ..Target::AS_A
@@ -407,10 +446,10 @@ pub fn outage(seed: u64) -> Scenario {
     s
 }
 
-/// (h) A stratum-1 server: a GPS (100 ns jitter) as its only source, polled every 16 s.
+/// (i) A stratum-1 server: a GPS (100 ns jitter) as its only source, polled every 16 s.
 pub fn gps(seed: u64) -> Scenario {
     let mut s = baseline(seed);
-    s.name = "h";
+    s.name = "i";
     s.description = "GPS refclock, 100 ns jitter, 2 h";
     s.servers = Vec::new();
     s.refclocks = vec![RefclockSpec {
@@ -431,11 +470,49 @@ pub fn gps(seed: u64) -> Scenario {
     s
 }
 
-/// (i) PPS (100 ns jitter, the GPS's own) numbered by a serial-timing GPS whose time codes arrive 0.4 s late
+/// (h) The client as a LAN server: it starts as in (b), 0.1 s and 100 ppm off behind a perfect
+/// upstream with iburst, and from the start a sundial client of its own (−50 ms, −50 ppm,
+/// iburst, the same kind of path) follows it, scored by its true offset — clknetsim's
+/// `downstream` scenario with sundial on both hosts.
+pub fn downstream(seed: u64) -> Scenario {
+    let mut s = iburst(seed);
+    s.name = "h";
+    s.description = "(b) serving a client of its own (−50 ms, −50 ppm, iburst)";
+    s.downstream = Some(DownstreamSpec {
+        client: ClientSpec {
+            offset_s: -0.05,
+            oscillator: Oscillator::quartz(-50.0),
+            source: SourceParams {
+                iburst: true,
+                ..SourceParams::default()
+            },
+            discipline: DisciplineParams::default(),
+            select: SelectParams::default(),
+        },
+        link: Link::symmetric(100e-6, 100e-6),
+    });
+    s.target = Target {
+        downstream_sync_s: Some(DOWNSTREAM_SYNC_TARGET_S),
+        downstream_rms_s: Some(DOWNSTREAM_RMS_TARGET_S),
+        ..Target::default()
+    };
+    s
+}
+
+/// (h)'s downstream client is within 1 ms by then, seconds: 6–78 s over seeds 1–30 (up to 211 s
+/// when the client under test claimed synchronisation from its first sample).
+pub const DOWNSTREAM_SYNC_TARGET_S: f64 = 100.0;
+
+/// (h)'s downstream client's RMS offset after its sync, over the two hours, stays within this,
+/// seconds: 29–110 µs over seeds 1–30 (its own start-up included; 152 µs at worst when the
+/// client under test claimed synchronisation from its first sample).
+pub const DOWNSTREAM_RMS_TARGET_S: f64 = 130e-6;
+
+/// (j) PPS (100 ns jitter, the GPS's own) numbered by a serial-timing GPS whose time codes arrive 0.4 s late
 /// with 1 ms of jitter (`time1 0.4` takes the lateness out), both polled every 16 s.
 pub fn pps_gps(seed: u64) -> Scenario {
     let mut s = gps(seed);
-    s.name = "i";
+    s.name = "j";
     s.description = "PPS + serial GPS 0.4 s late, 2 h";
     s.refclocks = vec![
         RefclockSpec {
@@ -456,7 +533,7 @@ pub fn pps_gps(seed: u64) -> Scenario {
     s
 }
 
-/// All acceptance scenarios of the network discipline, (a) to (g).
+/// All acceptance scenarios, (a) to (h).
 pub fn acceptance(seed: u64) -> Vec<Scenario> {
     vec![
         baseline(seed),
@@ -466,10 +543,11 @@ pub fn acceptance(seed: u64) -> Vec<Scenario> {
         large_offset(seed),
         large_frequency(seed),
         outage(seed),
+        downstream(seed),
     ]
 }
 
-/// The reference clock scenarios, (h) and (i).
+/// The reference clock scenarios, (i) and (j).
 pub fn refclock(seed: u64) -> Vec<Scenario> {
     vec![gps(seed), pps_gps(seed)]
 }

@@ -35,10 +35,11 @@ use sundial_proto::system::{Event, SourceId, SourceSpec, System, SystemParams, S
 use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, UnixTime};
 
 use crate::clock::{VirtualClock, reading};
+use crate::downstream::{DOWNSTREAM_ADDRESS, Downstream};
 use crate::network::Direction;
 use crate::rng::SimRng;
 use crate::scenario::{
-    RefclockKind, RefclockSpec, Report, SYNC_LIMIT_S, Scenario, ServerSpec, SpoofOrigin,
+    ClientSpec, RefclockKind, RefclockSpec, Report, SYNC_LIMIT_S, Scenario, ServerSpec, SpoofOrigin,
 };
 use crate::trace::{Reply, Request, Round, Timeline, Trace};
 use sundial_proto::refclock::{Reading, pps};
@@ -91,6 +92,8 @@ struct Datagram {
     to_server: bool,
     /// Sent by a spoofer, not by the server.
     forged: bool,
+    /// Between the client and its downstream client (`server` and `assoc` unused).
+    downstream: bool,
     bytes: [u8; HEADER_LEN],
 }
 
@@ -168,6 +171,9 @@ struct World<'a> {
     /// Requests sent by associations that were retired since.
     retired_sent: u64,
     system: System,
+    /// The client's own server, for its downstream client.
+    own_server: Server,
+    downstream: Option<Downstream>,
     in_flight: BinaryHeap<Datagram>,
     seq: u64,
     nonces: SimRng,
@@ -223,7 +229,12 @@ impl<'a> World<'a> {
                 queries: 0,
             }),
             retired_sent: 0,
-            system: System::new(system_params(sc), mono(0.0)),
+            system: System::new(system_params(&sc.client), mono(0.0)),
+            own_server: Server::default(),
+            downstream: sc.downstream.as_ref().map(|spec| {
+                let system = System::new(system_params(&spec.client), mono(0.0));
+                Downstream::new(spec, sc.seed, EPOCH, system)
+            }),
             in_flight: BinaryHeap::new(),
             seq: 0,
             nonces: SimRng::fork(sc.seed, 2),
@@ -382,14 +393,47 @@ impl<'a> World<'a> {
                 .as_ref()
                 .filter(|_| self.pool_needs_members())
                 .map(|p| p.next_resolve.max(self.clock.true_time()));
-            let t = [Some(next_tick), poll, datagram, timer, pool]
-                .into_iter()
-                .flatten()
-                .fold(f64::INFINITY, f64::min);
+            let down_poll = self.downstream.as_ref().and_then(Downstream::poll_due);
+            let down_timer = self.downstream.as_ref().and_then(Downstream::timer_due);
+            let t = [
+                Some(next_tick),
+                poll,
+                datagram,
+                timer,
+                pool,
+                down_poll,
+                down_timer,
+            ]
+            .into_iter()
+            .flatten()
+            .fold(f64::INFINITY, f64::min);
             if t > self.sc.duration_s {
                 break;
             }
             self.clock.advance_to(t);
+            if let Some(d) = self.downstream.as_mut() {
+                d.clock.advance_to(t);
+                if down_timer == Some(t) {
+                    d.handle_timeout();
+                    continue;
+                }
+                if down_poll == Some(t) {
+                    if let Some((at, bytes)) = d.poll(t) {
+                        self.seq += 1;
+                        self.in_flight.push(Datagram {
+                            at,
+                            seq: self.seq,
+                            server: 0,
+                            assoc: SourceId(0),
+                            to_server: true,
+                            forged: false,
+                            downstream: true,
+                            bytes,
+                        });
+                    }
+                    continue;
+                }
+            }
             if timer == Some(t) {
                 self.system.handle_timeout(&mut self.clock);
                 self.drain_events();
@@ -407,6 +451,9 @@ impl<'a> World<'a> {
                 let converging = self.converging();
                 self.trace.record(t, self.clock.offset(), true, converging);
                 self.check_served();
+                if let Some(d) = self.downstream.as_mut() {
+                    d.record(t);
+                }
                 continue;
             }
             let converging = self.converging();
@@ -465,6 +512,7 @@ impl<'a> World<'a> {
                     assoc: a.id,
                     to_server: true,
                     forged: false,
+                    downstream: false,
                     bytes,
                 });
             }
@@ -522,11 +570,20 @@ impl<'a> World<'a> {
             assoc,
             to_server: false,
             forged: true,
+            downstream: false,
             bytes,
         });
     }
 
     fn deliver(&mut self, d: Datagram) {
+        if d.downstream {
+            if d.to_server {
+                self.serve_downstream(&d);
+            } else if let Some(down) = self.downstream.as_mut() {
+                down.receive(d.at, &d.bytes);
+            }
+            return;
+        }
         if d.to_server {
             self.serve(d);
             return;
@@ -608,6 +665,53 @@ impl<'a> World<'a> {
                 assoc: d.assoc,
                 to_server: false,
                 forged: false,
+                downstream: false,
+                bytes,
+            });
+        }
+    }
+
+    /// The client under test answers its downstream client with what it serves: the real
+    /// `Server`, its served state, and its served time (clock plus the correction in progress)
+    /// as receive and transmit time stamps.
+    fn serve_downstream(&mut self, d: &Datagram) {
+        let receive_time = self.system.served_time(self.clock.now());
+        let meta = RequestMeta {
+            source: DOWNSTREAM_ADDRESS.into(),
+            destination: None,
+            receive_time,
+            monotonic: mono(d.at),
+            truncated: false,
+        };
+        let state = self.system.served_state();
+        let mut out = [0u8; HEADER_LEN + 4];
+        let access = AccessTable::new();
+        let action = self.own_server.handle(
+            &Policy::new(&access),
+            &meta,
+            &d.bytes,
+            &state,
+            &mut out,
+            || receive_time + NtpDuration::from_seconds_f64(SERVER_PROCESSING_S),
+        );
+        let Action::Reply(HEADER_LEN) = action else {
+            return;
+        };
+        let mut bytes = [0u8; HEADER_LEN];
+        bytes.copy_from_slice(&out[..HEADER_LEN]);
+        let Some(down) = self.downstream.as_mut() else {
+            return;
+        };
+        if let Some(at) = down.reply_arrival(d.at + SERVER_PROCESSING_S) {
+            self.seq += 1;
+            self.in_flight.push(Datagram {
+                at,
+                seq: self.seq,
+                server: 0,
+                assoc: SourceId(0),
+                to_server: false,
+                forged: false,
+                downstream: true,
                 bytes,
             });
         }
@@ -768,20 +872,21 @@ impl<'a> World<'a> {
                 .sum::<u64>();
         r.steps = self.clock.steps();
         r.final_poll = readout.poll;
+        r.downstream = self.downstream.as_ref().map(Downstream::report);
         (self.report, self.timeline)
     }
 }
 
-/// The client's system process: the scenario's selection and discipline settings, ntpd's
-/// default fitness, no fallback.
-fn system_params(sc: &Scenario) -> SystemParams {
+/// A client's system process: its selection and discipline settings, ntpd's default fitness,
+/// no fallback.
+fn system_params(client: &ClientSpec) -> SystemParams {
     let discipline = DisciplineParams {
         // As in the daemon: iburst asks for the fastest start, not a measured one.
-        frequency_hold: sc.client.discipline.frequency_hold && !sc.client.source.iburst,
-        ..sc.client.discipline
+        frequency_hold: client.discipline.frequency_hold && !client.source.iburst,
+        ..client.discipline
     };
     SystemParams {
-        select: sc.client.select,
+        select: client.select,
         fitness: Fitness::default(),
         discipline: Some(discipline),
         poll_range: (discipline.minpoll, discipline.maxpoll),

@@ -35,6 +35,18 @@ const OUTLIER_SIGMAS: f64 = 5.0;
 /// frequency, a surprise is more likely its own fault than the sample's.
 const SETTLING_UPDATES: u32 = 8;
 
+/// Updates after the first before the clock counts as synchronised (and is served as such).
+/// The first update corrects the clock by one sample, whose error is that of a single path
+/// delay draw (±70 µs typical on a LAN, several hundred µs for an unlucky one); the next
+/// updates, seconds apart after an iburst, move the clock — and the served time — by most of
+/// that again. A client that starts at the same time fits its frequency to its own first few
+/// samples, seconds apart, and a 400 µs jump in what it is served over 2 s reads as 200 ppm:
+/// in clknetsim's `downstream` scenario, chronyd clients of a sundial that claimed
+/// synchronisation from its first sample took up to 211 s to come within 1 ms. With three
+/// samples the estimate has a frequency of its own and each update moves it by a fraction of a
+/// sample's noise (in the same scenario chronyd, too, served synchronised from its third sample).
+const SETTLED_UPDATES: u32 = 2;
+
 /// After this many outliers in a row they are believed: the filter widens its uncertainty and
 /// follows (a real phase or frequency jump, not a spike).
 const OUTLIER_RUN: u32 = 3;
@@ -232,9 +244,12 @@ impl Discipline {
         self.needs_all_sources
     }
 
-    /// Whether the clock is disciplined: updated since start-up and since the last step.
+    /// Whether the clock is disciplined: updated since start-up and since the last step, and
+    /// from at least three samples in all ([`SETTLED_UPDATES`]).
     pub fn is_synchronized(&self) -> bool {
-        matches!(self.phase, Phase::Tracking { .. }) && !self.needs_all_sources
+        matches!(self.phase, Phase::Tracking { .. })
+            && !self.needs_all_sources
+            && self.accepted >= SETTLED_UPDATES
     }
 
     /// Whether sources should send a short burst at each poll: the frequency is still being

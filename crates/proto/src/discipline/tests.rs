@@ -142,6 +142,29 @@ fn a_small_first_offset_is_slewed_out_within_seconds() {
     assert!(c.offset().abs() < 1e-6, "{}", c.offset());
     assert_eq!(d.next_timeout(), None);
     assert!(c.correction.abs() < 1e-12);
+    assert!(!d.needs_all_sources());
+}
+
+#[test]
+fn the_clock_counts_as_synchronised_from_the_third_sample_on() {
+    let mut c = TestClock::new(0.1, 0.0);
+    let mut d = Discipline::new(DisciplineParams::default());
+    assert!(matches!(
+        measure(&mut d, &mut c, 0.0),
+        Update::Slewed { .. }
+    ));
+    for (sample, t) in [(1, 2.0), (2, 4.0)] {
+        // One sample's error is all the first corrections know: not yet served as synchronised.
+        assert!(
+            !d.is_synchronized(),
+            "synchronised after {sample} sample(s)"
+        );
+        c.run_until(&mut d, t);
+        assert!(matches!(
+            measure(&mut d, &mut c, 0.0),
+            Update::Slewed { .. }
+        ));
+    }
     assert!(d.is_synchronized() && !d.needs_all_sources());
 }
 

@@ -145,11 +145,21 @@ impl System {
             })
             .collect();
         let selection = select(&inputs, &self.params.select);
+        // In the gap after a step of a synchronised clock the system peer of before is still
+        // what is served (`held`), so it is still shown as the system peer: monitoring that
+        // looks for the `sys.peer` association (Nagios' check_ntp_peer) would otherwise report
+        // "not synchronized". (After the first correction of a clock brought in from far off,
+        // unsynchronised is served, and nothing is shown as followed.)
+        let held = match self.held {
+            Some((_, state)) if !gate_open && state.is_synchronized() => self.held_peer(),
+            _ => None,
+        };
         for ((e, tally), input) in self.entries.iter_mut().zip(&selection.tallies).zip(inputs) {
             // With the gate closed nothing is followed, so nothing is shown as followed: a
             // source marked `*` before every source has answered might be the one falseticker
             // of the set, which the majority has not had the chance to outvote yet.
             e.tally = match *tally {
+                _ if held == Some(e.id) => Tally::SystemPeer,
                 Tally::SystemPeer if !gate_open => Tally::Candidate,
                 t => t,
             };

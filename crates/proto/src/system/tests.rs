@@ -307,6 +307,8 @@ fn the_gap_after_a_start_up_step_keeps_the_system_peer_and_serves_unsynchronised
             "{:?}",
             w.events
         );
+        // Unsynchronised is served: no source is shown as followed (`*`).
+        assert!(w.system.sources().all(|v| v.tally != Tally::SystemPeer));
         w.run_until(w.clock.true_s + 0.3);
     }
     assert!(
@@ -768,6 +770,7 @@ fn a_step_after_synchronisation_keeps_serving_the_system_peer_with_the_step_in_t
     let b = w.add(2, 0.0, spec());
     w.exchange(a);
     w.exchange(b);
+    w.exchange(a);
     assert!(w.system.served_state().is_synchronized());
     let last_good_update = w.system.served_state().reference_time;
     for s in &mut w.servers {
@@ -796,7 +799,12 @@ fn a_step_after_synchronisation_keeps_serving_the_system_peer_with_the_step_in_t
         w.refresh();
         let served = w.system.served_state();
         assert!(served.is_synchronized(), "{served:?}");
-        assert!(matches!(w.system.serving(), Serving::Peer(_)));
+        let Serving::Peer(held) = w.system.serving() else {
+            panic!("serving {:?}", w.system.serving());
+        };
+        // Still shown as the system peer (`*`, the sys.peer status monitoring looks for).
+        let tally = w.system.sources().find(|v| v.id == held).map(|v| v.tally);
+        assert_eq!(tally, Some(Tally::SystemPeer));
         let bound = served.root_delay.to_seconds_f64() / 2.0
             + served.root_dispersion_at(w.clock.now()).to_seconds_f64();
         assert!(bound >= 0.5, "bound {bound} after a 0.5 s step");
@@ -977,4 +985,21 @@ fn a_pps_clock_numbered_by_the_preferred_gps_is_the_only_source_followed() {
     w.refclock_poll(gps, 0.000_5);
     w.refclock_poll(pps, 0.000_001);
     assert_eq!(w.fed(gps), fed_gps, "the GPS is no longer fed");
+}
+
+#[test]
+fn clients_are_told_unsynchronised_until_the_third_sample_the_discipline_used() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    w.exchange(b);
+    // Two samples were used (a system peer exists), and the served time is already corrected,
+    // but it still moves by a sample's error at each update.
+    assert!(matches!(w.system.serving(), Serving::Peer(_)));
+    assert_eq!(w.system.served_state().leap, Leap::Unsynchronized);
+    w.exchange(a);
+    let served = w.system.served_state();
+    assert!(served.is_synchronized());
+    assert_eq!(served.leap, Leap::NoWarning);
 }

@@ -46,14 +46,21 @@ fn main() -> ExitCode {
                 on_target += 1;
             } else {
                 missed.push(format!(
-                    "{} seed {seed}: sync {} s, RMS {:.1} µs, max {:.1} µs at {:.1} s, {} steps",
+                    "{} seed {seed}: sync {} s, RMS {:.1} µs, max {:.1} µs at {:.1} s, {} steps{}",
                     template.name,
                     r.sync_s
                         .map_or_else(|| "never".to_owned(), |t| format!("{t:.1}")),
                     r.rms_s * 1e6,
                     r.max_s * 1e6,
                     r.max_at_s,
-                    r.steps
+                    r.steps,
+                    r.downstream.map_or_else(String::new, |d| format!(
+                        "; downstream client: sync {} s, RMS {:.1} µs, max {:.1} µs",
+                        d.sync_s
+                            .map_or_else(|| "never".to_owned(), |t| format!("{t:.1}")),
+                        d.rms_s * 1e6,
+                        d.max_s * 1e6
+                    ))
                 ));
             }
         }
@@ -88,6 +95,28 @@ fn main() -> ExitCode {
                 .map(|r| r.final_offset_s.abs())
                 .fold(0.0, f64::max);
             notes.push(format!("\\|offset\\| at end ≤ {:.0} µs", worst * 1e6));
+        }
+        let downstream: Vec<_> = reports.iter().filter_map(|r| r.downstream).collect();
+        if !downstream.is_empty() {
+            let synced: Vec<f64> = downstream.iter().filter_map(|d| d.sync_s).collect();
+            let never = downstream.len() - synced.len();
+            let of = |f: fn(&scenario::DownstreamReport) -> f64| {
+                summary(
+                    &downstream.iter().map(|d| f(d) * 1e6).collect::<Vec<_>>(),
+                    1,
+                )
+            };
+            notes.push(format!(
+                "downstream client: sync {} s{}, RMS {} µs, max {} µs after its sync",
+                summary(&synced, 0),
+                if never > 0 {
+                    format!(" ({never} never)")
+                } else {
+                    String::new()
+                },
+                of(|d| d.rms_s),
+                of(|d| d.max_s),
+            ));
         }
         if template.name == "c" {
             let falseticker_trusted: u64 = reports.iter().map(|r| r.trusted_rounds[2]).sum();
