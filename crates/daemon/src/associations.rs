@@ -62,6 +62,17 @@ pub struct Peer {
     line: Option<Association>,
 }
 
+impl Peer {
+    /// The local address its socket sends from (the destination of its replies), once bound.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        self.socket
+            .as_ref()
+            .and_then(|s| s.local_addr().ok())
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified())
+    }
+}
+
 /// A `pool` line.
 #[derive(Debug)]
 pub struct Pool {

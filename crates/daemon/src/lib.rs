@@ -22,6 +22,8 @@ pub mod ntpd;
 pub mod ntpdate;
 pub mod ntpq;
 pub mod nts;
+#[cfg(test)]
+mod property;
 pub mod publish;
 pub mod random;
 pub mod refclock;

@@ -291,6 +291,7 @@ fn start(
     if let Some((addr, listener)) = metrics {
         let info = crate::metrics::render::ProcessInfo {
             start_time: std::time::SystemTime::now(),
+            client_table: Some(Arc::clone(&runtime.limiter)),
         };
         crate::metrics::http::spawn(listener, Arc::clone(&publisher), info)
             .map_err(|e| StartError::Io("cannot start the metrics thread", e))?;

@@ -14,10 +14,10 @@ use sundial_proto::discipline::DisciplineParams;
 use sundial_proto::fallback::Fallback;
 use sundial_proto::select::SelectParams;
 use sundial_proto::source::Fitness;
-use sundial_proto::system::{Event, Serving, System, SystemParams};
+use sundial_proto::system::{Event, Serving, SourceId, System, SystemParams};
 use sundial_proto::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, Ppm, UnixTime};
 
-use crate::associations::Associations;
+use crate::associations::{Associations, source_id};
 use crate::cli::NtpdArgs;
 use crate::clock::{SteeredClock, TimeMapping};
 use crate::config::{Config, Threshold};
@@ -26,6 +26,7 @@ use crate::driftfile::{self, DriftWriter};
 use crate::publish::{Publisher, Snapshot};
 use crate::setup::{self, Runtime};
 use crate::stats::Stats;
+use crate::stats::line::RawLine;
 
 /// Whether ntpd goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,10 @@ pub struct Timekeeper {
 struct PendingStats {
     /// Associations with a new sample (`peerstats`).
     peers: Vec<u16>,
+    /// The timestamps of the replies those samples came from (`rawstats`).
+    raw: Vec<RawLine>,
+    /// Each source's (sent, received) packet counts at its previous `rawstats` line.
+    raw_counts: std::collections::HashMap<SourceId, (u64, u64)>,
     /// Events (`protostats`): the peer's address or the system, the event code, its text.
     events: Vec<(Option<IpAddr>, u8, String)>,
     /// The discipline updated the clock (`loopstats`).
@@ -328,9 +333,12 @@ impl Timekeeper {
                 Event::Slewed { .. } => self.pending.clock_update = true,
                 Event::Sampled(id) => {
                     if self.stats.is_some()
-                        && let Ok(id) = u16::try_from(id.0)
+                        && let Ok(assoc) = u16::try_from(id.0)
                     {
-                        self.pending.peers.push(id);
+                        self.pending.peers.push(assoc);
+                        if let Some(line) = self.raw_line(id, associations) {
+                            self.pending.raw.push(line);
+                        }
                     }
                 }
                 Event::Selected | Event::Fed(_) => {}
@@ -350,6 +358,41 @@ impl Timekeeper {
                 stats.record_clock(at, addr, &timecode);
             }
         }
+    }
+
+    /// The `rawstats` line of the sample source `id` just made.
+    fn raw_line(&mut self, id: SourceId, associations: &Associations) -> Option<RawLine> {
+        let view = self.system.sources().find(|v| v.id == id)?;
+        let (sent, received) = view.source.packet_counts();
+        let (sent_before, received_before) = self
+            .pending
+            .raw_counts
+            .insert(id, (sent, received))
+            .unwrap_or_default();
+        let raw = view.source.raw_exchange()?;
+        let info = view.source.peer()?;
+        let peer = associations
+            .peers()
+            .iter()
+            .find(|p| source_id(p.id) == id)?;
+        Some(RawLine {
+            source: peer.addr.ip(),
+            destination: peer.local_ip(),
+            timestamps: [raw.t1, raw.t2, raw.t3, raw.t4],
+            leap: info.leap.bits(),
+            version: raw.version,
+            mode: raw.mode.bits(),
+            stratum: info.stratum,
+            poll: info.poll,
+            precision: info.precision,
+            root_delay: info.root_delay.to_seconds_f64(),
+            root_dispersion: info.root_dispersion.to_seconds_f64(),
+            refid: info.reference_id,
+            // This request and this reply are the ones that count; the others were lost on
+            // the way or dropped here.
+            lost: (sent - sent_before.min(sent)).saturating_sub(1),
+            dropped: (received - received_before.min(received)).saturating_sub(1),
+        })
     }
 
     /// Notes a system event for `protostats`.
@@ -390,6 +433,9 @@ impl Timekeeper {
         let at = served_unix(self.clock.now());
         for id in self.pending.peers.drain(..) {
             stats.record_peer(at, control, id);
+        }
+        for line in self.pending.raw.drain(..) {
+            stats.record_raw(at, &line);
         }
         for (addr, code, text) in self.pending.events.drain(..) {
             stats.record_event(at, control, addr, code, text);

@@ -352,6 +352,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::property;
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -455,12 +456,14 @@ mod tests {
         assert!(!closed.control_allowed(&sa("127.0.0.1:5000")));
     }
 
-    proptest! {
-        #[test]
-        fn lookup_agrees_with_a_brute_force_longest_match(
-            prefixes in proptest::collection::vec((any::<u32>(), 0u8..=32, any::<u16>()), 0..12),
-            src in any::<u32>(),
-        ) {
+    #[test]
+    fn lookup_agrees_with_a_brute_force_longest_match() {
+        let strategy = (
+            proptest::collection::vec((any::<u32>(), 0u8..=32, any::<u16>()), 0..12),
+            any::<u32>(),
+        );
+        let (matched, unmatched) = (property::Checked::default(), property::Checked::default());
+        let checked = property::run(strategy, |(prefixes, src)| {
             let mut t = AccessTable::new();
             for (addr, len, flags) in &prefixes {
                 let mut e = RestrictEntry::prefix(IpAddr::V4(Ipv4Addr::from(*addr)), *len);
@@ -470,21 +473,152 @@ mod tests {
             let src_sa = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(src)), 999);
             let got = t.lookup(&src_sa);
             // Brute force: union of flags of all matching entries with the longest prefix.
-            let matching: Vec<_> = prefixes.iter().filter(|(a, l, _)| {
-                let m = u32::MAX.checked_shl(32 - u32::from(*l)).unwrap_or(0);
-                a & m == src & m
-            }).collect();
+            let matching: Vec<_> = prefixes
+                .iter()
+                .filter(|(a, l, _)| {
+                    let m = u32::MAX.checked_shl(32 - u32::from(*l)).unwrap_or(0);
+                    a & m == src & m
+                })
+                .collect();
             match matching.iter().map(|(_, l, _)| *l).max() {
-                None => prop_assert!(!got.explicit),
+                None => {
+                    unmatched.hit();
+                    prop_assert!(!got.explicit);
+                }
                 Some(best) => {
+                    matched.hit();
                     let m = u32::MAX.checked_shl(32 - u32::from(best)).unwrap_or(0);
-                    let expected = matching.iter()
+                    let expected = matching
+                        .iter()
                         .filter(|(a, l, _)| *l == best && a & m == src & m)
                         .fold(0u32, |acc, (_, _, f)| acc | u32::from(*f));
                     prop_assert!(got.explicit);
                     prop_assert_eq!(got.flags, RestrictFlags(expected));
                 }
             }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+        // A random entry matches a random address with probability about 2/33, so roughly a
+        // third of the tables match (about 80 of 256); both sides of the rule must be checked.
+        assert!(
+            matched.count() >= 20,
+            "only {} inputs matched an entry",
+            matched.count()
+        );
+        assert!(
+            unmatched.count() >= 20,
+            "only {} inputs matched none",
+            unmatched.count()
+        );
+    }
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::*;
+
+    const KEYWORDS: [&str; 15] = [
+        "ignore",
+        "noserve",
+        "noquery",
+        "nomodify",
+        "notrust",
+        "limited",
+        "kod",
+        "nopeer",
+        "notrap",
+        "lowpriotrap",
+        "version",
+        "nomrulist",
+        "flake",
+        "noepeer",
+        "mssntp",
+    ];
+
+    #[test]
+    fn every_restrict_keyword_is_its_own_flag() {
+        let flags: Vec<_> = KEYWORDS
+            .iter()
+            .map(|k| RestrictFlags::from_keyword(k).unwrap())
+            .chain([RestrictFlags::SERVERRESPONSE_FUZZ])
+            .collect();
+        for (i, a) in flags.iter().enumerate() {
+            assert!(!a.is_empty(), "{a:?}");
+            for b in &flags[i + 1..] {
+                assert!(
+                    !a.contains(*b) && !b.contains(*a),
+                    "{a:?} and {b:?} overlap"
+                );
+            }
         }
+        assert_eq!(RestrictFlags::from_keyword("ntpport"), None);
+    }
+
+    #[test]
+    fn flags_print_as_their_keywords() {
+        let f = RestrictFlags::NOQUERY | RestrictFlags::KOD | RestrictFlags::SERVERRESPONSE_FUZZ;
+        assert_eq!(format!("{f:?}"), r#"{noquery, kod, serverresponse fuzz}"#);
+        assert_eq!(format!("{:?}", RestrictFlags::NONE), "{}");
+    }
+
+    fn v6(s: &str) -> SocketAddr {
+        SocketAddr::new(s.parse().unwrap(), 123)
+    }
+
+    #[test]
+    fn ipv6_prefixes_match_their_own_addresses_only() {
+        let mut t = AccessTable::new();
+        let mut e = RestrictEntry::prefix("2001:db8::".parse().unwrap(), 32);
+        e.flags = RestrictFlags::NOQUERY;
+        t.add(e);
+        assert!(t.lookup(&v6("2001:db8:1::5")).explicit);
+        assert_eq!(
+            t.lookup(&v6("2001:db8:ffff::1")).flags,
+            RestrictFlags::NOQUERY
+        );
+        // /32: the third group is outside, so 2001:db9:: is not covered, nor is an IPv4 source.
+        assert!(!t.lookup(&v6("2001:db9::1")).explicit);
+        assert!(!t.lookup(&"192.0.2.1:123".parse().unwrap()).explicit);
+    }
+
+    #[test]
+    fn unrestrict_default_clears_only_the_named_flags_of_the_named_family() {
+        let mut t = AccessTable::new();
+        t.add_default(true, true, RestrictFlags::KOD | RestrictFlags::LIMITED);
+        t.remove_default(true, false, RestrictFlags::KOD);
+        let v4 = t.lookup(&"192.0.2.1:123".parse().unwrap()).flags;
+        let v6 = t.lookup(&v6("2001:db8::1")).flags;
+        assert_eq!(v4, RestrictFlags::LIMITED);
+        assert_eq!(v6, RestrictFlags::KOD | RestrictFlags::LIMITED);
+    }
+
+    #[test]
+    fn a_host_entry_is_found_only_for_its_exact_address() {
+        let mut t = AccessTable::new();
+        let host: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(!t.has_host_entry(host));
+        t.add(RestrictEntry::host(host, RestrictFlags::NOQUERY));
+        t.add(RestrictEntry::prefix("198.51.100.0".parse().unwrap(), 24));
+        assert!(t.has_host_entry(host));
+        assert!(!t.has_host_entry("192.0.2.8".parse().unwrap()));
+        assert!(!t.has_host_entry("198.51.100.0".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_table_is_empty_only_without_entries_and_default_flags() {
+        assert!(AccessTable::new().is_empty());
+        let mut v4 = AccessTable::new();
+        v4.add_default(true, false, RestrictFlags::KOD);
+        assert!(!v4.is_empty());
+        let mut v6 = AccessTable::new();
+        v6.add_default(false, true, RestrictFlags::KOD);
+        assert!(!v6.is_empty());
+        let mut entry = AccessTable::new();
+        entry.add(RestrictEntry::host(
+            "192.0.2.7".parse().unwrap(),
+            RestrictFlags::NONE,
+        ));
+        assert!(!entry.is_empty());
     }
 }

@@ -126,6 +126,16 @@ pub struct ServerCounters {
     versions: [AtomicU64; VERSIONS],
     ntpv1_modes: [AtomicU64; MODES],
     dropped: [AtomicU64; DropReason::ALL.len()],
+    /// Datagrams handed to the server, and those answered, by the request's version and mode
+    /// (`[version][mode]`).
+    requests: [[AtomicU64; MODES]; VERSIONS],
+    answered: [[AtomicU64; MODES]; VERSIONS],
+    /// Datagrams sent, and sends that failed (the caller's socket reports them).
+    sent: AtomicU64,
+    send_failures: AtomicU64,
+    /// Times the socket was read after a readiness report, and those that found datagrams.
+    wakeups: AtomicU64,
+    useful_wakeups: AtomicU64,
 }
 
 impl ServerCounters {
@@ -151,6 +161,42 @@ impl ServerCounters {
             versions: load_all(&self.versions),
             ntpv1_modes: load_all(&self.ntpv1_modes),
             dropped: load_all(&self.dropped),
+            requests: self.requests.each_ref().map(load_all),
+            answered: self.answered.each_ref().map(load_all),
+            sent: self.sent.load(Ordering::Relaxed),
+            send_failures: self.send_failures.load(Ordering::Relaxed),
+            wakeups: self.wakeups.load(Ordering::Relaxed),
+            useful_wakeups: self.useful_wakeups.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a datagram the caller sent (`ok`) or failed to send.
+    pub fn count_send(&self, ok: bool) {
+        Self::bump(if ok { &self.sent } else { &self.send_failures });
+    }
+
+    /// Counts a read of the socket after it was reported readable; `useful` if it found
+    /// datagrams.
+    pub fn count_wakeup(&self, useful: bool) {
+        Self::bump(&self.wakeups);
+        if useful {
+            Self::bump(&self.useful_wakeups);
+        }
+    }
+
+    /// Counts a datagram handed to the server by the version and mode of its first octet.
+    pub fn count_request(&self, first: u8) {
+        let (version, mode) = version_mode(first);
+        if let Some(c) = self.requests.get(version).and_then(|m| m.get(mode)) {
+            Self::bump(c);
+        }
+    }
+
+    /// Counts an answer to a request whose first octet was `first`.
+    pub fn count_answered(&self, first: u8) {
+        let (version, mode) = version_mode(first);
+        if let Some(c) = self.answered.get(version).and_then(|m| m.get(mode)) {
+            Self::bump(c);
         }
     }
 
@@ -228,6 +274,11 @@ impl ServerCounters {
     }
 }
 
+/// The version and mode of a first octet, as counter indices.
+fn version_mode(first: u8) -> (usize, usize) {
+    (usize::from((first >> 3) & 0x07), usize::from(first & 0x07))
+}
+
 /// Counter values at one moment; several can be summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CounterSnapshot {
@@ -258,6 +309,16 @@ pub struct CounterSnapshot {
     /// NTPv1 datagrams by mode (0–7).
     ntpv1_modes: [u64; MODES],
     dropped: [u64; DropReason::ALL.len()],
+    requests: [[u64; MODES]; VERSIONS],
+    answered: [[u64; MODES]; VERSIONS],
+    /// Datagrams sent (every fragment of a mode 6 reply counts).
+    pub sent: u64,
+    /// Sends that failed.
+    pub send_failures: u64,
+    /// Reads of a socket reported readable.
+    pub wakeups: u64,
+    /// Those that found datagrams.
+    pub useful_wakeups: u64,
 }
 
 impl CounterSnapshot {
@@ -281,6 +342,26 @@ impl CounterSnapshot {
             .unwrap_or(0)
     }
 
+    /// Datagrams handed to the server whose first octet says `version` and `mode`.
+    pub fn requests(&self, version: u8, mode: Mode) -> u64 {
+        let (version, mode) = version_mode((version & 0x07) << 3 | mode.bits());
+        self.requests
+            .get(version)
+            .and_then(|m| m.get(mode))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Answers to those.
+    pub fn answered(&self, version: u8, mode: Mode) -> u64 {
+        let (version, mode) = version_mode((version & 0x07) << 3 | mode.bits());
+        self.answered
+            .get(version)
+            .and_then(|m| m.get(mode))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// NTPv1 datagrams of mode `mode`.
     pub fn ntpv1_by_mode(&self, mode: Mode) -> u64 {
         self.ntpv1_modes
@@ -300,17 +381,25 @@ impl CounterSnapshot {
         self.nts_cookie_failures += other.nts_cookie_failures;
         self.control_requests += other.control_requests;
         self.control_replies += other.control_replies;
+        self.sent += other.sent;
+        self.send_failures += other.send_failures;
+        self.wakeups += other.wakeups;
+        self.useful_wakeups += other.useful_wakeups;
         for (a, b) in self
             .versions
             .iter_mut()
             .chain(self.ntpv1_modes.iter_mut())
             .chain(self.dropped.iter_mut())
+            .chain(self.requests.iter_mut().flatten())
+            .chain(self.answered.iter_mut().flatten())
             .zip(
                 other
                     .versions
                     .iter()
                     .chain(&other.ntpv1_modes)
-                    .chain(&other.dropped),
+                    .chain(&other.dropped)
+                    .chain(other.requests.iter().flatten())
+                    .chain(other.answered.iter().flatten()),
             )
         {
             *a += b;

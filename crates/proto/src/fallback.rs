@@ -155,4 +155,22 @@ mod tests {
         assert!(f.state(NOW, Duration::ZERO, P).is_none());
         assert!(Fallback::None.state(NOW, Duration::ZERO, P).is_none());
     }
+
+    #[test]
+    fn the_log_names_the_fallback_with_the_stratum_it_serves() {
+        let local = Fallback::LocalClock {
+            stratum: 10,
+            refid: ReferenceId::LOCL,
+        };
+        assert_eq!(
+            local.describe(),
+            "the local clock at stratum 11 (refid LOCL)"
+        );
+        let orphan = Fallback::Orphan {
+            stratum: 7,
+            wait: Duration::ZERO,
+        };
+        assert_eq!(orphan.describe(), "orphan mode at stratum 7");
+        assert_eq!(Fallback::None.describe(), "nothing (unsynchronised)");
+    }
 }

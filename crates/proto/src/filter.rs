@@ -424,6 +424,101 @@ mod tests {
     }
 
     #[test]
+    fn the_delay_floor_ignores_negative_and_non_finite_delays_but_keeps_zero() {
+        let mut floor = DelayFloor::default();
+        for bad in [-1e-3, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            floor.add(bad, bad);
+            assert_eq!(floor.floor(), None, "{bad}");
+        }
+        floor.add(0.0, 0.0);
+        assert_eq!(floor.floor(), Some(0.0));
+    }
+
+    #[test]
+    fn the_floor_creeps_up_by_a_1024th_of_the_queueing_which_is_a_running_mean() {
+        let mut f = DelayFloor::default();
+        f.add(1e-3, 1e-3);
+        f.add(2e-3, 1e-3);
+        // The second sample is 1 ms above the floor: the mean of (0, 1 ms) is 0.5 ms.
+        assert_eq!(f.floor(), Some(1e-3));
+        assert!((f.queueing - 0.5e-3).abs() < 1e-15, "{}", f.queueing);
+        f.add(3e-3, 1e-3);
+        let floor = 1e-3 + 0.5e-3 / 1024.0;
+        let queueing = 0.5e-3 + (3e-3 - floor - 0.5e-3) / 3.0;
+        assert!(
+            (f.floor().unwrap() - floor).abs() < 1e-15,
+            "{:?}",
+            f.floor()
+        );
+        assert!((f.queueing - queueing).abs() < 1e-15, "{}", f.queueing);
+        // Past 16 samples a new one weighs 1/16 in the mean.
+        for i in 0..30 {
+            f.add(if i % 2 == 0 { 1.2e-3 } else { 1.6e-3 }, 1.2e-3);
+        }
+        let before = f;
+        f.add(2e-3, 1.2e-3);
+        let floor = before.floor + before.queueing / 1024.0;
+        let queueing = before.queueing + (2e-3 - floor - before.queueing) / 16.0;
+        assert!((f.floor - floor).abs() < 1e-15, "{}", f.floor);
+        assert!((f.queueing - queueing).abs() < 1e-15, "{}", f.queueing);
+    }
+
+    #[test]
+    fn with_few_samples_the_floor_may_be_half_queueing() {
+        let mut f = DelayFloor::default();
+        f.add(1e-3, 1e-3);
+        // A lone sample: up to half its delay.
+        assert!(
+            (f.uncertainty() - 0.5e-3).abs() < 1e-15,
+            "{}",
+            f.uncertainty()
+        );
+        // Nine equal ones (no queueing seen): floor / (2·√9).
+        for _ in 0..8 {
+            f.add(1e-3, 1e-3);
+        }
+        let floor = f.floor().unwrap();
+        assert!(
+            (f.uncertainty() - floor / 6.0).abs() < 1e-15,
+            "{}",
+            f.uncertainty()
+        );
+    }
+
+    #[test]
+    fn a_route_change_needs_eight_samples_and_three_mean_queueings() {
+        let mut few = DelayFloor::default();
+        for d in [1.0e-3, 1.2e-3, 1.0e-3] {
+            few.add(d, 1.0e-3);
+        }
+        few.add(10e-3, 9e-3);
+        assert!(few.floor().unwrap() < 1.1e-3, "{:?}", few.floor());
+
+        let mut settled = DelayFloor::default();
+        for i in 0..20 {
+            settled.add(if i % 2 == 0 { 1.0e-3 } else { 1.2e-3 }, 1.0e-3);
+        }
+        let (floor, q) = (settled.floor, settled.queueing);
+        assert!(q > 50e-6, "{q}");
+        // 2.5 mean queueings above the floor: the same route, the floor only creeps.
+        let mut same = settled;
+        same.add(floor + 10e-3, floor + 2.5 * q);
+        assert!(
+            (same.floor - (floor + q / 1024.0)).abs() < 1e-12,
+            "{}",
+            same.floor
+        );
+        // 3.5 above: a new route, the floor jumps to the recent minimum.
+        let mut moved = settled;
+        moved.add(floor + 10e-3, floor + 3.5 * q);
+        assert!(
+            (moved.floor - (floor + 3.5 * q + q / 1024.0)).abs() < 1e-12,
+            "{}",
+            moved.floor
+        );
+    }
+
+    #[test]
     fn clock_corrections_move_stored_offsets_and_min_delay_tracks_the_best() {
         let mut f = ClockFilter::new();
         assert_eq!(f.min_delay(), None);
@@ -433,6 +528,47 @@ mod tests {
         let s = f.stages(at(2.0));
         assert!(s[0].1.abs() < 1e-12 && s[1].1.abs() < 1e-12, "{s:?}");
         assert_eq!(f.min_delay(), Some(0.0002));
+        // The estimate already reported moves with them.
+        let latest = f.latest().unwrap().offset;
+        assert!(latest.abs() < 1e-12, "{latest}");
+    }
+
+    #[test]
+    fn on_equal_delays_the_newer_sample_wins() {
+        let mut f = ClockFilter::new();
+        f.add(sample(0.0, 0.001, 0.0002), 1e-7);
+        f.add(sample(64.0, 0.002, 0.0002), 1e-7);
+        f.add(sample(128.0, 0.003, 0.0009), 1e-7);
+        let offset = f.latest().unwrap().offset;
+        assert!((offset - 0.002).abs() < 1e-12, "{offset}");
+    }
+
+    #[test]
+    fn a_sample_exactly_at_the_allan_intercept_is_not_yet_stale() {
+        let mut f = ClockFilter::new();
+        f.add(sample(0.0, 0.004, 0.0002), 1e-7);
+        f.add(sample(ALLAN_INTERCEPT_S, 0.001, 0.0009), 1e-7);
+        let offset = f.latest().unwrap().offset;
+        assert!((offset - 0.004).abs() < 1e-12, "{offset}");
+    }
+
+    #[test]
+    fn dispersion_weighs_the_samples_by_halves_in_delay_order() {
+        let mut f = ClockFilter::new();
+        let low = Sample {
+            dispersion: 1e-5,
+            ..sample(0.0, 0.001, 0.0002)
+        };
+        let high = Sample {
+            dispersion: 4e-5,
+            ..sample(1.0, 0.002, 0.0009)
+        };
+        f.add(low, 1e-7);
+        f.add(high, 1e-7);
+        // At the second sample the first has aged 1 s; weights ½ and ¼, renormalised.
+        let expected = (0.5 * (1e-5 + PHI) + 0.25 * 4e-5) / 0.75;
+        let got = f.latest().unwrap().dispersion;
+        assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub mod nts;
 pub mod onwire;
 pub mod packet;
 pub mod pool;
+#[cfg(test)]
+mod property;
 pub mod ratelimit;
 pub mod refclock;
 pub mod select;

@@ -614,6 +614,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::property;
 
     /// A stratum-8 reply with a local-reference refid, in the shape chronyd sends.
     const CHRONY_REPLY: [u8; 48] = [
@@ -829,14 +830,22 @@ mod tests {
         );
     }
 
-    proptest! {
-        #[test]
-        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+    #[test]
+    fn parse_never_panics_on_any_bytes() {
+        let checked = property::run(proptest::collection::vec(any::<u8>(), 0..400), |bytes| {
             let _ = Packet::parse(&bytes);
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+    }
 
-        #[test]
-        fn header_round_trips(bytes in proptest::array::uniform32(any::<u8>()), tail in proptest::array::uniform16(any::<u8>())) {
+    #[test]
+    fn header_round_trips() {
+        let strategy = (
+            proptest::array::uniform32(any::<u8>()),
+            proptest::array::uniform16(any::<u8>()),
+        );
+        let checked = property::run(strategy, |(bytes, tail)| {
             let mut b = [0u8; 48];
             b[..32].copy_from_slice(&bytes);
             b[32..].copy_from_slice(&tail);
@@ -844,10 +853,16 @@ mod tests {
             let mut out = [0u8; 48];
             h.emit(&mut out);
             prop_assert_eq!(out, b);
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+    }
 
-        #[test]
-        fn accepted_extension_chains_cover_the_region(n in 0usize..4, lens in proptest::collection::vec(4usize..12, 4)) {
+    #[test]
+    fn accepted_extension_chains_cover_the_region() {
+        let strategy = (0usize..4, proptest::collection::vec(4usize..12, 4));
+        let accepted = property::Checked::default();
+        let checked = property::run(strategy, |(n, lens)| {
             let mut b = request(4).to_vec();
             for len in lens.iter().take(n) {
                 let total = len * 4 + 12;
@@ -856,9 +871,18 @@ mod tests {
                 b.resize(b.len() + total - 4, 0);
             }
             if let Ok(p) = Packet::parse(&b) {
+                accepted.hit();
                 let sum: usize = p.extensions.iter().map(|f| f.value.len() + 4).sum();
-                prop_assert_eq!(sum + p.mac.map_or(0, |m| m.len_bytes()), b.len() - HEADER_LEN);
+                prop_assert_eq!(
+                    sum + p.mac.map_or(0, |m| m.len_bytes()),
+                    b.len() - HEADER_LEN
+                );
             }
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+        // Every chain built here is well formed (lengths multiple of 4, at least 16 octets), so
+        // every one must parse and be checked; a quarter have no extension at all.
+        assert_eq!(accepted.count(), property::CASES);
     }
 }

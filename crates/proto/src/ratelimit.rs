@@ -15,19 +15,19 @@
 //! stale, then seen the fewest times. A flood from a million spoofed addresses, each seen once,
 //! therefore recycles its own entries and never pushes out clients that keep coming back.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::siphash::SipKey;
-use crate::time::MonoTime;
+use crate::time::{MonoTime, NtpTimestamp};
 
 /// Entries per set.
 pub const WAYS: usize = 4;
 
-/// Default table size in entries (about 3 MiB): ntpd's `mru maxdepth` scale, 16× chrony's
-/// default `clientloglimit`.
+/// Default table size in entries (8 MiB at 128 octets each): ntpd's `mru maxdepth` scale,
+/// 16× chrony's default `clientloglimit`.
 pub const DEFAULT_ENTRIES: usize = 1 << 16;
 
 /// An entry unused for this long yields its place first.
@@ -96,6 +96,52 @@ struct Entry {
     /// Mode 6 tokens × 1000 and the time they were last refilled.
     control_milli_tokens: u64,
     control_ms: u64,
+    /// What `ntpq -c mrulist` shows of this client ([`RateLimiter::record`]).
+    seen: Seen,
+}
+
+/// The traffic of one client as the MRU list reports it: every datagram the server handled,
+/// limited or not.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// Datagrams recorded.
+    count: u32,
+    /// Monotonic time of the last, ms (what keeps an entry from going stale).
+    at_ms: u64,
+    /// Datagrams over the rate limit (dropped or kissed).
+    drops: u32,
+    /// Arrival (served time) of the first and the last.
+    first: NtpTimestamp,
+    last: NtpTimestamp,
+    /// Source port of the last.
+    port: u16,
+    /// Mode and version octet of the last (the low six bits of its first octet).
+    mode_version: u8,
+    /// Restrict flags of the source, as [`ClientEntry::restrict`].
+    restrict: u16,
+    /// The local address the last was sent to, if the socket reported it.
+    local: Option<IpAddr>,
+}
+
+/// One client of the table, as [`RateLimiter::clients`] reports it (for `ntpq -c mrulist`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientEntry {
+    /// The client's address and the source port of its last datagram.
+    pub addr: SocketAddr,
+    /// Its first and last datagram (served time at arrival).
+    pub first: NtpTimestamp,
+    /// See `first`.
+    pub last: NtpTimestamp,
+    /// Datagrams seen.
+    pub count: u32,
+    /// Datagrams over the rate limit.
+    pub drops: u32,
+    /// Mode and version octet of the last datagram (`mode | version << 3`).
+    pub mode_version: u8,
+    /// Restrict flags in NTPsec's `RES_*` bit layout (what `mrulist`'s `rs.N` reports).
+    pub restrict: u16,
+    /// The local address the last datagram was sent to.
+    pub local: Option<IpAddr>,
 }
 
 /// The client table.
@@ -105,6 +151,9 @@ pub struct RateLimiter {
     sets: Box<[Mutex<[Entry; WAYS]>]>,
     params: SharedParams,
     control_global: Mutex<GlobalBudget>,
+    /// Entries holding a client, and clients that pushed another one out.
+    occupied: AtomicU64,
+    evictions: AtomicU64,
 }
 
 /// The server-wide mode 6 budget: octets left (negative after a reply larger than what was
@@ -188,7 +237,91 @@ impl RateLimiter {
             sets,
             params: SharedParams::new(params),
             control_global: Mutex::default(),
+            occupied: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
         }
+    }
+
+    /// Entries holding a client now.
+    pub fn occupancy(&self) -> u64 {
+        self.occupied.load(Ordering::Relaxed)
+    }
+
+    /// Clients that took the place of another one since start-up.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Notes one datagram from `source` in its client's entry for the MRU list: sent to
+    /// `local`, arriving at served time `arrival` (monotonic `now`), with first octet `first`
+    /// (mode and version), from a source whose restrict flags are `restrict` (NTPsec's bits).
+    /// May come before or after [`Self::check`] for the same datagram: it leaves the rate
+    /// limit's times alone and keeps its own.
+    pub fn record(
+        &self,
+        source: SocketAddr,
+        local: Option<IpAddr>,
+        arrival: NtpTimestamp,
+        now: MonoTime,
+        first: u8,
+        restrict: u16,
+    ) {
+        let now_ms = ms(now);
+        self.with_entry(source.ip(), now_ms, |e| {
+            let seen = &mut e.seen;
+            seen.at_ms = now_ms;
+            if seen.count == 0 {
+                seen.first = arrival;
+            }
+            seen.count = seen.count.saturating_add(1);
+            seen.last = arrival;
+            seen.port = source.port();
+            seen.mode_version = first & 0x3f;
+            seen.restrict = restrict;
+            seen.local = local;
+        });
+    }
+
+    /// Calls `f` with every client that has been recorded, in table order (the caller sorts).
+    /// Takes each set's lock in turn, so a server thread waits at most for one set.
+    pub fn clients(&self, f: &mut dyn FnMut(ClientEntry)) {
+        for set in &*self.sets {
+            let set = set.lock().unwrap_or_else(PoisonError::into_inner);
+            for e in set.iter() {
+                let (Some(addr), seen) = (e.addr, &e.seen) else {
+                    continue;
+                };
+                if seen.count == 0 {
+                    continue;
+                }
+                f(ClientEntry {
+                    addr: SocketAddr::new(addr, seen.port),
+                    first: seen.first,
+                    last: seen.last,
+                    count: seen.count,
+                    drops: seen.drops,
+                    mode_version: seen.mode_version,
+                    restrict: seen.restrict,
+                    local: seen.local,
+                });
+            }
+        }
+    }
+
+    /// A key for `purpose` derived from the table's secret (the hash is a PRF), so that other
+    /// secrets of the server (the mrulist nonce) need no randomness of their own.
+    pub fn derive_key(&self, purpose: &[u8]) -> SipKey {
+        let mut input = [0u8; 64];
+        let len = purpose.len().min(63);
+        if let (Some(dest), Some(src)) = (input.get_mut(1..=len), purpose.get(..len)) {
+            dest.copy_from_slice(src);
+        }
+        let k0 = self.key.hash(input.get(..=len).unwrap_or_default());
+        if let Some(tag) = input.first_mut() {
+            *tag = 1;
+        }
+        let k1 = self.key.hash(input.get(..=len).unwrap_or_default());
+        SipKey::new(k0, k1)
     }
 
     /// Entries the table holds; its memory never grows past this.
@@ -224,6 +357,7 @@ impl RateLimiter {
             if !over {
                 return Verdict::Allow;
             }
+            e.seen.drops = e.seen.drops.saturating_add(1);
             if p.leak > 0 && random % p.leak == 0 {
                 return Verdict::Allow;
             }
@@ -311,6 +445,11 @@ impl RateLimiter {
                     .min_by_key(|(_, e)| claim(e, now_ms))
                     .map_or(0, |(i, _)| i);
                 if let Some(e) = set.get_mut(victim) {
+                    if e.addr.is_some() {
+                        self.evictions.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.occupied.fetch_add(1, Ordering::Relaxed);
+                    }
                     *e = Entry {
                         addr: Some(addr),
                         last_ms: now_ms,
@@ -345,13 +484,17 @@ impl RateLimiter {
     }
 }
 
+// An entry with its mrulist record stays within 128 octets (the memory figures in the docs).
+const _: () = assert!(RateLimiter::ENTRY_BYTES <= 128);
+
 /// An entry's claim to keep its place: empty slots first, then stale ones, then the fewest
 /// hits, then the least recently seen.
 fn claim(e: &Entry, now_ms: u64) -> (u8, u32, u64) {
+    let last_ms = e.last_ms.max(e.seen.at_ms);
     match e.addr {
         None => (0, 0, 0),
-        Some(_) if now_ms.saturating_sub(e.last_ms) > STALE_MS => (1, 0, e.last_ms),
-        Some(_) => (2, e.hits, e.last_ms),
+        Some(_) if now_ms.saturating_sub(last_ms) > STALE_MS => (1, 0, last_ms),
+        Some(_) => (2, e.hits.max(e.seen.count), last_ms),
     }
 }
 
@@ -497,5 +640,95 @@ mod tests {
         assert_eq!(ok, 64);
         assert!(!l.check_control(client(5), at(1_100)));
         assert!(l.check_control(client(5), at(1_600)));
+    }
+
+    #[test]
+    fn the_bucket_holds_exactly_burst_average_intervals() {
+        let l = RateLimiter::new(
+            1024,
+            LimitParams {
+                minimum: Duration::ZERO,
+                leak: 0,
+                ..LimitParams::default()
+            },
+            SipKey::new(1, 2),
+        );
+        // One request a second against an 8 s average: the score starts at 8 s and gains 7 s
+        // per request, reaching exactly 8 · 8 s at the ninth, which still passes; the tenth
+        // is over.
+        for i in 0..9 {
+            assert_eq!(
+                l.check(client(6), at(i * 1_000), false, 1),
+                Verdict::Allow,
+                "{i}"
+            );
+        }
+        assert_eq!(l.check(client(6), at(9_000), false, 1), Verdict::Drop);
+    }
+
+    #[test]
+    fn the_server_wide_control_budget_refills_at_16_kib_per_second() {
+        let l = limiter();
+        let burst = usize::try_from(CONTROL_GLOBAL_BURST_OCTETS).unwrap();
+        l.charge_control(burst, at(1_000));
+        assert!(!l.check_control(client(20), at(1_000)), "used up");
+        assert!(
+            l.check_control(client(21), at(2_000)),
+            "a second refills 16 KiB"
+        );
+        l.charge_control(16 * 1024, at(2_000));
+        assert!(!l.check_control(client(22), at(2_000)), "used up again");
+        assert!(
+            l.check_control(client(23), at(2_001)),
+            "16 octets a millisecond"
+        );
+    }
+
+    #[test]
+    fn a_stale_client_yields_its_place_before_a_busy_recent_one() {
+        // One set of four entries.
+        let l = RateLimiter::new(WAYS, LimitParams::default(), SipKey::new(1, 2));
+        assert_eq!(l.capacity(), WAYS);
+        let old = client(30);
+        for i in 0..10 {
+            let _ = l.check(old, at(i * 64_000), false, 1);
+        }
+        // Three clients seen once each, more than an hour after the old one's last request.
+        let hour = 3_600_000;
+        for n in 31..34 {
+            let _ = l.check(client(n), at(hour + 640_000 + u64::from(n)), false, 1);
+        }
+        let _ = l.check(client(40), at(hour + 700_000), false, 1);
+        assert!(!l.knows(old), "the stale entry is evicted despite its hits");
+        assert!((31..34).all(|n| l.knows(client(n))));
+        assert!(l.knows(client(40)));
+    }
+
+    #[test]
+    fn a_client_silent_for_exactly_an_hour_is_not_yet_stale() {
+        let l = RateLimiter::new(WAYS, LimitParams::default(), SipKey::new(1, 2));
+        let old = client(30);
+        for i in 0..10 {
+            let _ = l.check(old, at(i * 64_000), false, 1);
+        }
+        let last = 9 * 64_000;
+        for n in 31..34 {
+            let _ = l.check(client(n), at(last + 1_000 + u64::from(n)), false, 1);
+        }
+        // At exactly STALE_MS the old client still counts by its hits; a newcomer takes the
+        // place of the least recently seen one-off client.
+        let _ = l.check(client(40), at(last + STALE_MS), false, 1);
+        assert!(l.knows(old));
+        assert!(!l.knows(client(31)));
+    }
+
+    #[test]
+    fn the_default_table_holds_65536_clients_in_8_mib() {
+        // Each entry carries its mrulist record too (first/last seen, count, mode, restrict
+        // bits, local address).
+        let l = RateLimiter::new(DEFAULT_ENTRIES, LimitParams::default(), SipKey::new(1, 2));
+        assert_eq!(l.capacity(), 1 << 16);
+        let bytes = l.capacity() * RateLimiter::ENTRY_BYTES;
+        assert!(bytes <= 8 << 20, "{bytes} octets");
     }
 }

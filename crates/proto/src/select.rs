@@ -321,6 +321,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::property;
 
     fn cand(offset: f64, dist: f64) -> Option<Candidate> {
         Some(Candidate {
@@ -620,14 +621,15 @@ mod tests {
         assert_eq!(s.tallies[3], Tally::Backup);
     }
 
-    proptest! {
-        #[test]
-        fn a_far_falseticker_is_never_selected(
-            n in 2usize..6,
-            offsets in proptest::collection::vec(-0.0005f64..0.0005, 6),
-            bad in 0.02f64..1.0,
-            sign in any::<bool>(),
-        ) {
+    #[test]
+    fn a_far_falseticker_is_never_selected() {
+        let strategy = (
+            2usize..6,
+            proptest::collection::vec(-0.0005f64..0.0005, 6),
+            0.02f64..1.0,
+            any::<bool>(),
+        );
+        let checked = property::run(strategy, |(n, offsets, bad, sign)| {
             let mut inputs: Vec<_> = offsets.iter().take(n).map(|o| cand(*o, 0.001)).collect();
             let bad = if sign { bad } else { -bad };
             inputs.push(cand(bad, 0.001));
@@ -635,15 +637,36 @@ mod tests {
             prop_assert_eq!(s.tallies[n], Tally::Falseticker);
             prop_assert!(s.system_peer.is_some_and(|p| p < n));
             prop_assert!(s.offset.abs() < 0.0005);
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+    }
 
-        #[test]
-        fn selection_never_panics(inputs in proptest::collection::vec(proptest::option::of((-10.0f64..10.0, 0.0f64..2.0, 0u8..17)), 0..12)) {
-            let inputs: Vec<_> = inputs.into_iter().map(|o| o.map(|(off, d, st)| Candidate {
-                offset: off, root_distance: d, stratum: st, jitter: 1e-4, prefer: false, truechimer: false, was_system_peer: false,
-            })).collect();
+    #[test]
+    fn selection_never_panics() {
+        let strategy = proptest::collection::vec(
+            proptest::option::of((-10.0f64..10.0, 0.0f64..2.0, 0u8..17)),
+            0..12,
+        );
+        let checked = property::run(strategy, |inputs| {
+            let inputs: Vec<_> = inputs
+                .into_iter()
+                .map(|o| {
+                    o.map(|(off, d, st)| Candidate {
+                        offset: off,
+                        root_distance: d,
+                        stratum: st,
+                        jitter: 1e-4,
+                        prefer: false,
+                        truechimer: false,
+                        was_system_peer: false,
+                    })
+                })
+                .collect();
             let s = select(&inputs, &SelectParams::default());
             prop_assert_eq!(s.tallies.len(), inputs.len());
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
     }
 }

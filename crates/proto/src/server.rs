@@ -11,11 +11,15 @@ use std::sync::Arc;
 
 use crate::access::{AccessTable, RestrictFlags};
 use crate::auth::{self, Authentication, KeyRing, NoKeys};
-use crate::control::{ControlAccess, ControlOutcome, ControlSnapshot, respond};
+use crate::control::{
+    ControlAccess, ControlOutcome, ControlSnapshot, MruContext, ntpsec_restrict_bits,
+    respond_with_mru,
+};
 use crate::counters::{DropReason, ServerCounters};
 use crate::nts::{self, CookieKeys};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
 use crate::ratelimit::{RateLimiter, Verdict};
+use crate::siphash::SipKey;
 use crate::system::SystemState;
 use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
 
@@ -121,6 +125,9 @@ impl core::fmt::Debug for Policy<'_> {
 pub struct Server {
     counters: Arc<ServerCounters>,
     limiter: Option<Arc<RateLimiter>>,
+    /// The secret of the mrulist nonces (derived from the client table's, so every server
+    /// thread accepts the nonces of every other).
+    nonce_key: Option<SipKey>,
     /// xorshift state for the rate limiter's random leak (one writer: this server's thread).
     random: AtomicU64,
 }
@@ -131,6 +138,7 @@ impl Server {
         Self {
             counters: Arc::default(),
             limiter: None,
+            nonce_key: None,
             random: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
         }
     }
@@ -139,6 +147,7 @@ impl Server {
     /// client table `limiter` (shared by all server threads) and a random `seed` for the leak.
     pub fn with_limiter(limiter: Arc<RateLimiter>, seed: u64) -> Self {
         Self {
+            nonce_key: Some(limiter.derive_key(b"mrulist nonce")),
             limiter: Some(limiter),
             random: AtomicU64::new(seed | 1),
             ..Self::new()
@@ -167,8 +176,10 @@ impl Server {
     /// Handles one mode 6 (ntpq) request under the restrict table `access`: checks that the
     /// source may query at all (see [`AccessTable::control_allowed`]) and is within its own and
     /// the server-wide mode 6 budget, then lets the control responder answer from `snapshot`,
-    /// emitting each reply fragment through `emit`; only a loopback source may get more octets
-    /// than it sent. Returns [`Action::Reply`] with the total octets sent, or the counted drop.
+    /// emitting each reply fragment through `emit`. Only a loopback source may get more octets
+    /// than it sent, with two exceptions: the fixed 44-octet nonce reply, and the MRU list
+    /// for a request whose nonce proves the source address (docs/SECURITY.md). Returns
+    /// [`Action::Reply`] with the total octets sent, or the counted drop.
     pub fn handle_control(
         &self,
         access: &AccessTable,
@@ -179,6 +190,9 @@ impl Server {
     ) -> Action {
         self.counters.count_received();
         self.counters.count_control_request();
+        if let Some(&first) = request.first() {
+            self.counters.count_request(first);
+        }
         let drop = |reason| {
             self.counters.count_drop(reason);
             Action::Drop(reason)
@@ -201,18 +215,39 @@ impl Server {
         {
             return drop(DropReason::RateLimited);
         }
+        if let Some(limiter) = &self.limiter {
+            limiter.record(
+                meta.source,
+                meta.destination,
+                meta.receive_time,
+                meta.monotonic,
+                request.first().copied().unwrap_or(0),
+                ntpsec_restrict_bits(flags),
+            );
+        }
         // Only loopback gets replies longer than the request: any other source address may be
-        // spoofed, and sundial has no address proof (REQ_NONCE) outside mrulist, which it does
-        // not serve. Elsewhere a longer answer becomes a 12-octet PERMISSION error.
+        // spoofed. The responder lifts the bound only for the nonce (fixed, 44 octets) and
+        // for an MRU request whose nonce proves the address. Elsewhere a longer answer becomes
+        // a 12-octet PERMISSION error.
         let mut access_for_source = ControlAccess::from_restrict(flags);
         if !meta.source.ip().to_canonical().is_loopback() {
             access_for_source = access_for_source.within(request.len());
         }
-        match respond(
+        let mru = match (&self.limiter, self.nonce_key) {
+            (Some(table), Some(nonce_key)) => Some(MruContext {
+                table,
+                nonce_key,
+                source: meta.source.ip(),
+                monotonic: meta.monotonic,
+            }),
+            _ => None,
+        };
+        match respond_with_mru(
             request,
             access_for_source,
             snapshot,
             meta.receive_time,
+            mru.as_ref(),
             emit,
         ) {
             ControlOutcome::Answered(answer) => {
@@ -221,6 +256,9 @@ impl Server {
                 }
                 self.counters.count_replied();
                 self.counters.count_control_reply();
+                if let Some(&first) = request.first() {
+                    self.counters.count_answered(first);
+                }
                 Action::Reply(answer.octets)
             }
             ControlOutcome::Ignored(_) => drop(DropReason::ControlMode),
@@ -246,12 +284,21 @@ impl Server {
         transmit_time: impl FnOnce() -> NtpTimestamp,
     ) -> Action {
         self.counters.count_received();
-        if let Some(&first) = request.first()
-            && Mode::from_bits(first) != Mode::Control
-        {
-            self.counters.count_version(first);
+        if let Some(&first) = request.first() {
+            self.counters.count_request(first);
+            if Mode::from_bits(first) != Mode::Control {
+                self.counters.count_version(first);
+            }
         }
-        match self.decide(policy, meta, request, system, out, transmit_time) {
+        // One restrict lookup serves the client table and the decision. The client table is
+        // written first, so that nothing runs between reading T3 and sending the reply.
+        let flags = policy.access.lookup(&meta.source).flags;
+        self.record(flags, meta, request);
+        let decision = self.decide(policy, flags, meta, request, system, out, transmit_time);
+        if let (Some(&first), false) = (request.first(), matches!(decision, Decision::Drop(_))) {
+            self.counters.count_answered(first);
+        }
+        match decision {
             Decision::Reply(len) => {
                 self.counters.count_replied();
                 Action::Reply(len)
@@ -278,9 +325,36 @@ impl Server {
         }
     }
 
+    /// Notes a datagram in the client table for the MRU list (before the rate-limit check,
+    /// which it leaves undisturbed: it does not touch the bucket's times).
+    fn record(&self, flags: RestrictFlags, meta: &RequestMeta, request: &[u8]) {
+        let (Some(limiter), Some(&first)) = (&self.limiter, request.first()) else {
+            return;
+        };
+        if meta.source.port() == 0 || meta.truncated {
+            return;
+        }
+        if flags.contains(RestrictFlags::IGNORE) {
+            return;
+        }
+        limiter.record(
+            meta.source,
+            meta.destination,
+            meta.receive_time,
+            meta.monotonic,
+            first,
+            ntpsec_restrict_bits(flags),
+        );
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the pieces of one request, all needed"
+    )]
     fn decide(
         &self,
         policy: &Policy<'_>,
+        flags: RestrictFlags,
         meta: &RequestMeta,
         request: &[u8],
         system: &SystemState,
@@ -296,7 +370,6 @@ impl Server {
         let Some(&first) = request.first() else {
             return Decision::Drop(DropReason::TooShort);
         };
-        let flags = policy.access.lookup(&meta.source).flags;
         if flags.contains(RestrictFlags::IGNORE) {
             return Decision::Drop(DropReason::RestrictedIgnore);
         }
@@ -609,6 +682,10 @@ fn nts_nak(request: &NtpHeader, uid: &[u8], out: &mut [u8], cookie_failed: bool)
 #[cfg(test)]
 #[path = "server_amplification.rs"]
 mod amplification;
+
+#[cfg(test)]
+#[path = "server_mrulist.rs"]
+mod mrulist;
 
 #[cfg(test)]
 #[path = "server_tests.rs"]

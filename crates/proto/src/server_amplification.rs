@@ -11,7 +11,8 @@ use std::sync::Arc;
 use super::tests::synced;
 use super::*;
 use crate::control::{
-    AssociationId, ControlSnapshot, MAX_DATAGRAM_LEN, MAX_REPLY_FRAGMENTS, PeerVars,
+    AssociationId, ControlSnapshot, MAX_DATAGRAM_LEN, MAX_REPLY_FRAGMENTS, NONCE_REPLY_OCTETS,
+    PeerVars,
 };
 use crate::ratelimit::{
     CONTROL_GLOBAL_BURST_OCTETS, CONTROL_GLOBAL_OCTETS_PER_S, DEFAULT_ENTRIES, LimitParams,
@@ -160,6 +161,9 @@ fn sweep(
                     if mode == 6 && mode6_allowed && loopback {
                         assert!(total <= MODE6_BOUND, "{what}: {total} octets");
                         assert!(sent.iter().all(|d| *d <= MAX_DATAGRAM_LEN), "{what}");
+                    } else if mode == 6 && len >= 12 && bytes[1] & 0x1f == 12 && mode6_allowed {
+                        // REQ_NONCE: the one fixed-size exception (docs/SECURITY.md).
+                        assert!(total <= len.max(NONCE_REPLY_OCTETS), "{what}: {total}");
                     } else {
                         assert!(total <= len, "{what}: {total} octets in {sent:?}");
                     }

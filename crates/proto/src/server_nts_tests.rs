@@ -215,3 +215,25 @@ fn reseal(buf: &mut [u8], at: usize) -> usize {
     rest[..40].copy_from_slice(&field);
     at + 40
 }
+
+#[test]
+fn each_reply_is_sealed_under_a_fresh_nonce() {
+    let access = AccessTable::new();
+    let keys = cookies();
+    let policy = Policy::new(&access).with_nts(Some(&keys));
+    let req = request_with(&cookie(), 0, &session().c2s);
+    let server = Server::new();
+    let state = tests::synced();
+    let mut replies = Vec::new();
+    for _ in 0..2 {
+        let mut out = [0u8; ef::MAX_PACKET_LEN];
+        let Action::Reply(n) = server.handle(&policy, &meta(), &req, &state, &mut out, || T3)
+        else {
+            panic!("no reply");
+        };
+        replies.push(out[..n].to_vec());
+    }
+    // The same request, the same time: only the nonces (and so the sealed cookie) differ.
+    assert_eq!(replies[0][..HEADER_LEN], replies[1][..HEADER_LEN]);
+    assert_ne!(replies[0], replies[1]);
+}

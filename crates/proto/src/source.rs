@@ -198,6 +198,24 @@ pub struct PeerInfo {
     pub poll: i8,
 }
 
+/// The four timestamps and the header of the reply a sample was made from, as the `rawstats`
+/// file records them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawExchange {
+    /// T1: when the request left (local time; the wire carried a random nonce instead).
+    pub t1: NtpTimestamp,
+    /// T2: the server's receive timestamp.
+    pub t2: NtpTimestamp,
+    /// T3: the server's transmit timestamp.
+    pub t3: NtpTimestamp,
+    /// T4: when the reply arrived.
+    pub t4: NtpTimestamp,
+    /// The reply's version and mode.
+    pub version: u8,
+    /// See `version`.
+    pub mode: Mode,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Outstanding {
     nonce: NtpTimestamp,
@@ -282,6 +300,7 @@ pub struct Source {
     filter: ClockFilter,
     estimate: Option<Estimate>,
     latest: Option<Sample>,
+    raw: Option<RawExchange>,
     delay_floor: DelayFloor,
     pending_slew: Option<PendingSlew>,
     polls_since_reset: u32,
@@ -324,6 +343,7 @@ impl Source {
             filter: ClockFilter::new(),
             estimate: None,
             latest: None,
+            raw: None,
             delay_floor: DelayFloor::default(),
             pending_slew: None,
             polls_since_reset: 0,
@@ -654,6 +674,14 @@ impl Source {
             time: t4,
         };
         let midpoint = t4 - NtpDuration::from_seconds_f64(delay / 2.0);
+        self.raw = Some(RawExchange {
+            t1,
+            t2: h.receive_timestamp,
+            t3: h.transmit_timestamp,
+            t4,
+            version: h.version,
+            mode: h.mode,
+        });
         self.accept(sample, precision, midpoint)
     }
 
@@ -767,6 +795,11 @@ impl Source {
         if let Some(e) = self.estimate.as_mut() {
             e.offset -= phase;
         }
+    }
+
+    /// The timestamps and header of the reply the latest sample came from (`rawstats`).
+    pub fn raw_exchange(&self) -> Option<RawExchange> {
+        self.raw
     }
 
     /// The newest sample exactly as measured (not moved by later clock corrections), which is

@@ -180,6 +180,82 @@ mod tests {
         assert!(s.is_synchronized());
     }
 
+    fn peer_with(root_dispersion_bits: u32, estimate: Estimate) -> SystemPeer {
+        SystemPeer {
+            addr: None,
+            info: PeerInfo {
+                leap: Leap::NoWarning,
+                stratum: 0,
+                precision: -20,
+                root_delay: NtpShort::from_bits(0),
+                root_dispersion: NtpShort::from_bits(root_dispersion_bits),
+                reference_id: ReferenceId::from_bytes(*b"GPS\0"),
+                reference_time: estimate.time,
+                poll: 4,
+            },
+            estimate,
+        }
+    }
+
+    #[test]
+    fn root_dispersion_adds_the_peer_s_the_filter_s_both_jitters_and_the_selected_offset() {
+        let now = NtpTimestamp::from_parts(0xec00_0000, 0);
+        // 2^-9 s from the peer, 3 ms from the filter, jitters 0.3 and 0.4 ms adding to 0.5 ms
+        // in quadrature, and 0.7 ms of combined offset (its magnitude, whatever its sign).
+        let peer = peer_with(
+            128,
+            Estimate {
+                offset: -0.0007,
+                delay: 0.0,
+                dispersion: 0.003,
+                jitter: 0.0003,
+                time: now,
+            },
+        );
+        let sel = Selection {
+            tallies: vec![Tally::SystemPeer],
+            system_peer: Some(0),
+            offset: -0.0007,
+            jitter: 0.0004,
+        };
+        let s = follow(&peer, &sel, Leap::AddSecond, Log2Seconds::new(-24));
+        let expected = 128.0 / 65536.0 + 0.003 + 0.0005 + 0.0007;
+        let got = s.root_dispersion.to_seconds_f64();
+        assert!((got - expected).abs() < 1e-8, "{got} vs {expected}");
+        // A reference clock (no address) passes its own name on; the reference time is when
+        // the peer's newest sample arrived; the leap warning is the one given.
+        assert_eq!(s.reference_id, ReferenceId::from_bytes(*b"GPS\0"));
+        assert_eq!(s.stratum, 1);
+        assert_eq!(s.reference_time, now);
+        assert_eq!(s.leap, Leap::AddSecond);
+    }
+
+    #[test]
+    fn a_tight_peer_still_claims_the_minimum_root_dispersion() {
+        let now = NtpTimestamp::from_parts(0xec00_0000, 0);
+        let est = Estimate {
+            offset: 0.0,
+            delay: 0.0,
+            dispersion: 0.000_01,
+            jitter: 0.000_001,
+            time: now,
+        };
+        let sel = Selection {
+            tallies: vec![Tally::SystemPeer],
+            system_peer: Some(0),
+            offset: 0.0,
+            jitter: 0.000_001,
+        };
+        let s = follow(
+            &peer_with(0, est),
+            &sel,
+            Leap::NoWarning,
+            Log2Seconds::new(-24),
+        );
+        let got = s.root_dispersion.to_seconds_f64();
+        assert!((got - MIN_ROOT_DISPERSION).abs() < 1e-8, "{got}");
+    }
+
     #[test]
     fn leap_needs_a_majority() {
         use Leap::*;
@@ -190,6 +266,34 @@ mod tests {
             DeleteSecond
         );
         assert_eq!(leap_majority([]), NoWarning);
+    }
+
+    #[test]
+    fn noisy_updates_count_twice_against_the_poll_and_limits_are_inclusive() {
+        // At exponent 4 a quiet update counts 4: the seventh leaves the counter at 28, the
+        // eighth reaches 32 ≥ 30 and lengthens the poll.
+        let mut p = PollAdapter::new(4, 10);
+        for _ in 0..7 {
+            assert_eq!(p.update(1e-6, 1e-4), 4);
+        }
+        assert_eq!(p.update(1e-6, 1e-4), 5);
+        // At exponent 5 a noisy update counts −2·5: the third reaches exactly −30 and shortens
+        // the poll again.
+        assert_eq!(p.update(1e-2, 1e-4), 5);
+        assert_eq!(p.update(1e-2, 1e-4), 5);
+        assert_eq!(p.update(1e-2, 1e-4), 4);
+    }
+
+    #[test]
+    fn an_offset_of_exactly_four_jitters_is_noisy() {
+        let mut quiet = PollAdapter::new(4, 10);
+        let mut noisy = PollAdapter::new(4, 10);
+        for _ in 0..8 {
+            quiet.update(0.999, 0.25);
+            noisy.update(1.0, 0.25);
+        }
+        assert_eq!(quiet.poll(), 5);
+        assert_eq!(noisy.poll(), 4);
     }
 
     #[test]

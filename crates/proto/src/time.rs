@@ -516,6 +516,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::property;
 
     /// 2036-02-07 06:28:16 UTC, the first NTP era boundary, in Unix seconds.
     const ERA1_UNIX: i64 = (1_i64 << 32) - NTP_UNIX_OFFSET;
@@ -577,55 +578,89 @@ mod tests {
             .prop_map(|(s, n)| UnixTime::new(s, n))
     }
 
-    proptest! {
-        #[test]
-        fn unix_round_trip_is_exact_near_the_pivot(t in unix_time(), skew in -2_000_000_000_i64..2_000_000_000) {
+    #[test]
+    fn unix_round_trip_is_exact_near_the_pivot() {
+        let strategy = (unix_time(), -2_000_000_000_i64..2_000_000_000);
+        let checked = property::run(strategy, |(t, skew)| {
             let pivot = UnixTime::new(t.secs().saturating_add(skew), 0);
             prop_assert_eq!(NtpTimestamp::from_unix(t).to_unix(pivot), t);
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+    }
 
-        #[test]
-        fn difference_across_eras_matches_unix_difference(
-            a in unix_time(),
-            span in -2_000_000_000_i64..2_000_000_000,
-            nanos in 0u32..1_000_000_000,
-        ) {
+    #[test]
+    fn difference_across_eras_matches_unix_difference() {
+        let strategy = (
+            unix_time(),
+            -2_000_000_000_i64..2_000_000_000,
+            0u32..1_000_000_000,
+        );
+        let checked = property::run(strategy, |(a, span, nanos)| {
             let b = UnixTime::new(a.secs().saturating_add(span), nanos);
             let d = NtpTimestamp::from_unix(b) - NtpTimestamp::from_unix(a);
             let expected = b.duration_since(a);
             // Both sides round to 2^-32 s once; allow two units.
-            prop_assert!((d.to_bits() - expected.to_bits()).abs() <= 2, "{d:?} vs {expected:?}");
-        }
+            prop_assert!(
+                (d.to_bits() - expected.to_bits()).abs() <= 2,
+                "{d:?} vs {expected:?}"
+            );
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+    }
 
-        #[test]
-        fn differences_straddling_2036_are_small(before in 1u32..1_000_000, after in 0u32..1_000_000) {
+    #[test]
+    fn differences_straddling_2036_are_small() {
+        let checked = property::run((1u32..1_000_000, 0u32..1_000_000), |(before, after)| {
             let a = UnixTime::new(ERA1_UNIX - i64::from(before), 0);
             let b = UnixTime::new(ERA1_UNIX + i64::from(after), 0);
             let d = NtpTimestamp::from_unix(b) - NtpTimestamp::from_unix(a);
-            prop_assert_eq!(d, NtpDuration::from_seconds(i32::try_from(before + after).unwrap()));
-        }
+            prop_assert_eq!(
+                d,
+                NtpDuration::from_seconds(i32::try_from(before + after).unwrap())
+            );
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+    }
 
-        #[test]
-        fn adding_a_difference_gets_back(a in any::<u64>(), b in any::<u64>()) {
+    #[test]
+    fn adding_a_difference_gets_back() {
+        let checked = property::run((any::<u64>(), any::<u64>()), |(a, b)| {
             let (a, b) = (NtpTimestamp::from_bits(a), NtpTimestamp::from_bits(b));
             prop_assert_eq!(a + (b - a), b);
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+    }
 
-        #[test]
-        fn nanos_fraction_round_trip(n in 0u32..1_000_000_000) {
+    #[test]
+    fn nanos_fraction_round_trip() {
+        let checked = property::run(0u32..1_000_000_000, |n| {
             prop_assert_eq!(fraction_to_nanos(nanos_to_fraction(n)), n);
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+    }
 
-        #[test]
-        fn float_seconds_round_trip(s in -1.0e6f64..1.0e6) {
+    #[test]
+    fn float_seconds_round_trip() {
+        let checked = property::run(-1.0e6f64..1.0e6, |s| {
             let d = NtpDuration::from_seconds_f64(s);
             prop_assert!((d.to_seconds_f64() - s).abs() < 1e-9);
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
+    }
 
-        #[test]
-        fn nanos_round_trip(n in -1_000_000_000_000_i64..1_000_000_000_000) {
+    #[test]
+    fn nanos_round_trip() {
+        let checked = property::run(-1_000_000_000_000_i64..1_000_000_000_000, |n| {
             let d = NtpDuration::from_nanos(n);
             prop_assert!((d.as_nanos() - i128::from(n)).abs() <= 1);
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
     }
 }

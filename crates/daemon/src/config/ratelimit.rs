@@ -35,7 +35,7 @@ const MAX_LIMIT_AVERAGE: f64 = 10_000.0;
 const MAX_LIMIT_BURST: f64 = 3600.0;
 /// Largest `limit kod`, packets per second above `average`.
 const MAX_LIMIT_KOD: f64 = 10_000.0;
-/// Most entries any `mru …depth`/`…alloc` option may ask for: about 1 M clients, 48 MiB of
+/// Most entries any `mru …depth`/`…alloc` option may ask for: about 1 M clients, 128 MiB of
 /// table. Each entry is allocated up front, so the ceiling is what keeps a typo from asking
 /// for hundreds of gigabytes at start-up.
 pub const MAX_MRU_ENTRIES: u32 = 1 << 20;

@@ -69,6 +69,7 @@ impl StatsKind {
             self,
             Self::Loopstats
                 | Self::Peerstats
+                | Self::Rawstats
                 | Self::Sysstats
                 | Self::Protostats
                 | Self::Clockstats
@@ -79,11 +80,11 @@ impl StatsKind {
     pub fn not_written_because(self) -> Option<&'static str> {
         Some(match self {
             Self::Cryptostats => "autokey is not supported",
-            Self::Rawstats => "sundial does not write raw packet timestamps yet",
             Self::Timingstats => "it records ntp.org-internal timing",
             Self::Usestats => "sundial does not write resource usage statistics",
             Self::Loopstats
             | Self::Peerstats
+            | Self::Rawstats
             | Self::Sysstats
             | Self::Protostats
             | Self::Clockstats => return None,

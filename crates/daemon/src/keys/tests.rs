@@ -7,6 +7,7 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use super::*;
+use crate::property;
 
 const FILE: &str = "/etc/ntp.keys";
 
@@ -417,27 +418,38 @@ fn address_prefixes_match_their_block_only() {
     assert_eq!(p("10.0.0.0", 8).to_string(), "10.0.0.0/8");
 }
 
-proptest! {
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+#[test]
+fn arbitrary_bytes_never_panic() {
+    let checked = property::run(proptest::collection::vec(any::<u8>(), 0..512), |bytes| {
         let _ = KeyStore::parse(Path::new(FILE), &bytes);
-    }
+        Ok(())
+    });
+    assert_eq!(checked, property::CASES);
+}
 
-    #[test]
-    fn arbitrary_key_lines_never_panic_and_errors_point_into_the_text(
-        text in "([0-9]{1,6}|x)?[ \t]*(MD5|SHA1|AES|SHA256|é)?[ \t]*[ -~é]{0,70}[ \t]*[0-9a-f:./,]{0,40}\
-                 (\n[ -~]{0,30}){0,3}"
-    ) {
+#[test]
+fn arbitrary_key_lines_never_panic_and_errors_point_into_the_text() {
+    // Mostly noise, which the parser rejects, and half well-formed key lines (printable ASCII
+    // without `#`), so that both sides of the rule are checked.
+    let strategy = prop_oneof![
+        "([0-9]{1,6}|x)?[ \t]*(MD5|SHA1|AES|SHA256|é)?[ \t]*[ -~é]{0,70}[ \t]*[0-9a-f:./,]{0,40}\
+         (\n[ -~]{0,30}){0,3}",
+        "[1-9][0-9]{0,3}[ \t]+(MD5|SHA1|SHA256)[ \t]+[!-\"$-~]{1,20}[ \t]*",
+    ];
+    let (parsed, rejected) = (property::Checked::default(), property::Checked::default());
+    let checked = property::run(strategy, |text| {
         match parse(&text) {
             Ok((store, _)) => {
                 for i in store.ids() {
                     if let Ok(key) = store.get(i) {
+                        parsed.hit();
                         prop_assert!(!key.secret().is_empty());
                         prop_assert!(key.secret().len() <= MAX_SECRET_LEN);
                     }
                 }
             }
             Err(KeysError::Syntax { location, .. }) => {
+                rejected.hit();
                 let line = text.split('\n').nth(location.line as usize - 1);
                 prop_assert!(line.is_some(), "{location} is past the end");
                 let chars = line.map_or(0, |l| l.chars().count());
@@ -445,5 +457,18 @@ proptest! {
             }
             Err(e) => prop_assert!(false, "unexpected {e}"),
         }
-    }
+        Ok(())
+    });
+    assert_eq!(checked, property::CASES);
+    // About half the lines are keys and nearly all the noise is rejected.
+    assert!(
+        parsed.count() >= property::CASES / 4,
+        "{} keys checked",
+        parsed.count()
+    );
+    assert!(
+        rejected.count() >= property::CASES / 4,
+        "{} rejections checked",
+        rejected.count()
+    );
 }

@@ -6,18 +6,22 @@
 //! are escaped as the format requires (`\\`, `\"`, `\n`); names are constants.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use sundial_proto::control::{ControlSnapshot, PeerVars};
-use sundial_proto::counters::DropReason;
-use sundial_proto::packet::Leap;
+use sundial_proto::counters::{CounterSnapshot, DropReason};
+use sundial_proto::packet::{Leap, Mode};
+use sundial_proto::ratelimit::RateLimiter;
 use sundial_proto::select::Tally;
 
 /// What the exposition needs beyond the snapshot.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProcessInfo {
     /// When the daemon started.
     pub start_time: SystemTime,
+    /// The client table (rate limits, mode 6 budget, `mrulist`), for its occupancy.
+    pub client_table: Option<Arc<RateLimiter>>,
 }
 
 /// Appends a metric family: HELP, TYPE and its samples.
@@ -196,6 +200,9 @@ pub fn render(control: &ControlSnapshot, process: &ProcessInfo) -> String {
 
     source_families(&mut f, control);
     server_families(&mut f, control);
+    if let Some(table) = &process.client_table {
+        client_table_families(&mut f, table);
+    }
     nts_families(&mut f, control);
 
     f.single(
@@ -319,7 +326,7 @@ fn source_families(f: &mut Family<'_>, control: &ControlSnapshot) {
 
 fn server_families(f: &mut Family<'_>, control: &ControlSnapshot) {
     let c = &control.system.counters;
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 8] = [
         (
             "ntp_server_received_packets_total",
             "Datagrams received on the NTP port, mode 6 included.",
@@ -350,6 +357,16 @@ fn server_families(f: &mut Family<'_>, control: &ControlSnapshot) {
             "Mode 6 (ntpq) requests answered.",
             c.control_replies,
         ),
+        (
+            "ntp_server_sent_packets_total",
+            "Datagrams sent (every fragment of a mode 6 reply counts).",
+            c.sent,
+        ),
+        (
+            "ntp_server_send_failures_total",
+            "Replies the socket refused to send.",
+            c.send_failures,
+        ),
     ];
     for (name, help, value) in counters {
         f.header(name, "counter", help);
@@ -364,6 +381,37 @@ fn server_families(f: &mut Family<'_>, control: &ControlSnapshot) {
     for v in 0..8u8 {
         f.sample(name, &[("version", &v.to_string())], c.by_version(v) as f64);
     }
+    for (name, help, value) in [
+        (
+            "ntp_server_requests_total",
+            "Datagrams handed to the server (time and mode 6), by the version and mode of \
+             their first octet; combinations never seen are left out.",
+            CounterSnapshot::requests as fn(&CounterSnapshot, u8, Mode) -> u64,
+        ),
+        (
+            "ntp_server_responses_total",
+            "Requests answered (time replies, kisses, NAKs, mode 6 replies), by the request's \
+             version and mode; combinations never seen are left out.",
+            CounterSnapshot::answered,
+        ),
+    ] {
+        f.header(name, "counter", help);
+        for version in 0..8u8 {
+            for mode in 0..8u8 {
+                let mode = Mode::from_bits(mode);
+                let n = value(c, version, mode);
+                if n > 0 {
+                    let labels = [
+                        ("version", version.to_string()),
+                        ("mode", mode_name(mode).to_owned()),
+                    ];
+                    let labels: Vec<(&str, &str)> =
+                        labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    f.sample(name, &labels, n as f64);
+                }
+            }
+        }
+    }
     let name = "ntp_server_dropped_packets_total";
     f.header(
         name,
@@ -372,6 +420,42 @@ fn server_families(f: &mut Family<'_>, control: &ControlSnapshot) {
     );
     for r in DropReason::ALL {
         f.sample(name, &[("reason", r.name())], c.dropped(r) as f64);
+    }
+}
+
+/// The client table: how full it is and how often a new client pushed out another.
+fn client_table_families(f: &mut Family<'_>, table: &RateLimiter) {
+    f.single(
+        "ntp_server_client_table_entries",
+        "gauge",
+        "Clients the client table (rate limits, mrulist) holds now.",
+        table.occupancy() as f64,
+    );
+    f.single(
+        "ntp_server_client_table_capacity",
+        "gauge",
+        "Clients the client table can hold (mru maxdepth / maxmem).",
+        table.capacity() as f64,
+    );
+    f.single(
+        "ntp_server_client_table_evictions_total",
+        "counter",
+        "Clients that took the place of another in the full table.",
+        table.evictions() as f64,
+    );
+}
+
+/// A mode's label value.
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Reserved => "reserved",
+        Mode::SymmetricActive => "symmetric_active",
+        Mode::SymmetricPassive => "symmetric_passive",
+        Mode::Client => "client",
+        Mode::Server => "server",
+        Mode::Broadcast => "broadcast",
+        Mode::Control => "control",
+        Mode::Private => "private",
     }
 }
 
@@ -446,6 +530,7 @@ mod tests {
             &snapshot(),
             &ProcessInfo {
                 start_time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+                client_table: None,
             },
         )
     }
@@ -484,6 +569,68 @@ mod tests {
             b.contains(&format!(
                 "ntp_source_tally{{{labels},tally=\"candidate\"}} 0\n"
             )),
+            "{b}"
+        );
+    }
+
+    #[test]
+    fn requests_by_version_and_mode_and_the_client_table_are_exposed() {
+        use sundial_proto::counters::ServerCounters;
+        use sundial_proto::ratelimit::{LimitParams, RateLimiter};
+        use sundial_proto::siphash::SipKey;
+        use sundial_proto::time::{MonoTime, NtpTimestamp};
+
+        let counters = ServerCounters::default();
+        for _ in 0..3 {
+            counters.count_request(0x23);
+            counters.count_answered(0x23);
+        }
+        counters.count_request(0x16);
+        let mut c = snapshot();
+        c.system.counters = counters.snapshot();
+        let table = Arc::new(RateLimiter::new(
+            8,
+            LimitParams::default(),
+            SipKey::new(1, 2),
+        ));
+        for n in 0..20u8 {
+            table.record(
+                ([192, 0, 2, n], 123).into(),
+                None,
+                NtpTimestamp::ZERO,
+                MonoTime::ZERO,
+                0x23,
+                0,
+            );
+        }
+        let b = render(
+            &c,
+            &ProcessInfo {
+                start_time: SystemTime::UNIX_EPOCH,
+                client_table: Some(table),
+            },
+        );
+        assert!(
+            b.contains("\nntp_server_requests_total{version=\"4\",mode=\"client\"} 3\n"),
+            "{b}"
+        );
+        assert!(
+            b.contains("\nntp_server_requests_total{version=\"2\",mode=\"control\"} 1\n"),
+            "{b}"
+        );
+        assert!(
+            b.contains("\nntp_server_responses_total{version=\"4\",mode=\"client\"} 3\n"),
+            "{b}"
+        );
+        assert!(
+            !b.contains("ntp_server_responses_total{version=\"2\""),
+            "{b}"
+        );
+        // Eight entries, twenty clients: full, and twelve pushed out another.
+        assert!(b.contains("\nntp_server_client_table_entries 8\n"), "{b}");
+        assert!(b.contains("\nntp_server_client_table_capacity 8\n"), "{b}");
+        assert!(
+            b.contains("\nntp_server_client_table_evictions_total 12\n"),
             "{b}"
         );
     }

@@ -259,23 +259,43 @@ fn a_small_offset_is_slewed_with_overshoot() {
     assert_eq!(server.requests(), 4, "the default is 4 samples");
 }
 
+/// The offset the result line printed after `label`, seconds.
+#[track_caller]
+fn printed_offset(text: &str, label: &str) -> f64 {
+    text.find(label)
+        .map(|at| &text[at + label.len()..])
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|word| word.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} followed by a number in:\n{text}"))
+}
+
 #[test]
 fn step_and_slew_flags_override_the_threshold() {
+    // What ntpdate measures of the fake server moves with how the threads are scheduled, so
+    // the correction is checked against the offset it printed: `-b` steps by exactly that
+    // (0.1 s, far below the 0.5 s threshold), `-B` slews it plus the 50 ms overshoot (3 s, far
+    // above).
+    let exact = |d: NtpDuration, seconds: f64| (d.to_seconds_f64() - seconds).abs() < 2e-6;
     let small = FakeServer::start(Behaviour::Good(0.1));
     let o = ntpdate(&["-u", "-b", "-p", "1", &small.arg()]);
+    let printed = printed_offset(&o.stdout, "step time server 127.0.0.1 offset ");
+    assert!((printed - 0.1).abs() < 0.1, "{}", o.stdout);
     assert!(
-        matches!(o.clock.steps[..], [by] if near(by, 0.1)),
-        "{:?}",
-        o.clock.steps
+        matches!(o.clock.steps[..], [by] if exact(by, printed)),
+        "{:?}\n{}",
+        o.clock.steps,
+        o.stdout
     );
     let large = FakeServer::start(Behaviour::Good(3.0));
     let o = ntpdate(&["-u", "-B", "-p", "1", &large.arg()]);
+    let printed = printed_offset(&o.stdout, ": adjust time server 127.0.0.1 offset ");
+    assert!((printed - 3.0).abs() < 0.1, "{}", o.stdout);
     assert!(
-        matches!(o.clock.slews[..], [by] if near(by, 3.05)),
-        "{:?}",
-        o.clock.slews
+        matches!(o.clock.slews[..], [by] if exact(by, printed + 0.05)),
+        "{:?}\n{}",
+        o.clock.slews,
+        o.stdout
     );
-    assert!(o.stdout.contains(": adjust time server"), "{}", o.stdout);
 }
 
 #[test]

@@ -146,6 +146,8 @@ pub enum Command {
     KernInfo,
     /// `iostats`: the server's input/output counters.
     IoStats,
+    /// `mrulist [PARAM=VALUE…]`: the server's clients, most recent first.
+    MruList(super::mrulist::MruArgs),
     /// `ntsinfo`: the server's NTS counters (NTPsec's command).
     NtsInfo,
     /// `quit` / `exit` (interactive).
@@ -177,8 +179,9 @@ impl std::fmt::Display for CommandError {
 }
 
 /// Commands sundial's ntpq runs, by full name.
-const SUPPORTED: [&str; 12] = [
+const SUPPORTED: [&str; 13] = [
     "peers",
+    "mrulist",
     "lpeers",
     "associations",
     "lassociations",
@@ -193,7 +196,7 @@ const SUPPORTED: [&str; 12] = [
 ];
 
 /// Classic ntpq commands recognised but not implemented (yet).
-const UNSUPPORTED: [&str; 27] = [
+const UNSUPPORTED: [&str; 26] = [
     "addvars",
     "apeers",
     "authenticate",
@@ -209,7 +212,6 @@ const UNSUPPORTED: [&str; 27] = [
     "lopeers",
     "mreadlist",
     "mreadvar",
-    "mrulist",
     "ntpversion",
     "opeers",
     "passociations",
@@ -266,6 +268,9 @@ impl Command {
             "sysstats" => Ok(Self::SysStats),
             "kerninfo" => Ok(Self::KernInfo),
             "iostats" => Ok(Self::IoStats),
+            "mrulist" => super::mrulist::MruArgs::parse(&args)
+                .map(Self::MruList)
+                .map_err(|e| CommandError::BadArgument(e.to_string())),
             "ntsinfo" => Ok(Self::NtsInfo),
             "quit" | "exit" => Ok(Self::Quit),
             other => Err(CommandError::Unsupported(other.to_owned())),
@@ -283,6 +288,7 @@ impl Command {
             Self::SysStats => "sysstats",
             Self::KernInfo => "kerninfo",
             Self::IoStats => "iostats",
+            Self::MruList(_) => "mrulist",
             Self::NtsInfo => "ntsinfo",
             Self::Quit => "quit",
         }
@@ -335,6 +341,14 @@ mod tests {
         assert_eq!(Command::parse("iostats"), Ok(Command::IoStats));
         assert_eq!(Command::parse("ntsinfo"), Ok(Command::NtsInfo));
         assert_eq!(Command::parse("kern"), Ok(Command::KernInfo));
+        assert!(matches!(
+            Command::parse("mru mincount=2"),
+            Ok(Command::MruList(args)) if args.params == [("mincount".to_owned(), "2".to_owned())]
+        ));
+        assert!(matches!(
+            Command::parse("mrulist frags=3"),
+            Err(CommandError::BadArgument(_))
+        ));
         assert_eq!(
             Command::parse("ifstats"),
             Err(CommandError::Unsupported("ifstats".to_owned()))

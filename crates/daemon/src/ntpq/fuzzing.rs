@@ -1,6 +1,6 @@
 //! Fuzzing entry point for what ntpq does with a server's variables (the `ntpq_variables`
 //! target in `fuzz/` and the corpus regression test): parse them, and render them as `rv`, as
-//! a billboard row and as JSON.
+//! a billboard row, as JSON and as `mrulist` rows.
 
 use std::net::IpAddr;
 
@@ -40,6 +40,15 @@ pub fn fuzz_variables(data: &[u8]) {
         assert_inert(&json, false);
     }
     texts.push(render_associations(&parse_association_list(body)));
+    let page = super::mrulist::parse_page(body);
+    let end = page.now.unwrap_or_default();
+    for entry in &page.entries {
+        texts.push(super::mrulist::render_row(
+            entry,
+            end,
+            &entry.addr.ip().to_string(),
+        ));
+    }
     for text in &texts {
         assert_inert(text, true);
     }

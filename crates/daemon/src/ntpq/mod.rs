@@ -17,6 +17,7 @@ mod dns;
 mod escape;
 mod fuzzing;
 mod json;
+mod mrulist;
 mod peers;
 mod readvar;
 mod session;
@@ -205,6 +206,7 @@ impl Runner {
                 self.collection(host, session, ctx, "kerninfo", &collect::KERNINFO)
             }
             Command::IoStats => self.collection(host, session, ctx, "iostats", &collect::IOSTATS),
+            Command::MruList(args) => self.mrulist(args, host, session, ctx),
             Command::NtsInfo => self.collection(host, session, ctx, "ntsinfo", &collect::NTSINFO),
             Command::Quit => return None,
         };
@@ -456,6 +458,59 @@ impl Runner {
             let text = sysstats::render(&first, &second, sundial.as_ref());
             ctx.print(&format!("{}{text}", self.server_prefix(host)));
         }
+        Ok(())
+    }
+}
+
+impl Runner {
+    /// `mrulist`: NTPsec's table of the server's clients, most recent first (or as sorted).
+    fn mrulist(
+        &mut self,
+        args: &mrulist::MruArgs,
+        host: &str,
+        session: &mut Session,
+        ctx: &mut Context,
+    ) -> Result<(), QueryError> {
+        let list = mrulist::fetch(session, args)?;
+        let now = list.now.unwrap_or_default();
+        if self.json {
+            let entries = list
+                .entries
+                .iter()
+                .map(|e| {
+                    Object::new()
+                        .string("addr", &e.addr.ip().to_string())
+                        .int("port", i64::from(e.addr.port()))
+                        .number("lstint", (now - e.last).to_seconds_f64())
+                        .number("active", (e.last - e.first).to_seconds_f64())
+                        .int("count", i64::try_from(e.count).unwrap_or(i64::MAX))
+                        .int("mode", i64::from(e.mode_version & 7))
+                        .int("version", i64::from((e.mode_version >> 3) & 7))
+                        .int("restrict", i64::from(e.restrict))
+                        .optional_int("drops", e.drops.and_then(|d| i64::try_from(d).ok()))
+                })
+                .collect();
+            let doc = Object::new()
+                .string("host", host)
+                .string("command", "mrulist")
+                .array("entries", entries)
+                .finish();
+            ctx.print(&format!("{doc}\n"));
+            return Ok(());
+        }
+        let mut text = format!("{}{}\n", self.server_prefix(host), mrulist::HEADER);
+        text.push_str(&"=".repeat(mrulist::HEADER.len()));
+        text.push('\n');
+        for entry in &list.entries {
+            let name = if self.options.numeric {
+                entry.addr.ip().to_string()
+            } else {
+                escape_controls(&ctx.dns.name(entry.addr.ip())).into_owned()
+            };
+            text.push_str(&mrulist::render_row(entry, now, &name));
+            text.push('\n');
+        }
+        ctx.print(&text);
         Ok(())
     }
 }

@@ -10,7 +10,8 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use sundial_proto::time::UnixTime;
+use sundial_proto::packet::ReferenceId;
+use sundial_proto::time::{NtpTimestamp, UnixTime};
 
 /// Days between the Modified Julian Day epoch (1858-11-17) and the Unix epoch.
 const MJD_UNIX_EPOCH: i64 = 40_587;
@@ -86,6 +87,91 @@ impl PeerLine {
             self.jitter
         )
     }
+}
+
+/// One `rawstats` line: the four timestamps and the header of a reply a source accepted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawLine {
+    /// The source's address.
+    pub source: IpAddr,
+    /// The local address the reply came to, if known.
+    pub destination: Option<IpAddr>,
+    /// T1 (request sent, local clock), T2 (server receive), T3 (server transmit), T4 (reply
+    /// received, local clock).
+    pub timestamps: [NtpTimestamp; 4],
+    /// The reply's leap indicator, version, mode, stratum, poll and precision (log2 s).
+    pub leap: u8,
+    /// See `leap`.
+    pub version: u8,
+    /// See `leap`.
+    pub mode: u8,
+    /// See `leap`.
+    pub stratum: u8,
+    /// See `leap`.
+    pub poll: i8,
+    /// See `leap`.
+    pub precision: i8,
+    /// Root delay and dispersion, seconds.
+    pub root_delay: f64,
+    /// See `root_delay`.
+    pub root_dispersion: f64,
+    /// The reference id (a dotted quad at strata 2–15, else `.CODE.`).
+    pub refid: ReferenceId,
+    /// Requests that got no answer between the previous accepted reply and this one.
+    pub lost: u64,
+    /// Replies received and dropped since the previous accepted one.
+    pub dropped: u64,
+}
+
+impl RawLine {
+    /// `MJD SOD src dst T1 T2 T3 T4 leap version mode stratum poll precision rootdelay
+    /// rootdisp refid lost dropped flash`: timestamps as NTP seconds with nine decimals, root
+    /// delay and dispersion in seconds with six. The first seventeen fields are ntpd 4.2.8's;
+    /// the last three NTPsec 1.2's (the flash bits in hex, always 0: only accepted replies are
+    /// recorded).
+    pub fn render(&self, at: UnixTime) -> String {
+        let mut line = format!("{} {} ", stamp(at), self.source);
+        match self.destination {
+            Some(d) => {
+                let _ = write!(line, "{d}");
+            }
+            None => line.push('-'),
+        }
+        for t in self.timestamps {
+            let _ = write!(line, " {}", ntp_seconds(t));
+        }
+        let refid = if (2..16).contains(&self.stratum) {
+            self.refid.display_for_stratum(self.stratum)
+        } else {
+            format!(".{}.", self.refid.display_for_stratum(self.stratum))
+        };
+        let _ = writeln!(
+            line,
+            " {} {} {} {} {} {} {:.6} {:.6} {refid} {} {} 0",
+            self.leap,
+            self.version,
+            self.mode,
+            self.stratum,
+            self.poll,
+            self.precision,
+            self.root_delay,
+            self.root_dispersion,
+            self.lost,
+            self.dropped,
+        );
+        line
+    }
+}
+
+/// An NTP timestamp as seconds of its era with nine decimals (ntpd's `ulfptoa(t, 9)`).
+fn ntp_seconds(t: NtpTimestamp) -> String {
+    let nanos = (u128::from(t.fraction()) * 1_000_000_000 + (1 << 31)) >> 32;
+    let (seconds, nanos) = if nanos >= 1_000_000_000 {
+        (u64::from(t.seconds()) + 1, nanos - 1_000_000_000)
+    } else {
+        (u64::from(t.seconds()), nanos)
+    };
+    format!("{seconds}.{nanos:09}")
 }
 
 /// One `sysstats` line: the server counters, written once an hour.
@@ -217,6 +303,45 @@ mod tests {
             "61381 9000.250 10.200.0.2 9614 0.001000000 0.000200000 0.030000000 0.000004000\n"
         );
         assert_eq!(line.split_whitespace().count(), 8);
+    }
+
+    #[test]
+    fn rawstats_has_ntpsecs_twenty_fields_with_nine_decimal_timestamps() {
+        let t = |s: u32, f: u32| NtpTimestamp::from_parts(s, f);
+        let raw = RawLine {
+            source: "192.0.2.1".parse().unwrap(),
+            destination: Some("192.0.2.2".parse().unwrap()),
+            timestamps: [
+                t(3_900_000_000, 0),
+                t(3_900_000_000, 0x8000_0000),
+                t(3_900_000_000, 0x8000_1000),
+                t(3_900_000_001, 0xffff_ffff),
+            ],
+            leap: 0,
+            version: 4,
+            mode: 4,
+            stratum: 2,
+            poll: 6,
+            precision: -20,
+            root_delay: 0.001_5,
+            root_dispersion: 0.25,
+            refid: ReferenceId::from_bytes([10, 0, 0, 1]),
+            lost: 1,
+            dropped: 0,
+        };
+        let line = raw.render(at());
+        assert_eq!(
+            line,
+            "61381 9000.250 192.0.2.1 192.0.2.2 3900000000.000000000 3900000000.500000000 \
+             3900000000.500000954 3900000002.000000000 0 4 4 2 6 -20 0.001500 0.250000 10.0.0.1 1 0 0\n"
+        );
+        assert_eq!(line.split_whitespace().count(), 20);
+        let gps = RawLine {
+            stratum: 1,
+            refid: ReferenceId::from_bytes(*b"GPS\0"),
+            ..raw
+        };
+        assert!(gps.render(at()).contains(" 0.250000 .GPS. 1 0 0\n"));
     }
 
     #[test]

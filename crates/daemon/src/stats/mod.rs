@@ -1,5 +1,5 @@
 //! The classic statistics files (`statsdir`, `statistics`, `filegen`): `loopstats` at every
-//! clock discipline update, `peerstats` at every sample a source accepts, `protostats` at every
+//! clock discipline update, `peerstats` and `rawstats` at every sample a source accepts, `protostats` at every
 //! system event, and `sysstats` once an hour — in ntpd's column layout ([`line`]) and file
 //! generations ([`filegen`]), so that NTPsec's `ntpviz` and the classic awk scripts read them.
 //!
@@ -20,7 +20,7 @@ use sundial_proto::system::SystemReadout;
 use sundial_proto::time::UnixTime;
 
 use self::filegen::{FileGen, FileGenSpec};
-use self::line::{LoopLine, PeerLine, ProtoLine, SysLine};
+use self::line::{LoopLine, PeerLine, ProtoLine, RawLine, SysLine};
 use crate::config::{Config, FileGenType, StatsKind};
 
 /// Where statistics go when no `statsdir` is configured (Debian's ntp and ntpsec packages use
@@ -31,10 +31,11 @@ pub const DEFAULT_STATSDIR: &str = "/var/log/ntpstats/";
 pub const SYSSTATS_INTERVAL_SECS: u64 = 3600;
 
 /// The statistics sundial writes; [`StatsKind::is_written`] says which these are.
-const WRITTEN: [StatsKind; 5] = [
+const WRITTEN: [StatsKind; 6] = [
     StatsKind::Clockstats,
     StatsKind::Loopstats,
     StatsKind::Peerstats,
+    StatsKind::Rawstats,
     StatsKind::Protostats,
     StatsKind::Sysstats,
 ];
@@ -149,6 +150,11 @@ impl Stats {
             jitter: p.jitter,
         };
         self.write(StatsKind::Peerstats, at, &line.render(at));
+    }
+
+    /// A `rawstats` line: the timestamps of a reply a source accepted.
+    pub fn record_raw(&mut self, at: UnixTime, line: &RawLine) {
+        self.write(StatsKind::Rawstats, at, &line.render(at));
     }
 
     /// A `protostats` line: event `code` named `text`, of the system (`addr` `None`, with the

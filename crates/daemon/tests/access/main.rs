@@ -9,6 +9,8 @@
 //! * [`amplification`]: no request of any mode, version or length gets a longer reply, except
 //!   mode 6 from loopback, which is bounded; the LAN may query, but only gets answers that fit
 //!   in its request.
+//! * [`mrulist`]: both ntpqs list the clients from the LAN after the nonce exchange; a forged
+//!   or borrowed nonce gets a 12-octet error.
 //! * [`sysstats`]: Debian's `ntpq -c sysstats` and sundial's show the counters the daemon logs
 //!   at shutdown.
 //!
@@ -26,6 +28,7 @@ mod support;
 
 mod amplification;
 mod lan;
+mod mrulist;
 mod ratelimit;
 mod raw;
 mod restrict;

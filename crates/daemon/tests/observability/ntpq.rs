@@ -59,6 +59,17 @@ fn debian_ntpq_shows_sundials_kernel_state_and_io_counters() {
     let sent: usize = value(&io.stdout, "packets sent:")
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("packets sent in {io:?}"));
+    let count = |legend: &str| -> usize {
+        value(&io.stdout, legend)
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{legend} in {io:?}"))
+    };
+    // Every receive that found datagrams is a useful wakeup; nothing failed to send.
+    let wakeups = count("input wakeups:");
+    let useful = count("useful input wakeups:");
+    assert!(useful >= 1 && useful <= wakeups, "{io:?}");
+    assert_eq!(count("packet send failures:"), 0, "{io:?}");
+    assert!(!io.stdout.contains("???"), "{io:?}");
     // The probes, plus the daemon's own readiness probes and the kerninfo queries.
     assert!(received >= REQUESTS, "{io:?}");
     assert!(sent >= REQUESTS && sent <= received, "{io:?}");

@@ -193,6 +193,20 @@ fn prometheus_scrapes_sundials_offset_and_answered_requests() {
     );
     let up = promql(prom.addr, "up{job=\"sundial\"}");
     assert_eq!(up, Some(1.0), "the target is up");
+    // The same requests by version and mode, received and answered, and the client table
+    // holding the client that sent them.
+    for family in ["ntp_server_requests_total", "ntp_server_responses_total"] {
+        let query = format!("{family}{{job=\"sundial\",version=\"4\",mode=\"client\"}}");
+        let counted = eventually_every(SCRAPE_LIMIT, Duration::from_millis(500), || {
+            promql(prom.addr, &query).is_some_and(|v| v >= f64::from(REQUESTS))
+        });
+        assert!(counted, "{query}; prometheus log:\n{}", prom.log());
+    }
+    let clients = promql(
+        prom.addr,
+        "ntp_server_client_table_entries{job=\"sundial\"}",
+    );
+    assert!(clients.is_some_and(|n| n >= 1.0), "{clients:?}");
 
     // sundial's offset, once it corrects the clock, is what ntpq shows for it.
     let mut matched = false;

@@ -353,7 +353,7 @@ fn ntpsec_writes_the_same_columns_as_sundial() {
     let theirs = dir.path().join("ntpsec");
     fs::create_dir(&ours).unwrap();
     fs::create_dir(&theirs).unwrap();
-    let stats_lines = "statistics loopstats peerstats protostats\n";
+    let stats_lines = "statistics loopstats peerstats protostats rawstats\n";
     let sundial = Daemon::start_in_with(
         &pair.server,
         format!(
@@ -384,13 +384,13 @@ fn ntpsec_writes_the_same_columns_as_sundial() {
         .arg(dir.path().join("ntpsec.log"));
     let mut ntpsec = process::spawn_logged(&mut cmd, &dir.path().join("ntpsec.out"));
     let written = eventually_every(NTPSEC_LIMIT, Duration::from_secs(1), || {
-        ["loopstats", "peerstats"]
+        ["loopstats", "peerstats", "rawstats"]
             .iter()
             .all(|stem| !lines(&theirs, stem).is_empty() && lines(&ours, stem).len() >= 2)
     });
     let _ = process::stop(&mut ntpsec, Duration::from_secs(5));
     let ntpsec_log = fs::read_to_string(dir.path().join("ntpsec.log")).unwrap_or_default();
-    let counts: Vec<(&str, usize, usize)> = ["loopstats", "peerstats", "protostats"]
+    let counts: Vec<(&str, usize, usize)> = ["loopstats", "peerstats", "protostats", "rawstats"]
         .iter()
         .map(|stem| (*stem, lines(&theirs, stem).len(), lines(&ours, stem).len()))
         .collect();
@@ -400,8 +400,14 @@ fn ntpsec_writes_the_same_columns_as_sundial() {
     );
     drop(sundial);
 
-    // loopstats: every field alike. peerstats: field 2 is the address.
-    for (stem, text_at) in [("loopstats", &[][..]), ("peerstats", &[2][..])] {
+    // loopstats: every field alike. peerstats: field 2 is the address. rawstats: fields 2 and
+    // 3 are the addresses, 16 the refid; the twenty fields of NTPsec 1.2 (the timestamps with
+    // nine decimals, root delay and dispersion with six).
+    for (stem, text_at) in [
+        ("loopstats", &[][..]),
+        ("peerstats", &[2][..]),
+        ("rawstats", &[2, 3, 16][..]),
+    ] {
         let reference = shapes(&lines(&theirs, stem)[0], text_at);
         for line in lines(&theirs, stem) {
             assert_eq!(shapes(&line, text_at), reference, "NTPsec {stem} {line:?}");
@@ -414,6 +420,17 @@ fn ntpsec_writes_the_same_columns_as_sundial() {
                 lines(&theirs, stem)[0]
             );
         }
+    }
+    // rawstats: the four timestamps are those of one exchange on loopback — a round trip of
+    // less than a second, T2 ≤ T3 and T1 ≤ T4 — and the line's own time is T4's.
+    for line in lines(&ours, "rawstats") {
+        let f = fields(&line);
+        let t: Vec<f64> = f[4..8].iter().map(|v| v.parse().unwrap()).collect();
+        let delay = (t[3] - t[0]) - (t[2] - t[1]);
+        assert!(t[0] <= t[3] && t[1] <= t[2], "{line}");
+        assert!((0.0..1.0).contains(&delay), "{line}");
+        let ntp_unix = 2_208_988_800.0;
+        assert!((t[3] - ntp_unix - unix_time(&f)).abs() < 2.0, "{line}");
     }
     // protostats: MJD, seconds, address, status word, event code, then the event's text.
     let proto_head = |line: &str| {

@@ -293,6 +293,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::property;
 
     /// Debian ntpq's READVAR for association 61234 (ntpq-mode6.md §8).
     const NTPSEC_READVAR: [u8; 12] = [
@@ -336,12 +337,14 @@ mod tests {
         assert_eq!(ErrorCode::UnknownVariable.name(), Some("UNKNOWNVAR"));
     }
 
-    proptest! {
-        #[test]
-        fn any_header_round_trips(bytes in proptest::array::uniform12(any::<u8>())) {
+    #[test]
+    fn any_header_round_trips() {
+        let checked = property::run(proptest::array::uniform12(any::<u8>()), |bytes| {
             let mut out = [0u8; HEADER_LEN];
             ControlHeader::decode(&bytes).emit(&mut out);
             prop_assert_eq!(out, bytes);
-        }
+            Ok(())
+        });
+        assert_eq!(checked, property::CASES);
     }
 }

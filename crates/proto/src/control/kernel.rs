@@ -6,9 +6,10 @@
 //! The daemon reads the kernel state once a second for its published snapshot. Without it
 //! (a clock backend other than the kernel's, or the read failed) the kernel variables are
 //! absent and ntpq shows `???` for them. `iostats` has the counters sundial keeps: received,
-//! sent, dropped and ignored datagrams; it has no receive-buffer pool, send-failure or wakeup
-//! counters, so `total_rbuf`, `free_rbuf`, `used_rbuf`, `rbuf_lowater`, `io_sendfailed`,
-//! `io_wakeups` and `io_goodwakeups` are not sent.
+//! sent (datagrams, every fragment of a mode 6 reply), dropped and ignored datagrams, send
+//! failures, and wakeups (reads of a socket reported readable; useful ones found datagrams).
+//! sundial receives into fixed per-thread batches, not a pool of receive buffers, so
+//! `total_rbuf`, `free_rbuf`, `used_rbuf` and `rbuf_lowater` are not sent.
 
 use super::snapshot::SystemVars;
 use super::vars::Var;
@@ -125,7 +126,10 @@ pub(crate) static KERNEL_AND_IO: &[Var<SystemVars>] = &[
     kvar!("kppscaliberrs", |k| "{}", k.pps_errors),
     io!("iostats_reset", |s| s.uptime),
     io!("io_received", |s| s.counters.received),
-    io!("io_sent", |s| s.counters.replied),
+    io!("io_sent", |s| s.counters.sent),
+    io!("io_sendfailed", |s| s.counters.send_failures),
+    io!("io_wakeups", |s| s.counters.wakeups),
+    io!("io_goodwakeups", |s| s.counters.useful_wakeups),
     io!("io_dropped", |s| s.counters.dropped_total()),
     io!("io_ignored", |s| s
         .counters

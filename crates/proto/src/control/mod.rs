@@ -43,6 +43,7 @@ mod auth;
 mod client;
 mod header;
 mod kernel;
+mod mru;
 mod ntsinfo;
 mod request;
 mod respond;
@@ -65,13 +66,16 @@ pub use header::{
     ControlHeader, ErrorCode, HEADER_LEN, MAX_DATA_LEN, MAX_DATAGRAM_LEN, Opcode, split_header,
 };
 pub use kernel::{KernelVars, status_flags};
+pub use mru::{
+    MruContext, MruQuery, NONCE_LIFETIME_S, NONCE_REPLY_OCTETS, Nonce, ntpsec_restrict_bits,
+};
 pub use ntsinfo::NtsVars;
 pub use request::{
     IgnoreReason, MAX_NAME_LEN, MAX_NAMES, NameList, Request, RequestError, RequestFrame,
 };
 pub use respond::{
     Answer, ControlAccess, ControlOutcome, MAX_REPLY_DATA, MAX_REPLY_FRAGMENTS, fuzz_respond,
-    respond,
+    respond, respond_with_mru,
 };
 pub use snapshot::{AssociationId, ClockVars, ControlSnapshot, FilterStage, PeerVars, SystemVars};
 pub use stats::{StatsCategory, Sysstats, dropped_variable};

@@ -120,6 +120,8 @@ pub struct Request<'a> {
     pub header: ControlHeader,
     /// The variable names asked for (READVAR, READCLOCK); empty otherwise or for defaults.
     pub names: NameList<'a>,
+    /// The request data as sent (READ_MRU parses its own parameters from it).
+    pub data: &'a [u8],
 }
 
 impl<'a> Request<'a> {
@@ -133,6 +135,7 @@ impl<'a> Request<'a> {
         Ok(Self {
             header: frame.header,
             names,
+            data: frame.data,
         })
     }
 }

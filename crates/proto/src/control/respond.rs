@@ -9,7 +9,8 @@
 //! | READCLOCK (4) | reference clock variables (reference clock associations only) |
 //! | WRITEVAR, WRITECLOCK, CONFIGURE, SAVECONFIG, READ_ORDLIST_A | PERMISSION, always |
 //! | SETTRAP, UNSETTRAP | PERMISSION, always: sundial has no traps (CVE-2016-9310) |
-//! | READ_MRU, REQ_NONCE | PERMISSION, always: no MRU list is served (monlist's history) |
+//! | REQ_NONCE | a nonce bound to the requester's address ([`super::mru`]) |
+//! | READ_MRU | the client table, only with a valid nonce (else PERMISSION) |
 //! | ASYNCMSG, others | BADOP |
 //!
 //! One reply is at most [`MAX_REPLY_FRAGMENTS`] fragments of at most 468 data octets, each
@@ -23,6 +24,7 @@ use core::num::NonZeroU16;
 use std::sync::OnceLock;
 
 use super::header::{ControlHeader, ErrorCode, HEADER_LEN, MAX_DATA_LEN, MAX_DATAGRAM_LEN, Opcode};
+use super::mru::{self, MruContext, MruQuery, NONCE_REPLY_OCTETS, Nonce};
 use super::request::{IgnoreReason, Request, RequestError, RequestFrame};
 use super::snapshot::{AssociationId, ControlSnapshot, PeerVars, SystemVars};
 use super::varlist::VarWriter;
@@ -44,6 +46,8 @@ pub const MAX_REPLY_DATA: usize = MAX_REPLY_FRAGMENTS * MAX_DATA_LEN;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControlAccess {
     query: bool,
+    /// `nomrulist` not set: the nonce exchange and the MRU list are served.
+    mrulist: bool,
     /// Most octets (all fragments together) one reply may take; a longer answer becomes a
     /// PERMISSION error (12 octets).
     max_reply_octets: usize,
@@ -53,21 +57,26 @@ impl ControlAccess {
     /// Full read access: what loopback gets by default.
     pub const READ: Self = Self {
         query: true,
+        mrulist: true,
         max_reply_octets: usize::MAX,
     };
 
-    /// The access a `restrict` entry grants: `ignore` and `noquery` mean no reply at all.
-    /// `nomodify` and `nomrulist` change nothing: no source may modify, trap or list.
+    /// The access a `restrict` entry grants: `ignore` and `noquery` mean no reply at all;
+    /// `nomrulist` refuses the MRU list (and its nonce) with PERMISSION. `nomodify` changes
+    /// nothing: no source may modify or set traps.
     pub const fn from_restrict(flags: RestrictFlags) -> Self {
         Self {
             query: !flags.contains(RestrictFlags::IGNORE)
                 && !flags.contains(RestrictFlags::NOQUERY),
+            mrulist: !flags.contains(RestrictFlags::NOMRULIST),
             max_reply_octets: usize::MAX,
         }
     }
 
     /// The same access, with replies of at most `octets` octets: a source whose address is not
     /// proven gets nothing longer than its request (no amplification, security.md §2.2).
+    /// Two replies are exempt: the fixed-size nonce ([`NONCE_REPLY_OCTETS`]) and the MRU list
+    /// for a request carrying a valid nonce, which proves the address.
     #[must_use]
     pub const fn within(self, octets: usize) -> Self {
         Self {
@@ -115,6 +124,19 @@ pub fn respond(
     now: NtpTimestamp,
     emit: &mut dyn FnMut(&[u8]),
 ) -> ControlOutcome {
+    respond_with_mru(request, access, snapshot, now, None, emit)
+}
+
+/// [`respond`], also serving REQ_NONCE and READ_MRU from `mru` (without it both are
+/// PERMISSION errors).
+pub fn respond_with_mru(
+    request: &[u8],
+    access: ControlAccess,
+    snapshot: &ControlSnapshot,
+    now: NtpTimestamp,
+    mru: Option<&MruContext<'_>>,
+    emit: &mut dyn FnMut(&[u8]),
+) -> ControlOutcome {
     if !access.query {
         return ControlOutcome::Ignored(IgnoreReason::Restricted);
     }
@@ -122,6 +144,7 @@ pub fn respond(
         snapshot,
         now,
         max_octets: access.max_reply_octets,
+        mru: mru.filter(|_| access.mrulist),
         emit,
     };
     let frame = match RequestFrame::parse(request) {
@@ -136,7 +159,8 @@ pub fn respond(
 }
 
 /// Runs [`respond`] on arbitrary bytes against a fixed snapshot with two associations and
-/// checks the shape of every datagram: the body of the `mode6_request` fuzz target.
+/// checks the shape of every datagram, then reads them as MRU list parameters and lists a
+/// small client table with them: the body of the `control_respond` fuzz target.
 ///
 /// # Panics
 /// If a datagram breaks the framing rules (a bug, which is what fuzzing looks for).
@@ -158,6 +182,11 @@ pub fn fuzz_respond(data: &[u8]) {
     assert!(fragments <= MAX_REPLY_FRAGMENTS);
     if let ControlOutcome::Answered(answer) = outcome {
         assert_eq!(answer.fragments, fragments);
+    }
+    // The MRU parameters, from the data of a request or from the bytes as they are.
+    match RequestFrame::parse(data) {
+        Ok(frame) => mru::fuzz_list(frame.data),
+        Err(_) => mru::fuzz_list(data),
     }
 }
 
@@ -182,6 +211,8 @@ struct Replier<'s, 'e> {
     now: NtpTimestamp,
     /// [`ControlAccess::within`]: a longer answer is refused with PERMISSION.
     max_octets: usize,
+    /// The client table and nonce secret, when the MRU list is served to this source.
+    mru: Option<&'e MruContext<'e>>,
     emit: &'e mut dyn FnMut(&[u8]),
 }
 
@@ -233,10 +264,51 @@ impl<'s> Replier<'s, '_> {
             | Opcode::SaveConfig
             | Opcode::ReadOrderedList
             | Opcode::SetTrap
-            | Opcode::UnsetTrap
-            | Opcode::ReadMru
-            | Opcode::RequestNonce => self.error(header, ErrorCode::Permission),
+            | Opcode::UnsetTrap => self.error(header, ErrorCode::Permission),
+            Opcode::RequestNonce => self.nonce(header),
+            Opcode::ReadMru => self.mru_list(header, request.data),
             Opcode::AsyncMessage | Opcode::Other(_) => self.error(header, ErrorCode::BadOpcode),
+        }
+    }
+
+    /// REQ_NONCE: a fixed-size reply, allowed to exceed the request up to
+    /// [`NONCE_REPLY_OCTETS`] whatever the source.
+    fn nonce(&mut self, header: &ControlHeader) -> ControlOutcome {
+        let Some(context) = self.mru else {
+            return self.error(header, ErrorCode::Permission);
+        };
+        let mut data = [0u8; MAX_DATA_LEN];
+        let len = mru::write_nonce(context, &mut data);
+        self.max_octets = self.max_octets.max(NONCE_REPLY_OCTETS);
+        let status = self.snapshot.system.status().word();
+        self.data(header, status, data.get(..len).unwrap_or_default(), false)
+    }
+
+    /// READ_MRU: only for a request that plays back a valid nonce, which proves that the
+    /// source receives at its address; then the reply may be as long as the list (at most
+    /// [`MAX_REPLY_FRAGMENTS`]). Anything else gets a 12-octet error.
+    fn mru_list(&mut self, header: &ControlHeader, data: &[u8]) -> ControlOutcome {
+        let Some(context) = self.mru else {
+            return self.error(header, ErrorCode::Permission);
+        };
+        let query = match MruQuery::parse(data) {
+            Ok(query) => query,
+            Err(code) => return self.error(header, code),
+        };
+        let proven = query.nonce.is_some_and(|nonce| {
+            Nonce::verify(&context.nonce_key, context.source, context.monotonic, nonce)
+        });
+        if !proven {
+            return self.error(header, ErrorCode::Permission);
+        }
+        let mut buf = vec![0u8; MAX_REPLY_DATA];
+        match mru::write_list(context, &query, self.now, &mut buf) {
+            Ok(len) => {
+                self.max_octets = usize::MAX;
+                let status = self.snapshot.system.status().word();
+                self.data(header, status, buf.get(..len).unwrap_or_default(), false)
+            }
+            Err(code) => self.error(header, code),
         }
     }
 

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::access::RestrictFlags;
 use crate::packet::{Leap, Mode, ReferenceId};
+use crate::property;
 use crate::select::Tally;
 use crate::time::NtpTimestamp;
 
@@ -457,58 +458,87 @@ fn reassembly_survives_reordering_duplicates_and_strangers() {
     assert_eq!(parse_association_list(&done.data).len(), 300);
 }
 
-proptest! {
-    #[test]
-    fn any_bytes_never_panic_and_every_datagram_is_well_framed(
-        bytes in proptest::collection::vec(any::<u8>(), 0..600),
-    ) {
+#[test]
+fn any_bytes_never_panic_and_every_datagram_is_well_framed() {
+    let checked = property::run(proptest::collection::vec(any::<u8>(), 0..600), |bytes| {
         fuzz_respond(&bytes);
-    }
+        Ok(())
+    });
+    assert_eq!(checked, property::CASES);
+}
 
-    #[test]
-    fn plausible_requests_are_answered_within_bounds(
-        first in prop_oneof![Just(0x16u8), Just(0xd6), Just(0x0e), Just(0x26), any::<u8>()],
-        opcode in 0u8..32,
-        association in prop_oneof![Just(0u16), 1u16..3, any::<u16>()],
-        payload in proptest::collection::vec(
-            prop_oneof![Just(b','), Just(b'='), Just(b' '), Just(0), b'a'..=b'z'], 0..100),
-        count_skew in -4i32..4,
-    ) {
-        let count = u16::try_from((payload.len() as i32 + count_skew).max(0)).unwrap();
-        let mut req = vec![first, opcode, 0, 1, 0, 0];
-        req.extend_from_slice(&association.to_be_bytes());
-        req.extend_from_slice(&[0, 0]);
-        req.extend_from_slice(&count.to_be_bytes());
-        req.extend_from_slice(&payload);
-        req.resize(req.len().next_multiple_of(4), 0);
-        fuzz_respond(&req);
-    }
+#[test]
+fn plausible_requests_are_answered_within_bounds() {
+    let strategy = (
+        prop_oneof![
+            Just(0x16u8),
+            Just(0xd6),
+            Just(0x0e),
+            Just(0x26),
+            any::<u8>()
+        ],
+        0u8..32,
+        prop_oneof![Just(0u16), 1u16..3, any::<u16>()],
+        proptest::collection::vec(
+            prop_oneof![Just(b','), Just(b'='), Just(b' '), Just(0), b'a'..=b'z'],
+            0..100,
+        ),
+        -4i32..4,
+    );
+    let checked = property::run(
+        strategy,
+        |(first, opcode, association, payload, count_skew)| {
+            let count = u16::try_from((payload.len() as i32 + count_skew).max(0)).unwrap();
+            let mut req = vec![first, opcode, 0, 1, 0, 0];
+            req.extend_from_slice(&association.to_be_bytes());
+            req.extend_from_slice(&[0, 0]);
+            req.extend_from_slice(&count.to_be_bytes());
+            req.extend_from_slice(&payload);
+            req.resize(req.len().next_multiple_of(4), 0);
+            fuzz_respond(&req);
+            Ok(())
+        },
+    );
+    assert_eq!(checked, property::CASES);
+}
 
-    #[test]
-    fn encoded_requests_parse_back(
-        version in 1u8..=4,
-        opcode in 0u8..32,
-        sequence in any::<u16>(),
-        association in any::<u16>(),
-        data in proptest::collection::vec(any::<u8>(), 0..=MAX_DATA_LEN),
-    ) {
-        let request = ClientRequest { version, opcode: Opcode::from_code(opcode), sequence, association, data: &data };
-        let mut buf = [0u8; MAX_DATAGRAM_LEN];
-        let len = request.encode(&mut buf).unwrap();
-        prop_assert_eq!(len % 4, 0);
-        let frame = RequestFrame::parse(&buf[..len]).unwrap();
-        prop_assert_eq!(frame.header.version, version);
-        prop_assert_eq!(frame.header.opcode.code(), opcode);
-        prop_assert_eq!(frame.header.sequence, sequence);
-        prop_assert_eq!(frame.header.association, association);
-        prop_assert_eq!(frame.data, &data[..]);
-    }
+#[test]
+fn encoded_requests_parse_back() {
+    let strategy = (
+        1u8..=4,
+        0u8..32,
+        any::<u16>(),
+        any::<u16>(),
+        proptest::collection::vec(any::<u8>(), 0..=MAX_DATA_LEN),
+    );
+    let checked = property::run(
+        strategy,
+        |(version, opcode, sequence, association, data)| {
+            let request = ClientRequest {
+                version,
+                opcode: Opcode::from_code(opcode),
+                sequence,
+                association,
+                data: &data,
+            };
+            let mut buf = [0u8; MAX_DATAGRAM_LEN];
+            let len = request.encode(&mut buf).unwrap();
+            prop_assert_eq!(len % 4, 0);
+            let frame = RequestFrame::parse(&buf[..len]).unwrap();
+            prop_assert_eq!(frame.header.version, version);
+            prop_assert_eq!(frame.header.opcode.code(), opcode);
+            prop_assert_eq!(frame.header.sequence, sequence);
+            prop_assert_eq!(frame.header.association, association);
+            prop_assert_eq!(frame.data, &data[..]);
+            Ok(())
+        },
+    );
+    assert_eq!(checked, property::CASES);
+}
 
-    #[test]
-    fn shuffled_fragments_reassemble_to_the_original(
-        n in 0u16..500,
-        seed in any::<u64>(),
-    ) {
+#[test]
+fn shuffled_fragments_reassemble_to_the_original() {
+    let checked = property::run((0u16..500, any::<u64>()), |(n, seed)| {
         let snapshot = many_peers(n);
         let mut buf = [0u8; MAX_DATAGRAM_LEN];
         let len = ClientRequest::read_status(5).encode(&mut buf).unwrap();
@@ -516,7 +546,9 @@ proptest! {
         // A seeded Fisher–Yates shuffle, plus a duplicate of the first fragment.
         let mut state = seed | 1;
         for i in (1..fragments.len()).rev() {
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
             fragments.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap());
         }
         fragments.push(fragments[0].clone());
@@ -528,7 +560,12 @@ proptest! {
             }
         }
         let done = done.expect("complete");
-        let ids: Vec<u16> = parse_association_list(&done.data).iter().map(|p| p.0).collect();
+        let ids: Vec<u16> = parse_association_list(&done.data)
+            .iter()
+            .map(|p| p.0)
+            .collect();
         prop_assert_eq!(ids, (1..=n).collect::<Vec<_>>());
-    }
+        Ok(())
+    });
+    assert_eq!(checked, property::CASES);
 }

@@ -69,6 +69,11 @@ impl<'b> VarWriter<'b> {
         self.line_len = new_line_len;
     }
 
+    /// Octets written so far.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Ends the list: appends `\r\n` if the last fragment has room for it (ntpd does the same),
     /// and returns the length written and whether any item was left out.
     pub(crate) fn finish(self) -> (usize, bool) {

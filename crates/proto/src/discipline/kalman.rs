@@ -188,3 +188,101 @@ impl Kalman {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::NtpDuration;
+
+    fn at(secs: f64) -> NtpTimestamp {
+        NtpTimestamp::from_parts(0xec00_0000, 0) + NtpDuration::from_seconds_f64(secs)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn prediction_carries_the_frequency_and_grows_the_covariance_by_the_model() {
+        let mut k = Kalman::new(at(0.0), 1e-3, 1e-8, 2e-6, 1e-12);
+        k.wander = 1e-14;
+        k.predict(at(100.0), 100.0, 1e-4);
+        // θ moves by φ·dt less the correction applied meanwhile.
+        assert!(close(k.offset, 1e-3 + 2e-6 * 100.0 - 1e-4), "{}", k.offset);
+        let (q, w) = (1e-14, WHITE_PHASE_NOISE);
+        let p00 = 1e-8 + 100.0 * 100.0 * 1e-12 + q * 1e6 / 3.0 + w * 100.0;
+        let p01 = 100.0 * 1e-12 + q * 100.0 * 100.0 / 2.0;
+        let p11 = 1e-12 + q * 100.0;
+        assert!(
+            close(k.p[0], p00) && close(k.p[1], p01) && close(k.p[2], p11),
+            "{:?}",
+            k.p
+        );
+        assert!(close(k.offset_sigma(), p00.sqrt()));
+        assert!(close(k.freq_sigma(), p11.sqrt()));
+        // From a state with a cross term, both it and the frequency term carry over.
+        k.predict(at(150.0), 50.0, 0.0);
+        let p00 = p00 + 2.0 * 50.0 * p01 + 2500.0 * p11 + q * 125_000.0 / 3.0 + w * 50.0;
+        let p01 = p01 + 50.0 * p11 + q * 2500.0 / 2.0;
+        assert!(close(k.p[0], p00) && close(k.p[1], p01), "{:?}", k.p);
+    }
+
+    #[test]
+    fn the_offset_sigma_ahead_counts_the_frequency_uncertainty_but_not_the_wander() {
+        let mut k = Kalman::new(at(0.0), 0.0, 1e-8, 0.0, 1e-12);
+        k.predict(at(10.0), 10.0, 0.0);
+        let [p00, p01, p11] = k.p;
+        assert!(p01 > 0.0);
+        let expected = (p00 + 2.0 * 64.0 * p01 + 64.0 * 64.0 * p11).sqrt();
+        assert!(close(k.offset_sigma_after(64.0), expected));
+    }
+
+    #[test]
+    fn a_normalised_innovation_is_the_squared_residual_over_its_variance() {
+        let inn = Innovation {
+            residual: 3e-3,
+            variance: 4e-6,
+            prior: 1e-6,
+        };
+        assert!(close(inn.normalised(), 2.25));
+    }
+
+    #[test]
+    fn persistent_surprises_raise_the_wander_and_persistent_calm_lowers_it() {
+        let mut k = Kalman::new(at(0.0), 0.0, 1e-10, 0.0, 1e-16);
+        assert!(close(k.wander(), DEFAULT_WANDER));
+        // A residual of ten sigmas (ν²/S = 100) moves the average from 1 to 13.4 > 2: the
+        // wander doubles and the average starts again from 1.
+        let off = k.offset + 10.0 * (k.p[0] + 1e-10).sqrt();
+        k.update(off, 1e-10, true);
+        assert!(close(k.wander(), 2.0 * DEFAULT_WANDER), "{}", k.wander());
+        // Residuals of zero: the average falls by 1/8 each time, below 0.5 at the sixth
+        // (0.875⁶ = 0.45), and the wander halves back.
+        let mut n = 0;
+        while close(k.wander(), 2.0 * DEFAULT_WANDER) && n < 20 {
+            let off = k.offset;
+            k.update(off, 1e-10, true);
+            n += 1;
+        }
+        assert!(
+            close(k.wander(), DEFAULT_WANDER),
+            "{} after {n}",
+            k.wander()
+        );
+        assert_eq!(n, 6, "calm updates");
+    }
+
+    #[test]
+    fn inflating_widens_offset_and_frequency_and_a_restart_keeps_only_the_frequency() {
+        let mut k = Kalman::new(at(0.0), 1e-3, 1e-8, 2e-6, 1e-12);
+        k.predict(at(10.0), 10.0, 0.0);
+        let before = k.p;
+        k.inflate(4e-8, 3e-12);
+        assert!(close(k.p[0], before[0] + 4e-8) && close(k.p[2], before[2] + 3e-12));
+        assert!(close(k.p[1], before[1]));
+        k.restart(at(20.0), 1e-10);
+        assert_eq!((k.time, k.offset), (at(20.0), 0.0));
+        assert!(close(k.p[0], 1e-10) && k.p[1].abs() < 1e-300 && close(k.p[2], before[2] + 3e-12));
+        assert!(close(k.freq, 2e-6));
+    }
+}

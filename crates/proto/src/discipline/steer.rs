@@ -218,3 +218,230 @@ impl Steering {
         Ok(at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::convert::Infallible;
+
+    use super::*;
+    use crate::packet::Leap;
+
+    /// A clock that stands where it is put and takes every command at once.
+    struct Still(NtpTimestamp);
+
+    impl Clock for Still {
+        type Error = Infallible;
+
+        fn now(&self) -> NtpTimestamp {
+            self.0
+        }
+
+        fn step(&mut self, _: NtpDuration) -> Result<NtpTimestamp, Infallible> {
+            unreachable!("steering never steps")
+        }
+
+        fn set_frequency(&mut self, _: f64) -> Result<NtpTimestamp, Infallible> {
+            Ok(self.0)
+        }
+
+        fn set_status(
+            &mut self,
+            _: Leap,
+            _: NtpDuration,
+            _: NtpDuration,
+        ) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    fn at(secs: f64) -> NtpTimestamp {
+        NtpTimestamp::from_parts(0xec00_0000, 0) + NtpDuration::from_seconds_f64(secs)
+    }
+
+    fn steer(s: &mut Steering, clock: &mut Still, offset: f64) {
+        let now = clock.0;
+        s.steer(clock, now, 0.0, offset).unwrap();
+    }
+
+    /// How long the slew just started lasts, in oscillator seconds (its local length is
+    /// longer by the rate it runs at: `offset` over that time).
+    fn slew_seconds(s: &Steering, clock: &Still, offset: f64) -> f64 {
+        seconds_between(s.next_timeout().unwrap(), clock.0) - offset
+    }
+
+    #[test]
+    fn the_log_integrates_each_command_over_its_own_span() {
+        let mut clock = Still(at(10.0));
+        let mut s = Steering::new(0.0, 500e-6);
+        s.set_base(&mut clock, 100e-6).unwrap();
+        clock.0 = at(20.0);
+        s.set_base(&mut clock, -50e-6).unwrap();
+        let (elapsed, phase) = s.integrate(at(5.0), at(25.0));
+        let (a, b) = (10.0 / (1.0 + 100e-6), 5.0 / (1.0 - 50e-6));
+        assert!((elapsed - (5.0 + a + b)).abs() < 1e-9, "{elapsed}");
+        assert!((phase - (100e-6 * a - 50e-6 * b)).abs() < 1e-12, "{phase}");
+        // A span inside the first command ends where it is asked to, not at the next command.
+        let (elapsed, phase) = s.integrate(at(5.0), at(8.0));
+        assert!(
+            (elapsed - 3.0).abs() < 1e-9 && phase == 0.0,
+            "{elapsed} {phase}"
+        );
+        assert_eq!(s.integrate(at(25.0), at(5.0)), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_small_correction_is_spread_over_a_second_a_large_one_goes_at_full_rate() {
+        let mut clock = Still(at(0.0));
+        // A fast slew rate (5 %), so that the shortest durations decide.
+        let mut s = Steering::new(0.0, 0.05);
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 1.0).abs() < 1e-6);
+        s.handle_timeout(&mut Still(s.next_timeout().unwrap()))
+            .unwrap();
+        // Exactly 1 ms still counts as small.
+        clock.0 = at(10.0);
+        steer(&mut s, &mut clock, 1e-3);
+        assert!((slew_seconds(&s, &clock, 1e-3) - 1.0).abs() < 1e-6);
+        s.handle_timeout(&mut Still(s.next_timeout().unwrap()))
+            .unwrap();
+        clock.0 = at(20.0);
+        steer(&mut s, &mut clock, 2e-3);
+        assert!((slew_seconds(&s, &clock, 2e-3) - 0.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_small_correction_replacing_a_running_fast_slew_goes_fast_too() {
+        let mut clock = Still(at(0.0));
+        let mut s = Steering::new(0.0, 0.05);
+        steer(&mut s, &mut clock, 2e-3);
+        let fast_end = s.next_timeout().unwrap();
+        clock.0 = at(0.05);
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 0.1).abs() < 1e-6);
+        // A slow slew under way does not make the next one fast.
+        let mut s = Steering::new(0.0, 0.05);
+        clock.0 = at(0.0);
+        steer(&mut s, &mut clock, 0.5e-3);
+        clock.0 = at(0.5);
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 1.0).abs() < 1e-6);
+        // Nor does a fast one whose end has come, even if its timer has not run yet.
+        let mut s = Steering::new(0.0, 0.05);
+        clock.0 = at(0.0);
+        steer(&mut s, &mut clock, 2e-3);
+        assert_eq!(s.next_timeout(), Some(fast_end));
+        clock.0 = fast_end;
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_slew_at_exactly_a_millisecond_per_second_is_not_fast() {
+        let mut clock = Still(at(0.0));
+        let mut s = Steering::new(0.0, 0.05);
+        // 1 ms over a second: 1e-3 s/s, the limit itself.
+        steer(&mut s, &mut clock, 1e-3);
+        clock.0 = at(0.5);
+        steer(&mut s, &mut clock, 0.5e-3);
+        assert!((slew_seconds(&s, &clock, 0.5e-3) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_new_slew_commits_only_what_the_cancelled_one_had_not_yet_done() {
+        let mut clock = Still(at(0.0));
+        let mut s = Steering::new(0.0, 0.05);
+        steer(&mut s, &mut clock, 0.5e-3);
+        // Half-way through, a new correction of 0.5 ms: a quarter was still to come.
+        let half = seconds_between(s.next_timeout().unwrap(), clock.0) / 2.0;
+        clock.0 = at(half);
+        let now = clock.0;
+        let committed = s.steer(&mut clock, now, 0.0, 0.5e-3).unwrap();
+        assert!((committed - 0.25e-3).abs() < 1e-9, "{committed}");
+    }
+
+    /// Base 100 ppm, then 0.5 ms slewed over a second from 0: rate 0.5e-3 on top.
+    fn slewing() -> (Steering, Still) {
+        let mut clock = Still(at(0.0));
+        let mut s = Steering::new(0.0, 0.05);
+        let now = clock.0;
+        s.steer(&mut clock, now, 100e-6, 0.5e-3).unwrap();
+        (s, clock)
+    }
+
+    #[test]
+    fn the_slew_ends_at_its_timer_and_a_late_timer_books_the_overshoot() {
+        let (mut s, _) = slewing();
+        let end = s.next_timeout().unwrap();
+        let pending = s.pending().unwrap();
+        assert!((pending.rate - 0.5e-3 / (1.0 + 100e-6 + 0.5e-3)).abs() < 1e-15);
+        // Early: nothing happens.
+        let early = end - NtpDuration::from_seconds_f64(0.01);
+        assert!(s.handle_timeout(&mut Still(early)).unwrap().abs() < 1e-300);
+        assert_eq!(s.next_timeout(), Some(end));
+        // On time: the slew ends, nothing beyond what was committed.
+        let mut on_time = s.clone();
+        assert!(on_time.handle_timeout(&mut Still(end)).unwrap().abs() < 1e-300);
+        assert_eq!(on_time.next_timeout(), None);
+        // 0.2 s late: the extra rate ran 0.2 local seconds longer.
+        let late = end + NtpDuration::from_seconds_f64(0.2);
+        let extra = s.handle_timeout(&mut Still(late)).unwrap();
+        let expected = 0.5e-3 * 0.2 / (1.0 + 100e-6 + 0.5e-3);
+        assert!((extra - expected).abs() < 1e-12, "{extra} vs {expected}");
+        assert_eq!(s.next_timeout(), None);
+    }
+
+    #[test]
+    fn cancelling_returns_what_the_slew_had_still_to_do() {
+        let (mut s, _) = slewing();
+        let end = s.next_timeout().unwrap();
+        let half = at(seconds_between(end, at(0.0)) / 2.0);
+        let rest = s.cancel(&mut Still(half)).unwrap();
+        assert!((rest - 0.25e-3).abs() < 1e-9, "{rest}");
+        assert_eq!(s.next_timeout(), None);
+        let nothing = s.cancel(&mut Still(half)).unwrap();
+        assert!(nothing.abs() < 1e-300, "nothing left to cancel: {nothing}");
+    }
+
+    /// Commands at 10 s (+100 ppm) and 20 s (−50 ppm) after starting at 0.
+    fn two_commands() -> Steering {
+        let mut clock = Still(at(10.0));
+        let mut s = Steering::new(0.0, 500e-6);
+        s.set_base(&mut clock, 100e-6).unwrap();
+        clock.0 = at(20.0);
+        s.set_base(&mut clock, -50e-6).unwrap();
+        s
+    }
+
+    fn phase(s: &Steering, from: f64, to: f64) -> f64 {
+        s.integrate(at(from), at(to)).1
+    }
+
+    #[test]
+    fn after_a_step_back_the_current_rate_applies_on_the_new_time_scale() {
+        let mut s = two_commands();
+        // Stepped back 20 s: local time 0 is now after the commands.
+        s.restart(at(0.0));
+        let expected = -50e-6 * 5.0 / (1.0 - 50e-6);
+        assert!((phase(&s, 0.0, 5.0) - expected).abs() < 1e-15);
+    }
+
+    #[test]
+    fn pruning_drops_only_commands_that_ended_before_the_time_and_keeps_the_last() {
+        let full = two_commands();
+        let (a, b) = (100e-6 * 8.0 / (1.0 + 100e-6), -50e-6 * 5.0 / (1.0 - 50e-6));
+        assert!((phase(&full, 12.0, 25.0) - (a + b)).abs() < 1e-15);
+        // At 15 s the command from 10 s is still in force: nothing changes from 12 s on.
+        let mut s = full.clone();
+        s.prune(at(15.0));
+        assert!((phase(&s, 12.0, 25.0) - (a + b)).abs() < 1e-15);
+        // At 20 s the command from 10 s has ended: the one from 20 s now reaches back.
+        let mut s = full.clone();
+        s.prune(at(20.0));
+        let all_b = -50e-6 * 13.0 / (1.0 - 50e-6);
+        assert!((phase(&s, 12.0, 25.0) - all_b).abs() < 1e-15);
+        // Far later, the last command is kept.
+        let mut s = full;
+        s.prune(at(1000.0));
+        assert!((phase(&s, 30.0, 35.0) - b).abs() < 1e-15);
+    }
+}

@@ -554,3 +554,19 @@ fn sources_settle_when_each_has_answered_or_missed_a_poll() {
     a.reset_filter();
     assert!(!sources_settled([&a]));
 }
+
+#[test]
+fn states_carry_ntpd_s_names_for_the_event_log() {
+    let names: Vec<_> = [
+        State::Unset,
+        State::FrequencySet,
+        State::Sync,
+        State::Spike,
+        State::Frequency,
+        State::Done,
+    ]
+    .into_iter()
+    .map(State::name)
+    .collect();
+    assert_eq!(names, ["NSET", "FSET", "SYNC", "SPIK", "FREQ", "DONE"]);
+}

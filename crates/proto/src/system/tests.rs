@@ -1003,3 +1003,137 @@ fn clients_are_told_unsynchronised_until_the_third_sample_the_discipline_used() 
     assert!(served.is_synchronized());
     assert_eq!(served.leap, Leap::NoWarning);
 }
+
+/// Two sources agree, the clock is synchronised, then both move 0.5 s and the clock is stepped
+/// after the stepout; returns the world right after the step and the two sources.
+fn stepped_after_sync() -> (World, SourceId, SourceId) {
+    let discipline = DisciplineParams {
+        stepout: NtpDuration::from_seconds(10),
+        ..DisciplineParams::default()
+    };
+    let mut w = World::new(params(discipline), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    // Three samples used: synchronised (LI 0 is served only from the third).
+    w.exchange(a);
+    w.exchange(b);
+    w.exchange(a);
+    assert!(w.system.served_state().is_synchronized());
+    for s in &mut w.servers {
+        s.1 = 0.5;
+    }
+    let stepped = |w: &World| w.events.iter().any(|e| matches!(e, Event::Stepped { .. }));
+    for _ in 0..30 {
+        w.run_until(w.clock.true_s + 1.0);
+        w.exchange(a);
+        if stepped(&w) {
+            break;
+        }
+        w.exchange(b);
+        if stepped(&w) {
+            break;
+        }
+    }
+    assert_eq!(w.clock.steps.len(), 1, "{:?}", w.events);
+    (w, a, b)
+}
+
+#[test]
+fn removing_another_source_after_a_step_keeps_serving_the_held_system_peer() {
+    let (mut w, a, b) = stepped_after_sync();
+    w.refresh();
+    let Serving::Peer(held) = w.system.serving() else {
+        panic!("the system peer is served through the step: {:?}", w.events);
+    };
+    let other = if held == a { b } else { a };
+    assert!(w.system.remove_source(other).is_some());
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Peer(held));
+    assert!(w.system.served_state().is_synchronized());
+    // Removing the held peer itself ends it: nothing is left to serve.
+    assert!(w.system.remove_source(held).is_some());
+    w.refresh();
+    assert_eq!(w.system.serving(), Serving::Unsynchronized);
+    assert!(!w.system.served_state().is_synchronized());
+}
+
+#[test]
+fn the_system_wakes_for_the_earliest_source_poll() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    assert_eq!(w.system.poll_timeout(), None, "no sources, nothing to send");
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    w.exchange(a);
+    // `a` has just been answered and waits a poll interval; `b` is due at once.
+    let due = |w: &World, id| w.system.source(id).unwrap().poll_timeout().unwrap();
+    assert!(due(&w, b) < due(&w, a));
+    assert_eq!(w.system.poll_timeout(), Some(due(&w, b)));
+    w.exchange(b);
+    let earliest = due(&w, a).min(due(&w, b));
+    assert_eq!(w.system.poll_timeout(), Some(earliest));
+    assert!(earliest > w.mono());
+}
+
+#[test]
+fn nts_keys_go_to_the_named_source_and_only_a_known_one() {
+    use crate::nts::{Aead, AeadKey, SessionKeys};
+    let session = || SessionKeys {
+        c2s: AeadKey::new(Aead::AesSivCmac256, &[0x11; 32]).unwrap(),
+        s2c: AeadKey::new(Aead::AesSivCmac256, &[0x22; 32]).unwrap(),
+    };
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    assert!(w.system.install_nts(b, session(), vec![vec![7; 64]; 3]));
+    assert_eq!(w.system.source(b).unwrap().nts().cookies(), 3);
+    assert_eq!(w.system.source(a).unwrap().nts().cookies(), 0);
+    assert!(
+        !w.system
+            .install_nts(SourceId(9), session(), vec![vec![7; 64]])
+    );
+}
+
+#[test]
+fn one_shot_finishes_when_the_clock_is_set_and_its_slew_has_ended() {
+    let mut w = World::new(
+        SystemParams {
+            one_shot: true,
+            ..params(DisciplineParams {
+                one_shot: true,
+                ..DisciplineParams::default()
+            })
+        },
+        0.02,
+    );
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    assert!(!w.system.one_shot_finished(), "nothing set yet");
+    w.exchange(a);
+    w.exchange(b);
+    assert!(w.system.clock_timeout().is_some(), "a 20 ms slew runs");
+    assert!(!w.system.one_shot_finished(), "the slew still runs");
+    w.run_until(w.clock.true_s + 600.0);
+    assert!(w.system.one_shot_finished());
+    assert!(w.clock.steps.is_empty());
+    assert!((w.clock.error).abs() < 1e-3, "{}", w.clock.error);
+}
+
+#[test]
+fn the_drift_file_value_is_offered_once_the_frequency_is_measured() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let a = w.add(1, 0.0, spec());
+    let b = w.add(2, 0.0, spec());
+    assert_eq!(w.system.drift(), None);
+    // The servers run 20 ppm ahead of the local oscillator: the correction to learn is +20.
+    for i in 0..60u32 {
+        w.run_until(f64::from(i) * 64.0);
+        let offset = 20e-6 * w.clock.true_s;
+        for s in &mut w.servers {
+            s.1 = offset;
+        }
+        w.exchange(a);
+        w.exchange(b);
+    }
+    let drift = w.system.drift().expect("measured by now").value();
+    assert!((drift - 20.0).abs() < 1.0, "{drift}");
+}

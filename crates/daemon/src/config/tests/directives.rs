@@ -122,7 +122,7 @@ fn driftfile_nonvolatile_and_paths() {
 #[test]
 fn statistics_and_filegen_options() {
     let (config, findings) = parse(
-        "statistics loopstats sysstats loopstats rawstats\n\
+        "statistics loopstats sysstats loopstats rawstats usestats\n\
          filegen peerstats file peers type week link disable\nfilegen sysstats type pid nolink",
     );
     assert_eq!(
@@ -130,10 +130,12 @@ fn statistics_and_filegen_options() {
         [
             StatsKind::Loopstats,
             StatsKind::Sysstats,
-            StatsKind::Rawstats
+            StatsKind::Rawstats,
+            StatsKind::Usestats
         ]
     );
-    assert_eq!(positions(&findings, Severity::Warning), ["1:41 rawstats"]);
+    // rawstats is written; usestats is not, which is a warning.
+    assert_eq!(positions(&findings, Severity::Warning), ["1:50 usestats"]);
     let peers = &config.filegens[0];
     assert_eq!(peers.file, Some(PathBuf::from("peers")));
     assert_eq!(

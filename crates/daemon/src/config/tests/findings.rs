@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::{TempDir, parse, positions};
 use crate::config::*;
+use crate::property;
 
 #[test]
 fn bad_lines_are_reported_at_file_line_column_and_the_rest_loads() {
@@ -326,23 +327,41 @@ const VOCABULARY: &[&str] = &[
     "x=y",
 ];
 
-proptest! {
-    #[test]
-    fn arbitrary_text_never_panics(text in "\\PC*") {
+#[test]
+fn arbitrary_text_never_panics() {
+    let checked = property::run("\\PC*", |text| {
         let (_, findings) = parse_str(&text, Path::new("/nonexistent-sundial/ntp.conf"));
         let lines = u32::try_from(text.lines().count()).unwrap();
         prop_assert!(findings.iter().all(|f| f.location.line <= lines.max(1)));
-    }
+        Ok(())
+    });
+    assert_eq!(checked, property::CASES);
+}
 
-    #[test]
-    fn keyword_soup_never_panics_and_errors_carry_positions(
-        lines in prop::collection::vec(prop::collection::vec(prop::sample::select(VOCABULARY), 0..9), 0..12)
-    ) {
+#[test]
+fn keyword_soup_never_panics_and_errors_carry_positions() {
+    let strategy = prop::collection::vec(
+        prop::collection::vec(prop::sample::select(VOCABULARY), 0..9),
+        0..12,
+    );
+    let with_findings = property::Checked::default();
+    let checked = property::run(strategy, |lines| {
         let text: Vec<String> = lines.iter().map(|words| words.join(" ")).collect();
         let (_, findings) = parse_str(&text.join("\n"), Path::new("/nonexistent-sundial/ntp.conf"));
+        if !findings.is_empty() {
+            with_findings.hit();
+        }
         for finding in &findings {
             prop_assert!(finding.location.line >= 1 && finding.location.column >= 1);
             prop_assert!(!finding.message.is_empty());
         }
-    }
+        Ok(())
+    });
+    assert_eq!(checked, property::CASES);
+    // Most soups are wrong somewhere; the positions rule must have been checked on them.
+    assert!(
+        with_findings.count() >= property::CASES / 2,
+        "only {} inputs had findings",
+        with_findings.count()
+    );
 }
