@@ -29,6 +29,7 @@ use crate::config::{Association, AssociationKind, Config, Family, HostSpec, Loca
 use crate::keys::TrustedKeys;
 use crate::nts::sources::NtsSources;
 use crate::random::Random;
+use crate::refclock::Refclocks;
 use crate::resolver::{Lookup, Resolver};
 
 /// First token used for association sockets; a token is this plus the association id.
@@ -109,6 +110,8 @@ pub struct Associations {
     keys: Arc<TrustedKeys>,
     /// Key exchanges of `nts` associations.
     nts: NtsSources,
+    /// The reference clocks (SHM, SOCK, PPS).
+    refclocks: Refclocks,
 }
 
 impl Associations {
@@ -134,11 +137,19 @@ impl Associations {
             keys: Arc::new(TrustedKeys::none()),
             nts: NtsSources::new(config, resolver.waker()),
             resolver,
+            refclocks: Refclocks::default(),
         };
         let command_line = extra_servers.iter().map(|s| command_line_server(s));
         for assoc in config.associations.iter().cloned().chain(command_line) {
             me.add(assoc, system, now);
         }
+        let mut next_id = me.next_id;
+        me.refclocks = Refclocks::new(config, system, now, || {
+            let id = next_id;
+            next_id = next_id.checked_add(1).unwrap_or(1);
+            id
+        });
+        me.next_id = next_id;
         me
     }
 
@@ -295,6 +306,16 @@ impl Associations {
     /// The associations that have an address.
     pub fn peers(&self) -> &[Peer] {
         &self.peers
+    }
+
+    /// The reference clocks.
+    pub fn refclocks(&self) -> &Refclocks {
+        &self.refclocks
+    }
+
+    /// The reference clocks, to read and poll them (`Refclocks::on_tick`).
+    pub fn refclocks_mut(&mut self) -> &mut Refclocks {
+        &mut self.refclocks
     }
 
     /// The pool prototypes.
@@ -605,8 +626,14 @@ impl Associations {
         system
             .sources()
             .filter_map(|v| {
-                let p = self.peer(v.id)?;
                 let tally = v.tally.symbol();
+                if let Some(rc) = u16::try_from(v.id.0)
+                    .ok()
+                    .and_then(|id| self.refclocks.get(id))
+                {
+                    return Some(format!("{tally}{}", rc.name()));
+                }
+                let p = self.peer(v.id)?;
                 Some(if p.addr.port() == 123 {
                     format!("{tally}{}", p.host)
                 } else {

@@ -17,6 +17,7 @@ use sundial_proto::system::{Serving, SourceView, System, SystemReadout, SystemSt
 use sundial_proto::time::{NtpDuration, NtpTimestamp};
 
 use crate::associations::{Associations, Peer, source_id};
+use crate::refclock::Refclock;
 
 /// Peer event codes (RFC 9327 / ntpd): the last thing that happened to an association.
 const EVENT_MOBILIZE: u8 = 1;
@@ -105,6 +106,10 @@ pub fn snapshot(
         let source = system.sources().find(|v| v.id == source_id(p.id))?;
         peer_vars(p, &source, view)
     }));
+    peers.extend(associations.refclocks().clocks().iter().filter_map(|rc| {
+        let source = system.sources().find(|v| v.id == source_id(rc.id))?;
+        refclock_vars(rc, &source, view)
+    }));
     if let (Some(id), Fallback::LocalClock { stratum, refid }) =
         (view.local_clock_id, view.fallback)
         && let Some(id) = AssociationId::new(id)
@@ -163,10 +168,11 @@ fn system_vars(view: &SystemView<'_>) -> SystemVars {
         rootdelay: s.root_delay.to_seconds_f64(),
         rootdisp: s.root_dispersion_at(view.now).to_seconds_f64(),
         refid: s.reference_id,
+        // A reference clock's name, as a stratum-1 server (or the local clock) claims it.
         refid_is_text: matches!(
             (view.serving, view.fallback),
             (Serving::Fallback, Fallback::LocalClock { .. })
-        ),
+        ) || (s.stratum == 1 && matches!(view.serving, Serving::Peer(_))),
         reftime: s.reference_time,
         peer,
         tc: view.readout.poll,
@@ -263,6 +269,65 @@ fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<Peer
             dispersion: disp,
         };
     }
+    Some(v)
+}
+
+/// A reference clock's row: ntpd's `SHM(0)` name and `127.127.T.U` address, what the clock
+/// claims (stratum, refid as text), the source's filter, and the driver's counters for
+/// `ntpq -c cv`.
+fn refclock_vars(rc: &Refclock, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<PeerVars> {
+    let mut v = PeerVars::new(AssociationId::new(rc.id)?, rc.addr(), 123);
+    let source = s.source;
+    v.srchost = Some(rc.name());
+    v.is_refclock = true;
+    v.tally = s.tally;
+    v.reach = source.reach();
+    v.unreach = source.unreach();
+    v.hpoll = source.hpoll();
+    v.ppoll = source.hpoll();
+    v.rec = source.last_receive();
+    v.hmode = Mode::Client;
+    v.refid = rc.info.reference_id;
+    v.stratum = rc.info.stratum;
+    v.precision = rc.info.precision;
+    v.leap = source.peer().map_or(Leap::Unsynchronized, |p| p.leap);
+    v.reftime = source
+        .peer()
+        .map_or(NtpTimestamp::ZERO, |p| p.reference_time);
+    v.event_count = 1;
+    v.event_code = match (view.serving, v.reach) {
+        (Serving::Peer(id), _) if id == s.id => EVENT_SYS_PEER,
+        (_, 0) => EVENT_MOBILIZE,
+        _ => EVENT_REACHABLE,
+    };
+    if let Some(est) = source.estimate() {
+        v.offset = est.offset;
+        v.delay = est.delay;
+        v.dispersion = est.dispersion;
+        v.jitter = est.jitter;
+    }
+    for (stage, (delay, offset, disp)) in v.filter.iter_mut().zip(source.filter().stages(view.now))
+    {
+        *stage = FilterStage {
+            delay,
+            offset,
+            dispersion: disp,
+        };
+    }
+    v.clock = ClockVars {
+        name: rc.name(),
+        device: rc.device.clone(),
+        timecode: rc.timecode.clone(),
+        polls: rc.counters.polls,
+        noreply: rc.counters.noreply,
+        badformat: rc.counters.badformat,
+        baddata: rc.counters.baddata,
+        fudgetime1: rc.time1.to_seconds_f64(),
+        stratum: rc.info.stratum,
+        refid: rc.info.reference_id,
+        flags: rc.flags,
+        ..ClockVars::default()
+    };
     Some(v)
 }
 

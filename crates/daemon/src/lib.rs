@@ -26,6 +26,7 @@ pub mod nts;
 mod property;
 pub mod publish;
 pub mod random;
+pub mod refclock;
 pub mod reload;
 pub mod resolver;
 pub mod safefile;

@@ -431,6 +431,12 @@ fn main_loop(
             return Ok(code);
         }
         if now >= next_tick {
+            let (system, clock) = d.timekeeper.parts();
+            d.associations
+                .refclocks_mut()
+                .on_tick(mono(started), &mapping, system, clock);
+            let lines = d.associations.refclocks_mut().take_clockstats();
+            d.timekeeper.record_clockstats(lines);
             if let Verdict::Exit(code) =
                 d.timekeeper
                     .update(&d.associations, &d.publisher, true, mono(started))

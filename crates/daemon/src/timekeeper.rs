@@ -351,6 +351,15 @@ impl Timekeeper {
         self.tallies = tallies;
     }
 
+    /// Writes `clockstats` lines: reference clock readings (time, clock address, timecode).
+    pub fn record_clockstats(&mut self, lines: Vec<(UnixTime, IpAddr, String)>) {
+        if let Some(stats) = self.stats.as_mut() {
+            for (at, addr, timecode) in lines {
+                stats.record_clock(at, addr, &timecode);
+            }
+        }
+    }
+
     /// The `rawstats` line of the sample source `id` just made.
     fn raw_line(&mut self, id: SourceId, associations: &Associations) -> Option<RawLine> {
         let view = self.system.sources().find(|v| v.id == id)?;

@@ -364,3 +364,60 @@ pub fn control_reassembly(data: &[u8]) {
         }
     }
 }
+
+/// A reference clock's untrusted inputs: the first 64 octets, read as the fields of an NTP
+/// shared-memory record (native-endian integers), go through the SHM check twice (the second
+/// time as a repeat of the first); the whole input is parsed as a SOCK datagram. What is taken
+/// must be a valid, untorn record within the offset limit, and a datagram that parses must say
+/// what it was built from.
+pub fn refclock(data: &[u8]) {
+    use crate::refclock::shm::{ShmReader, ShmRecord};
+    let mut words = data
+        .chunks(4)
+        .map(|c| {
+            let mut b = [0u8; 4];
+            for (d, s) in b.iter_mut().zip(c) {
+                *d = *s;
+            }
+            i32::from_ne_bytes(b)
+        })
+        .chain(core::iter::repeat(0));
+    let mut next = || words.next().unwrap_or(0);
+    let wide = |hi: i32, lo: i32| (i64::from(hi) << 32) | i64::from(lo as u32);
+    let record = ShmRecord {
+        mode: next(),
+        count_before: next(),
+        count_after: next(),
+        clock_sec: wide(next(), next()),
+        clock_usec: next(),
+        clock_nsec: next() as u32,
+        receive_sec: wide(next(), next()),
+        receive_usec: next(),
+        receive_nsec: next() as u32,
+        leap: next(),
+        precision: next(),
+        valid: next(),
+    };
+    let limit = (record.precision & 1 == 0).then_some(14_400.0);
+    let mut reader = ShmReader::new();
+    for _ in 0..2 {
+        if let Ok(reading) = reader.check(&record, limit) {
+            assert!(record.valid != 0, "took a record that was not valid");
+            assert!(record.mode == 0 || record.mode == 1, "took an unknown mode");
+            assert!(
+                record.mode == 0 || record.count_before == record.count_after,
+                "took a torn record"
+            );
+            assert!(
+                limit.is_none_or(|l| reading.offset().abs() <= l + 1e-9),
+                "beyond the limit"
+            );
+        }
+    }
+    if record.mode == 1 && record.valid != 0 {
+        assert!(reader.taken() <= 1, "took the same mode-1 record twice");
+    }
+    if let Ok(sample) = crate::refclock::sock::parse(data) {
+        assert!(sample.reading.offset().abs() <= 86_400.0 + 1e-6);
+    }
+}

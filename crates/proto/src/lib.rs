@@ -56,6 +56,7 @@ pub mod pool;
 #[cfg(test)]
 mod property;
 pub mod ratelimit;
+pub mod refclock;
 pub mod select;
 pub mod server;
 pub mod siphash;

@@ -28,6 +28,7 @@ use crate::nts::ef::NtsError;
 use crate::nts::{NtsClient, ReplyError, SessionKeys};
 use crate::onwire::{self, Answer, Measurement, NotAnswer, Unusable};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
+use crate::refclock::MedianFilter;
 use crate::select::{Candidate, Standing};
 use crate::time::{Log2Seconds, MonoTime, NtpDuration, NtpShort, NtpTimestamp};
 
@@ -310,6 +311,9 @@ pub struct Source {
     rejections: [u64; Rejection::ALL.len()],
     sent: u64,
     received: u64,
+    /// A reference clock's readings since its last poll; `None` for a network source. A
+    /// reference clock sends no requests: its samples come through [`Self::handle_refclock`].
+    readings: Option<MedianFilter>,
 }
 
 impl Source {
@@ -350,12 +354,84 @@ impl Source {
             rejections: [0; Rejection::ALL.len()],
             sent: 0,
             received: 0,
+            readings: None,
         }
+    }
+
+    /// A reference clock's source. It never sends: once per poll interval its driver hands it
+    /// the median of the clock's readings ([`Self::handle_refclock`]). Its poll stays at
+    /// `minpoll` (ntpd polls a reference clock at a fixed interval).
+    pub fn new_refclock(params: SourceParams, now: MonoTime) -> Self {
+        let params = SourceParams {
+            maxpoll: params.minpoll,
+            iburst: false,
+            burst: false,
+            key: None,
+            nts: false,
+            ..params
+        };
+        Self {
+            readings: Some(MedianFilter::new()),
+            ..Self::new(params, now)
+        }
+    }
+
+    /// Whether this is a reference clock's source.
+    pub fn is_refclock(&self) -> bool {
+        self.readings.is_some()
+    }
+
+    /// A reading of a reference clock, kept for its next poll; `false` if it was dropped (a
+    /// repeat, out of order, or this is not a reference clock).
+    pub fn add_reading(&mut self, reading: crate::refclock::Reading) -> bool {
+        self.readings.as_mut().is_some_and(|f| f.add(reading))
+    }
+
+    /// The readings held for the next poll of a reference clock.
+    pub fn readings_held(&self) -> usize {
+        self.readings.as_ref().map_or(0, MedianFilter::len)
+    }
+
+    /// One poll of a reference clock: the median filter turns the readings held into a sample
+    /// for the clock filter; without readings the reach register shows the miss. `info` is what the clock
+    /// claims (stratum, reference id, leap, precision). Returns what the clock filter made of
+    /// the sample, `None` for a miss or a source that is not a reference clock.
+    pub fn handle_refclock(&mut self, info: PeerInfo, precision: f64) -> Option<Outcome> {
+        let sample = self.readings.as_mut()?.take(precision);
+        self.polls_since_reset = self.polls_since_reset.saturating_add(1);
+        self.sent += 1;
+        self.reach <<= 1;
+        let Some(sample) = sample else {
+            self.unreach = self.unreach.saturating_add(1);
+            if self.reach & 0x07 == 0 && self.reach != 0 {
+                self.filter.add_gap(self.last_receive);
+            }
+            return None;
+        };
+        self.reach |= 1;
+        self.unreach = 0;
+        self.received += 1;
+        self.last_receive = sample.time;
+        self.peer = Some(PeerInfo {
+            leap: sample.leap,
+            reference_time: sample.time,
+            ..info
+        });
+        if sample.leap == Leap::Unsynchronized {
+            return Some(Outcome::Rejected(Rejection::Unsynchronized));
+        }
+        let sample = Sample {
+            offset: sample.offset,
+            delay: precision,
+            dispersion: sample.dispersion + precision,
+            time: sample.time,
+        };
+        Some(self.accept(sample, precision, sample.time))
     }
 
     /// When the source next wants to send; `None` once a server has denied us service.
     pub fn poll_timeout(&self) -> Option<MonoTime> {
-        self.denied.is_none().then_some(self.next_poll)
+        (self.denied.is_none() && self.readings.is_none()).then_some(self.next_poll)
     }
 
     /// If a poll is due at `now`, writes the request into `out` and returns its length.
@@ -374,7 +450,7 @@ impl Source {
         let head = out
             .get_mut(..HEADER_LEN)
             .and_then(|h| <&mut [u8; HEADER_LEN]>::try_from(h).ok())?;
-        if self.denied.is_some() || now < self.next_poll {
+        if self.denied.is_some() || self.readings.is_some() || now < self.next_poll {
             return None;
         }
         self.polls_since_reset = self.polls_since_reset.saturating_add(1);
@@ -597,7 +673,7 @@ impl Source {
             dispersion,
             time: t4,
         };
-        self.latest = Some(sample);
+        let midpoint = t4 - NtpDuration::from_seconds_f64(delay / 2.0);
         self.raw = Some(RawExchange {
             t1,
             t2: h.receive_timestamp,
@@ -606,14 +682,20 @@ impl Source {
             version: h.version,
             mode: h.mode,
         });
+        self.accept(sample, precision, midpoint)
+    }
+
+    /// A measured sample into the filter; `midpoint` is the local time the offset refers to.
+    fn accept(&mut self, sample: Sample, precision: f64, midpoint: NtpTimestamp) -> Outcome {
+        let delay = sample.delay;
+        self.latest = Some(sample);
         // Selection compares stored offsets as of the end of the committed corrections; the
         // discipline takes the sample as measured (`latest_sample`) and knows the slew itself.
-        let midpoint = t4 - NtpDuration::from_seconds_f64(delay / 2.0);
         let still_to_come = self
             .pending_slew
             .map_or(0.0, |s| s.remaining_after(midpoint));
         let stored = Sample {
-            offset: offset - still_to_come,
+            offset: sample.offset - still_to_come,
             ..sample
         };
         let fresh = self.filter.add(stored, precision);
@@ -690,6 +772,9 @@ impl Source {
         // A step ends any slew.
         self.pending_slew = None;
         self.filter.reset();
+        if let Some(r) = self.readings.as_mut() {
+            r.clear();
+        }
         self.estimate = None;
         self.latest = None;
         self.polls_since_reset = 0;
@@ -745,7 +830,9 @@ impl Source {
         if self.reach == 0
             || peer.leap == Leap::Unsynchronized
             || peer.stratum >= fitness.ceiling.min(16)
-            || peer.stratum < fitness.floor
+            // `tos floor` keeps network servers of too low a stratum out; a reference clock
+            // is stratum 0 by nature.
+            || (peer.stratum < fitness.floor && self.readings.is_none())
         {
             return None;
         }

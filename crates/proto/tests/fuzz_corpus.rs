@@ -81,3 +81,11 @@ fn control_reassembly_corpus_completes_only_whole_responses() {
         sundial_proto::fuzzing::control_reassembly(&data);
     }
 }
+
+#[test]
+fn refclock_corpus_takes_only_valid_records() {
+    for (path, data) in corpus("refclock_input") {
+        println!("{}", path.display());
+        sundial_proto::fuzzing::refclock(&data);
+    }
+}

@@ -121,10 +121,44 @@ pub struct Scenario {
     pub servers: Vec<ServerSpec>,
     /// A `pool` line drawing on some of the servers, if any.
     pub pool: Option<PoolSpec>,
+    /// Reference clocks the client reads once a second.
+    pub refclocks: Vec<RefclockSpec>,
     /// A host that follows the client, scored by its own true offset, if any.
     pub downstream: Option<DownstreamSpec>,
     /// What a run must achieve (the table for the acceptance scenarios).
     pub target: Target,
+}
+
+/// What a reference clock reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefclockKind {
+    /// A GPS's time: each second's time code arrives `late_s` after the second it names, with
+    /// Gaussian jitter `jitter_s`; `time1_s` (`fudge time1`) is added to every reading.
+    Gps {
+        /// How late the time code arrives, seconds.
+        late_s: f64,
+        /// Standard deviation of its arrival, seconds.
+        jitter_s: f64,
+        /// `fudge time1`, seconds.
+        time1_s: f64,
+    },
+    /// A pulse at the start of every true second, timestamped with Gaussian jitter
+    /// `jitter_s`; the preferred system peer numbers the second (the pairing rule).
+    Pps {
+        /// Standard deviation of the pulse's time stamp, seconds.
+        jitter_s: f64,
+    },
+}
+
+/// A reference clock of the client (`server 127.127.T.U minpoll P maxpoll P [prefer]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RefclockSpec {
+    /// What it reads.
+    pub kind: RefclockKind,
+    /// Its poll exponent (fixed, as ntpd polls a reference clock).
+    pub poll: i8,
+    /// `prefer`.
+    pub prefer: bool,
 }
 
 /// The acceptance target of a scenario; `None` fields are not part of it.
@@ -142,6 +176,8 @@ pub struct Target {
     pub final_offset_s: Option<f64>,
     /// A server (index) that must never be the system peer.
     pub never_system_peer: Option<usize>,
+    /// The stratum served at the end.
+    pub final_stratum: Option<u8>,
     /// Latest sync of the downstream client, seconds.
     pub downstream_sync_s: Option<f64>,
     /// Largest RMS offset of the downstream client after its sync, seconds.
@@ -157,6 +193,7 @@ impl Target {
         steps: None,
         final_offset_s: None,
         never_system_peer: None,
+        final_stratum: None,
         downstream_sync_s: None,
         downstream_rms_s: None,
     };
@@ -175,6 +212,7 @@ impl Target {
             && within(self.max_s, r.max_s)
             && within(self.final_offset_s, r.final_offset_s.abs())
             && self.steps.is_none_or(|n| r.steps == n)
+            && self.final_stratum.is_none_or(|s| r.final_stratum == s)
             && self
                 .never_system_peer
                 .is_none_or(|i| r.system_peer_rounds.get(i).is_none_or(|&n| n == 0))
@@ -240,6 +278,8 @@ pub struct Report {
     pub served_max_s: f64,
     /// Mean advertised bound while serving as synchronised, seconds.
     pub bound_mean_s: f64,
+    /// The stratum served at the end (16: unsynchronised).
+    pub final_stratum: u8,
     /// The downstream client's score, if the scenario has one.
     pub downstream: Option<DownstreamReport>,
 }
@@ -281,6 +321,7 @@ pub fn empty_report(servers: usize) -> Report {
         bound_max_ratio: 0.0,
         served_max_s: 0.0,
         bound_mean_s: 0.0,
+        final_stratum: 16,
         downstream: None,
     }
 }
@@ -304,6 +345,7 @@ pub fn baseline(seed: u64) -> Scenario {
         },
         servers: vec![good_server()],
         pool: None,
+        refclocks: Vec::new(),
         downstream: None,
         target: Target {
             steps: Some(0),
@@ -404,6 +446,30 @@ pub fn outage(seed: u64) -> Scenario {
     s
 }
 
+/// (i) A stratum-1 server: a GPS (100 ns jitter) as its only source, polled every 16 s.
+pub fn gps(seed: u64) -> Scenario {
+    let mut s = baseline(seed);
+    s.name = "i";
+    s.description = "GPS refclock, 100 ns jitter, 2 h";
+    s.servers = Vec::new();
+    s.refclocks = vec![RefclockSpec {
+        kind: RefclockKind::Gps {
+            late_s: 0.0,
+            jitter_s: 100e-9,
+            time1_s: 0.0,
+        },
+        poll: 4,
+        prefer: true,
+    }];
+    s.target = Target {
+        sync_s: Some(600.0),
+        rms_s: Some(1e-6),
+        final_stratum: Some(1),
+        ..Target::default()
+    };
+    s
+}
+
 /// (h) The client as a LAN server: it starts as in (b), 0.1 s and 100 ppm off behind a perfect
 /// upstream with iburst, and from the start a sundial client of its own (−50 ms, −50 ppm,
 /// iburst, the same kind of path) follows it, scored by its true offset — clknetsim's
@@ -442,6 +508,31 @@ pub const DOWNSTREAM_SYNC_TARGET_S: f64 = 100.0;
 /// client under test claimed synchronisation from its first sample).
 pub const DOWNSTREAM_RMS_TARGET_S: f64 = 130e-6;
 
+/// (j) PPS (100 ns jitter, the GPS's own) numbered by a serial-timing GPS whose time codes arrive 0.4 s late
+/// with 1 ms of jitter (`time1 0.4` takes the lateness out), both polled every 16 s.
+pub fn pps_gps(seed: u64) -> Scenario {
+    let mut s = gps(seed);
+    s.name = "j";
+    s.description = "PPS + serial GPS 0.4 s late, 2 h";
+    s.refclocks = vec![
+        RefclockSpec {
+            kind: RefclockKind::Gps {
+                late_s: 0.4,
+                jitter_s: 1e-3,
+                time1_s: 0.4,
+            },
+            poll: 4,
+            prefer: true,
+        },
+        RefclockSpec {
+            kind: RefclockKind::Pps { jitter_s: 100e-9 },
+            poll: 4,
+            prefer: false,
+        },
+    ];
+    s
+}
+
 /// All acceptance scenarios, (a) to (h).
 pub fn acceptance(seed: u64) -> Vec<Scenario> {
     vec![
@@ -454,6 +545,18 @@ pub fn acceptance(seed: u64) -> Vec<Scenario> {
         outage(seed),
         downstream(seed),
     ]
+}
+
+/// The reference clock scenarios, (i) and (j).
+pub fn refclock(seed: u64) -> Vec<Scenario> {
+    vec![gps(seed), pps_gps(seed)]
+}
+
+/// Every scenario of the accuracy table: [`acceptance`] and [`refclock`].
+pub fn table(seed: u64) -> Vec<Scenario> {
+    let mut all = acceptance(seed);
+    all.extend(refclock(seed));
+    all
 }
 
 /// A perfect server behind chrony's default path: 100 µs plus exp(100 µs) each way.

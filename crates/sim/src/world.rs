@@ -38,8 +38,12 @@ use crate::clock::{VirtualClock, reading};
 use crate::downstream::{DOWNSTREAM_ADDRESS, Downstream};
 use crate::network::Direction;
 use crate::rng::SimRng;
-use crate::scenario::{ClientSpec, Report, SYNC_LIMIT_S, Scenario, ServerSpec, SpoofOrigin};
+use crate::scenario::{
+    ClientSpec, RefclockKind, RefclockSpec, Report, SYNC_LIMIT_S, Scenario, ServerSpec, SpoofOrigin,
+};
 use crate::trace::{Reply, Request, Round, Timeline, Trace};
+use sundial_proto::refclock::{Reading, pps};
+use sundial_proto::source::PeerInfo;
 
 /// True time zero as a Unix time (2027-01-15), an arbitrary date in the current NTP era.
 pub const EPOCH: UnixTime = UnixTime::new(1_800_000_000, 0);
@@ -183,6 +187,20 @@ struct World<'a> {
     trace: Trace,
     timeline: Timeline,
     report: Report,
+    /// The reference clocks, read once a second.
+    refclocks: Vec<RefclockState>,
+}
+
+/// First source id of the reference clocks (servers count up from 0).
+const REFCLOCK_ID_BASE: u32 = 1_000_000;
+
+/// One reference clock of the client.
+struct RefclockState {
+    id: SourceId,
+    spec: RefclockSpec,
+    rng: SimRng,
+    /// True time of its next poll, seconds.
+    next_poll: f64,
 }
 
 impl<'a> World<'a> {
@@ -233,7 +251,33 @@ impl<'a> World<'a> {
             trace: Trace::default(),
             timeline: Timeline::new(n),
             report: crate::scenario::empty_report(n),
+            refclocks: Vec::new(),
         };
+        for (k, spec) in sc.refclocks.iter().enumerate() {
+            let id = SourceId(REFCLOCK_ID_BASE + u32::try_from(k).unwrap_or(0));
+            let source = SourceSpec {
+                params: sundial_proto::source::SourceParams {
+                    minpoll: spec.poll,
+                    maxpoll: spec.poll,
+                    ..sc.client.source
+                },
+                address: None,
+                prefer: spec.prefer,
+                noselect: false,
+                truechimer: false,
+            };
+            if matches!(spec.kind, RefclockKind::Pps { .. }) {
+                world.system.add_pps(id, source, mono(0.0));
+            } else {
+                world.system.add_refclock(id, source, mono(0.0));
+            }
+            world.refclocks.push(RefclockState {
+                id,
+                spec: *spec,
+                rng: SimRng::fork(sc.seed, 30_000 + k as u64),
+                next_poll: f64::from(1u32 << spec.poll.clamp(0, 17)),
+            });
+        }
         for i in (0..n).filter(|i| !pooled(i)) {
             world.mobilize(i, false, 0.0);
         }
@@ -403,6 +447,7 @@ impl<'a> World<'a> {
                 self.poll(t);
             } else {
                 next_tick += TICK_S;
+                self.read_refclocks(t);
                 let converging = self.converging();
                 self.trace.record(t, self.clock.offset(), true, converging);
                 self.check_served();
@@ -759,7 +804,55 @@ impl<'a> World<'a> {
             .is_some_and(|p| p.rate.abs() >= SYNC_LIMIT_S)
     }
 
+    /// Once a second (true time `t`, a whole second): every reference clock's reading, and
+    /// the polls that are due.
+    fn read_refclocks(&mut self, t: f64) {
+        let info = PeerInfo {
+            stratum: 0,
+            precision: -20,
+            reference_id: ReferenceId::from_bytes(*b"GPS\0"),
+            ..PeerInfo::default()
+        };
+        for k in 0..self.refclocks.len() {
+            let numbering = self.system.pps_numbering();
+            let Some(rc) = self.refclocks.get_mut(k) else {
+                continue;
+            };
+            let now = self.clock.now();
+            let reading = match rc.spec.kind {
+                RefclockKind::Gps {
+                    late_s,
+                    jitter_s,
+                    time1_s,
+                } => {
+                    // The time code of second t - late arrives now (true time t).
+                    let named = reading(EPOCH, t - late_s - jitter_s * rc.rng.normal());
+                    Some(Reading {
+                        reference: named + NtpDuration::from_seconds_f64(time1_s),
+                        receive: now,
+                        leap: Leap::NoWarning,
+                    })
+                }
+                RefclockKind::Pps { jitter_s } => {
+                    let edge = now + NtpDuration::from_seconds_f64(jitter_s * rc.rng.normal());
+                    pps::pair(edge, numbering).ok()
+                }
+            };
+            if let Some(r) = reading {
+                self.system.handle_reading(rc.id, r);
+            }
+            if t >= rc.next_poll {
+                rc.next_poll += f64::from(1u32 << rc.spec.poll.clamp(0, 17));
+                let id = rc.id;
+                self.system
+                    .handle_refclock(id, info, &mut self.clock, mono(t));
+                self.drain_events();
+            }
+        }
+    }
+
     fn finish(mut self) -> (Report, Timeline) {
+        self.report.final_stratum = self.system.served_state().stratum;
         let outage = self
             .sc
             .servers

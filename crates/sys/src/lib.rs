@@ -30,6 +30,8 @@
 //! | [`signals`] | a self-pipe that turns `SIGTERM`/`SIGINT`/`SIGHUP` into readable bytes |
 //! | [`syslog`] | classic syslog output, as ntpd logs by default |
 //! | [`process`] | daemonizing, interface addresses, niceness, CPU time |
+//! | [`pps`] | pulse per second: `/dev/ppsN` and `PPS_FETCH` (RFC 2783) behind a trait |
+//! | [`shm`] | the NTP shared-memory segment of reference clocks (System V `shmget`/`shmat`) |
 //!
 //! # Use
 //!
@@ -70,8 +72,10 @@ compile_error!("sundial-sys supports Linux (glibc) only");
 
 pub mod clock;
 pub mod fs;
+pub mod pps;
 pub mod privileges;
 pub mod process;
+pub mod shm;
 pub mod signals;
 pub mod socket;
 pub mod syslog;

@@ -51,9 +51,26 @@ pub struct RefclockId {
 }
 
 impl RefclockId {
-    /// Driver type 1, the undisciplined local clock (NTPsec name `local`), the only driver
-    /// sundial implements.
+    /// Driver type 1, the undisciplined local clock (NTPsec name `local`).
     pub const LOCAL: u8 = 1;
+    /// Driver type 22, a pulse-per-second signal through the RFC 2783 API (NTPsec `pps`).
+    pub const PPS: u8 = 22;
+    /// Driver type 28, the NTP shared-memory segment gpsd writes (NTPsec `shm`).
+    pub const SHM: u8 = 28;
+    /// The SOCK protocol (a sundial extension, `refclock sock path FILE`): no ntpd driver has
+    /// it, so it takes the last type number.
+    pub const SOCK: u8 = 255;
+
+    /// The driver's name as ntpq shows it (`SHM(0)`), for the drivers sundial has.
+    pub fn driver_name(self) -> Option<&'static str> {
+        match self.kind {
+            Self::LOCAL => Some("LOCAL"),
+            Self::PPS => Some("PPS"),
+            Self::SHM => Some("SHM"),
+            Self::SOCK => Some("SOCK"),
+            _ => None,
+        }
+    }
 
     /// The clock a `127.127.T.U` address names, if it is one.
     pub fn from_addr(addr: IpAddr) -> Option<Self> {
@@ -64,6 +81,11 @@ impl RefclockId {
             },
             IpAddr::V6(_) => None,
         }
+    }
+
+    /// Whether sundial has this driver.
+    pub fn is_supported(self) -> bool {
+        self.driver_name().is_some()
     }
 
     /// Whether this is the local clock driver.

@@ -86,6 +86,8 @@ pub struct Association {
     pub aead: Option<String>,
     /// `bias S`: added to this source's offset (NTPsec), e.g. for a known path asymmetry.
     pub bias: NtpDuration,
+    /// `path FILE` of an NTPsec `refclock` line: the PPS device, or the SOCK socket.
+    pub path: Option<PathBuf>,
     /// Where the line is.
     pub location: Location,
 }
@@ -116,6 +118,7 @@ impl Association {
             ca: None,
             aead: None,
             bias: NtpDuration::ZERO,
+            path: None,
             location,
         }
     }
@@ -152,7 +155,7 @@ pub(super) fn parse_association(
                         addr_tok.error("a reference clock must be configured with 'server'")
                     );
                 }
-                if !clock.is_local() {
+                if !clock.is_supported() || clock.kind == RefclockId::SOCK {
                     notes.push(
                         addr_tok.warning(format!("refclock type {} not supported", clock.kind)),
                     );

@@ -11,6 +11,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::address::RefclockId;
 use super::directives::{LineCtx, apply};
 use super::finding::{Diag, Finding, Location, Severity};
 use super::lexer::{Args, Token, tokenize};
@@ -226,6 +227,21 @@ impl Loader {
     /// Checks that need the whole configuration, then hands it over.
     fn finish(mut self) -> (Config, Vec<Finding>) {
         for fudge in &self.config.fudges {
+            for option in super::refclock::unused_fudge_options(fudge) {
+                let driver = fudge.clock.driver_name().unwrap_or("this driver");
+                self.findings.push(Finding {
+                    severity: Severity::Warning,
+                    location: fudge.location.clone(),
+                    token: option.to_owned(),
+                    message: if option == "flag3" && fudge.clock.kind == RefclockId::PPS {
+                        "PPS flag3 (the kernel's PPS discipline) is not supported: sundial \
+                         disciplines the clock itself; ignored"
+                            .to_owned()
+                    } else {
+                        format!("fudge {option} has no effect for {driver}; ignored")
+                    },
+                });
+            }
             let configured = self
                 .config
                 .associations

@@ -1,7 +1,10 @@
 //! Reference clocks: NTPsec `refclock NAME …` and `fudge 127.127.T.U …` (ntp-conf.md §3).
 //!
-//! sundial drives only type 1, the undisciplined local clock; other types are recognised and
-//! reported so that a config with a GPS clock still loads its network servers.
+//! sundial drives type 1 (the undisciplined local clock), 28 (SHM, the shared-memory segment
+//! gpsd writes), 22 (PPS, a pulse-per-second device) and, as an extension, the SOCK protocol
+//! (`refclock sock path FILE`); other types are recognised and reported so that a config with
+//! another clock still loads its network servers. Which `fudge` options each driver uses is
+//! [`unused_fudge_options`]' table.
 
 use sundial_proto::packet::ReferenceId;
 use sundial_proto::time::NtpDuration;
@@ -62,17 +65,20 @@ pub(super) fn parse_refclock(
     notes: &mut Vec<Diag>,
 ) -> Result<Option<(Association, Option<Fudge>)>, Diag> {
     let name = args.required("a driver name")?;
-    if !name.text.eq_ignore_ascii_case("local") {
-        notes.push(name.warning(format!(
-            "refclock {} not supported; line ignored",
-            name.text
-        )));
-        return Ok(None);
-    }
-    let mut clock = RefclockId {
-        kind: RefclockId::LOCAL,
-        unit: 0,
+    let kind = match name.text.to_ascii_lowercase().as_str() {
+        "local" => RefclockId::LOCAL,
+        "shm" => RefclockId::SHM,
+        "pps" => RefclockId::PPS,
+        "sock" => RefclockId::SOCK,
+        _ => {
+            notes.push(name.warning(format!(
+                "refclock {} not supported; line ignored",
+                name.text
+            )));
+            return Ok(None);
+        }
     };
+    let mut clock = RefclockId { kind, unit: 0 };
     let mut assoc = Association::new(
         AssociationKind::Server,
         HostSpec::Refclock(clock),
@@ -83,11 +89,16 @@ pub(super) fn parse_refclock(
     while let Some(opt) = args.next() {
         if opt.is("unit") {
             clock.unit = args.value_of(opt)?.int("unit", 0..=255)?;
+        } else if opt.is("path") && matches!(kind, RefclockId::PPS | RefclockId::SOCK) {
+            assoc.path = Some(std::path::PathBuf::from(args.value_of(opt)?.text));
         } else if !fudge_option(opt, args, &mut fudge, notes)?
             && !association_option(opt, args, &mut assoc, &mut poll, notes)?
         {
             return Err(opt.error("unknown refclock option"));
         }
+    }
+    if kind == RefclockId::SOCK && assoc.path.is_none() {
+        return Err(name.error("refclock sock needs 'path FILE', the socket gpsd writes to"));
     }
     poll.apply(&mut assoc, args.keyword(), notes);
     assoc.address = HostSpec::Refclock(clock);
@@ -181,4 +192,34 @@ fn parse_refid(tok: Token<'_>, notes: &mut Vec<Diag>) -> Result<ReferenceId, Dia
         *slot = *byte;
     }
     Ok(ReferenceId::from_bytes(refid))
+}
+
+/// The `fudge` options a line sets that driver `clock` does not use, by name, so that the
+/// configuration check can warn about each (ntpd ignores them silently).
+///
+/// | driver | uses |
+/// |---|---|
+/// | SHM (28) | `time1` (offset added), `time2` (largest offset accepted, default 4 h; outside 1 s..1 day the default), `flag1` (no such limit), `flag4` (clockstats lines), `stratum`, `refid` |
+/// | PPS (22) | `time1`, `flag2` (the clear edge instead of assert), `flag4`, `stratum`, `refid`; `flag3` (the kernel's PPS discipline) is not offered |
+/// | SOCK | `time1`, `flag4`, `stratum`, `refid` |
+/// | LOCAL (1) | `stratum`, `refid` (and accepts the rest, as ntpd) |
+pub(super) fn unused_fudge_options(fudge: &Fudge) -> Vec<&'static str> {
+    let used: &[&str] = match fudge.clock.kind {
+        RefclockId::SHM => &["time2", "flag1", "flag4"],
+        RefclockId::PPS => &["flag2", "flag4"],
+        RefclockId::SOCK => &["flag4"],
+        _ => return Vec::new(),
+    };
+    let set = [
+        ("time2", fudge.time2.is_some()),
+        ("flag1", fudge.flags[0].is_some()),
+        ("flag2", fudge.flags[1].is_some()),
+        ("flag3", fudge.flags[2].is_some()),
+        ("flag4", fudge.flags[3].is_some()),
+        ("minjitter", fudge.minjitter.is_some()),
+    ];
+    set.iter()
+        .filter(|(name, given)| *given && !used.contains(name))
+        .map(|(name, _)| *name)
+        .collect()
 }

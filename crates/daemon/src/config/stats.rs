@@ -67,16 +67,18 @@ impl StatsKind {
     pub fn is_written(self) -> bool {
         matches!(
             self,
-            Self::Loopstats | Self::Peerstats | Self::Rawstats | Self::Sysstats | Self::Protostats
+            Self::Loopstats
+                | Self::Peerstats
+                | Self::Rawstats
+                | Self::Sysstats
+                | Self::Protostats
+                | Self::Clockstats
         )
     }
 
     /// Why sundial does not write this file (for the warning), if it does not.
     pub fn not_written_because(self) -> Option<&'static str> {
         Some(match self {
-            Self::Clockstats => {
-                "sundial has no reference clock other than the local clock, which has no readings"
-            }
             Self::Cryptostats => "autokey is not supported",
             Self::Timingstats => "it records ntp.org-internal timing",
             Self::Usestats => "sundial does not write resource usage statistics",
@@ -84,7 +86,8 @@ impl StatsKind {
             | Self::Peerstats
             | Self::Rawstats
             | Self::Sysstats
-            | Self::Protostats => return None,
+            | Self::Protostats
+            | Self::Clockstats => return None,
         })
     }
 }

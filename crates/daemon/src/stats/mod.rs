@@ -31,7 +31,8 @@ pub const DEFAULT_STATSDIR: &str = "/var/log/ntpstats/";
 pub const SYSSTATS_INTERVAL_SECS: u64 = 3600;
 
 /// The statistics sundial writes; [`StatsKind::is_written`] says which these are.
-const WRITTEN: [StatsKind; 5] = [
+const WRITTEN: [StatsKind; 6] = [
+    StatsKind::Clockstats,
     StatsKind::Loopstats,
     StatsKind::Peerstats,
     StatsKind::Rawstats,
@@ -126,6 +127,13 @@ impl Stats {
             tc: readout.poll,
         };
         self.write(StatsKind::Loopstats, at, &line.render(at));
+    }
+
+    /// A `clockstats` line: a reading of the reference clock at `addr` (127.127.T.U), its
+    /// offset from the disciplined clock as `timecode`.
+    pub fn record_clock(&mut self, at: UnixTime, addr: IpAddr, timecode: &str) {
+        let line = format!("{} {addr} {timecode}\n", line::stamp(at));
+        self.write(StatsKind::Clockstats, at, &line);
     }
 
     /// A `peerstats` line for association `id`, with the values ntpq shows for it.

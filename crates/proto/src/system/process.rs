@@ -13,8 +13,9 @@ use crate::auth::KeyRing;
 use crate::clock::Clock;
 use crate::discipline::{Discipline, DisciplineParams, State};
 use crate::fallback::Fallback;
+use crate::refclock::Reading;
 use crate::select::{Candidate, SelectParams, Tally};
-use crate::source::{Fitness, Outcome, PendingSlew, Source, SourceParams};
+use crate::source::{Fitness, Outcome, PeerInfo, PendingSlew, Source, SourceParams};
 use crate::sync::PollAdapter;
 use crate::time::{Log2Seconds, MonoTime, NtpDuration, NtpTimestamp, Ppm};
 
@@ -117,6 +118,8 @@ pub(super) struct Entry {
     pub(super) input: Option<Candidate>,
     /// Sample time (T4) of the last sample of this source given to the discipline.
     pub(super) fed: Option<NtpTimestamp>,
+    /// A pulse-per-second clock (`System::add_pps`).
+    pub(super) pps: bool,
 }
 
 /// The system process. See the [module documentation](super) for the call order.
@@ -178,10 +181,40 @@ impl System {
     /// discipline wants now (bursts, early polls) and knows of the slew under way. Returns
     /// `false`, changing nothing, if `id` is taken.
     pub fn add_source(&mut self, id: SourceId, spec: SourceSpec, first_poll: MonoTime) -> bool {
+        self.add_entry(id, spec, Source::new(spec.params, first_poll))
+    }
+
+    /// Adds a reference clock (`Source::new_refclock`): it sends nothing; its driver hands it
+    /// readings ([`Self::handle_reading`]) and polls it once per poll interval
+    /// ([`Self::handle_refclock`]). `spec.address` is `None`, so that while it is the system
+    /// peer its reference id is served. Returns `false`, changing nothing, if `id` is taken.
+    pub fn add_refclock(&mut self, id: SourceId, spec: SourceSpec, now: MonoTime) -> bool {
+        let spec = SourceSpec {
+            address: None,
+            ..spec
+        };
+        self.add_entry(id, spec, Source::new_refclock(spec.params, now))
+    }
+
+    /// Adds a pulse-per-second clock: a reference clock ([`Self::add_refclock`]) whose readings
+    /// the driver pairs with [`Self::pps_numbering`]. While the preferred source is the system
+    /// peer and the PPS clock survives selection with it, the PPS clock becomes the system peer
+    /// and the only source the discipline follows (ntpd's rule: the preferred source numbers
+    /// the seconds, the pulse times them).
+    pub fn add_pps(&mut self, id: SourceId, spec: SourceSpec, now: MonoTime) -> bool {
+        if !self.add_refclock(id, spec, now) {
+            return false;
+        }
+        if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
+            e.pps = true;
+        }
+        true
+    }
+
+    fn add_entry(&mut self, id: SourceId, spec: SourceSpec, mut source: Source) -> bool {
         if self.entries.iter().any(|e| e.id == id) {
             return false;
         }
-        let mut source = Source::new(spec.params, first_poll);
         source.apply_clock_correction(0.0, self.pending_slew);
         if let Some(d) = self.discipline.as_ref() {
             source.set_frequency_burst(d.measuring_frequency());
@@ -194,6 +227,7 @@ impl System {
             tally: Tally::Reject,
             input: None,
             fed: None,
+            pps: false,
         });
         true
     }
@@ -323,6 +357,60 @@ impl System {
             self.round(clock, now, fresh);
         }
         Some(outcome)
+    }
+
+    /// A reading of reference clock `id`, held for its next poll; `false` if it was dropped
+    /// (no such reference clock, a repeat or out of order).
+    pub fn handle_reading(&mut self, id: SourceId, reading: Reading) -> bool {
+        self.entry_mut(id)
+            .is_some_and(|e| e.source.add_reading(reading))
+    }
+
+    /// A poll of reference clock `id`: its readings become one sample, which runs a selection
+    /// round like a server's reply. `info` is what the clock claims (stratum, reference id,
+    /// precision). `None` without such a reference clock or without readings since the last
+    /// poll (the reach register records the miss).
+    pub fn handle_refclock<C: Clock>(
+        &mut self,
+        id: SourceId,
+        info: PeerInfo,
+        clock: &mut C,
+        now: MonoTime,
+    ) -> Option<Outcome> {
+        let precision = self.params.precision.as_seconds_f64();
+        let outcome = self
+            .entry_mut(id)?
+            .source
+            .handle_refclock(info, precision)?;
+        if let Outcome::Sample(estimate) = outcome {
+            self.events.push_back(Event::Sampled(id));
+            let fresh = if estimate.is_some() {
+                Fresh::Estimate
+            } else {
+                Fresh::Sample
+            };
+            self.round(clock, now, fresh);
+        }
+        Some(outcome)
+    }
+
+    /// The offset of the source that numbers the seconds of a pulse-per-second signal (see
+    /// [`crate::refclock::pps`]): the system peer, if it is marked `prefer`, its newest sample
+    /// as measured.
+    pub fn pps_numbering(&self) -> Option<f64> {
+        let peer = self.entry(self.system_peer?)?;
+        let e = if peer.pps {
+            // The PPS clock took over from the preferred source, which still numbers.
+            self.entries
+                .iter()
+                .find(|e| e.spec.prefer && !e.pps && e.tally == Tally::Candidate)?
+        } else {
+            peer
+        };
+        if !e.spec.prefer {
+            return None;
+        }
+        e.source.estimate().map(|est| est.offset)
     }
 
     /// When [`Self::handle_timeout`] is due, as a time of the disciplined clock (the end of a

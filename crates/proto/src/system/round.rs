@@ -23,7 +23,15 @@ impl System {
         let gate_open = !self.discipline.as_ref().is_some_and(|d| {
             d.needs_all_sources() && !sources_settled(self.entries.iter().map(|e| &e.source))
         });
-        let selection = self.select(now_ts, gate_open);
+        let mut selection = self.select(now_ts, gate_open);
+        let pps = if gate_open {
+            self.pps_takes_over(&selection)
+        } else {
+            None
+        };
+        if let Some(i) = pps {
+            selection.system_peer = Some(i);
+        }
         let peer = selection
             .system_peer
             .filter(|_| gate_open)
@@ -49,7 +57,7 @@ impl System {
                 let mut stepped = false;
                 if fresh != Fresh::Nothing {
                     if self.discipline.is_some() {
-                        stepped = self.feed(clock, selection.jitter, leap);
+                        stepped = self.feed(clock, selection.jitter, leap, pps);
                     } else if fresh == Fresh::Estimate {
                         let tc = self.poll.update(selection.offset, selection.jitter);
                         for e in &mut self.entries {
@@ -169,15 +177,52 @@ impl System {
         selection
     }
 
+    /// The PPS clock that is the system peer while a `prefer` source survives with it to number
+    /// its seconds (whichever of the two selection chose): the PPS clock (its index), which then
+    /// is the system peer and the only source fed to the discipline — the preferred source numbers the seconds, the
+    /// pulses time them, and its own jitter stays out of the clock.
+    fn pps_takes_over(&mut self, selection: &Selection) -> Option<usize> {
+        let chosen = selection.system_peer?;
+        let numbered = self
+            .entries
+            .iter()
+            .any(|e| e.spec.prefer && !e.pps && is_survivor(e.tally));
+        if !numbered {
+            return None;
+        }
+        let i = if self.entries.get(chosen)?.pps {
+            chosen
+        } else {
+            self.entries
+                .iter()
+                .position(|e| e.pps && is_survivor(e.tally))?
+        };
+        for (k, e) in self.entries.iter_mut().enumerate() {
+            if k == i {
+                e.tally = Tally::SystemPeer;
+            } else if e.tally == Tally::SystemPeer {
+                e.tally = Tally::Candidate;
+            }
+        }
+        self.system_peer = self.entries.get(i).map(|e| e.id);
+        Some(i)
+    }
+
     /// Gives the discipline every survivor's newest sample it has not seen yet, oldest first,
     /// and hands what it did to every source. Returns whether the clock was stepped.
-    fn feed<C: Clock>(&mut self, clock: &mut C, jitter: f64, leap: Leap) -> bool {
+    fn feed<C: Clock>(
+        &mut self,
+        clock: &mut C,
+        jitter: f64,
+        leap: Leap,
+        only: Option<usize>,
+    ) -> bool {
         let now = clock.now();
         let mut fresh: Vec<(i64, usize, Observation)> = self
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| is_survivor(e.tally))
+            .filter(|(i, e)| is_survivor(e.tally) && only.is_none_or(|o| o == *i))
             .filter_map(|(i, e)| {
                 let obs = Observation::from_source(&e.source, jitter, leap, now)?;
                 let seen = e.fed.is_some_and(|t| (obs.time - t).to_bits() <= 0);

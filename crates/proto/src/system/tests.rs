@@ -829,6 +829,164 @@ fn a_step_after_synchronisation_keeps_serving_the_system_peer_with_the_step_in_t
     assert!(served.root_dispersion.to_seconds_f64() < 0.01, "{served:?}");
 }
 
+// Reference clocks.
+
+/// What a GPS claims about itself: stratum 0, refid GPS.
+fn gps_info() -> crate::source::PeerInfo {
+    crate::source::PeerInfo {
+        stratum: 0,
+        precision: -20,
+        reference_id: ReferenceId::from_bytes(*b"GPS\0"),
+        ..crate::source::PeerInfo::default()
+    }
+}
+
+impl World {
+    fn add_refclock(&mut self, id: u32, prefer: bool) -> SourceId {
+        let id = SourceId(id);
+        let spec = SourceSpec {
+            params: SourceParams {
+                minpoll: 4,
+                maxpoll: 4,
+                ..SourceParams::default()
+            },
+            prefer,
+            ..spec()
+        };
+        assert!(self.system.add_refclock(id, spec, self.mono()));
+        id
+    }
+
+    /// Sixteen readings a second apart of a reference clock `offset` ahead of true time, then
+    /// the poll.
+    fn refclock_poll(&mut self, id: SourceId, offset: f64) -> Option<Outcome> {
+        for _ in 0..16 {
+            self.run_until(self.clock.true_s + 1.0);
+            let reading = crate::refclock::Reading {
+                reference: self.clock.at(self.clock.true_s + offset),
+                receive: self.clock.now(),
+                leap: Leap::NoWarning,
+            };
+            assert!(self.system.handle_reading(id, reading));
+        }
+        let now = self.mono();
+        let outcome = self
+            .system
+            .handle_refclock(id, gps_info(), &mut self.clock, now);
+        self.drain();
+        outcome
+    }
+}
+
+#[test]
+fn a_stratum_0_reference_clock_is_served_as_stratum_1_with_its_refid() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.01);
+    let gps = w.add_refclock(9, false);
+    assert_eq!(
+        w.system.poll_timeout(),
+        None,
+        "a reference clock sends nothing"
+    );
+    for _ in 0..30 {
+        assert!(matches!(
+            w.refclock_poll(gps, 0.0),
+            Some(Outcome::Sample(_))
+        ));
+        if w.system.served_state().is_synchronized() {
+            break;
+        }
+    }
+    assert_eq!(w.system.system_peer(), Some(gps));
+    let served = w.system.served_state();
+    assert_eq!(served.stratum, 1);
+    assert_eq!(served.reference_id, ReferenceId::from_bytes(*b"GPS\0"));
+    assert!(w.fed(gps) > 0);
+    assert_eq!(w.system.source(gps).unwrap().reach() & 1, 1);
+}
+
+#[test]
+fn a_reference_clock_that_disagrees_with_the_servers_is_a_falseticker() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let servers: Vec<SourceId> = (1..=3).map(|i| w.add(i, 0.0, spec())).collect();
+    let gps = w.add_refclock(9, false);
+    for _ in 0..6 {
+        for &id in &servers {
+            w.exchange(id);
+        }
+        w.refclock_poll(gps, 0.05);
+    }
+    assert_eq!(w.tally(gps), Tally::Falseticker);
+    assert_eq!(w.fed(gps), 0);
+    assert!(servers.contains(&w.system.system_peer().unwrap()));
+}
+
+#[test]
+fn a_reference_clock_without_readings_misses_its_poll() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let gps = w.add_refclock(9, false);
+    w.refclock_poll(gps, 0.0);
+    let now = w.mono();
+    assert_eq!(
+        w.system.handle_refclock(gps, gps_info(), &mut w.clock, now),
+        None
+    );
+    assert_eq!(w.system.source(gps).unwrap().reach(), 0b10);
+    // A reading for a source that is not a reference clock is refused.
+    let net = w.add(1, 0.0, spec());
+    let reading = crate::refclock::Reading {
+        reference: w.clock.now(),
+        receive: w.clock.now(),
+        leap: Leap::NoWarning,
+    };
+    assert!(!w.system.handle_reading(net, reading));
+}
+
+#[test]
+fn only_a_preferred_system_peer_numbers_the_pulses() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let gps = w.add_refclock(9, false);
+    w.refclock_poll(gps, 0.002);
+    w.refclock_poll(gps, 0.002);
+    assert_eq!(w.system.system_peer(), Some(gps));
+    assert_eq!(w.system.pps_numbering(), None, "not prefer");
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let gps = w.add_refclock(9, true);
+    w.refclock_poll(gps, 0.002);
+    assert_eq!(w.system.system_peer(), Some(gps));
+    // The offset as it stands after the corrections the discipline made for it.
+    let numbering = w.system.pps_numbering().unwrap();
+    assert!(numbering.abs() < 0.002, "{numbering}");
+}
+
+#[test]
+fn a_pps_clock_numbered_by_the_preferred_gps_is_the_only_source_followed() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let gps = w.add_refclock(9, true);
+    let spec = SourceSpec {
+        params: SourceParams {
+            minpoll: 4,
+            maxpoll: 4,
+            ..SourceParams::default()
+        },
+        ..spec()
+    };
+    let pps = SourceId(10);
+    assert!(w.system.add_pps(pps, spec, w.mono()));
+    // The GPS is 0.5 ms off, the pulses 1 µs: both agree within their distances.
+    for _ in 0..4 {
+        w.refclock_poll(pps, 0.000_001);
+        w.refclock_poll(gps, 0.000_5);
+    }
+    assert_eq!(w.system.system_peer(), Some(pps));
+    assert_eq!(w.tally(pps), Tally::SystemPeer);
+    assert_eq!(w.tally(gps), Tally::Candidate);
+    assert!(w.system.pps_numbering().is_some(), "the GPS still numbers");
+    let fed_gps = w.fed(gps);
+    w.refclock_poll(gps, 0.000_5);
+    w.refclock_poll(pps, 0.000_001);
+    assert_eq!(w.fed(gps), fed_gps, "the GPS is no longer fed");
+}
+
 #[test]
 fn clients_are_told_unsynchronised_until_the_third_sample_the_discipline_used() {
     let mut w = World::new(params(DisciplineParams::default()), 0.0);

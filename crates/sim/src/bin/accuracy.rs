@@ -32,10 +32,10 @@ fn main() -> ExitCode {
          | notes |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (k, template) in scenario::acceptance(1).into_iter().enumerate() {
+    for (k, template) in scenario::table(1).into_iter().enumerate() {
         let reports: Vec<Report> = (1..=seeds)
             .map(|seed| {
-                let mut sc = scenario::acceptance(seed).swap_remove(k);
+                let mut sc = scenario::table(seed).swap_remove(k);
                 sc.seed = seed;
                 sundial_sim::run(&sc)
             })

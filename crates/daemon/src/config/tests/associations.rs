@@ -210,7 +210,7 @@ fn other_refclock_types_warn_but_are_recorded() {
 #[test]
 fn ntpsec_refclock_local_is_the_local_clock_and_others_are_ignored() {
     let (config, findings) =
-        parse("refclock local unit 1 stratum 10 prefer\nrefclock shm unit 0 refid GPS");
+        parse("refclock local unit 1 stratum 10 prefer\nrefclock oncore unit 0 refid GPS");
     let local = RefclockId { kind: 1, unit: 1 };
     assert_eq!(config.associations.len(), 1);
     assert_eq!(
@@ -224,6 +224,86 @@ fn ntpsec_refclock_local_is_the_local_clock_and_others_are_ignored() {
         (config.fudges[0].clock, config.fudges[0].stratum),
         (local, Some(10))
     );
-    assert_eq!(positions(&findings, Severity::Warning), ["2:10 shm"]);
+    assert_eq!(positions(&findings, Severity::Warning), ["2:10 oncore"]);
     assert!(parse_clean("refclock local").fudges.is_empty());
+}
+
+#[test]
+fn shm_and_pps_in_both_dialects_are_the_same_clocks() {
+    let classic = parse_clean(
+        "server 127.127.28.0 minpoll 4 maxpoll 4 prefer\n\
+         fudge 127.127.28.0 time1 0.420 refid GPS\n\
+         server 127.127.22.0 minpoll 4 maxpoll 4\n\
+         fudge 127.127.22.0 refid PPS flag2 1",
+    );
+    let ntpsec = parse_clean(
+        "refclock shm unit 0 minpoll 4 maxpoll 4 prefer time1 0.420 refid GPS\n\
+         refclock pps unit 0 path /dev/pps0 minpoll 4 maxpoll 4 refid PPS flag2 1",
+    );
+    let shm = RefclockId { kind: 28, unit: 0 };
+    let pps = RefclockId { kind: 22, unit: 0 };
+    for config in [&classic, &ntpsec] {
+        let clocks: Vec<_> = config.associations.iter().map(|a| a.refclock()).collect();
+        assert_eq!(clocks, [Some(shm), Some(pps)]);
+        assert!(config.associations[0].prefer);
+        assert_eq!(config.associations[0].minpoll, Log2Seconds::new(4));
+        assert_eq!(config.fudges[0].clock, shm);
+        assert_eq!(
+            config.fudges[0].refid,
+            Some(ReferenceId::from_bytes(*b"GPS\0"))
+        );
+        assert_eq!(
+            config.fudges[0].time1,
+            Some(NtpDuration::from_seconds_f64(0.42))
+        );
+        assert_eq!(config.fudges[1].flags[1], Some(true));
+    }
+    assert_eq!(
+        ntpsec.associations[1].path.as_deref(),
+        Some(Path::new("/dev/pps0"))
+    );
+}
+
+#[test]
+fn sock_needs_a_path_and_is_a_sundial_driver() {
+    let config = parse_clean("refclock sock path /run/sundial.sock refid GPS prefer");
+    assert_eq!(
+        config.associations[0].refclock(),
+        Some(RefclockId {
+            kind: RefclockId::SOCK,
+            unit: 0
+        })
+    );
+    assert_eq!(
+        config.associations[0].path.as_deref(),
+        Some(Path::new("/run/sundial.sock"))
+    );
+    let (config, findings) = parse("refclock sock refid GPS");
+    assert!(config.associations.is_empty());
+    assert_eq!(positions(&findings, Severity::Error), ["1:10 sock"]);
+}
+
+#[test]
+fn fudge_options_a_driver_does_not_use_are_warned_about_by_name() {
+    let (config, findings) = parse(
+        "server 127.127.28.0\n\
+         fudge 127.127.28.0 time2 10 flag1 1 flag2 1 flag4 1\n\
+         server 127.127.22.1\n\
+         fudge 127.127.22.1 flag2 1 flag3 1 time2 0.1 flag1 0",
+    );
+    assert_eq!(config.associations.len(), 2);
+    let warned: Vec<(u32, &str)> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .map(|f| (f.location.line, f.token.as_str()))
+        .collect();
+    assert_eq!(
+        warned,
+        [(2, "flag2"), (4, "time2"), (4, "flag1"), (4, "flag3")]
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.message.contains("kernel's PPS discipline"))
+    );
 }
