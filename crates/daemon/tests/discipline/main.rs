@@ -19,6 +19,7 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Child;
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
@@ -86,6 +87,19 @@ impl Drop for Ntpd {
             let _ = stop(&mut child, Duration::from_secs(10));
         }
     }
+}
+
+/// Held by each test that measures accuracy, so that they run one at a time: each runs a
+/// daemon and two or three chronyd, and on a 2-core machine several of them at once starve one
+/// another's replies of CPU, which shows as served offsets and frequency estimates that say
+/// more about the scheduler than about sundial.
+static ACCURACY: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the next one still runs alone.
+    ACCURACY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn config(server_port: u16) -> String {
@@ -177,6 +191,7 @@ fn assert_served_accurately(ntpd: &Ntpd) {
 
 #[test]
 fn simulated_clock_stepped_at_start_is_disciplined_to_a_real_chronyd_with_iburst() {
+    let _alone = one_at_a_time();
     let upstream = Peer::chronyd_on_loopback(2);
     let ntpd = Ntpd::start(&config(upstream.port()), "simulated:0.5:30");
     assert_served_accurately(&ntpd);
@@ -222,6 +237,7 @@ const MAX_PROBE_DELAY_S: f64 = 400e-6;
 /// reply.
 #[test]
 fn served_time_is_within_a_millisecond_from_the_first_synchronised_reply_on() {
+    let _alone = one_at_a_time();
     let upstream = Peer::chronyd_on_loopback(2);
     let ntpd = Ntpd::start(&config(upstream.port()), "simulated:0.1:50");
     let client = SntpClient::new(ntpd.addr());
@@ -325,6 +341,7 @@ fn the_system_clock_fails_loudly_without_the_capability() {
 
 #[test]
 fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
+    let _alone = one_at_a_time();
     // No drift file and no iburst: ntpd's FREQ state. The 50 ms phase error is slewed out at
     // once, then the clock keeps its 30 ppm error while every poll brings a burst, until the
     // frequency is known; only then is the clock corrected and served as synchronised.
@@ -350,6 +367,7 @@ fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
 
 #[test]
 fn a_falseticker_among_three_servers_does_not_pull_the_served_time() {
+    let _alone = one_at_a_time();
     // Two chronyd servers serve the host clock; a third server (sundial on its local clock
     // driver, its simulated clock 0.25 s ahead) is a falseticker. Were it counted as a
     // truechimer, the combined offset would carry a share of its 0.25 s error.
@@ -403,6 +421,7 @@ fn a_falseticker_among_three_servers_does_not_pull_the_served_time() {
 
 #[test]
 fn links_planted_in_the_drift_directory_are_replaced_not_followed() {
+    let _alone = one_at_a_time();
     // The drift directory belongs to an unprivileged user, who planted links to a root-only
     // file at the drift file's name and at the temporary name ntpd used to write through.
     let own = TempDir::new("drift-victim");
