@@ -202,6 +202,7 @@ fn nts_vars() -> sundial_proto::control::NtsVars {
         ke_refused: refused,
         ke_probes_good: probes_good,
         ke_probes_bad: probes_bad,
+        ke_cookies_made: crate::nts::KE_COUNTERS.cookies_made(),
         ..Default::default()
     }
 }

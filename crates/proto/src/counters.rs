@@ -107,6 +107,10 @@ const VERSIONS: usize = 8;
 /// Modes a datagram's mode field can hold (three bits).
 const MODES: usize = 8;
 
+/// Ages of the previous master keys a cookie can open under, counted apart: one, two, and
+/// three or more rotations back (NTPsec's `nts_cookie_decode_old`, `…old2`, `…older`).
+pub const OLD_KEY_AGES: usize = 3;
+
 /// Request and drop counters of one server. Each worker thread owns one and is its only writer;
 /// the main loop reads them (relaxed atomics: exact totals, no ordering needed).
 ///
@@ -121,6 +125,8 @@ pub struct ServerCounters {
     nts_replies: AtomicU64,
     nts_naks: AtomicU64,
     nts_cookie_failures: AtomicU64,
+    nts_cookies_made: AtomicU64,
+    nts_cookies_old: [AtomicU64; OLD_KEY_AGES],
     control_requests: AtomicU64,
     control_replies: AtomicU64,
     versions: [AtomicU64; VERSIONS],
@@ -156,6 +162,8 @@ impl ServerCounters {
             nts_replies: self.nts_replies.load(Ordering::Relaxed),
             nts_naks: self.nts_naks.load(Ordering::Relaxed),
             nts_cookie_failures: self.nts_cookie_failures.load(Ordering::Relaxed),
+            nts_cookies_made: self.nts_cookies_made.load(Ordering::Relaxed),
+            nts_cookies_old: load_all(&self.nts_cookies_old),
             control_requests: self.control_requests.load(Ordering::Relaxed),
             control_replies: self.control_replies.load(Ordering::Relaxed),
             versions: load_all(&self.versions),
@@ -249,6 +257,23 @@ impl ServerCounters {
         }
     }
 
+    /// Counts `n` fresh cookies sealed into an NTS reply.
+    pub(crate) fn count_nts_cookies_made(&self, n: usize) {
+        self.nts_cookies_made
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts a cookie that opened under the master key `age` rotations old (nothing for the
+    /// newest key, whose cookies `nts_cookie_decode` counts as a whole).
+    pub(crate) fn count_nts_cookie_age(&self, age: usize) {
+        if let Some(slot) = age
+            .checked_sub(1)
+            .and_then(|i| self.nts_cookies_old.get(i.min(OLD_KEY_AGES - 1)))
+        {
+            Self::bump(slot);
+        }
+    }
+
     /// Counts a mode 6 datagram (received, counted there too).
     pub(crate) fn count_control_request(&self) {
         Self::bump(&self.control_requests);
@@ -299,6 +324,11 @@ pub struct CounterSnapshot {
     pub nts_naks: u64,
     /// Of those NAKs, the requests whose cookie did not open (under any master key held).
     pub nts_cookie_failures: u64,
+    /// Fresh cookies sealed into NTS replies (the key-exchange server counts its own).
+    pub nts_cookies_made: u64,
+    /// Cookies that opened under a previous master key: one, two, and three or more
+    /// rotations back.
+    pub nts_cookies_old: [u64; OLD_KEY_AGES],
     /// Mode 6 (ntpq) datagrams received, whatever became of them (among `received`).
     pub control_requests: u64,
     /// Mode 6 requests answered (among the replies).
@@ -379,6 +409,10 @@ impl CounterSnapshot {
         self.nts_replies += other.nts_replies;
         self.nts_naks += other.nts_naks;
         self.nts_cookie_failures += other.nts_cookie_failures;
+        self.nts_cookies_made += other.nts_cookies_made;
+        for (a, b) in self.nts_cookies_old.iter_mut().zip(other.nts_cookies_old) {
+            *a += b;
+        }
         self.control_requests += other.control_requests;
         self.control_replies += other.control_replies;
         self.sent += other.sent;

@@ -516,9 +516,10 @@ impl Server {
         out: &mut [u8],
         transmit_time: impl FnOnce() -> NtpTimestamp,
     ) -> Decision {
-        let Some(keys) = cookies.open(nts_request.cookie) else {
+        let Some((keys, age)) = cookies.open_aged(nts_request.cookie) else {
             return nts_nak(header, nts_request.uid, out, true);
         };
+        self.counters.count_nts_cookie_age(age);
         let Ok(extra) = nts_request.verify(request, &keys.c2s) else {
             return nts_nak(header, nts_request.uid, out, false);
         };
@@ -555,7 +556,10 @@ impl Server {
             |_, buf| cookies.seal(&keys, self.nonce(), buf),
         );
         match written {
-            Some(n) if n <= request.len() => Decision::NtsReply(n),
+            Some(n) if n <= request.len() => {
+                self.counters.count_nts_cookies_made(count);
+                Decision::NtsReply(n)
+            }
             _ => Decision::Drop(DropReason::Oversized),
         }
     }

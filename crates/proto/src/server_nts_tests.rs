@@ -237,3 +237,48 @@ fn each_reply_is_sealed_under_a_fresh_nonce() {
     assert_eq!(replies[0][..HEADER_LEN], replies[1][..HEADER_LEN]);
     assert_ne!(replies[0], replies[1]);
 }
+
+#[test]
+fn cookies_made_and_cookies_opened_under_previous_keys_are_counted() {
+    let access = AccessTable::new();
+    let server = Server::new();
+    let state = tests::synced();
+    let mut out = [0u8; ef::MAX_PACKET_LEN];
+    // The cookie was sealed under key 1; two rotations put it one, then two keys back.
+    let once = cookies().rotated(MasterKey {
+        id: 2,
+        key: [0x44; 32],
+    });
+    let twice = once.rotated(MasterKey {
+        id: 3,
+        key: [0x55; 32],
+    });
+    for (keys, placeholders) in [(cookies(), 2), (once, 0), (twice, 1), (cookies(), 0)] {
+        let policy = Policy::new(&access).with_nts(Some(&keys));
+        let req = request_with(&cookie(), placeholders, &session().c2s);
+        let action = server.handle(&policy, &meta(), &req, &state, &mut out, || T3);
+        assert_eq!(action, Action::Reply(req.len()));
+    }
+    let c = server.counters().snapshot();
+    assert_eq!(c.nts_replies, 4);
+    assert_eq!(
+        c.nts_cookies_made,
+        3 + 1 + 2 + 1,
+        "one per cookie and placeholder"
+    );
+    assert_eq!(c.nts_cookies_old, [1, 1, 0]);
+    // A cookie no key opens makes nothing and counts as no age.
+    let foreign = CookieKeys::new(vec![MasterKey {
+        id: 9,
+        key: [0x66; 32],
+    }])
+    .unwrap();
+    let policy = Policy::new(&access).with_nts(Some(&foreign));
+    let req = request_with(&cookie(), 0, &session().c2s);
+    let nak = server.handle(&policy, &meta(), &req, &state, &mut out, || T3);
+    assert!(matches!(nak, Action::Reply(_)), "an NTS NAK");
+    let after = server.counters().snapshot();
+    assert_eq!(after.nts_cookies_made, c.nts_cookies_made);
+    assert_eq!(after.nts_cookies_old, c.nts_cookies_old);
+    assert_eq!(after.nts_cookie_failures, 1);
+}

@@ -275,6 +275,8 @@ pub struct KeCounters {
     pub client_good: AtomicU64,
     /// Key exchanges with a server that failed.
     pub client_bad: AtomicU64,
+    /// Cookies sealed into key-exchange responses.
+    pub cookies_made: AtomicU64,
 }
 
 impl KeCounters {
@@ -285,12 +287,18 @@ impl KeCounters {
             server_refused: AtomicU64::new(0),
             client_good: AtomicU64::new(0),
             client_bad: AtomicU64::new(0),
+            cookies_made: AtomicU64::new(0),
         }
     }
 
     /// Adds one to `counter`.
     pub fn count(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The cookies sealed into key-exchange responses so far.
+    pub fn cookies_made(&self) -> u64 {
+        self.cookies_made.load(Ordering::Relaxed)
     }
 
     /// The values now: (server good, server bad, server refused, client good, client bad).

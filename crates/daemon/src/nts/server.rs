@@ -210,6 +210,7 @@ fn serve_one(tcp: TcpStream, server: &KeServer) -> Result<(), String> {
                     .seal(&keys, nonce, &mut buf)
                     .ok_or("cookie does not fit")?;
                 cookies.push(buf.get(..n).unwrap_or_default().to_vec());
+                KE_COUNTERS.count(&KE_COUNTERS.cookies_made);
             }
             let refs: Vec<&[u8]> = cookies.iter().map(Vec::as_slice).collect();
             let port = (server.ntp_port != 123).then_some(server.ntp_port);

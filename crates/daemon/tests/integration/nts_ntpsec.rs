@@ -7,7 +7,8 @@
 //! * NTPsec as an NTS client of sundial (`server … nts ca FILE`) selects it, and NTPsec's own
 //!   ntpq shows its association authenticated; a sundial restarted with the same `nts cookie`
 //!   file but no key-exchange port still answers the cookies NTPsec holds, and `ntpdig` gets
-//!   time from it.
+//!   time from it. NTPsec's `ntpq -c ntsinfo` shows the cookies made, and, after a rotation
+//!   written to the cookie file, the cookies opened under the previous key.
 //! * A relay in front of NTPsec that flips one bit of each reply (in the authenticator or in
 //!   the transmit timestamp) or replays an old reply: sundial never selects it, and counts
 //!   the replies as `bad-mac` or `bogus-origin`; the same relay passing replies unchanged is
@@ -158,16 +159,18 @@ fn ntpsec_selects_sundial_over_nts_and_keeps_its_cookies_across_a_restart() {
     let ours = sundial_ntpq_in(&pair.server, &["-c", "ntsinfo", "127.0.0.1"]).all();
     let first = ntpd.stop().log;
     assert!(counter(&first, "NTS repl") > 0, "{first}");
-    let value = |label: &str| -> u64 {
-        ntsinfo
-            .lines()
-            .find_map(|l| l.strip_prefix(label))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let value = |label: &str| -> u64 { ntsinfo_value(&ntsinfo, label).unwrap_or(0) };
     assert!(value("NTS KE serves good:") >= 1, "{ntsinfo}");
     assert!(value("NTS server recvs good:") >= 1, "{ntsinfo}");
     assert_eq!(value("NTS decode cookies error:"), 0, "{ntsinfo}");
+    // Cookies made: 8 per key exchange and at least one per NTS reply; none opened under an
+    // old key yet. Each is a number, not NTPsec's `???` for a variable not sent.
+    let least = 8 * value("NTS KE serves good:") + value("NTS server recvs good:");
+    assert!(value("NTS make cookies:") >= least, "{ntsinfo}");
+    for old in ["old:", "old2:", "older:"] {
+        let label = format!("NTS decode cookies {old}");
+        assert_eq!(ntsinfo_value(&ntsinfo, &label), Some(0), "{ntsinfo}");
+    }
     let serves = ours
         .lines()
         .find_map(|l| l.strip_prefix("NTS KE serves good:"))
@@ -175,13 +178,22 @@ fn ntpsec_selects_sundial_over_nts_and_keeps_its_cookies_across_a_restart() {
     assert!(serves.is_some_and(|n| n >= 1), "{ours}");
     assert!(ours.contains("NTS KE refused:"), "{ours}");
 
-    // The same cookie file, the key-exchange port moved away: NTPsec can only go on with the
-    // cookies it holds, which the restarted server must still open.
+    // The same cookie file after a rotation (a fresh key in front, as sundial writes it), the
+    // key-exchange port moved away: NTPsec can only go on with the cookies it holds, which
+    // the restarted server must still open, now under the previous key.
+    rotate_cookie_file(&cookie);
     let second = sundial_nts_server(&pair, &pki, &cookie, free_port());
     // NTPsec polls every 8 s; two polls and a margin.
     std::thread::sleep(Duration::from_secs(20));
     let sntp = ntpdig_json(&pair.client, "ntpdig", NetnsPair::SERVER_V4.into());
+    let ntsinfo = ntpsec_ntpq_in(&pair.server, &["-c", "ntsinfo", "127.0.0.1"]).stdout;
     let log = second.stop().log;
+    let old = ntsinfo_value(&ntsinfo, "NTS decode cookies old:");
+    assert!(old.is_some_and(|n| n >= 1), "{ntsinfo}");
+    assert_eq!(ntsinfo_value(&ntsinfo, "NTS decode cookies old2:"), Some(0));
+    // No key exchange now: the cookies made are those of the NTS replies.
+    let made = ntsinfo_value(&ntsinfo, "NTS make cookies:");
+    assert!(made.is_some_and(|n| n >= 1), "{ntsinfo}");
     assert!(
         counter(&log, "NTS repl") > 0,
         "NTPsec's old cookies not answered after the restart:\n{log}\n{}",
@@ -190,6 +202,28 @@ fn ntpsec_selects_sundial_over_nts_and_keeps_its_cookies_across_a_restart() {
     assert_eq!(counter(&log, "NTS NAK"), 0, "{log}");
     let report = sntp.unwrap_or_else(|e| panic!("ntpdig after the restart: {e}"));
     assert_eq!(report.stratum, crate::support::LOCAL_CLOCK_STRATUM);
+}
+
+/// The number on the line of NTPsec's `ntpq -c ntsinfo` labelled `label`; `None` if the line
+/// is missing or not a number (`???` for a variable the server did not send).
+fn ntsinfo_value(ntsinfo: &str, label: &str) -> Option<u64> {
+    ntsinfo
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Puts a fresh master key in front of the `nts cookie` file at `path`, as a rotation does,
+/// keeping the file's mode (0600).
+fn rotate_cookie_file(path: &str) {
+    let keys = std::fs::read_to_string(path).expect("cookie file");
+    let newest: u32 = keys
+        .split_whitespace()
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("a key id");
+    let fresh = format!("{} {}\n", newest.wrapping_add(1), "5a".repeat(32));
+    std::fs::write(path, fresh + &keys).expect("rewrite cookie file");
 }
 
 #[test]

@@ -4,8 +4,11 @@
 //! The NTP-side counters come from the server counters (every server thread's sum); the
 //! key-exchange counters and the client's packet counts from the daemon (the client's summed
 //! over the NTS associations that exist now). In NTPsec's words a client's key exchange is a
-//! "probe" and a server's a "serve". Not sent (ntpq shows `???`): the cookies made and the age
-//! classes of decoded cookies (`nts_cookie_decode_old*`), which sundial does not keep.
+//! "probe" and a server's a "serve". Cookies made are those of the key exchanges and of the
+//! NTS replies together. A cookie that opened under a previous master key is counted by the
+//! key's age: `nts_cookie_decode_old` one rotation back, `…old2` two, `…older` three. Not sent
+//! (ntpq shows `???`): `nts_cookie_decode_too_old`, since a cookie under a key already
+//! forgotten cannot be told from a foreign one; it counts in `nts_cookie_decode_error`.
 
 use super::snapshot::SystemVars;
 use super::vars::Var;
@@ -23,6 +26,9 @@ pub struct NtsVars {
     pub ke_probes_good: u64,
     /// `nts_ke_probes_bad`: key exchanges with a server that failed.
     pub ke_probes_bad: u64,
+    /// Cookies the key-exchange server sealed into its responses (part of
+    /// `nts_cookie_make`).
+    pub ke_cookies_made: u64,
     /// `nts_client_send`: NTS requests the NTS associations sent.
     pub client_send: u64,
     /// `nts_client_recv_good`: their replies that verified and were used.
@@ -60,6 +66,13 @@ pub(crate) static NTS_INFO: &[Var<SystemVars>] = &[
         .nts_naks
         .saturating_sub(s.counters.nts_cookie_failures)
         .saturating_add(s.counters.nts_replies)),
+    nts!("nts_cookie_make", |s| s
+        .counters
+        .nts_cookies_made
+        .saturating_add(s.nts.ke_cookies_made)),
+    nts!("nts_cookie_decode_old", |s| s.counters.nts_cookies_old[0]),
+    nts!("nts_cookie_decode_old2", |s| s.counters.nts_cookies_old[1]),
+    nts!("nts_cookie_decode_older", |s| s.counters.nts_cookies_old[2]),
     nts!("nts_cookie_decode_error", |s| s
         .counters
         .nts_cookie_failures),

@@ -106,10 +106,21 @@ impl CookieKeys {
     /// Opens a cookie: the session keys it holds, or `None` if it is not one of ours (unknown
     /// or expired key id, wrong length, modified).
     pub fn open(&self, cookie: &[u8]) -> Option<SessionKeys> {
+        self.open_aged(cookie).map(|(keys, _)| keys)
+    }
+
+    /// [`Self::open`], with the age of the master key that opened the cookie: 0 for the
+    /// newest, 1 for the one before the last rotation, and so on (for NTPsec's
+    /// `nts_cookie_decode_old*` counters).
+    pub fn open_aged(&self, cookie: &[u8]) -> Option<(SessionKeys, usize)> {
         let (id, rest) = cookie.split_first_chunk::<4>()?;
         let (nonce, rest) = rest.split_first_chunk::<COOKIE_NONCE_LEN>()?;
         let (tag, sealed) = rest.split_first_chunk::<TAG_LEN>()?;
-        let master = self.keys.iter().find(|k| k.id.to_be_bytes() == *id)?;
+        let (age, master) = self
+            .keys
+            .iter()
+            .enumerate()
+            .find(|(_, k)| k.id.to_be_bytes() == *id)?;
         let mut plain = [0u8; MAX_COOKIE_LEN];
         let plain = plain.get_mut(..sealed.len())?;
         plain.copy_from_slice(sealed);
@@ -123,10 +134,11 @@ impl CookieKeys {
             return None;
         }
         let (c2s, s2c) = keys.split_at(aead.key_len());
-        Some(SessionKeys {
+        let session = SessionKeys {
             c2s: AeadKey::new(aead, c2s)?,
             s2c: AeadKey::new(aead, s2c)?,
-        })
+        };
+        Some((session, age))
     }
 }
 
@@ -190,9 +202,11 @@ mod tests {
         let len = keys
             .seal(&session(Aead::AesSivCmac256), [3; 16], &mut out)
             .expect("fits");
+        assert_eq!(keys.open_aged(&out[..len]).map(|(_, age)| age), Some(0));
         for id in 2..=MAX_MASTER_KEYS as u32 {
             keys = keys.rotated(master(id));
-            assert!(keys.open(&out[..len]).is_some(), "after rotation to {id}");
+            let age = keys.open_aged(&out[..len]).map(|(_, age)| age);
+            assert_eq!(age, Some(id as usize - 1), "after rotation to {id}");
         }
         keys = keys.rotated(master(99));
         assert_eq!(keys.open(&out[..len]), None, "the oldest key is gone");
