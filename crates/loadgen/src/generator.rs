@@ -104,6 +104,7 @@ fn key_exchange(target: SocketAddr, port: u16, ca: &std::path::Path) -> io::Resu
         port,
         ca: ca.to_path_buf(),
         noval: false,
+        ask: None,
     })
     .map_err(|e| io::Error::other(format!("NTS-KE: {e}")))?;
     if done.cookies.is_empty() {

@@ -80,6 +80,8 @@ pub struct Association {
     pub nts_port: u16,
     /// `noval`: do not validate the NTS-KE server's certificate (NTPsec).
     pub noval: bool,
+    /// `ask HOST[:PORT]` (NTPsec): the NTP server the key exchange asks for; implies `nts`.
+    pub nts_ask: Option<sundial_proto::nts::ke::Ask>,
     /// `ca FILE`: CA bundle for the NTS-KE server (NTPsec).
     pub ca: Option<PathBuf>,
     /// `aead NAME`: NTS AEAD algorithm (NTPsec).
@@ -115,6 +117,7 @@ impl Association {
             nts: false,
             nts_port: sundial_proto::nts::ke::DEFAULT_PORT,
             noval: false,
+            nts_ask: None,
             ca: None,
             aead: None,
             bias: NtpDuration::ZERO,
@@ -263,6 +266,10 @@ pub(super) fn association_option(
                 ),
             );
         }
+        "ask" => {
+            assoc.nts_ask = Some(parse_ask(args.value_of(opt)?)?);
+            assoc.nts = true;
+        }
         "ntsport" => assoc.nts_port = args.value_of(opt)?.int("ntsport", 1..=u16::MAX)?,
         "minpoll" | "maxpoll" => {
             let value = args.value_of(opt)?;
@@ -302,10 +309,48 @@ pub(super) fn association_option(
     Ok(true)
 }
 
+/// `ask`'s value: `HOST`, `HOST:PORT`, `[IPV6]` or `[IPV6]:PORT`, HOST an IPv4 address or a
+/// host name (NTPsec's syntax, the host part of an RFC 3986 URI).
+fn parse_ask(value: Token<'_>) -> Result<sundial_proto::nts::ke::Ask, Diag> {
+    let text = value.text;
+    let bad = || {
+        value.error(format!(
+            "ask: {text:?} is not HOST, HOST:PORT, [IPV6] or [IPV6]:PORT"
+        ))
+    };
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad());
+        }
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else if text.matches(':').count() > 1 {
+        return Err(value.error(format!(
+            "ask: {text:?}: an IPv6 address goes in brackets, [IPV6] or [IPV6]:PORT"
+        )));
+    } else {
+        match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(value.error(format!("ask: port {p:?} must be 1..=65535"))),
+        },
+    };
+    sundial_proto::nts::ke::Ask::new(host, port).ok_or_else(bad)
+}
+
 /// Keywords that are association options, so that `server iburst` is reported as a missing
 /// address instead of a lookup of the host "iburst".
 const OPTION_KEYWORDS: &[&str] = &[
     "iburst", "burst", "prefer", "minpoll", "maxpoll", "noselect", "true", "version", "key",
     "preempt", "mode", "autokey", "ttl", "xleave", "xmtnonce", "nts", "ntsport", "noval", "ca",
-    "aead", "bias", "port",
+    "aead", "bias", "port", "ask",
 ];

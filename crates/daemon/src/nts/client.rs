@@ -36,6 +36,8 @@ pub struct KeRequest {
     pub ca: PathBuf,
     /// `noval`: do not verify the certificate.
     pub noval: bool,
+    /// `ask HOST[:PORT]`: the NTP server to ask the key-exchange server for.
+    pub ask: Option<ke::Ask>,
 }
 
 /// A completed key exchange.
@@ -87,7 +89,7 @@ pub fn exchange(request: &KeRequest) -> Result<Exchanged, String> {
     // A server that trickles its bytes cannot hold the exchange past the deadline either.
     let mut tls = StreamOwned::new(conn, Deadlined::new(tcp));
     let mut message = Vec::new();
-    ke::write_request(&mut message);
+    ke::write_request(&mut message, request.ask.as_ref());
     tls.write_all(&message)
         .and_then(|()| tls.flush())
         .map_err(|e| format!("TLS with {addr}: {e}"))?;

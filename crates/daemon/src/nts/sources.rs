@@ -87,6 +87,7 @@ impl NtsSources {
                 port: line.nts_port,
                 ca: line.ca.clone().unwrap_or_else(|| self.default_ca.clone()),
                 noval: line.noval,
+                ask: line.nts_ask.clone(),
             },
             in_flight: false,
             next_try: now,
@@ -172,11 +173,20 @@ impl NtsSources {
             match result.outcome {
                 Ok(done) => {
                     tracing::info!(
-                        "association {}: NTS-KE with {host} gave {} cookie(s){}",
+                        "association {}: NTS-KE with {host} gave {} cookie(s){}{}",
                         result.id,
                         done.cookies.len(),
                         done.port
                             .map(|p| format!(", NTP port {p}"))
+                            .unwrap_or_default(),
+                        entry
+                            .request
+                            .ask
+                            .as_ref()
+                            .map(|a| match a.port() {
+                                Some(p) => format!(" (asked for {}, port {p})", a.server()),
+                                None => format!(" (asked for {})", a.server()),
+                            })
                             .unwrap_or_default()
                     );
                     if let Some(server) = done.server.as_deref().filter(|s| s != host) {

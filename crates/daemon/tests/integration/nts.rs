@@ -5,6 +5,8 @@
 //!   `authdata` shows NTS with cookies; the same client trusting another CA never does.
 //! * sundial as an NTS client of chronyd's NTS server selects it; trusting another CA the key
 //!   exchange fails with a log line naming the certificate problem, and no plain NTP is sent.
+//! * sundial asking chronyd's key exchange for an NTP server (`ask`) still gets keys and
+//!   cookies and selects it.
 //! * sundial's NTS replies are never longer than the requests (server counters), and a
 //!   restarted sundial with `nts cookie FILE` still opens the cookies it issued before.
 
@@ -252,6 +254,37 @@ fn sundial_selects_chronyd_over_nts_and_refuses_it_under_another_ca() {
     );
     // No plain NTP went out instead: the association sent nothing at all.
     assert!(log.contains(": sent 0,"), "{log}");
+}
+
+#[test]
+fn sundial_asking_chronyd_for_an_ntp_server_still_synchronises() {
+    // `ask` puts the NTPv4 Server and Port Negotiation records in the request; chronyd's
+    // server takes them as the hints they are and answers with keys and cookies.
+    let pki = Pki::generate();
+    let (ntp_port, ke_port) = (free_port(), free_port());
+    let chronyd = chronyd_nts_server(&pki, ntp_port, ke_port);
+    let ntpd = Daemon::start(format!(
+        "nts ca {}\nserver 127.0.0.1 port {ntp_port} nts ntsport {ke_port} \
+         ask 127.0.0.1:{ntp_port} iburst minpoll 3 maxpoll 3\n",
+        pki.show("ca.crt")
+    ));
+    let selected = eventually(SELECTS_WITHIN, || {
+        ntpd.log().contains("system peer 127.0.0.1")
+    });
+    let log = ntpd.stop().log;
+    assert!(
+        selected,
+        "sundial never selected chronyd:\n{log}\n{}",
+        chronyd.log()
+    );
+    assert!(
+        log.contains(&format!("(asked for 127.0.0.1, port {ntp_port})")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("NTS-KE with 127.0.0.1:"),
+        "no failed exchange: {log}"
+    );
 }
 
 #[test]

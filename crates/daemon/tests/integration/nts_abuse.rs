@@ -282,6 +282,7 @@ fn oversized_and_malformed_key_exchange_records_get_an_error_and_the_server_goes
         port: ke_port,
         ca: pki.path("ca.crt"),
         noval: false,
+        ask: None,
     };
     let done = exchange(&request).expect("a good key exchange after the bad ones");
     assert_eq!(done.cookies.len(), ke::COOKIES_PER_EXCHANGE);
@@ -327,6 +328,7 @@ fn bad_cookies_at_a_high_rate_get_naks_never_larger_than_the_request_and_memory_
         port: ke_port,
         ca: pki.path("ca.crt"),
         noval: false,
+        ask: None,
     })
     .expect("key exchange");
     let good_cookie = done.cookies[0].clone();

@@ -36,6 +36,7 @@ fn key_exchange(pki: &Pki, addr: Ipv4Addr, ke_port: u16) -> Result<Exchanged, St
         port: ke_port,
         ca: pki.path("ca.crt"),
         noval: false,
+        ask: None,
     })
 }
 

@@ -264,8 +264,66 @@ fn push_record(out: &mut Vec<u8>, critical: bool, kind: u16, body: &[u8]) {
     out.extend_from_slice(body.get(..usize::from(u16::MAX)).unwrap_or(body));
 }
 
-/// Writes a client request offering NTPv4 and the implemented AEADs.
-pub fn write_request(out: &mut Vec<u8>) {
+/// The NTP server a client asks the key-exchange server for (NTPsec's `ask HOST[:PORT]`):
+/// sent as the NTPv4 Server Negotiation record and, with a port, the NTPv4 Port Negotiation
+/// record (RFC 8915 §4.1.7–4.1.8), both non-critical, so a server that does not honour them
+/// still answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    server: String,
+    port: Option<u16>,
+}
+
+impl Ask {
+    /// An ask for `server` (an IPv4 address, an IPv6 address without brackets, or a host
+    /// name) and optionally its UDP `port`. `None` if `server` is none of those: RFC 8915
+    /// allows only these in the record, an IPv6 address in RFC 5952 form, which is how it
+    /// is stored.
+    pub fn new(server: &str, port: Option<u16>) -> Option<Self> {
+        let server = if let Ok(v4) = server.parse::<core::net::Ipv4Addr>() {
+            v4.to_string()
+        } else if let Ok(v6) = server.parse::<core::net::Ipv6Addr>() {
+            v6.to_string()
+        } else if is_host_name(server) {
+            server.to_ascii_lowercase()
+        } else {
+            return None;
+        };
+        Some(Self { server, port })
+    }
+
+    /// The server asked for, as sent.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The UDP port asked for, if any.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+}
+
+/// A host name (RFC 1123): dot-separated labels of letters, digits and inner hyphens, 1–63
+/// octets each, 253 in all; a final dot is allowed. All-numeric names are not (they would
+/// be malformed addresses).
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Writes a client request offering NTPv4 and the implemented AEADs, and asking for the NTP
+/// server of `ask` if given.
+pub fn write_request(out: &mut Vec<u8>, ask: Option<&Ask>) {
     push_record(
         out,
         true,
@@ -277,6 +335,12 @@ pub fn write_request(out: &mut Vec<u8>) {
         aeads.extend_from_slice(&a.id().to_be_bytes());
     }
     push_record(out, false, kind::AEAD, &aeads);
+    if let Some(ask) = ask {
+        push_record(out, false, kind::SERVER, ask.server.as_bytes());
+        if let Some(port) = ask.port {
+            push_record(out, false, kind::PORT, &port.to_be_bytes());
+        }
+    }
     push_record(out, true, kind::END, &[]);
 }
 

@@ -16,7 +16,7 @@ fn a_request_picks_the_first_implemented_aead() {
         })
     );
     let mut ours = Vec::new();
-    write_request(&mut ours);
+    write_request(&mut ours, None);
     assert_eq!(
         parse_request(&ours).map(|r| r.aead),
         Ok(Aead::AesSivCmac256)
@@ -125,4 +125,56 @@ fn exporter_contexts_follow_rfc8915() {
         exporter_context(Aead::AesSivCmac512, true),
         [0, 0, 0, 17, 1]
     );
+}
+
+#[test]
+fn an_ask_adds_server_and_port_negotiation_records_a_server_accepts() {
+    let records = |ask: Option<&Ask>| {
+        let mut out = Vec::new();
+        write_request(&mut out, ask);
+        let parsed = whole_message(&out)
+            .expect("one message")
+            .iter()
+            .map(|r| (r.critical, r.kind, r.body.to_vec()))
+            .collect::<Vec<_>>();
+        assert_eq!(parse_request(&out).map(|r| r.aead), Ok(Aead::AesSivCmac256));
+        parsed
+    };
+    let plain = records(None);
+    assert!(plain.iter().all(|r| r.1 != 6 && r.1 != 7), "{plain:?}");
+
+    let ask = Ask::new("NTP2.Example.org", Some(1123)).expect("a host name");
+    let asked = records(Some(&ask));
+    // Next Protocol, AEAD, Server (6), Port (7), End: the ask is not critical.
+    assert_eq!(asked.len(), 5, "{asked:?}");
+    assert_eq!(asked[2], (false, 6, b"ntp2.example.org".to_vec()));
+    assert_eq!(asked[3], (false, 7, 1123u16.to_be_bytes().to_vec()));
+    assert_eq!(asked[4].1, 0);
+
+    let no_port = records(Some(&Ask::new("192.0.2.9", None).expect("an IPv4 address")));
+    assert_eq!(no_port[2], (false, 6, b"192.0.2.9".to_vec()));
+    assert_eq!(no_port[3].1, 0, "no port record without a port");
+}
+
+#[test]
+fn an_ask_takes_only_addresses_and_host_names() {
+    let v6 = Ask::new("2001:DB8:0:0::1", None).expect("an IPv6 address");
+    assert_eq!(v6.server(), "2001:db8::1", "RFC 5952 form");
+    for bad in [
+        "",
+        "[2001:db8::1]",
+        "a b",
+        "host_name",
+        "-lead.example",
+        "trail-.example",
+        "1.2.3",
+        "a..b",
+        "é.example",
+        "999.1.1.1",
+    ] {
+        assert_eq!(Ask::new(bad, None), None, "{bad:?}");
+    }
+    let long = format!("{}.example", "a".repeat(64));
+    assert_eq!(Ask::new(&long, None), None);
+    assert!(Ask::new("time.example.", Some(123)).is_some());
 }

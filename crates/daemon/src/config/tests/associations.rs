@@ -131,6 +131,57 @@ fn unsupported_association_options_warn_and_ntpsec_options_are_accepted() {
 }
 
 #[test]
+fn ask_names_the_ntp_server_the_key_exchange_asks_for() {
+    let (config, findings) = parse(
+        "server a.example nts ask ntp.example:1123\n\
+         server b.example ask 192.0.2.5\n\
+         server c.example nts ask [2001:db8::5]:123\n\
+         server d.example nts ask [2001:db8::6]",
+    );
+    assert!(findings.is_empty(), "{findings:?}");
+    let asks: Vec<_> = config
+        .associations
+        .iter()
+        .map(|a| {
+            assert!(a.nts, "ask implies nts");
+            let ask = a.nts_ask.as_ref().expect("an ask");
+            (ask.server().to_owned(), ask.port())
+        })
+        .collect();
+    assert_eq!(
+        asks,
+        [
+            ("ntp.example".to_owned(), Some(1123)),
+            ("192.0.2.5".to_owned(), None),
+            ("2001:db8::5".to_owned(), Some(123)),
+            ("2001:db8::6".to_owned(), None),
+        ]
+    );
+    let (config, findings) = parse(
+        "server a.example nts ask\n\
+         server b.example nts ask ntp.example:0\n\
+         server c.example nts ask ntp.example:70000\n\
+         server d.example nts ask 2001:db8::5\n\
+         server e.example nts ask [ntp.example]:123\n\
+         server f.example nts ask bad_name\n\
+         server g.example nts ask [2001:db8::5]x",
+    );
+    assert_eq!(
+        positions(&findings, Severity::Error),
+        [
+            "1:22 ask",
+            "2:26 ntp.example:0",
+            "3:26 ntp.example:70000",
+            "4:26 2001:db8::5",
+            "5:26 [ntp.example]:123",
+            "6:26 bad_name",
+            "7:26 [2001:db8::5]x",
+        ]
+    );
+    assert!(config.associations.iter().all(|a| a.nts_ask.is_none()));
+}
+
+#[test]
 fn nts_sources_and_the_nts_server_are_configured_and_unsupported_tls_knobs_warn() {
     let (config, findings) = parse(
         "server a.example nts ntsport 4461 ca /etc/a.pem\n\
