@@ -138,13 +138,12 @@ fn one_good_server_and_one_falseticker_have_no_majority_so_no_system_peer() {
     }
 }
 
-/// 1 good + 1 falseticker with the baseline client, 100 ppm off and never corrected: the
-/// drift moves successive samples 6.4 ms apart per 64 s poll, so each source's jitter ψ — and
-/// with it the root distance λ — grows to tens of milliseconds until the two intervals
-/// overlap. Marzullo's algorithm then finds both consistent, both become survivors and both
-/// are fed to the discipline, which moves the clock somewhere between them; the intervals
-/// separate again, and so on. Still, the falseticker is never trusted without the good server,
-/// and the clock is never brought into sync: without a majority, no source can be told right.
+/// 1 good + 1 falseticker with the baseline client, 100 ppm off and never corrected. Were the
+/// two intervals to overlap (a jitter grown large), Marzullo's algorithm would find both
+/// consistent and both would be trusted together; they never overlap here, so both are
+/// rejected in every round. Either way the falseticker is never trusted without the good
+/// server, and the clock is never brought into sync: without a majority, no source can be told
+/// right.
 #[test]
 fn with_a_drifting_clock_two_disagreeing_sources_are_only_ever_trusted_together() {
     for seed in SEEDS {
@@ -153,6 +152,7 @@ fn with_a_drifting_clock_two_disagreeing_sources_are_only_ever_trusted_together(
         let (r, tl) = sundial_sim::run_with_timeline(&sc);
         let what = format!("seed {seed}, falseticker #{bad}");
         assert!(tl.rounds.len() > 100, "{what}: {} rounds", tl.rounds.len());
+        let mut trusted_together = 0;
         for round in &tl.rounds {
             let (b, g) = (round.tallies[bad], round.tallies[good]);
             let both_x = b == Some(Tally::Falseticker) && g == Some(Tally::Falseticker);
@@ -167,8 +167,12 @@ fn with_a_drifting_clock_two_disagreeing_sources_are_only_ever_trusted_together(
                     gap <= cb.root_distance + cg.root_distance,
                     "{what}: trusted together with disjoint intervals: {round:?}"
                 );
+                trusted_together += 1;
             }
         }
+        // Today the intervals never come to overlap, so the check above never runs: were
+        // that to change, the check must be seen to hold, and this count to be revisited.
+        assert_eq!(trusted_together, 0, "{what}: both trusted in some rounds");
         assert_eq!(r.sync_s, None, "{what}: {r:?}");
     }
 }
