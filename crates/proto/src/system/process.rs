@@ -347,15 +347,7 @@ impl System {
             .entry_mut(id)?
             .source
             .handle_response(t4, datagram, precision, keys);
-        if let Outcome::Sample(estimate) = outcome {
-            self.events.push_back(Event::Sampled(id));
-            let fresh = if estimate.is_some() {
-                Fresh::Estimate
-            } else {
-                Fresh::Sample
-            };
-            self.round(clock, now, fresh);
-        }
+        self.after_outcome(id, outcome, clock, now);
         Some(outcome)
     }
 
@@ -382,6 +374,19 @@ impl System {
             .entry_mut(id)?
             .source
             .handle_refclock(info, precision)?;
+        self.after_outcome(id, outcome, clock, now);
+        Some(outcome)
+    }
+
+    /// What follows a server's reply or a reference clock's poll: a new sample is announced
+    /// and runs a selection round, fresh as an estimate if it changed the filter's.
+    fn after_outcome<C: Clock>(
+        &mut self,
+        id: SourceId,
+        outcome: Outcome,
+        clock: &mut C,
+        now: MonoTime,
+    ) {
         if let Outcome::Sample(estimate) = outcome {
             self.events.push_back(Event::Sampled(id));
             let fresh = if estimate.is_some() {
@@ -391,7 +396,6 @@ impl System {
             };
             self.round(clock, now, fresh);
         }
-        Some(outcome)
     }
 
     /// The offset of the source that numbers the seconds of a pulse-per-second signal (see
