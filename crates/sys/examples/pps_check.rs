@@ -6,11 +6,11 @@
 //! cargo run -p sundial-sys --example pps_check -- /dev/pps0
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sundial_sys::pps::{Edge, open};
+use sundial_sys::pps::{Edge, PpsDevice, Pulse, open};
 
 fn main() -> ExitCode {
     let path = PathBuf::from(
@@ -18,47 +18,34 @@ fn main() -> ExitCode {
             .nth(1)
             .unwrap_or_else(|| "/dev/pps0".into()),
     );
-    let mut dev = match open(&path) {
-        Ok(dev) => dev,
+    match check(&path) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pps_check: cannot open {}: {e}", path.display());
-            return ExitCode::FAILURE;
+            eprintln!("pps_check: {}: {e}", path.display());
+            ExitCode::FAILURE
         }
-    };
-    let fetch = |dev: &mut Box<dyn sundial_sys::pps::PpsDevice>| match dev.fetch(Edge::Assert) {
+    }
+}
+
+fn check(path: &Path) -> Result<(), String> {
+    let mut dev = open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let first = newest(dev.as_mut())?;
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = newest(dev.as_mut())?;
+    for (n, p) in [("first", first), ("second", second)] {
+        println!("{n} pulse: #{} at {}.{:09}", p.sequence, p.secs, p.nanos);
+    }
+    if second.sequence > first.sequence && second.secs > first.secs {
+        Ok(())
+    } else {
+        Err("the pulses do not advance: is the signal connected?".to_owned())
+    }
+}
+
+fn newest(dev: &mut dyn PpsDevice) -> Result<Pulse, String> {
+    match dev.fetch(Edge::Assert) {
         Ok(Some(pulse)) => Ok(pulse),
         Ok(None) => Err("no pulse recorded yet".to_owned()),
         Err(e) => Err(e.to_string()),
-    };
-    let first = match fetch(&mut dev) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("pps_check: {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    std::thread::sleep(Duration::from_millis(1100));
-    let second = match fetch(&mut dev) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("pps_check: {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    println!(
-        "{}: pulse {} at {}.{:09}, then pulse {} at {}.{:09}",
-        path.display(),
-        first.sequence,
-        first.secs,
-        first.nanos,
-        second.sequence,
-        second.secs,
-        second.nanos
-    );
-    if second.sequence > first.sequence && second.secs > first.secs {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("pps_check: the pulses do not advance: is the signal connected?");
-        ExitCode::FAILURE
     }
 }
