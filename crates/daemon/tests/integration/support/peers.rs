@@ -409,6 +409,8 @@ pub(crate) struct ChronyMeasurement {
     pub(crate) tests: String,
     /// Offset of the server, seconds.
     pub(crate) offset: f64,
+    /// Round-trip delay of the exchange, seconds.
+    pub(crate) delay: f64,
 }
 
 /// What `chronyd -Q` measured against a server.
@@ -459,7 +461,7 @@ fn chronyd_query_with(server: SocketAddr, options: &str) -> ChronyQuery {
     let measurements = log
         .lines()
         .filter_map(|line| {
-            // DATE TIME IP L St 123 567 ABCD LP RP Score Offset …
+            // DATE TIME IP L St 123 567 ABCD LP RP Score Offset Peer_del …
             let w: Vec<&str> = line.split_whitespace().collect();
             if w.len() < 12 || !w.first()?.starts_with(|c: char| c.is_ascii_digit()) {
                 return None;
@@ -469,6 +471,7 @@ fn chronyd_query_with(server: SocketAddr, options: &str) -> ChronyQuery {
                 stratum: w.get(4)?.parse().ok()?,
                 tests: w.get(5..8)?.join(" "),
                 offset: w.get(11)?.parse().ok()?,
+                delay: w.get(12)?.parse().ok()?,
             })
         })
         .collect();
