@@ -112,8 +112,17 @@ fn config(server_port: u16) -> String {
 /// and settled, in any single measurement.
 const SERVED_BOUND: f64 = 100e-6;
 
-/// How far the drift file may be from the simulated frequency error, ppm.
+/// How far the drift file may be from the simulated frequency error, ppm, after ntpd has
+/// followed one server for the length of a test (about 30 s of 2 s polls).
 const DRIFT_BOUND: f64 = 0.5;
+
+/// The same with three servers, two of them chronyd and one a second sundial, sharing the
+/// two cores with ntpd and the client: their replies come later and less evenly, and a 30 s
+/// frequency estimate carries that. Over ten runs on a 2-core machine the drift file held
+/// -30.11 ppm on average with a standard deviation of 0.32 ppm (from -30.68 to -29.60), so
+/// [`DRIFT_BOUND`] failed one run in ten; this is three deviations. A sign error (+30), a
+/// frequency never applied (0) or one off by a factor of ten still fails.
+const DRIFT_BOUND_THREE_SERVERS: f64 = 1.0;
 
 /// How many measurements chronyd -Q takes of the served time (one every half second).
 const SAMPLES: usize = 10;
@@ -122,15 +131,15 @@ const SAMPLES: usize = 10;
 /// start-up slews and the frequency estimate settle within this.
 const SETTLE: Duration = Duration::from_secs(20);
 
-/// The drift file holds `ppm` within [`DRIFT_BOUND`].
-fn assert_drift_near(drift: Option<&str>, ppm: f64, log: &str) {
+/// The drift file holds `ppm` within `bound`.
+fn assert_drift_near(drift: Option<&str>, ppm: f64, bound: f64, log: &str) {
     let drift: f64 = drift
         .unwrap_or_else(|| panic!("no drift file:\n{log}"))
         .trim()
         .parse()
         .expect("drift file holds a number");
     assert!(
-        (drift - ppm).abs() <= DRIFT_BOUND,
+        (drift - ppm).abs() <= bound,
         "drift file says {drift} ppm, the clock's error is {ppm} ppm:\n{log}"
     );
 }
@@ -220,7 +229,7 @@ fn simulated_clock_stepped_at_start_is_disciplined_to_a_real_chronyd_with_iburst
         .unwrap_or_else(|| panic!("the 0.5 s start error was not stepped:\n{log}"));
     assert!((step + 0.5).abs() < 0.01, "stepped by {step} s");
     // The clock runs 30 ppm fast, so the correction is about -30 ppm.
-    assert_drift_near(drift.as_deref(), -30.0, &log);
+    assert_drift_near(drift.as_deref(), -30.0, DRIFT_BOUND, &log);
 }
 
 /// θ and δ of one reply as an SNTP client computes them, seconds: the server's time minus the
@@ -373,7 +382,7 @@ fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
         .unwrap_or_else(|| panic!("the measurement never ended:\n{log}"));
     assert!(started < measured, "{log}");
     assert!(!log.contains("clock stepped"), "50 ms is slewed:\n{log}");
-    assert_drift_near(drift.as_deref(), -30.0, &log);
+    assert_drift_near(drift.as_deref(), -30.0, DRIFT_BOUND, &log);
 }
 
 #[test]
@@ -427,7 +436,7 @@ fn a_falseticker_among_three_servers_does_not_pull_the_served_time() {
         last_tally.contains(&format!("x{falseticker_addr}")),
         "the falseticker is not marked as one: {last_tally}"
     );
-    assert_drift_near(drift.as_deref(), -30.0, &log);
+    assert_drift_near(drift.as_deref(), -30.0, DRIFT_BOUND_THREE_SERVERS, &log);
 }
 
 #[test]
@@ -481,5 +490,5 @@ fn links_planted_in_the_drift_directory_are_replaced_not_followed() {
     assert!(meta.is_file(), "the planted link was replaced by a file");
     assert_eq!(meta.permissions().mode() & 0o777, 0o644);
     let text = std::fs::read_to_string(&drift).expect("drift");
-    assert_drift_near(Some(&text), -30.0, &log);
+    assert_drift_near(Some(&text), -30.0, DRIFT_BOUND, &log);
 }
