@@ -99,6 +99,49 @@ fn detached_start_failures_exit_one_with_the_reason_on_stderr() {
         stderr.contains("cannot drop privileges") && stderr.contains("sundial-no-such-user"),
         "{stderr}"
     );
+
+    // A configuration that cannot be read.
+    let missing = dir.path().join("no-such-ntp.conf");
+    let out = ntpd_output(&[
+        "-c",
+        &missing.to_string_lossy(),
+        "--clock",
+        "none",
+        "--port",
+        &free_port().to_string(),
+        "-l",
+        &log.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot read configuration file")
+            && stderr.contains(&*missing.to_string_lossy()),
+        "{stderr}"
+    );
+
+    // A port another program holds.
+    let holder = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
+    let port = holder.local_addr().expect("addr").port();
+    let out = ntpd_output(&[
+        "-4",
+        "-c",
+        &config.to_string_lossy(),
+        "--clock",
+        "none",
+        "--port",
+        &port.to_string(),
+        "-l",
+        &log.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "UDP port {port} is already in use by another program"
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
