@@ -1,7 +1,9 @@
 //! Files and configurations an unprivileged user can plant must not turn the daemon, started
 //! as root, against the machine: no write follows a planted link, no state file read blocks on
 //! a FIFO or reads a device without end, and no configuration asks for unbounded memory.
-//! (sundial writes no statistics files yet; when it does, they go through the same module.)
+//! (Statistics files are appended to through the same module, `safefile::open_append`: no
+//! symbolic link followed, regular files only; their tests are the unit tests in
+//! `stats/filegen.rs`.)
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
