@@ -458,3 +458,108 @@ fn every_tool_prints_its_version() {
         assert_eq!(run.stdout.trim(), format!("{name} {version}"));
     }
 }
+
+/// One field of sundial's `ntpq -c CMD` output: `name=value`.
+fn ntpq_var(ntpd: &Daemon, command: &str, name: &str) -> Option<String> {
+    let mut cmd = notime(NTPQ);
+    cmd.args([
+        "-c",
+        command,
+        "--port",
+        &ntpd.port().to_string(),
+        "127.0.0.1",
+    ]);
+    let run = process::run(&mut cmd);
+    run.stdout
+        .split([',', '\n'])
+        .filter_map(|item| item.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// The `reach` and `delay` columns of `ntpq -pn`'s row for `remote`.
+fn reach_and_delay(ntpd: &Daemon, remote: &str) -> Option<(u32, f64)> {
+    let mut cmd = notime(NTPQ);
+    cmd.args(["-p", "-n", "--port", &ntpd.port().to_string(), "127.0.0.1"]);
+    let run = process::run(&mut cmd);
+    let row = run.stdout.lines().skip(2).find(|l| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|r| r.trim_start_matches(['*', '+', '-', '#', 'x', '.', 'o']) == remote)
+    })?;
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    // remote refid st t when poll reach delay offset jitter
+    let reach = u32::from_str_radix(fields.get(6)?, 8).ok()?;
+    let delay = fields.get(7)?.parse().ok()?;
+    Some((reach, delay))
+}
+
+#[test]
+fn sighup_keeps_an_unchanged_associations_state_and_the_frequency() {
+    let upstream = Daemon::start(LOCAL_CLOCK_CONFIG);
+    // The drift file says -5 ppm; a reload that restarted the discipline would start again
+    // from 0, and one that restarted the association would empty its reach and filter.
+    let state = TempDir::new("reload-keeps");
+    let drift = state.write("ntp.drift", "-5.000\n");
+    let drift_before = fs::read_to_string(&drift).expect("drift file");
+    let kept = format!(
+        "server 127.0.0.1 port {} iburst minpoll 4 maxpoll 4\ndriftfile {}\n",
+        upstream.port(),
+        drift.display()
+    );
+    let ntpd = Daemon::start_clock(&kept, "simulated:0:5", &[]);
+    let frequency =
+        || ntpq_var(&ntpd, "rv 0 frequency", "frequency").and_then(|f| f.parse::<f64>().ok());
+    assert!(
+        eventually(Duration::from_secs(30), || reach_and_delay(
+            &ntpd,
+            "127.0.0.1"
+        )
+        .is_some_and(|(reach, _)| reach.count_ones() >= 2)),
+        "the iburst never answered: {:?}\n{}",
+        reach_and_delay(&ntpd, "127.0.0.1"),
+        ntpd.log()
+    );
+    let (reach_before, delay_before) = reach_and_delay(&ntpd, "127.0.0.1").expect("row");
+    let poll_before = ntpq_var(&ntpd, "rv 0 poll", "poll");
+    let frequency_before = frequency().expect("frequency");
+    assert!(
+        (frequency_before + 5.0).abs() < 1.0,
+        "the drift file's frequency is not in use: {frequency_before}"
+    );
+    assert!(delay_before > 0.0, "no delay in the filter yet");
+
+    fs::write(
+        ntpd.config_path(),
+        format!("{kept}server 127.0.0.2 port {} minpoll 4\n", free_port()),
+    )
+    .expect("edit");
+    ntpd.signal("HUP");
+    assert!(
+        eventually(WITHIN, || ntpd
+            .log()
+            .contains("1 association line(s) added, 0 removed, 1 unchanged")),
+        "{}",
+        ntpd.log()
+    );
+    // The minimum poll is 16 s, so at most one poll has passed since the reading before:
+    // the reach can only have gained a bit, and the filter still holds its samples.
+    let (reach_after, delay_after) = reach_and_delay(&ntpd, "127.0.0.1").expect("row");
+    assert!(
+        reach_after.count_ones() >= reach_before.count_ones(),
+        "reach {reach_before:o} became {reach_after:o}: the association started again"
+    );
+    assert!(delay_after > 0.0, "the filter was emptied");
+    assert_eq!(ntpq_var(&ntpd, "rv 0 poll", "poll"), poll_before);
+    let frequency_after = frequency().expect("frequency");
+    assert!(
+        (frequency_after - frequency_before).abs() < 0.5,
+        "the frequency went from {frequency_before} to {frequency_after} ppm"
+    );
+    assert_eq!(
+        fs::read_to_string(&drift).expect("drift file"),
+        drift_before,
+        "the reload wrote the drift file"
+    );
+    ntpd.stop().assert_success();
+}
