@@ -11,6 +11,7 @@
 //!   in its request.
 //! * [`mrulist`]: both ntpqs list the clients from the LAN after the nonce exchange; a forged
 //!   or borrowed nonce gets a 12-octet error.
+//! * [`reload`]: SIGHUP applies `interface` and `discard` changes at once.
 //! * [`sysstats`]: Debian's `ntpq -c sysstats` and sundial's show the counters the daemon logs
 //!   at shutdown.
 //!
@@ -31,6 +32,7 @@ mod lan;
 mod mrulist;
 mod ratelimit;
 mod raw;
+mod reload;
 mod restrict;
 mod sysstats;
 
