@@ -15,6 +15,23 @@ use sundial_proto::nts::ke::ALPN;
 /// The system CA bundle (Debian's ca-certificates), used when no `ca` is configured.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// The largest PEM file read: Debian's whole CA bundle is about 220 KiB.
+const MAX_PEM: u64 = 4 << 20;
+
+/// Reads a PEM file the way the configuration is read ([`crate::safefile::read_config`]):
+/// links are followed, as `/etc/ssl/certs` and certbot's `live/` directories need, but a FIFO
+/// is refused instead of blocking start-up and a device or a huge file stops at [`MAX_PEM`].
+fn read_pem(path: &Path) -> Result<Vec<u8>, String> {
+    crate::safefile::read_config(path, MAX_PEM).map_err(|e| e.to_string())
+}
+
+/// Every certificate in the PEM file at `path`.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_slice_iter(&read_pem(path)?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 #[expect(
     deprecated,
     reason = "ring offers no post-quantum key exchange; NTS-KE needs none, and ring builds in seconds"
@@ -25,13 +42,12 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The NTS-KE server's TLS configuration from a PEM certificate chain and private key.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(Iterator::collect)
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let chain = certificates(cert)?;
     if chain.is_empty() {
         return Err(format!("{}: no certificate", cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&read_pem(key)?)
+        .map_err(|e| format!("{}: {e}", key.display()))?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
@@ -56,9 +72,7 @@ pub fn client_config(ca: &Path, noval: bool) -> Result<Arc<ClientConfig>, String
             )))
             .with_no_client_auth()
     } else {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-            .and_then(Iterator::collect)
-            .map_err(|e| format!("{}: {e}", ca.display()))?;
+        let certs = certificates(ca)?;
         let mut roots = RootCertStore::empty();
         let (added, _) = roots.add_parsable_certificates(certs);
         if added == 0 {
@@ -112,5 +126,68 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sundial-tls-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    #[test]
+    fn a_fifo_as_certificate_key_or_ca_is_refused_without_waiting() {
+        let dir = scratch("fifo");
+        let fifo = dir.join("fifo.pem");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+        let started = std::time::Instant::now();
+        let cert = server_config(&fifo, &fifo).expect_err("a FIFO is no certificate");
+        let ca = client_config(&fifo, false).expect_err("a FIFO is no CA file");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        for err in [cert, ca] {
+            assert!(err.contains("is not a regular file"), "{err}");
+        }
+        std::fs::remove_dir_all(dir).expect("clean up");
+    }
+
+    #[test]
+    fn an_endless_device_as_ca_file_is_read_only_up_to_the_limit() {
+        let err = client_config(Path::new("/dev/zero"), false).expect_err("not PEM");
+        assert!(err.contains("/dev/zero"), "{err}");
+        assert!(err.contains(&MAX_PEM.to_string()), "{err}");
+    }
+
+    #[test]
+    fn certificate_key_and_ca_reached_through_symbolic_links_are_read() {
+        // Debian's CA bundle lies behind links in /etc/ssl/certs, certbot's files behind
+        // links in live/: configuration files are root's, and links in them are followed.
+        let dir = scratch("link");
+        let (cert, key) = (dir.join("real-cert.pem"), dir.join("real-key.pem"));
+        let status = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+            .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success());
+        let (cert_link, key_link) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::os::unix::fs::symlink(&cert, &cert_link).expect("symlink");
+        std::os::unix::fs::symlink(&key, &key_link).expect("symlink");
+        server_config(&cert_link, &key_link).expect("certificate and key through links");
+        client_config(&cert_link, false).expect("a CA file through a link");
+        std::fs::remove_dir_all(dir).expect("clean up");
     }
 }
