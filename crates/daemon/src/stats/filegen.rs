@@ -122,24 +122,33 @@ fn open_append(path: &Path) -> io::Result<File> {
 /// Makes `base` a hard link to `current`. An existing `base` that is a link to an older
 /// generation (or a symbolic link) is replaced; a plain file of its own (written with `type
 /// none` earlier) is kept and the link not made, so no data is ever deleted.
+///
+/// The link is made under a temporary name and renamed over `base`, so `base` always names a
+/// whole file for a reader such as ntpviz, and a symbolic link planted at either name is
+/// replaced or removed, never followed (neither `link` nor `rename` follows one).
 fn link_base(base: &Path, current: &Path) {
     match fs::symlink_metadata(base) {
-        Ok(m) if m.file_type().is_symlink() || m.nlink() > 1 => {
-            if let Err(e) = fs::remove_file(base) {
-                tracing::debug!("statistics link {}: {e}", base.display());
-                return;
-            }
-        }
-        Ok(_) => {
+        Ok(m) if !m.file_type().is_symlink() && m.nlink() == 1 => {
             tracing::debug!(
                 "statistics link {}: a file of its own is there; not linked",
                 base.display()
             );
             return;
         }
-        Err(_) => {}
+        _ => {}
     }
-    if let Err(e) = fs::hard_link(current, base) {
+    let Some(name) = base.file_name() else {
+        return;
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".link");
+    let tmp = base.with_file_name(tmp_name);
+    // A leftover of an interrupted run, or anything planted there: unlink removes a symbolic
+    // link itself, and `hard_link` then fails rather than write through whatever appears.
+    let _ = fs::remove_file(&tmp);
+    if let Err(e) = fs::hard_link(current, &tmp).and_then(|()| fs::rename(&tmp, base)) {
+        let _ = fs::remove_file(&tmp);
         tracing::debug!("statistics link {}: {e}", base.display());
     }
 }
@@ -308,6 +317,35 @@ mod tests {
         fg.write(t(NOW), "x\n");
         assert_eq!(fs::read_to_string(&target).unwrap(), "");
         assert!(fg.failing.is_some());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn links_planted_at_the_base_and_temporary_names_are_replaced_not_followed() {
+        let dir = std::env::temp_dir().join(format!("sundial-filegen-base-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, "secret\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("loopstats")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(".loopstats.link")).unwrap();
+        let mut fg = FileGen::new(
+            FileGenSpec {
+                dir: dir.clone(),
+                file: "loopstats".into(),
+                kind: FileGenType::Day,
+                link: true,
+            },
+            t(NOW),
+            1,
+        );
+        fg.write(t(NOW), "line\n");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
+        let base = fs::symlink_metadata(dir.join("loopstats")).unwrap();
+        assert!(!base.file_type().is_symlink() && base.nlink() == 2);
+        assert_eq!(fs::read_to_string(dir.join("loopstats")).unwrap(), "line\n");
+        assert!(!dir.join(".loopstats.link").exists());
+        assert!(fs::symlink_metadata(dir.join(".loopstats.link")).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 
