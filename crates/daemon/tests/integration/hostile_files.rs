@@ -1,17 +1,15 @@
 //! Files and configurations an unprivileged user can plant must not turn the daemon, started
 //! as root, against the machine: no write follows a planted link, no state file read blocks on
 //! a FIFO or reads a device without end, and no configuration asks for unbounded memory.
-//! (Statistics files are appended to through the same module, `safefile::open_append`: no
-//! symbolic link followed, regular files only; their tests are the unit tests in
-//! `stats/filegen.rs`.)
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::process::{notime, output_within};
+use crate::support::wait::eventually;
 use crate::support::{Daemon, LOCAL_CLOCK_CONFIG, TempDir};
 
 /// `nobody`/`nogroup`: the unprivileged user who owns the planted files.
@@ -91,6 +89,68 @@ fn links_planted_in_the_pid_directory_are_not_followed() {
     assert!(stopped.status.success(), "{}", stopped.log);
     assert_victim_unchanged(&victim);
     assert!(!pidfile.exists(), "removed at exit:\n{}", stopped.log);
+}
+
+#[test]
+fn links_planted_in_the_statistics_directory_are_not_followed() {
+    let own = TempDir::new("stats-victim");
+    let victim = victim(&own);
+    let stats = nobody_dir("stats-dir");
+    let today = Command::new("date")
+        .args(["-u", "+%Y%m%d"])
+        .output()
+        .expect("date");
+    let today = String::from_utf8_lossy(&today.stdout).trim().to_owned();
+    // peerstats: today's generation itself is a link, so nothing may be written there.
+    // loopstats: the plain name and the temporary name of the link step are links.
+    let peer_generation = format!("peerstats.{today}");
+    for name in [peer_generation.as_str(), "loopstats", ".loopstats.link"] {
+        as_nobody("ln", &[Path::new("-s"), &victim, &stats.path().join(name)]);
+    }
+    let upstream = Daemon::start(LOCAL_CLOCK_CONFIG);
+    let config = format!(
+        "server 127.0.0.1 port {} iburst minpoll 1 maxpoll 1
+         statsdir {}/
+         statistics loopstats peerstats
+         filegen loopstats file loopstats type day link enable
+         filegen peerstats file peerstats type day link enable
+",
+        upstream.port(),
+        stats.path().display()
+    );
+    // Root without -u, writing into a directory nobody owns: the worst case.
+    let ntpd = Daemon::start_clock(config, "simulated:0:5", &[]);
+    let loopstats = stats.path().join("loopstats");
+    let written = || {
+        fs::symlink_metadata(&loopstats).is_ok_and(|m| m.is_file())
+            && fs::read_to_string(&loopstats).is_ok_and(|t| t.lines().count() >= 2)
+    };
+    assert!(
+        eventually(Duration::from_secs(30), written),
+        "no loopstats lines:\n{}",
+        ntpd.log()
+    );
+    assert_victim_unchanged(&victim);
+    let base = fs::symlink_metadata(&loopstats).expect("loopstats");
+    assert_eq!(
+        base.nlink(),
+        2,
+        "loopstats is a hard link to its generation"
+    );
+    assert!(
+        fs::symlink_metadata(stats.path().join(".loopstats.link")).is_err(),
+        "the planted temporary link is gone"
+    );
+    assert!(
+        fs::symlink_metadata(stats.path().join(&peer_generation))
+            .expect("planted link")
+            .file_type()
+            .is_symlink(),
+        "the planted generation link is left alone"
+    );
+    let stopped = ntpd.stop();
+    assert!(stopped.status.success(), "{}", stopped.log);
+    assert_victim_unchanged(&victim);
 }
 
 #[test]
