@@ -7,8 +7,16 @@
 //! and the rest are averaged: the mean of the middle 60 % has nearly the mean's accuracy on
 //! Gaussian jitter and the median's indifference to outliers. The result is one sample — mean
 //! offset at the mean receive time, which is exact for a clock whose offset drifts linearly
-//! through the interval, and for a clock slewed at a constant rate through it — with a dispersion from the spread of the readings kept, which is
-//! what the clock filter and selection then weigh it by.
+//! through the interval, and for a clock slewed at a constant rate through it — with a
+//! dispersion from the spread of the readings kept, which is what the clock filter, selection
+//! and the discipline then weigh it by.
+//!
+//! The spread is taken around the interval's trend, not around the mean: while the start-up
+//! frequency measurement lets the clock run free, a clock 100 ppm off moves 1.6 ms through a
+//! 16 s interval, and a spread that counted that drift as jitter would weigh pulses good to
+//! 100 ns as if they were good to 100 µs. The trend is the median of the slopes between every
+//! two readings (Theil–Sen), which a reading numbered a second wrong does not tilt, and the
+//! readings dropped are those furthest from it.
 
 use std::collections::VecDeque;
 use std::vec::Vec;
@@ -100,7 +108,9 @@ impl MedianFilter {
         if n == 0 {
             return None;
         }
-        points.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let slope = trend(&points);
+        let residual = |p: &(f64, f64)| p.1 - slope * p.0;
+        points.sort_by(|a, b| residual(a).total_cmp(&residual(b)));
         #[expect(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -114,7 +124,10 @@ impl MedianFilter {
         let mean_t = kept.iter().map(|p| p.0).sum::<f64>() / k;
         let mean_o = kept.iter().map(|p| p.1).sum::<f64>() / k;
         let var = if kept.len() > 1 {
-            kept.iter().map(|p| (p.1 - mean_o).powi(2)).sum::<f64>() / (k - 1.0)
+            kept.iter()
+                .map(|p| (p.1 - mean_o - slope * (p.0 - mean_t)).powi(2))
+                .sum::<f64>()
+                / (k - 1.0)
         } else {
             0.0
         };
@@ -128,6 +141,36 @@ impl MedianFilter {
             kept: kept.len(),
             leap: newest.leap,
         })
+    }
+}
+
+/// The median of the slopes between every two readings (offset per second of receive time);
+/// 0 with fewer than three readings, where a slope would explain away all of their spread.
+fn trend(points: &[(f64, f64)]) -> f64 {
+    if points.len() < 3 {
+        return 0.0;
+    }
+    let mut slopes: Vec<f64> = points
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| {
+            points.iter().skip(i + 1).filter_map(move |b| {
+                let dt = b.0 - a.0;
+                let slope = (b.1 - a.1) / dt;
+                (dt != 0.0 && slope.is_finite()).then_some(slope)
+            })
+        })
+        .collect();
+    if slopes.is_empty() {
+        return 0.0;
+    }
+    slopes.sort_by(f64::total_cmp);
+    let mid = slopes.len() / 2;
+    let upper = slopes.get(mid).copied().unwrap_or(0.0);
+    if slopes.len() % 2 == 1 {
+        upper
+    } else {
+        (slopes.get(mid - 1).copied().unwrap_or(upper) + upper) / 2.0
     }
 }
 
@@ -171,6 +214,26 @@ mod tests {
         let s = f.take(1e-9).unwrap();
         let t = (s.time - reading(0.0, 0.0).receive).to_seconds_f64();
         assert!((s.offset - (1e-3 + 50e-6 * t)).abs() < 1e-8, "{s:?} at {t}");
+    }
+
+    #[test]
+    fn a_drifting_clock_does_not_count_its_drift_as_jitter() {
+        // A clock 100 ppm off, free-running through a 16 s interval of pulses good to 100 ns,
+        // one of them numbered a second wrong.
+        let mut f = MedianFilter::new();
+        for i in 0..16 {
+            let jitter = if i % 2 == 0 { 1e-7 } else { -1e-7 };
+            let wrong = if i == 5 { 1.0 } else { 0.0 };
+            f.add(reading(
+                f64::from(i),
+                100e-6 * f64::from(i) + jitter + wrong,
+            ));
+        }
+        let s = f.take(1e-9).unwrap();
+        let t = (s.time - reading(0.0, 0.0).receive).to_seconds_f64();
+        assert!((s.offset - 100e-6 * t).abs() < 1e-7, "{s:?} at {t}");
+        assert!(s.jitter < 2e-7, "{s:?}");
+        assert!(s.dispersion < 1e-7, "{s:?}");
     }
 
     #[test]
