@@ -60,8 +60,12 @@ pub enum Tally {
     Candidate,
     /// `#`: survivor beyond `tos maxclock`, kept in reserve.
     Backup,
-    /// `*`: the system peer.
+    /// `*`: the system peer — or, while a PPS clock disciplines, the preferred source that
+    /// numbers its seconds (as ntpd marks it).
     SystemPeer,
+    /// `o`: the PPS clock that disciplines the clock while a preferred source numbers its
+    /// seconds; never chosen by [`select`] itself.
+    PpsPeer,
 }
 
 impl Tally {
@@ -75,6 +79,7 @@ impl Tally {
             Self::Candidate => '+',
             Self::Backup => '#',
             Self::SystemPeer => '*',
+            Self::PpsPeer => 'o',
         }
     }
 
@@ -88,6 +93,7 @@ impl Tally {
             Self::Candidate => 4,
             Self::Backup => 5,
             Self::SystemPeer => 6,
+            Self::PpsPeer => 7,
         }
     }
 }

@@ -102,10 +102,11 @@ pub fn tally_name(t: Tally) -> &'static str {
         Tally::Candidate => "candidate",
         Tally::Backup => "backup",
         Tally::SystemPeer => "system_peer",
+        Tally::PpsPeer => "pps_peer",
     }
 }
 
-const TALLIES: [Tally; 7] = [
+const TALLIES: [Tally; 8] = [
     Tally::Reject,
     Tally::Falseticker,
     Tally::Excess,
@@ -113,6 +114,7 @@ const TALLIES: [Tally; 7] = [
     Tally::Candidate,
     Tally::Backup,
     Tally::SystemPeer,
+    Tally::PpsPeer,
 ];
 
 /// The whole `/metrics` body.
@@ -297,8 +299,13 @@ fn source_families(f: &mut Family<'_>, control: &ControlSnapshot) {
         ),
         (
             "ntp_source_selected",
-            "1 for the system peer (tally *), else 0.",
-            |p| f64::from(u8::from(p.tally == Tally::SystemPeer)),
+            "1 for the system peer (tally *) and a PPS clock disciplining with it (tally o), else 0.",
+            |p| {
+                f64::from(u8::from(matches!(
+                    p.tally,
+                    Tally::SystemPeer | Tally::PpsPeer
+                )))
+            },
         ),
     ];
     for (name, help, value) in gauges {

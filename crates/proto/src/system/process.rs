@@ -404,10 +404,11 @@ impl System {
     pub fn pps_numbering(&self) -> Option<f64> {
         let peer = self.entry(self.system_peer?)?;
         let e = if peer.pps {
-            // The PPS clock took over from the preferred source, which still numbers.
+            // The PPS clock took over from the preferred source, which still numbers (and is
+            // tallied `*` while the PPS clock is `o`).
             self.entries
                 .iter()
-                .find(|e| e.spec.prefer && !e.pps && e.tally == Tally::Candidate)?
+                .find(|e| e.spec.prefer && !e.pps && e.tally == Tally::SystemPeer)?
         } else {
             peer
         };

@@ -144,7 +144,16 @@ impl System {
                 e.source.selection_input(now, &fitness, standing)
             })
             .collect();
-        let selection = select(&inputs, &self.params.select);
+        // A PPS clock only times seconds another source numbers, so it takes no part in the
+        // intersection (as in ntpd): a pulse sample kept from before its numbering source was
+        // lost would otherwise outvote that source and leave no system peer to number it again.
+        // It takes over afterwards, in [`Self::pps_takes_over`].
+        let voters: Vec<Option<Candidate>> = inputs
+            .iter()
+            .zip(&self.entries)
+            .map(|(input, e)| input.filter(|_| !e.pps))
+            .collect();
+        let selection = select(&voters, &self.params.select);
         // In the gap after a step of a synchronised clock the system peer of before is still
         // what is served (`held`), so it is still shown as the system peer: monitoring that
         // looks for the `sys.peer` association (Nagios' check_ntp_peer) would otherwise report
@@ -177,32 +186,24 @@ impl System {
         selection
     }
 
-    /// The PPS clock that is the system peer while a `prefer` source survives with it to number
-    /// its seconds (whichever of the two selection chose): the PPS clock (its index), which then
-    /// is the system peer and the only source fed to the discipline — the preferred source numbers the seconds, the
-    /// pulses time them, and its own jitter stays out of the clock.
+    /// The PPS clock that takes over as system peer while the preferred source it is numbered
+    /// by is the system peer: the PPS clock's index, which then is the only source fed to the
+    /// discipline — the preferred source numbers the seconds, the pulses time them, and its
+    /// own jitter stays out of the clock. The PPS clock must itself be fit to be selected (a
+    /// recent sample, within the distance limits), and they are tallied as ntpd tallies them:
+    /// the PPS clock `o`, the preferred source `*`.
     fn pps_takes_over(&mut self, selection: &Selection) -> Option<usize> {
         let chosen = selection.system_peer?;
-        let numbered = self
-            .entries
-            .iter()
-            .any(|e| e.spec.prefer && !e.pps && is_survivor(e.tally));
-        if !numbered {
+        let numbering = self.entries.get(chosen)?;
+        if !numbering.spec.prefer || numbering.pps {
             return None;
         }
-        let i = if self.entries.get(chosen)?.pps {
-            chosen
-        } else {
-            self.entries
-                .iter()
-                .position(|e| e.pps && is_survivor(e.tally))?
-        };
-        for (k, e) in self.entries.iter_mut().enumerate() {
-            if k == i {
-                e.tally = Tally::SystemPeer;
-            } else if e.tally == Tally::SystemPeer {
-                e.tally = Tally::Candidate;
-            }
+        let i = self
+            .entries
+            .iter()
+            .position(|e| e.pps && !e.spec.noselect && e.input.is_some())?;
+        if let Some(e) = self.entries.get_mut(i) {
+            e.tally = Tally::PpsPeer;
         }
         self.system_peer = self.entries.get(i).map(|e| e.id);
         Some(i)
@@ -415,7 +416,7 @@ const SERVED_SIGMAS: f64 = 3.0;
 
 /// Whether a tally makes the source's samples count: the system peer and the other survivors.
 fn is_survivor(tally: Tally) -> bool {
-    matches!(tally, Tally::SystemPeer | Tally::Candidate)
+    matches!(tally, Tally::SystemPeer | Tally::PpsPeer | Tally::Candidate)
 }
 
 /// Seconds as the system process reports them.

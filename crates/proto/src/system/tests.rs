@@ -978,13 +978,43 @@ fn a_pps_clock_numbered_by_the_preferred_gps_is_the_only_source_followed() {
         w.refclock_poll(gps, 0.000_5);
     }
     assert_eq!(w.system.system_peer(), Some(pps));
-    assert_eq!(w.tally(pps), Tally::SystemPeer);
-    assert_eq!(w.tally(gps), Tally::Candidate);
+    // As ntpd shows them: `o` for the pulses that discipline, `*` for the GPS numbering them.
+    assert_eq!(w.tally(pps), Tally::PpsPeer);
+    assert_eq!(w.tally(gps), Tally::SystemPeer);
     assert!(w.system.pps_numbering().is_some(), "the GPS still numbers");
     let fed_gps = w.fed(gps);
     w.refclock_poll(gps, 0.000_5);
     w.refclock_poll(pps, 0.000_001);
     assert_eq!(w.fed(gps), fed_gps, "the GPS is no longer fed");
+}
+
+#[test]
+fn pulses_take_no_part_in_the_intersection_so_a_gps_they_disagree_with_still_numbers_them() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    let gps = w.add_refclock(9, true);
+    let spec = SourceSpec {
+        params: SourceParams {
+            minpoll: 4,
+            maxpoll: 4,
+            ..SourceParams::default()
+        },
+        ..spec()
+    };
+    let pps = SourceId(10);
+    assert!(w.system.add_pps(pps, spec, w.mono()));
+    // The GPS's time codes are 30 ms off (a `time1` set wrong), far outside both intervals;
+    // the pulses are right. As two voters they would have no majority and no system peer;
+    // the GPS alone is the system peer, numbers the pulses (within 0.4 s), and they steer.
+    for _ in 0..6 {
+        w.refclock_poll(pps, 0.000_001);
+        w.refclock_poll(gps, 0.03);
+    }
+    assert_eq!(w.system.system_peer(), Some(pps));
+    assert_eq!(w.tally(pps), Tally::PpsPeer);
+    assert_eq!(w.tally(gps), Tally::SystemPeer);
+    let fed = w.fed(pps);
+    w.refclock_poll(pps, 0.000_001);
+    assert!(w.fed(pps) > fed, "the pulses are fed");
 }
 
 #[test]
