@@ -76,72 +76,50 @@ fn detached_start_returns_only_once_the_daemon_serves() {
         .expect("the daemon answers as soon as the parent has exited");
 }
 
+/// Runs ntpd with `args`, which must fail to start: exit status 1. Returns its stderr.
+fn failed_start(args: &[&str]) -> String {
+    let out = ntpd_output(args);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    text(&out.stderr)
+}
+
 #[test]
 fn detached_start_failures_exit_one_with_the_reason_on_stderr() {
     let dir = TempDir::new("detach-fail");
     let config = dir.write("ntp.conf", LOCAL_CLOCK_CONFIG);
+    let config = config.to_string_lossy();
     let log = dir.path().join("ntpd.log");
-    let out = ntpd_output(&[
-        "-c",
-        &config.to_string_lossy(),
-        "--clock",
-        "none",
-        "--port",
-        &free_port().to_string(),
-        "-u",
-        "sundial-no-such-user",
-        "-l",
-        &log.to_string_lossy(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("cannot drop privileges") && stderr.contains("sundial-no-such-user"),
-        "{stderr}"
-    );
-
-    // A configuration that cannot be read.
+    let log = log.to_str().expect("utf-8 path");
     let missing = dir.path().join("no-such-ntp.conf");
-    let out = ntpd_output(&[
-        "-c",
-        &missing.to_string_lossy(),
-        "--clock",
-        "none",
-        "--port",
-        &free_port().to_string(),
-        "-l",
-        &log.to_string_lossy(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("cannot read configuration file")
-            && stderr.contains(&*missing.to_string_lossy()),
-        "{stderr}"
-    );
-
-    // A port another program holds.
+    let missing = missing.to_string_lossy();
+    // Any other NTP daemon binds without SO_REUSEPORT; so does this socket.
     let holder = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
-    let port = holder.local_addr().expect("addr").port();
-    let out = ntpd_output(&[
-        "-4",
-        "-c",
-        &config.to_string_lossy(),
-        "--clock",
-        "none",
-        "--port",
-        &port.to_string(),
-        "-l",
-        &log.to_string_lossy(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "UDP port {port} is already in use by another program"
-        )),
-        "{stderr}"
-    );
+    let taken = holder.local_addr().expect("addr").port().to_string();
+    let free = free_port().to_string();
+    let in_use = format!("UDP port {taken} is already in use by another program");
+    // Without -n: an unknown -u user, a configuration that cannot be read, a port another
+    // program holds.
+    let cases: [(&[&str], &str, &str, &[&str]); 3] = [
+        (
+            &["-u", "sundial-no-such-user"],
+            &config,
+            &free,
+            &["cannot drop privileges", "sundial-no-such-user"],
+        ),
+        (
+            &[],
+            &missing,
+            &free,
+            &["cannot read configuration file", &missing],
+        ),
+        (&["-4"], &config, &taken, &[&in_use]),
+    ];
+    for (extra, config, port, expected) in cases {
+        let mut args = vec!["-c", config, "--clock", "none", "--port", port, "-l", log];
+        args.extend_from_slice(extra);
+        let stderr = failed_start(&args);
+        assert!(expected.iter().all(|e| stderr.contains(e)), "{stderr}");
+    }
 }
 
 #[test]
@@ -222,7 +200,7 @@ fn a_port_held_by_another_program_exits_one_naming_the_cause() {
     let port = holder.local_addr().expect("addr").port();
     let dir = TempDir::new("taken");
     let config = dir.write("ntp.conf", LOCAL_CLOCK_CONFIG);
-    let out = ntpd_output(&[
+    let stderr = failed_start(&[
         "-n",
         "-4",
         "-c",
@@ -232,8 +210,6 @@ fn a_port_held_by_another_program_exits_one_naming_the_cause() {
         "--port",
         &port.to_string(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
             "UDP port {port} is already in use by another program"

@@ -841,20 +841,35 @@ fn gps_info() -> crate::source::PeerInfo {
     }
 }
 
+/// A reference clock's association: polled every 16 s.
+fn refclock_spec(prefer: bool) -> SourceSpec {
+    SourceSpec {
+        params: SourceParams {
+            minpoll: 4,
+            maxpoll: 4,
+            ..SourceParams::default()
+        },
+        prefer,
+        ..spec()
+    }
+}
+
 impl World {
     fn add_refclock(&mut self, id: u32, prefer: bool) -> SourceId {
         let id = SourceId(id);
-        let spec = SourceSpec {
-            params: SourceParams {
-                minpoll: 4,
-                maxpoll: 4,
-                ..SourceParams::default()
-            },
-            prefer,
-            ..spec()
-        };
-        assert!(self.system.add_refclock(id, spec, self.mono()));
+        assert!(
+            self.system
+                .add_refclock(id, refclock_spec(prefer), self.mono())
+        );
         id
+    }
+
+    /// A GPS (`prefer`, id 9) and the PPS clock it numbers (id 10).
+    fn add_gps_and_pps(&mut self) -> (SourceId, SourceId) {
+        let gps = self.add_refclock(9, true);
+        let pps = SourceId(10);
+        assert!(self.system.add_pps(pps, refclock_spec(false), self.mono()));
+        (gps, pps)
     }
 
     /// Sixteen readings a second apart of a reference clock `offset` ahead of true time, then
@@ -961,17 +976,7 @@ fn only_a_preferred_system_peer_numbers_the_pulses() {
 #[test]
 fn a_pps_clock_numbered_by_the_preferred_gps_is_the_only_source_followed() {
     let mut w = World::new(params(DisciplineParams::default()), 0.0);
-    let gps = w.add_refclock(9, true);
-    let spec = SourceSpec {
-        params: SourceParams {
-            minpoll: 4,
-            maxpoll: 4,
-            ..SourceParams::default()
-        },
-        ..spec()
-    };
-    let pps = SourceId(10);
-    assert!(w.system.add_pps(pps, spec, w.mono()));
+    let (gps, pps) = w.add_gps_and_pps();
     // The GPS is 0.5 ms off, the pulses 1 µs: both agree within their distances.
     for _ in 0..4 {
         w.refclock_poll(pps, 0.000_001);
@@ -991,17 +996,7 @@ fn a_pps_clock_numbered_by_the_preferred_gps_is_the_only_source_followed() {
 #[test]
 fn pulses_take_no_part_in_the_intersection_so_a_gps_they_disagree_with_still_numbers_them() {
     let mut w = World::new(params(DisciplineParams::default()), 0.0);
-    let gps = w.add_refclock(9, true);
-    let spec = SourceSpec {
-        params: SourceParams {
-            minpoll: 4,
-            maxpoll: 4,
-            ..SourceParams::default()
-        },
-        ..spec()
-    };
-    let pps = SourceId(10);
-    assert!(w.system.add_pps(pps, spec, w.mono()));
+    let (gps, pps) = w.add_gps_and_pps();
     // The GPS's time codes are 30 ms off (a `time1` set wrong), far outside both intervals;
     // the pulses are right. As two voters they would have no majority and no system peer;
     // the GPS alone is the system peer, numbers the pulses (within 0.4 s), and they steer.
