@@ -22,7 +22,10 @@ pub mod ntpd;
 pub mod ntpdate;
 pub mod ntpq;
 pub mod nts;
+/// The property-test rules of `sundial_proto` (a fixed number of inputs, a count of the inputs
+/// really checked), shared as source because they are test-only in both crates.
 #[cfg(test)]
+#[path = "../../proto/src/property.rs"]
 mod property;
 pub mod publish;
 pub mod random;
