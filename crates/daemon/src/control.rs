@@ -207,16 +207,46 @@ fn nts_vars() -> sundial_proto::control::NtsVars {
     }
 }
 
+/// What every association's row takes from its source, server or reference clock alike: the
+/// tally, reach, polls, last receive time, event, the filter's estimate and its stages.
+fn source_vars(v: &mut PeerVars, s: &SourceView<'_>, view: &SystemView<'_>) {
+    let source = s.source;
+    v.tally = s.tally;
+    v.reach = source.reach();
+    v.unreach = source.unreach();
+    v.hpoll = source.hpoll();
+    v.ppoll = source.hpoll();
+    v.rec = source.last_receive();
+    v.event_count = 1;
+    v.event_code = match (view.serving, v.reach) {
+        (Serving::Peer(id), _) if id == s.id => EVENT_SYS_PEER,
+        (_, 0) => EVENT_MOBILIZE,
+        _ => EVENT_REACHABLE,
+    };
+    if let Some(est) = source.estimate() {
+        v.offset = est.offset;
+        v.delay = est.delay;
+        v.dispersion = est.dispersion;
+        v.jitter = est.jitter;
+    }
+    for (stage, (delay, offset, disp)) in v.filter.iter_mut().zip(source.filter().stages(view.now))
+    {
+        *stage = FilterStage {
+            delay,
+            offset,
+            dispersion: disp,
+        };
+    }
+}
+
 fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<PeerVars> {
     let mut v = PeerVars::new(AssociationId::new(p.id)?, p.addr.ip(), p.addr.port());
+    source_vars(&mut v, s, view);
     v.configured = p.pool.is_none();
-    v.tally = s.tally;
     let source = s.source;
     if p.host != p.addr.ip().to_string() {
         v.srchost = Some(p.host.clone());
     }
-    v.reach = source.reach();
-    v.unreach = source.unreach();
     // As NTPsec: `authenb` for an association with a key, `authentic` once its last reply
     // verified under it; `keyid` names the key.
     if let Some(key) = source.params().key {
@@ -231,15 +261,6 @@ fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<Peer
         v.authentic = source.authentic();
         v.ntscookies = Some(u32::try_from(source.nts().cookies()).unwrap_or(u32::MAX));
     }
-    v.hpoll = source.hpoll();
-    v.ppoll = source.hpoll();
-    v.rec = source.last_receive();
-    v.event_count = 1;
-    v.event_code = match (view.serving, v.reach) {
-        (Serving::Peer(id), _) if id == s.id => EVENT_SYS_PEER,
-        (_, 0) => EVENT_MOBILIZE,
-        _ => EVENT_REACHABLE,
-    };
     if let Some(info) = source.peer() {
         v.leap = info.leap;
         v.stratum = info.stratum;
@@ -256,20 +277,6 @@ fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<Peer
         v.refid = denied;
         v.stratum = 16;
     }
-    if let Some(est) = source.estimate() {
-        v.offset = est.offset;
-        v.delay = est.delay;
-        v.dispersion = est.dispersion;
-        v.jitter = est.jitter;
-    }
-    for (stage, (delay, offset, disp)) in v.filter.iter_mut().zip(source.filter().stages(view.now))
-    {
-        *stage = FilterStage {
-            delay,
-            offset,
-            dispersion: disp,
-        };
-    }
     Some(v)
 }
 
@@ -278,15 +285,10 @@ fn peer_vars(p: &Peer, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<Peer
 /// `ntpq -c cv`.
 fn refclock_vars(rc: &Refclock, s: &SourceView<'_>, view: &SystemView<'_>) -> Option<PeerVars> {
     let mut v = PeerVars::new(AssociationId::new(rc.id)?, rc.addr(), 123);
+    source_vars(&mut v, s, view);
     let source = s.source;
     v.srchost = Some(rc.name());
     v.is_refclock = true;
-    v.tally = s.tally;
-    v.reach = source.reach();
-    v.unreach = source.unreach();
-    v.hpoll = source.hpoll();
-    v.ppoll = source.hpoll();
-    v.rec = source.last_receive();
     v.hmode = Mode::Client;
     v.refid = rc.info.reference_id;
     v.stratum = rc.info.stratum;
@@ -295,26 +297,6 @@ fn refclock_vars(rc: &Refclock, s: &SourceView<'_>, view: &SystemView<'_>) -> Op
     v.reftime = source
         .peer()
         .map_or(NtpTimestamp::ZERO, |p| p.reference_time);
-    v.event_count = 1;
-    v.event_code = match (view.serving, v.reach) {
-        (Serving::Peer(id), _) if id == s.id => EVENT_SYS_PEER,
-        (_, 0) => EVENT_MOBILIZE,
-        _ => EVENT_REACHABLE,
-    };
-    if let Some(est) = source.estimate() {
-        v.offset = est.offset;
-        v.delay = est.delay;
-        v.dispersion = est.dispersion;
-        v.jitter = est.jitter;
-    }
-    for (stage, (delay, offset, disp)) in v.filter.iter_mut().zip(source.filter().stages(view.now))
-    {
-        *stage = FilterStage {
-            delay,
-            offset,
-            dispersion: disp,
-        };
-    }
     v.clock = ClockVars {
         name: rc.name(),
         device: rc.device.clone(),
