@@ -51,10 +51,15 @@ impl Runtime {
         let mut access = access_table(&config.restrictions, args_family(args));
         add_own_addresses(&mut access, &interface_addrs);
         Self {
-            limiter: Arc::new(RateLimiter::new(
+            limiter: Arc::new(RateLimiter::new_placed(
                 table_entries(config),
                 limit_params(config),
                 key,
+                |addr, len| {
+                    if let Err(e) = sundial_sys::memory::advise_huge_pages(addr, len) {
+                        tracing::debug!("client table: no huge pages ({e})");
+                    }
+                },
             )),
             seed: random.next_u64(),
             access,

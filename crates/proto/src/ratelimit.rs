@@ -228,10 +228,28 @@ impl RateLimiter {
     /// A table of about `entries` entries (rounded up to a power of two, at least one set),
     /// hashing with the secret `key`.
     pub fn new(entries: usize, params: LimitParams, key: SipKey) -> Self {
-        let sets = (entries / WAYS).max(1).next_power_of_two();
-        let sets = (0..sets)
-            .map(|_| Mutex::new([Entry::default(); WAYS]))
-            .collect();
+        Self::new_placed(entries, params, key, |_, _| {})
+    }
+
+    /// [`Self::new`], calling `place` with the address and length in octets of the table's
+    /// memory after it is reserved and before any of it is written. The server looks up a
+    /// random set of this table for every request; the daemon uses `place` to ask the kernel
+    /// for huge pages there, so that those lookups do not also miss the TLB.
+    pub fn new_placed(
+        entries: usize,
+        params: LimitParams,
+        key: SipKey,
+        place: impl FnOnce(usize, usize),
+    ) -> Self {
+        let count = (entries / WAYS).max(1).next_power_of_two();
+        let mut sets: Vec<Mutex<[Entry; WAYS]>> = Vec::with_capacity(count);
+        // The address is only handed on as a number; nothing here dereferences it.
+        place(
+            sets.as_ptr() as usize,
+            count.saturating_mul(size_of::<Mutex<[Entry; WAYS]>>()),
+        );
+        sets.extend((0..count).map(|_| Mutex::new([Entry::default(); WAYS])));
+        let sets = sets.into_boxed_slice();
         Self {
             key,
             sets,
@@ -682,6 +700,20 @@ mod tests {
             l.check_control(client(23), at(2_001)),
             "16 octets a millisecond"
         );
+    }
+
+    #[test]
+    fn placement_sees_the_whole_table_once_before_it_is_filled() {
+        let mut seen = Vec::new();
+        let l = RateLimiter::new_placed(1024, LimitParams::default(), SipKey::new(1, 2), |a, n| {
+            seen.push((a, n));
+        });
+        assert_eq!(l.capacity(), 1024);
+        let [(addr, len)] = seen.as_slice() else {
+            panic!("{seen:?}");
+        };
+        assert_eq!(*addr, l.sets.as_ptr() as usize, "the table did not move");
+        assert_eq!(*len, 1024 / WAYS * size_of::<Mutex<[Entry; WAYS]>>());
     }
 
     #[test]

@@ -72,6 +72,7 @@ compile_error!("sundial-sys supports Linux (glibc) only");
 
 pub mod clock;
 pub mod fs;
+pub mod memory;
 pub mod pps;
 pub mod privileges;
 pub mod process;
