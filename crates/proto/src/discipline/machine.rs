@@ -4,7 +4,7 @@
 
 use super::kalman::Kalman;
 use super::poll::PollControl;
-use super::startup::{Hold, START_UP_SPAN, predicts_poorly};
+use super::startup::{Hold, START_UP_SPAN, measures_poorly, predicts_poorly};
 use super::steer::Steering;
 use super::{
     DisciplineParams, Ignored, MAX_FREQUENCY_PPM, Observation, Readout, State, Update, ppm,
@@ -478,7 +478,9 @@ impl Discipline {
             let now = clock.now();
             drift_phase = hold.move_reference(now, self.steering.next_timeout().is_none());
             hold.drift = self.steering.base() - k.freq;
-            if self.predicts_poorly(&k) && seconds_between(now, hold.deadline()) < 0.0 {
+            if measures_poorly(&k, self.params.minpoll)
+                && seconds_between(now, hold.deadline()) < 0.0
+            {
                 self.phase = Phase::Measuring {
                     hold,
                     spike_since: None,

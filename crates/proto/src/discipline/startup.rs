@@ -28,6 +28,18 @@ pub(super) fn predicts_poorly(k: &Kalman, minpoll: i8) -> bool {
     k.offset_sigma_after(horizon) > PREDICTION_LIMIT
 }
 
+/// The shortest span the start-up measurement must predict, seconds. Its frequency is the one
+/// the clock keeps (and the drift file records) once it ends; over one minpoll of 2 s, 80 µs
+/// lets a frequency 40 ppm off pass (measured: up to 16 ppm off at `minpoll 1`).
+pub(super) const MIN_MEASUREMENT_HORIZON: f64 = 16.0;
+
+/// Whether the start-up measurement ([`Hold`]) must go on: [`predicts_poorly`] over at least
+/// [`MIN_MEASUREMENT_HORIZON`].
+pub(super) fn measures_poorly(k: &Kalman, minpoll: i8) -> bool {
+    let horizon = 2f64.powi(i32::from(minpoll)).max(MIN_MEASUREMENT_HORIZON);
+    k.offset_sigma_after(horizon) > PREDICTION_LIMIT
+}
+
 /// The start-up frequency measurement (ntpd's FREQ state): the clock keeps the frequency it
 /// had while the filter learns the true one.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,5 +75,24 @@ impl Hold {
     /// When the clock is corrected with whatever is known by then.
     pub(super) fn deadline(&self) -> NtpTimestamp {
         self.since + NtpDuration::from_seconds_f64(START_UP_SPAN)
+    }
+}
+
+#[cfg(test)]
+mod horizon_tests {
+    use super::*;
+
+    #[test]
+    fn a_short_minpoll_does_not_end_the_measurement_on_a_frequency_known_to_20_ppm() {
+        // Offset known to 10 µs, frequency to 20 ppm (1 σ).
+        let k = Kalman::new(NtpTimestamp::ZERO, 0.0, 1e-10, 0.0, (20e-6_f64).powi(2));
+        // One minpoll of 2 s ahead that is 41 µs: good enough to poll again...
+        assert!(!predicts_poorly(&k, 1));
+        // ...but not to hand the frequency over: 16 s ahead it is 320 µs.
+        assert!(measures_poorly(&k, 1));
+        // A frequency known to 2 ppm passes either way, and a long minpoll sets its own span.
+        let good = Kalman::new(NtpTimestamp::ZERO, 0.0, 1e-10, 0.0, (2e-6_f64).powi(2));
+        assert!(!measures_poorly(&good, 1));
+        assert!(measures_poorly(&good, 6), "64 s ahead it is 128 µs");
     }
 }
