@@ -116,6 +116,13 @@ const SERVED_BOUND: f64 = 100e-6;
 /// followed one server for the length of a test (about 30 s of 2 s polls).
 const DRIFT_BOUND: f64 = 0.5;
 
+/// The same after a start-up frequency measurement at `minpoll 1`, which hands over an
+/// estimate still a few ppm off (once 20 ppm) for the 25 s of tracking left in the test to
+/// correct. Over ten runs on a 2-core machine the drift file held -29.71 … -30.31 ppm
+/// (deviations up to 0.31 ppm); the bound leaves three times that for a loaded machine. A sign
+/// error (+30), a frequency never applied (0) or one off by a factor of ten still fails.
+const DRIFT_BOUND_MEASURED: f64 = 1.0;
+
 /// The same with three servers, two of them chronyd and one a second sundial, sharing the
 /// two cores with ntpd and the client: their replies come later and less evenly, and a 30 s
 /// frequency estimate carries that. Over ten runs on a 2-core machine the drift file held
@@ -382,7 +389,7 @@ fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
         .unwrap_or_else(|| panic!("the measurement never ended:\n{log}"));
     assert!(started < measured, "{log}");
     assert!(!log.contains("clock stepped"), "50 ms is slewed:\n{log}");
-    assert_drift_near(drift.as_deref(), -30.0, DRIFT_BOUND, &log);
+    assert_drift_near(drift.as_deref(), -30.0, DRIFT_BOUND_MEASURED, &log);
 }
 
 #[test]
