@@ -344,3 +344,30 @@ fn abuse_of_the_metrics_port_never_delays_ntp_answers() {
         "an NTP answer took {slowest:?}"
     );
 }
+
+#[test]
+fn noquery_closes_the_metrics_port_to_that_source_and_a_reload_opens_it() {
+    let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()));
+    let base = crate::support::LOCAL_CLOCK_CONFIG;
+    let daemon = Daemon::start_with(
+        format!("{base}restrict 127.0.0.1 noquery\n"),
+        &["--metrics", &metrics.to_string()],
+    );
+    // The same rules as mode 6: the connection is closed without a word.
+    assert_eq!(
+        raw_exchange(metrics, b"GET /metrics HTTP/1.0\r\n\r\n"),
+        "",
+        "answered under noquery"
+    );
+    std::fs::write(daemon.config_path(), base).expect("edit");
+    daemon.signal("HUP");
+    assert!(
+        crate::support::eventually(Duration::from_secs(10), || http_get(metrics, "/metrics")
+            .is_some_and(
+                |(status, body)| status.contains(" 200 ") && body.contains("ntp_system_stratum")
+            )),
+        "no metrics once noquery is gone:\n{}",
+        daemon.log()
+    );
+    daemon.stop().assert_success();
+}
