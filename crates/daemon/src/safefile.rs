@@ -257,4 +257,4 @@ fn classify(path: &Path, e: io::Error) -> ReadError {
 
 #[cfg(test)]
 #[path = "safefile_tests.rs"]
-mod tests;
+pub(crate) mod tests;

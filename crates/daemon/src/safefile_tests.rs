@@ -4,11 +4,22 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-fn scratch(tag: &str) -> PathBuf {
+/// An empty directory of this process's own under the temporary directory (the other
+/// modules' file tests use it too).
+pub(crate) fn scratch(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("sundial-safefile-{tag}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).expect("scratch dir");
     d
+}
+
+/// Makes a FIFO at `path` (mkfifo(1): the tests have no `unsafe` for mkfifo(3)).
+pub(crate) fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
 }
 
 #[test]
@@ -73,11 +84,7 @@ fn state_reads_refuse_links_fifos_and_devices_without_blocking() {
     ));
 
     let fifo = d.join("fifo");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(status.success());
+    mkfifo(&fifo);
     let started = Instant::now();
     assert!(matches!(
         read_state(&fifo, 64),
@@ -127,11 +134,7 @@ fn appending_refuses_links_and_fifos() {
     symlink(&victim, d.join("ntp.log")).expect("plant");
     assert!(open_append(&d.join("ntp.log"), 0o644).is_err());
     assert_eq!(fs::read_to_string(&victim).expect("victim"), "keep\n");
-    let status = std::process::Command::new("mkfifo")
-        .arg(d.join("fifo"))
-        .status()
-        .expect("mkfifo");
-    assert!(status.success());
+    mkfifo(&d.join("fifo"));
     assert!(open_append(&d.join("fifo"), 0o644).is_err());
     let mut log = open_append(&d.join("real.log"), 0o644).expect("log");
     log.write_all(b"line\n").expect("write");

@@ -132,23 +132,13 @@ impl ServerCertVerifier for NoVerification {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scratch(tag: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("sundial-tls-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        dir
-    }
+    use crate::safefile::tests::{mkfifo, scratch};
 
     #[test]
     fn a_fifo_as_certificate_key_or_ca_is_refused_without_waiting() {
-        let dir = scratch("fifo");
+        let dir = scratch("tls-fifo");
         let fifo = dir.join("fifo.pem");
-        let status = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .expect("mkfifo");
-        assert!(status.success());
+        mkfifo(&fifo);
         let started = std::time::Instant::now();
         let cert = server_config(&fifo, &fifo).expect_err("a FIFO is no certificate");
         let ca = client_config(&fifo, false).expect_err("a FIFO is no CA file");
@@ -170,7 +160,7 @@ mod tests {
     fn certificate_key_and_ca_reached_through_symbolic_links_are_read() {
         // Debian's CA bundle lies behind links in /etc/ssl/certs, certbot's files behind
         // links in live/: configuration files are root's, and links in them are followed.
-        let dir = scratch("link");
+        let dir = scratch("tls-link");
         let (cert, key) = (dir.join("real-cert.pem"), dir.join("real-key.pem"));
         let status = std::process::Command::new("openssl")
             .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])

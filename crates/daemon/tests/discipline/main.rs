@@ -128,15 +128,15 @@ const SAMPLES: usize = 10;
 /// few tenths of a ppm.
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// The drift file holds `ppm` within `bound`.
-fn assert_drift_near(drift: Option<&str>, ppm: f64, bound: f64, log: &str) {
+/// The drift file holds `ppm` within [`DRIFT_BOUND`].
+fn assert_drift_near(drift: Option<&str>, ppm: f64, log: &str) {
     let drift: f64 = drift
         .unwrap_or_else(|| panic!("no drift file:\n{log}"))
         .trim()
         .parse()
         .expect("drift file holds a number");
     assert!(
-        (drift - ppm).abs() <= bound,
+        (drift - ppm).abs() <= DRIFT_BOUND,
         "drift file says {drift} ppm, the clock's error is {ppm} ppm:\n{log}"
     );
 }
@@ -226,7 +226,7 @@ fn simulated_clock_stepped_at_start_is_disciplined_to_a_real_chronyd_with_iburst
         .unwrap_or_else(|| panic!("the 0.5 s start error was not stepped:\n{log}"));
     assert!((step + 0.5).abs() < 0.01, "stepped by {step} s");
     // The clock runs 30 ppm fast, so the correction is about -30 ppm.
-    assert_drift_near(drift.as_deref(), -30.0, DRIFT_BOUND, &log);
+    assert_drift_near(drift.as_deref(), -30.0, &log);
 }
 
 /// θ and δ of one reply as an SNTP client computes them, seconds: the server's time minus the
@@ -379,7 +379,7 @@ fn without_iburst_the_frequency_is_measured_before_the_clock_is_corrected() {
         .unwrap_or_else(|| panic!("the measurement never ended:\n{log}"));
     assert!(started < measured, "{log}");
     assert!(!log.contains("clock stepped"), "50 ms is slewed:\n{log}");
-    assert_drift_near(drift.as_deref(), -30.0, DRIFT_BOUND, &log);
+    assert_drift_near(drift.as_deref(), -30.0, &log);
 }
 
 #[test]
@@ -433,7 +433,7 @@ fn a_falseticker_among_three_servers_does_not_pull_the_served_time() {
         last_tally.contains(&format!("x{falseticker_addr}")),
         "the falseticker is not marked as one: {last_tally}"
     );
-    assert_drift_near(drift.as_deref(), -30.0, DRIFT_BOUND, &log);
+    assert_drift_near(drift.as_deref(), -30.0, &log);
 }
 
 #[test]
@@ -487,5 +487,5 @@ fn links_planted_in_the_drift_directory_are_replaced_not_followed() {
     assert!(meta.is_file(), "the planted link was replaced by a file");
     assert_eq!(meta.permissions().mode() & 0o777, 0o644);
     let text = std::fs::read_to_string(&drift).expect("drift");
-    assert_drift_near(Some(&text), -30.0, DRIFT_BOUND, &log);
+    assert_drift_near(Some(&text), -30.0, &log);
 }

@@ -24,7 +24,11 @@ pub(super) const START_UP_SPAN: f64 = 100.0;
 /// Whether `k` cannot yet predict the offset one `minpoll` interval ahead to
 /// [`PREDICTION_LIMIT`] (the wander left out: it is the frequency that is being learned).
 pub(super) fn predicts_poorly(k: &Kalman, minpoll: i8) -> bool {
-    let horizon = 2f64.powi(i32::from(minpoll));
+    predicts_poorly_over(k, 2f64.powi(i32::from(minpoll)))
+}
+
+/// Whether `k` cannot yet predict the offset `horizon` seconds ahead to [`PREDICTION_LIMIT`].
+fn predicts_poorly_over(k: &Kalman, horizon: f64) -> bool {
     k.offset_sigma_after(horizon) > PREDICTION_LIMIT
 }
 
@@ -36,8 +40,10 @@ pub(super) const MIN_MEASUREMENT_HORIZON: f64 = 16.0;
 /// Whether the start-up measurement ([`Hold`]) must go on: [`predicts_poorly`] over at least
 /// [`MIN_MEASUREMENT_HORIZON`].
 pub(super) fn measures_poorly(k: &Kalman, minpoll: i8) -> bool {
-    let horizon = 2f64.powi(i32::from(minpoll)).max(MIN_MEASUREMENT_HORIZON);
-    k.offset_sigma_after(horizon) > PREDICTION_LIMIT
+    predicts_poorly_over(
+        k,
+        2f64.powi(i32::from(minpoll)).max(MIN_MEASUREMENT_HORIZON),
+    )
 }
 
 /// The start-up frequency measurement (ntpd's FREQ state): the clock keeps the frequency it
