@@ -180,6 +180,13 @@ impl ServeSocket {
             if full_in_a_row >= BACKLOG_BATCHES {
                 on_backlog();
             }
+            if let Some(table) = server.client_table() {
+                for i in 0..received {
+                    if let Some(set) = table.set_of(rx.meta(i).source.ip()) {
+                        sundial_sys::memory::prefetch(set);
+                    }
+                }
+            }
             let snapshot = reader.get();
             let monotonic = MonoTime::from_duration(origin.elapsed());
             for i in 0..received {

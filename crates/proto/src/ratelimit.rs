@@ -300,6 +300,13 @@ impl RateLimiter {
         });
     }
 
+    /// The memory that [`Self::record`] and [`Self::check`] touch for `addr` (its set), for a
+    /// caller that handles requests in batches to have loaded ahead of time; opaque: only
+    /// where it lies and its size mean anything outside this module.
+    pub fn set_of(&self, addr: IpAddr) -> Option<&impl Sized> {
+        self.sets.get(self.set_index(addr))
+    }
+
     /// Calls `f` with every client that has been recorded, in table order (the caller sorts).
     /// Takes each set's lock in turn, so a server thread waits at most for one set.
     pub fn clients(&self, f: &mut dyn FnMut(ClientEntry)) {

@@ -154,6 +154,12 @@ impl Server {
         }
     }
 
+    /// The client table this server notes every request in (shared with the other server
+    /// threads), if it has one.
+    pub fn client_table(&self) -> Option<&RateLimiter> {
+        self.limiter.as_deref()
+    }
+
     /// The counters this server updates.
     pub fn counters(&self) -> &ServerCounters {
         &self.counters

@@ -33,6 +33,41 @@ pub fn advise_huge_pages(addr: usize, len: usize) -> io::Result<()> {
     }
 }
 
+/// A cache line on the machines sundial is built for.
+const CACHE_LINE: usize = 64;
+
+/// Asks the CPU to start loading the memory of `value` into its caches, and returns at once.
+///
+/// The server looks up one random set of its client table per request; touched cold, that is
+/// a cache miss that stalls the request for the memory's full latency. Asked for all requests
+/// of a received batch before the first is handled, the misses overlap each other and the
+/// system calls in between instead of each being waited for in turn.
+///
+/// Only a hint: it changes no memory and cannot fault; on architectures other than x86-64 it
+/// does nothing.
+pub fn prefetch<T: ?Sized>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let start = core::ptr::from_ref(value).cast::<u8>();
+        let first_line = start.wrapping_sub(start.addr() % CACHE_LINE);
+        let end = start.addr().saturating_add(size_of_val(value));
+        let mut line = first_line;
+        while line.addr() < end {
+            // SAFETY: a prefetch is a hint that reads nothing architecturally and never
+            // faults, whatever the address; every address given lies within (or in the cache
+            // line holding the start of) `value`, which the borrow keeps alive.
+            #[allow(unused_unsafe, reason = "the intrinsic is safe in newer toolchains")]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(line.cast::<i8>());
+            }
+            line = line.wrapping_add(CACHE_LINE);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +92,23 @@ mod tests {
         assert!(
             matches!(err.raw_os_error(), Some(libc::ENOMEM | libc::EINVAL)),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn prefetching_leaves_every_value_as_it_was() {
+        let table: Vec<[u64; 65]> = (0..64u64).map(|i| [i; 65]).collect();
+        for set in &table {
+            prefetch(set);
+        }
+        prefetch(&table[..]);
+        prefetch(&());
+        prefetch(&0u8);
+        assert!(
+            table
+                .iter()
+                .enumerate()
+                .all(|(i, set)| set.iter().all(|x| *x == i as u64))
         );
     }
 
