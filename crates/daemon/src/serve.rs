@@ -25,8 +25,9 @@ use crate::publish::Reader;
 /// Datagrams handled per receive call.
 const BATCH: usize = 32;
 
-/// Full batches in a row that make a thread call for help (see [`ServeSocket::drain_with`]).
-const BACKLOG_BATCHES: usize = 2;
+/// Full batches in a row that make a thread call for help (see [`ServeSocket::drain_with`]):
+/// two more than a holding leader's look (`threads::LOOK`) takes.
+const BACKLOG_BATCHES: usize = 6;
 
 /// Receive buffer per datagram. Requests larger than this are counted as oversized; NTS
 /// requests with several cookies stay well below it.
@@ -127,16 +128,18 @@ impl ServeSocket {
             .map(drop)
     }
 
-    /// [`drain`](Self::drain), calling `on_backlog` from the second receive call in a row that
-    /// comes back full on: more requests were waiting than [`BACKLOG_BATCHES`] batches hold, so
-    /// this thread is falling behind and another one may help ([`threads`]). One full batch is
-    /// no sign of that: the leader lets requests gather on purpose while it holds.
+    /// [`drain`](Self::drain), calling `on_backlog` from the [`BACKLOG_BATCHES`]-th receive
+    /// call in a row that comes back full on: more requests were waiting than that many
+    /// batches hold, so this thread is falling behind and another one may help ([`threads`]).
+    /// A few full batches are no sign of that: the leader lets about `threads::LOOK` requests
+    /// gather on purpose while it holds.
     ///
     /// A batch that comes back short ends the call: the kernel hands over everything queued up
     /// to the batch size, so the queue was empty a moment ago, and a further receive call would
     /// almost always just say so (`EAGAIN`) — one system call per wakeup saved. A request that
-    /// arrives after that moment makes the socket readable again for the poller (epoll reports
-    /// every arrival after its last report; the poll(2) build re-arms after each drain).
+    /// arrives after that moment is found by the leader's next look while it holds, and
+    /// otherwise makes the socket readable again for the poller (epoll reports every arrival
+    /// after its last report; the poll(2) build re-arms after each drain).
     ///
     /// Returns how many datagrams it received. Each call counts as a wakeup (`iostats`), a
     /// useful one if it received any.
@@ -310,7 +313,7 @@ mod tests {
     }
 
     #[test]
-    fn a_backlog_of_two_full_batches_calls_for_help_and_every_request_is_answered() {
+    fn a_backlog_of_full_batches_calls_for_help_and_every_request_is_answered() {
         let families = Families {
             v4: true,
             v6: false,
@@ -337,7 +340,7 @@ mod tests {
         assert_eq!(drain_counting(&mut serve, &mut calls), sent);
         assert_eq!(
             calls, 1,
-            "two full batches, then a short one that ends the drain"
+            "BACKLOG_BATCHES full batches, then a short one that ends the drain"
         );
         let mut buf = [0; 128];
         for _ in 0..sent {
@@ -347,14 +350,15 @@ mod tests {
             assert_eq!(buf[24..32], request()[40..48], "origin timestamp echoed");
         }
 
-        for _ in 0..BATCH {
+        let fewer = (BACKLOG_BATCHES - 1) * BATCH;
+        for _ in 0..fewer {
             client
                 .send_to(&request(), (Ipv4Addr::LOCALHOST, port))
                 .expect("send");
         }
         std::thread::sleep(Duration::from_millis(50));
         let mut calls = 0;
-        assert_eq!(drain_counting(&mut serve, &mut calls), BATCH);
-        assert_eq!(calls, 0, "one full batch does not call for help");
+        assert_eq!(drain_counting(&mut serve, &mut calls), fewer);
+        assert_eq!(calls, 0, "fewer full batches do not call for help");
     }
 }

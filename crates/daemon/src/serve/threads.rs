@@ -14,11 +14,13 @@
 //! request's time goes").
 //!
 //! For the same reason the leader *holds* while requests arrive faster than [`HOLD`] apart: it
-//! sleeps for [`HOLD`] and then takes whatever arrived, rather than waiting to be woken by each
-//! request. Receive timestamps are the kernel's, and each reply is sent on its own right after
-//! its transmit timestamp is read (see `serve::send`), so served time is as exact as without
-//! holding; only the time a request waits in the socket grows, by up to [`HOLD`] plus the
-//! timer slack.
+//! sleeps for about as long as [`LOOK`] requests take to arrive at the rate it last saw
+//! (between [`HOLD`] and [`MAX_HOLD`], see [`hold_time`]) and then takes whatever arrived,
+//! rather than waiting to be woken by each request; and while it holds it does not watch its
+//! sockets at all (see [`watch`]). Receive timestamps are the kernel's, and each reply is sent
+//! on its own right after its transmit timestamp is read (see `serve::send`), so served time is
+//! as exact as without holding; only the time a request waits in the socket grows, by up to
+//! [`MAX_HOLD`] plus the timer slack, and only from 5000 requests/s on.
 
 use std::io;
 use std::net::UdpSocket;
@@ -36,12 +38,29 @@ use super::ServeSocket;
 use crate::interfaces::{FilterReader, LiveFilter};
 use crate::publish::{Publisher, Reader};
 
-/// How long the leader collects requests between two looks while they arrive faster than this
-/// apart: from 5000 requests/s on. At 25 000 requests/s that is about 6 requests per wakeup
-/// instead of about one (the kernel's timer slack, 50 µs by default, comes on top). Measured
-/// on a 2-vCPU machine, 100 µs cut CPU time per request less, 300 µs no further
-/// (docs/BENCHMARKS.md); requests wait at most this much longer.
+/// The leader holds while requests arrive faster than this apart (from 5000 requests/s on),
+/// and never for less.
 pub const HOLD: Duration = Duration::from_micros(200);
+
+/// The longest the leader holds: requests wait in the socket at most this much longer (the
+/// kernel's timer slack, 50 µs by default, comes on top). It sets the cost at moderate rates:
+/// at 25 000 requests/s a look every 1 ms finds about 25 requests, where one every 200 µs found
+/// 6, and a wakeup on a virtual machine costs more than answering several requests; that
+/// halved the CPU time per request there (docs/BENCHMARKS.md).
+pub const MAX_HOLD: Duration = Duration::from_micros(1000);
+
+/// Requests a look while holding should find: four receive calls' worth. Above 640 000
+/// requests/s looks are [`HOLD`] apart and find more; twice this did not lower the CPU time
+/// per request further (docs/BENCHMARKS.md).
+const LOOK: u32 = 128;
+
+/// How long to hold before the next look, from what the last look found (`received` requests,
+/// `interval` after the one before): about [`LOOK`] requests' time at that rate, within
+/// [`HOLD`] and [`MAX_HOLD`].
+fn hold_time(received: usize, interval: Duration) -> Duration {
+    let received = u32::try_from(received.max(1)).unwrap_or(u32::MAX);
+    (interval.saturating_mul(LOOK) / received).clamp(HOLD, MAX_HOLD)
+}
 
 /// A thread's poller token for its waker.
 const WAKE: Token = Token(0);
@@ -184,13 +203,7 @@ fn spawn_leader(
 ) -> io::Result<(JoinHandle<()>, Arc<Waker>)> {
     let mut poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-    for (i, s) in sockets.iter().enumerate() {
-        poll.registry().register(
-            &mut SourceFd(&s.as_raw_fd()),
-            Token(FIRST_SOCKET + i),
-            Interest::READABLE,
-        )?;
-    }
+    watch(poll.registry(), &sockets, true)?;
     let mut worker = Worker::new(0, sockets, server, shared, helper);
     let stop = Arc::clone(&shared.stop);
     let handle = std::thread::Builder::new()
@@ -198,34 +211,88 @@ fn spawn_leader(
         .spawn(move || {
             let mut events = Events::with_capacity(16);
             let mut hold = false;
+            let mut hold_for = HOLD;
             let mut last_wakeup = Instant::now();
             while !stop.load(Ordering::Acquire) {
-                if hold {
-                    std::thread::sleep(HOLD);
-                }
-                let timeout = hold.then_some(Duration::ZERO);
-                if let Err(e) = poll.poll(&mut events, timeout) {
-                    if e.kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    tracing::error!("server thread 0: poll failed: {e}");
-                    break;
-                }
                 let mut received = 0;
-                for event in &events {
-                    let index = event.token().0.wrapping_sub(FIRST_SOCKET);
-                    received += worker.drain(index);
-                    if let Some(sock) = worker.sockets.get(index) {
-                        rearm(poll.registry(), sock, event.token());
+                if hold {
+                    // Holding, the leader looks at every socket after each sleep anyway, so
+                    // they are not watched (see `watch`).
+                    std::thread::sleep(hold_for);
+                    for index in 0..worker.sockets.len() {
+                        received += worker.drain(index);
+                    }
+                } else {
+                    if let Err(e) = poll.poll(&mut events, None) {
+                        if e.kind() == io::ErrorKind::Interrupted {
+                            continue;
+                        }
+                        tracing::error!("server thread 0: poll failed: {e}");
+                        break;
+                    }
+                    for event in &events {
+                        let index = event.token().0.wrapping_sub(FIRST_SOCKET);
+                        received += worker.drain(index);
+                        if let Some(sock) = worker.sockets.get(index) {
+                            rearm(poll.registry(), sock, event.token());
+                        }
                     }
                 }
                 // Hold while every look finds requests and they come faster than HOLD apart.
                 let now = Instant::now();
-                hold = received > 0 && (hold || now.duration_since(last_wakeup) < HOLD);
+                let was_holding = hold;
+                let interval = now.duration_since(last_wakeup);
+                hold = received > 0 && (hold || interval < HOLD);
+                hold_for = if hold {
+                    hold_time(received, interval)
+                } else {
+                    HOLD
+                };
                 last_wakeup = now;
+                if hold != was_holding {
+                    let sockets = worker.sockets.iter().map(ServeSocket::socket);
+                    if let Err(e) = watch(poll.registry(), sockets, !hold) {
+                        tracing::warn!("server thread 0: cannot watch its sockets again: {e}");
+                        // Unwatched, they are still looked at while holding; try again later.
+                        hold = true;
+                    }
+                }
             }
         })?;
     Ok((handle, waker))
+}
+
+/// Starts watching the `sockets` for requests (`on`), or stops.
+///
+/// A watched socket carries the poller on its wait queue, and the kernel then wakes that
+/// queue — two locks and a callback — for every reply it frees after sending as well as for
+/// every request, about 5 % of a reply's cost at 200 000 requests/s (docs/BENCHMARKS.md). While
+/// it holds, the leader needs no wakeup, so it unwatches its sockets until a look finds
+/// nothing; watching again reports a socket that already has requests at once.
+fn watch<'a>(
+    registry: &Registry,
+    sockets: impl IntoIterator<Item = &'a UdpSocket>,
+    on: bool,
+) -> io::Result<()> {
+    for (i, s) in sockets.into_iter().enumerate() {
+        let fd = s.as_raw_fd();
+        let result = if on {
+            registry.register(
+                &mut SourceFd(&fd),
+                Token(FIRST_SOCKET + i),
+                Interest::READABLE,
+            )
+        } else {
+            registry.deregister(&mut SourceFd(&fd))
+        };
+        // A socket left as it should be by an earlier, partly failed call is no failure.
+        match result {
+            Err(e) if on && e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) if !on && e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 /// Starts a helper on its own descriptors of the shared sockets (see the module comment).
@@ -279,5 +346,110 @@ fn rearm(registry: &Registry, sock: &ServeSocket, token: Token) {
         )
     {
         tracing::warn!("cannot poll a server socket again: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, UdpSocket};
+
+    use sundial_proto::system::SystemState;
+    use sundial_proto::time::Log2Seconds;
+
+    use super::*;
+    use crate::clock::TimeMapping;
+    use crate::interfaces::InterfaceFilter;
+    use crate::publish::Snapshot;
+    use crate::serve::{Families, open_sockets};
+
+    const fn micros(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn a_hold_lasts_about_one_look_of_requests_within_its_bounds() {
+        // 200 000 requests/s: 64 in 320 µs, so 128 come in 640 µs.
+        assert_eq!(hold_time(64, micros(320)), micros(640));
+        // 25 000/s would need 5 ms for a full look: requests wait at most MAX_HOLD longer.
+        assert_eq!(hold_time(6, micros(240)), MAX_HOLD);
+        // Faster than a look per HOLD: the leader still sleeps HOLD, and a helper is called
+        // if the backlog grows.
+        assert_eq!(hold_time(400, micros(250)), HOLD);
+        assert_eq!(hold_time(0, micros(250)), MAX_HOLD);
+        assert_eq!(hold_time(usize::MAX, Duration::MAX), MAX_HOLD);
+    }
+
+    /// A client request: version 4, mode 3, and a transmit timestamp that names it.
+    fn request(n: u64) -> [u8; 48] {
+        let mut packet = [0; 48];
+        packet[0] = 0x23;
+        packet[40..48].copy_from_slice(&n.to_be_bytes());
+        packet
+    }
+
+    #[test]
+    fn after_a_burst_the_leader_waits_for_requests_again_and_answers_a_lone_one() {
+        let families = Families {
+            v4: true,
+            v6: false,
+        };
+        let sockets = open_sockets(families, 0).expect("bind");
+        let port = sockets[0].local_addr().expect("address").port();
+        let publisher = Publisher::new(Snapshot {
+            system: SystemState::unsynchronized(Log2Seconds::new(-20)),
+            mapping: TimeMapping::IDENTITY,
+            control: Arc::default(),
+            access: Arc::default(),
+            keys: Arc::default(),
+            nts: None,
+        });
+        let shared = Shared {
+            filter: LiveFilter::new(InterfaceFilter::default()),
+            publisher,
+            stop: Arc::new(AtomicBool::new(false)),
+            origin: Instant::now(),
+        };
+        let servers = vec![Server::new(), Server::new()];
+        let counters: Vec<_> = servers.iter().map(Server::counters_handle).collect();
+        let handles = start(sockets, servers, &shared).expect("threads");
+
+        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("client");
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0; 128];
+        let mut answer = |n: u64| {
+            let (len, _) = client.recv_from(&mut buf).expect("a reply");
+            assert_eq!(len, 48);
+            assert_eq!(buf[24..32], n.to_be_bytes(), "origin timestamp echoed");
+        };
+        // Bursts of 100 requests back to back, so that looks find requests one after the
+        // other and the leader holds.
+        let mut n = 0;
+        for _ in 0..20 {
+            for i in 0..100 {
+                client
+                    .send_to(&request(n + i), (Ipv4Addr::LOCALHOST, port))
+                    .expect("send");
+            }
+            for _ in 0..100 {
+                answer(n);
+                n += 1;
+            }
+        }
+        // Quiet for longer than any hold: the leader must be waiting on its sockets again.
+        std::thread::sleep(MAX_HOLD * 20);
+        client
+            .send_to(&request(n), (Ipv4Addr::LOCALHOST, port))
+            .expect("send");
+        answer(n);
+
+        let received: u64 = counters.iter().map(|c| c.snapshot().received).sum();
+        assert_eq!(received, n + 1);
+        shared.stop.store(true, Ordering::Release);
+        for (handle, waker) in handles {
+            waker.wake().expect("wake");
+            handle.join().expect("server thread");
+        }
     }
 }
