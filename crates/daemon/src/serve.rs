@@ -29,6 +29,9 @@ const BATCH: usize = 32;
 /// two more than a holding leader's look (`threads::LOOK`) takes.
 const BACKLOG_BATCHES: usize = 6;
 
+/// How many requests ahead of the one being handled its client-table set is loaded.
+const PREFETCH_AHEAD: usize = 2;
+
 /// Receive buffer per datagram. Requests larger than this are counted as oversized; NTS
 /// requests with several cookies stay well below it.
 const MAX_REQUEST: usize = 2048;
@@ -183,16 +186,21 @@ impl ServeSocket {
             if full_in_a_row >= BACKLOG_BATCHES {
                 on_backlog();
             }
-            if let Some(table) = server.client_table() {
-                for i in 0..received {
-                    if let Some(set) = table.set_of(rx.meta(i).source.ip()) {
-                        sundial_sys::memory::prefetch(set);
-                    }
+            // The client-table set of request i + PREFETCH_AHEAD is asked for while request i is
+            // handled: a send lies between the request and its set, and the CPU is never asked
+            // for more than a few sets at once (a whole batch at once stalls on its own misses).
+            let prefetch = |i: usize| {
+                if let (Some(table), true) = (server.client_table(), i < received)
+                    && let Some(set) = table.set_of(rx.meta(i).source.ip())
+                {
+                    sundial_sys::memory::prefetch(set);
                 }
-            }
+            };
+            (0..PREFETCH_AHEAD).for_each(prefetch);
             let snapshot = reader.get();
             let monotonic = MonoTime::from_duration(origin.elapsed());
             for i in 0..received {
+                prefetch(i + PREFETCH_AHEAD);
                 let meta = rx.meta(i);
                 if let Some(dst) = meta.dst
                     && !filter.serves(dst.addr)

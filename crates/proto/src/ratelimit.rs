@@ -494,9 +494,11 @@ impl RateLimiter {
     }
 
     fn set_index(&self, addr: IpAddr) -> usize {
-        let bytes = match addr {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            IpAddr::V6(v6) => v6.octets(),
+        // An IPv4 client (also as an IPv4-mapped IPv6 address) is hashed as its four octets:
+        // the same set either way, and four SipHash rounds fewer than sixteen octets take.
+        let h = match addr.to_canonical() {
+            IpAddr::V4(v4) => self.key.hash(&v4.octets()),
+            IpAddr::V6(v6) => self.key.hash(&v6.octets()),
         };
         let mask = self.sets.len() - 1;
         // Truncation keeps the low bits, which the mask selects anyway.
@@ -504,8 +506,8 @@ impl RateLimiter {
             clippy::cast_possible_truncation,
             reason = "only the low bits are used"
         )]
-        let h = self.key.hash(&bytes) as usize;
-        h & mask
+        let index = h as usize;
+        index & mask
     }
 }
 
@@ -759,6 +761,25 @@ mod tests {
         let _ = l.check(client(40), at(last + STALE_MS), false, 1);
         assert!(l.knows(old));
         assert!(!l.knows(client(31)));
+    }
+
+    #[test]
+    fn an_ipv4_client_and_its_ipv4_mapped_form_share_a_set() {
+        let l = limiter();
+        for n in 0..256 {
+            let IpAddr::V4(v4) = client(n) else {
+                unreachable!("client() makes IPv4 addresses")
+            };
+            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+            assert_eq!(l.set_index(IpAddr::V4(v4)), l.set_index(mapped), "{v4}");
+            assert!(core::ptr::eq(
+                l.set_of(IpAddr::V4(v4)).expect("a set"),
+                l.set_of(mapped).expect("a set")
+            ));
+        }
+        // Hashed, not taken from the address: neighbours spread over the table.
+        let sets: std::collections::HashSet<_> = (0..256).map(|n| l.set_index(client(n))).collect();
+        assert!(sets.len() > 128, "{} sets for 256 clients", sets.len());
     }
 
     #[test]
