@@ -139,7 +139,8 @@ pub struct ServerCounters {
     /// Datagrams sent, and sends that failed (the caller's socket reports them).
     sent: AtomicU64,
     send_failures: AtomicU64,
-    /// Times the socket was read after a readiness report, and those that found datagrams.
+    /// Times the socket was read after a readiness report or after a hold (the daemon's
+    /// `serve::threads`), and those that found datagrams.
     wakeups: AtomicU64,
     useful_wakeups: AtomicU64,
 }
@@ -183,8 +184,8 @@ impl ServerCounters {
         Self::bump(if ok { &self.sent } else { &self.send_failures });
     }
 
-    /// Counts a read of the socket after it was reported readable; `useful` if it found
-    /// datagrams.
+    /// Counts a read of the socket after it was reported readable or after a hold; `useful` if
+    /// it found datagrams.
     pub fn count_wakeup(&self, useful: bool) {
         Self::bump(&self.wakeups);
         if useful {

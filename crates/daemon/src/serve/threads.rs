@@ -418,10 +418,11 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let mut buf = [0; 128];
-        let mut answer = |n: u64| {
+        // The origin timestamp each reply echoes: which request it answers.
+        let mut answer = || {
             let (len, _) = client.recv_from(&mut buf).expect("a reply");
             assert_eq!(len, 48);
-            assert_eq!(buf[24..32], n.to_be_bytes(), "origin timestamp echoed");
+            u64::from_be_bytes(buf[24..32].try_into().expect("eight octets"))
         };
         // Bursts of 100 requests back to back, so that looks find requests one after the
         // other and the leader holds.
@@ -432,17 +433,17 @@ mod tests {
                     .send_to(&request(n + i), (Ipv4Addr::LOCALHOST, port))
                     .expect("send");
             }
-            for _ in 0..100 {
-                answer(n);
-                n += 1;
-            }
+            let mut answered: Vec<u64> = (0..100).map(|_| answer()).collect();
+            answered.sort_unstable();
+            assert!(answered.iter().copied().eq(n..n + 100), "{answered:?}");
+            n += 100;
         }
         // Quiet for longer than any hold: the leader must be waiting on its sockets again.
         std::thread::sleep(MAX_HOLD * 20);
         client
             .send_to(&request(n), (Ipv4Addr::LOCALHOST, port))
             .expect("send");
-        answer(n);
+        assert_eq!(answer(), n);
 
         let received: u64 = counters.iter().map(|c| c.snapshot().received).sum();
         assert_eq!(received, n + 1);

@@ -7,7 +7,8 @@
 //! (a clock backend other than the kernel's, or the read failed) the kernel variables are
 //! absent and ntpq shows `???` for them. `iostats` has the counters sundial keeps: received,
 //! sent (datagrams, every fragment of a mode 6 reply), dropped and ignored datagrams, send
-//! failures, and wakeups (reads of a socket reported readable; useful ones found datagrams).
+//! failures, and wakeups (reads of a socket reported readable, or looked at after a hold under
+//! load; useful ones found datagrams).
 //! sundial receives into fixed per-thread batches, not a pool of receive buffers, so
 //! `total_rbuf`, `free_rbuf`, `used_rbuf` and `rbuf_lowater` are not sent.
 
