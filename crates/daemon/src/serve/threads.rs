@@ -49,7 +49,7 @@ pub const HOLD: Duration = Duration::from_micros(200);
 /// halved the CPU time per request there (docs/BENCHMARKS.md).
 pub const MAX_HOLD: Duration = Duration::from_micros(1000);
 
-/// Requests a look while holding should find: four receive calls' worth. Above 640 000
+/// Requests a look while holding should find: two receive calls' worth. Above 640 000
 /// requests/s looks are [`HOLD`] apart and find more; twice this did not lower the CPU time
 /// per request further (docs/BENCHMARKS.md).
 const LOOK: u32 = 128;
