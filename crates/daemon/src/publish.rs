@@ -93,21 +93,28 @@ impl Reader {
 }
 
 #[cfg(test)]
-mod tests {
-    use sundial_proto::time::Log2Seconds;
-
-    use super::*;
-
-    #[test]
-    fn readers_see_new_snapshots() {
-        let first = Snapshot {
-            system: SystemState::unsynchronized(Log2Seconds::new(-20)),
+impl Snapshot {
+    /// What a server publishes before it has synchronised, with no access rules, keys or NTS:
+    /// the starting point of tests that serve.
+    pub(crate) fn unsynchronised() -> Self {
+        Self {
+            system: SystemState::unsynchronized(sundial_proto::time::Log2Seconds::new(-20)),
             mapping: TimeMapping::IDENTITY,
             control: Arc::default(),
             access: Arc::default(),
             keys: Arc::default(),
             nts: None,
-        };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_see_new_snapshots() {
+        let first = Snapshot::unsynchronised();
         let publisher = Publisher::new(first.clone());
         let mut reader = publisher.reader();
         assert_eq!(reader.get().system.stratum, 16);

@@ -13,7 +13,7 @@ pub(crate) fn scratch(tag: &str) -> PathBuf {
     d
 }
 
-/// Makes a FIFO at `path` (mkfifo(1): the tests have no `unsafe` for mkfifo(3)).
+/// Makes a FIFO at `path` with mkfifo(1), so the tests call no C function themselves.
 pub(crate) fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo")
         .arg(path)

@@ -192,7 +192,7 @@ impl ServeSocket {
             // for more than a few sets at once (a whole batch at once stalls on its own misses).
             let prefetch = |i: usize| {
                 if let (Some(table), true) = (server.client_table(), i < received)
-                    && let Some(set) = table.set_of(rx.meta(i).source.ip())
+                    && let Some(set) = table.set_of(rx.source(i).ip())
                 {
                     sundial_sys::memory::prefetch(set);
                 }
@@ -281,14 +281,9 @@ fn send(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use sundial_proto::system::SystemState;
-    use sundial_proto::time::Log2Seconds;
-
     use super::*;
-    use crate::clock::TimeMapping;
     use crate::publish::{Publisher, Snapshot};
 
     /// A client request: LI 0, version 4, mode 3, and a transmit timestamp to echo.
@@ -301,14 +296,7 @@ mod tests {
 
     fn drain_counting(serve: &mut ServeSocket, calls: &mut usize) -> usize {
         let server = Server::new();
-        let publisher = Publisher::new(Snapshot {
-            system: SystemState::unsynchronized(Log2Seconds::new(-20)),
-            mapping: TimeMapping::IDENTITY,
-            control: Arc::default(),
-            access: Arc::default(),
-            keys: Arc::default(),
-            nts: None,
-        });
+        let publisher = Publisher::new(Snapshot::unsynchronised());
         let mut reader = publisher.reader();
         serve
             .drain_with(

@@ -353,11 +353,7 @@ fn rearm(registry: &Registry, sock: &ServeSocket, token: Token) {
 mod tests {
     use std::net::{Ipv4Addr, UdpSocket};
 
-    use sundial_proto::system::SystemState;
-    use sundial_proto::time::Log2Seconds;
-
     use super::*;
-    use crate::clock::TimeMapping;
     use crate::interfaces::InterfaceFilter;
     use crate::publish::Snapshot;
     use crate::serve::{Families, open_sockets};
@@ -395,14 +391,7 @@ mod tests {
         };
         let sockets = open_sockets(families, 0).expect("bind");
         let port = sockets[0].local_addr().expect("address").port();
-        let publisher = Publisher::new(Snapshot {
-            system: SystemState::unsynchronized(Log2Seconds::new(-20)),
-            mapping: TimeMapping::IDENTITY,
-            control: Arc::default(),
-            access: Arc::default(),
-            keys: Arc::default(),
-            nts: None,
-        });
+        let publisher = Publisher::new(Snapshot::unsynchronised());
         let shared = Shared {
             filter: LiveFilter::new(InterfaceFilter::default()),
             publisher,

@@ -51,12 +51,17 @@ impl RecvMeta {
         Self {
             len,
             truncated: header.msg_flags & libc::MSG_TRUNC != 0,
-            source: cmsg::read_sockaddr(name, header.msg_namelen)
-                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)),
+            source: source_of(header, name),
             dst: found.pktinfo,
             rx_time: found.rx_time,
         }
     }
+}
+
+/// The sender of a received datagram; `0.0.0.0:0` if the kernel reported no address it knows.
+pub(super) fn source_of(header: &libc::msghdr, name: &libc::sockaddr_storage) -> SocketAddr {
+    cmsg::read_sockaddr(name, header.msg_namelen)
+        .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
 }
 
 /// Receives one datagram into `buf` with its metadata. On a non-blocking socket with nothing
