@@ -27,8 +27,14 @@ use crate::publish::Reader;
 const BATCH: usize = 64;
 
 /// Full batches in a row that make a thread call for help (see [`ServeSocket::drain_with`]):
-/// one more than a holding leader's look (`threads::LOOK`) takes.
-const BACKLOG_BATCHES: usize = 3;
+/// 512 requests, about 40 % of what the receive buffer holds ([`RECV_BUFFER`]), so a helper is
+/// awake well before requests are lost. A holding leader finds about `threads::LOOK / (1 − u)`
+/// requests per look when it is busy a share u of its time, so it stays below this until it
+/// is busy three quarters of the time (about 300 000 requests/s on the machine of
+/// docs/BENCHMARKS.md). With three batches, as before, a helper was woken for every look at
+/// 200 000 requests/s, and waking it cost more than the requests it took over (4 % of the CPU
+/// per request there).
+const BACKLOG_BATCHES: usize = 8;
 
 /// How many requests ahead of the one being handled its client-table set is loaded.
 const PREFETCH_AHEAD: usize = 2;
@@ -321,7 +327,15 @@ mod tests {
             .expect("an IPv4 socket");
         let port = socket.local_addr().expect("address").port();
         let mut serve = ServeSocket::new(socket);
-        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("client");
+        // Every reply is queued before the first is read: more than a default buffer holds.
+        let client = bind_udp(
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            &SocketOptions {
+                recv_buffer: RECV_BUFFER,
+                ..SocketOptions::default()
+            },
+        )
+        .expect("client");
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");

@@ -2,7 +2,7 @@
 //!
 //! All threads read the same sockets, one per address family. Only the first thread, the
 //! leader, waits for them to become readable; the others are helpers that sleep until a thread
-//! in front of them finds a backlog (more requests queued than two receive calls take), serve
+//! in front of them finds a backlog (more requests queued than eight receive calls take), serve
 //! until the sockets are empty, and sleep again — calling the next helper if they
 //! fall behind themselves. So one thread serves while one is enough, and every thread serves
 //! under load.
