@@ -14,9 +14,10 @@ use std::time::Instant;
 
 use sundial_proto::counters::DropReason;
 use sundial_proto::packet::Mode;
+use sundial_proto::ratelimit::Located;
 use sundial_proto::server::{Action, Policy, RequestMeta, Server};
 use sundial_proto::time::{MonoTime, UnixTime};
-use sundial_sys::socket::{PktInfo, RecvBatch, SocketOptions, bind_udp, send_msg};
+use sundial_sys::socket::{PktInfo, RecvBatch, RecvMeta, SocketOptions, bind_udp, send_msg};
 
 use crate::clock::kernel_now;
 use crate::interfaces::InterfaceFilter;
@@ -107,6 +108,9 @@ pub fn open_sockets(families: Families, port: u16) -> io::Result<Vec<UdpSocket>>
 pub struct ServeSocket {
     socket: UdpSocket,
     rx: RecvBatch,
+    /// The batch's metadata, each request's decoded once, with the request's place in the
+    /// client table, found once (for the look-ahead and again for the server).
+    metas: Vec<(RecvMeta, Option<Located>)>,
     reply: [u8; MAX_REPLY],
 }
 
@@ -116,6 +120,7 @@ impl ServeSocket {
         Self {
             socket,
             rx: RecvBatch::new(BATCH, MAX_REQUEST),
+            metas: Vec::with_capacity(BATCH),
             reply: [0; MAX_REPLY],
         }
     }
@@ -176,7 +181,13 @@ impl ServeSocket {
         origin: Instant,
         on_backlog: &mut dyn FnMut(),
     ) -> io::Result<usize> {
-        let Self { socket, rx, reply } = self;
+        let Self {
+            socket,
+            rx,
+            metas,
+            reply,
+        } = self;
+        let table = server.client_table();
         let mut total = 0;
         let mut full_in_a_row = 0;
         loop {
@@ -193,12 +204,17 @@ impl ServeSocket {
             if full_in_a_row >= BACKLOG_BATCHES {
                 on_backlog();
             }
+            metas.clear();
+            metas.extend((0..received).map(|i| {
+                let meta = rx.meta(i);
+                (meta, table.map(|t| t.locate(meta.source.ip())))
+            }));
             // The client-table set of request i + PREFETCH_AHEAD is asked for while request i is
             // handled: a send lies between the request and its set, and the CPU is never asked
             // for more than a few sets at once (a whole batch at once stalls on its own misses).
             let prefetch = |i: usize| {
-                if let (Some(table), true) = (server.client_table(), i < received)
-                    && let Some(set) = table.set_of(rx.source(i).ip())
+                if let (Some(table), Some(&(_, Some(client)))) = (table, metas.get(i))
+                    && let Some(set) = table.set_of(client)
                 {
                     sundial_sys::memory::prefetch(set);
                 }
@@ -206,9 +222,8 @@ impl ServeSocket {
             (0..PREFETCH_AHEAD).for_each(prefetch);
             let snapshot = reader.get();
             let monotonic = MonoTime::from_duration(origin.elapsed());
-            for i in 0..received {
+            for (i, &(meta, client)) in metas.iter().enumerate() {
                 prefetch(i + PREFETCH_AHEAD);
-                let meta = rx.meta(i);
                 if let Some(dst) = meta.dst
                     && !filter.serves(dst.addr)
                 {
@@ -224,6 +239,7 @@ impl ServeSocket {
                     receive_time: snapshot.mapping.map(kernel_rx),
                     monotonic,
                     truncated: meta.truncated,
+                    client,
                 };
                 let data = rx.data(i);
                 // Replies leave from the address (and interface) the request was sent to.

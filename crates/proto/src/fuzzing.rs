@@ -57,6 +57,7 @@ pub fn server(data: &[u8]) {
         receive_time: NtpTimestamp::from_parts(0xec00_0000, 0),
         monotonic: MonoTime::ZERO,
         truncated: false,
+        client: None,
     };
     let mut out = [0u8; 1024];
     if let Action::Reply(len) = server.handle(
@@ -172,6 +173,7 @@ pub fn nts_packet(data: &[u8]) {
         receive_time: NtpTimestamp::from_parts(0xec00_0000, 0),
         monotonic: MonoTime::ZERO,
         truncated: false,
+        client: None,
     };
     let mut out = [0u8; ef::MAX_PACKET_LEN];
     let action = server.handle(&policy, &meta, request, &state, &mut out, || {

@@ -81,6 +81,44 @@ pub enum Verdict {
     Drop,
 }
 
+/// A client address with the set of the table it hashes to ([`RateLimiter::locate`]). A server
+/// that looks ahead at a batch of requests to load their sets early hands this on with each
+/// request, so that its address is hashed once, not once more for every use of the table.
+/// Only meaningful for the table that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located {
+    addr: IpAddr,
+    set: usize,
+}
+
+impl Located {
+    /// The client's address.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+}
+
+/// A client as the table's methods take it: an address, or an address already located.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// Hash the address to find its set.
+    Addr(IpAddr),
+    /// The set is known.
+    Located(Located),
+}
+
+impl From<IpAddr> for Client {
+    fn from(addr: IpAddr) -> Self {
+        Self::Addr(addr)
+    }
+}
+
+impl From<Located> for Client {
+    fn from(located: Located) -> Self {
+        Self::Located(located)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     /// Address; `None` for an empty slot.
@@ -284,8 +322,34 @@ impl RateLimiter {
         first: u8,
         restrict: u16,
     ) {
+        self.record_located(
+            self.locate(source.ip()),
+            source.port(),
+            local,
+            arrival,
+            now,
+            first,
+            restrict,
+        );
+    }
+
+    /// [`Self::record`] for a client already located; `port` is its source port.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "what the MRU list keeps of one datagram"
+    )]
+    pub fn record_located(
+        &self,
+        client: Located,
+        port: u16,
+        local: Option<IpAddr>,
+        arrival: NtpTimestamp,
+        now: MonoTime,
+        first: u8,
+        restrict: u16,
+    ) {
         let now_ms = ms(now);
-        self.with_entry(source.ip(), now_ms, |e| {
+        self.with_entry(client, now_ms, |e| {
             let seen = &mut e.seen;
             seen.at_ms = now_ms;
             if seen.count == 0 {
@@ -293,7 +357,7 @@ impl RateLimiter {
             }
             seen.count = seen.count.saturating_add(1);
             seen.last = arrival;
-            seen.port = source.port();
+            seen.port = port;
             seen.mode_version = first & 0x3f;
             seen.restrict = restrict;
             seen.local = local;
@@ -303,8 +367,24 @@ impl RateLimiter {
     /// The memory that [`Self::record`] and [`Self::check`] touch for `addr` (its set), for a
     /// caller that handles requests in batches to have loaded ahead of time; opaque: only
     /// where it lies and its size mean anything outside this module.
-    pub fn set_of(&self, addr: IpAddr) -> Option<&impl Sized> {
-        self.sets.get(self.set_index(addr))
+    pub fn set_of(&self, client: Located) -> Option<&impl Sized> {
+        self.sets.get(client.set)
+    }
+
+    /// Finds the set `addr` hashes to, for [`Self::set_of`] and the methods that take a
+    /// [`Client`].
+    pub fn locate(&self, addr: IpAddr) -> Located {
+        Located {
+            addr,
+            set: self.set_index(addr),
+        }
+    }
+
+    fn resolve(&self, client: impl Into<Client>) -> Located {
+        match client.into() {
+            Client::Addr(addr) => self.locate(addr),
+            Client::Located(located) => located,
+        }
     }
 
     /// Calls `f` with every client that has been recorded, in table order (the caller sorts).
@@ -366,10 +446,16 @@ impl RateLimiter {
 
     /// Decides a time request from `addr` at `now`. `kod` says whether the client's restrict
     /// entry has `kod`; `random` is a fresh random number (for the leak).
-    pub fn check(&self, addr: IpAddr, now: MonoTime, kod: bool, random: u32) -> Verdict {
+    pub fn check(
+        &self,
+        client: impl Into<Client>,
+        now: MonoTime,
+        kod: bool,
+        random: u32,
+    ) -> Verdict {
         let now_ms = ms(now);
         let p = self.params.load();
-        self.with_entry(addr, now_ms, |e| {
+        self.with_entry(self.resolve(client), now_ms, |e| {
             let first = e.hits == 0;
             let elapsed = now_ms.saturating_sub(e.last_ms);
             let average = ms_of(p.average);
@@ -400,7 +486,7 @@ impl RateLimiter {
     /// Whether a mode 6 request from `addr` is within its budget and the server-wide one
     /// (always applied: mode 6 replies can be larger than requests). The caller reports what
     /// it sent with [`Self::charge_control`].
-    pub fn check_control(&self, addr: IpAddr, now: MonoTime) -> bool {
+    pub fn check_control(&self, client: impl Into<Client>, now: MonoTime) -> bool {
         let now_ms = ms(now);
         {
             let mut global = self
@@ -412,7 +498,7 @@ impl RateLimiter {
                 return false;
             }
         }
-        self.with_entry(addr, now_ms, |e| {
+        self.with_entry(self.resolve(client), now_ms, |e| {
             if e.control_ms == 0 && e.control_milli_tokens == 0 {
                 e.control_milli_tokens = u64::from(CONTROL_BURST) * 1000;
             } else {
@@ -451,10 +537,11 @@ impl RateLimiter {
             .saturating_sub(i64::try_from(octets).unwrap_or(i64::MAX));
     }
 
-    fn with_entry<R>(&self, addr: IpAddr, now_ms: u64, f: impl FnOnce(&mut Entry) -> R) -> R {
-        let index = self.set_index(addr);
+    fn with_entry<R>(&self, client: Located, now_ms: u64, f: impl FnOnce(&mut Entry) -> R) -> R {
+        let Located { addr, set: index } = client;
         let Some(set) = self.sets.get(index) else {
-            // The index is masked to the table size; this cannot happen, but never panic.
+            // The index is masked to the table size (a `Located` of a larger table aside);
+            // never panic.
             return f(&mut Entry {
                 addr: Some(addr),
                 ..Entry::default()
@@ -773,8 +860,8 @@ mod tests {
             let mapped = IpAddr::V6(v4.to_ipv6_mapped());
             assert_eq!(l.set_index(IpAddr::V4(v4)), l.set_index(mapped), "{v4}");
             assert!(core::ptr::eq(
-                l.set_of(IpAddr::V4(v4)).expect("a set"),
-                l.set_of(mapped).expect("a set")
+                l.set_of(l.locate(IpAddr::V4(v4))).expect("a set"),
+                l.set_of(l.locate(mapped)).expect("a set")
             ));
         }
         // Hashed, not taken from the address: neighbours spread over the table.

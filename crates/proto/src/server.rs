@@ -18,7 +18,7 @@ use crate::control::{
 use crate::counters::{DropReason, ServerCounters};
 use crate::nts::{self, CookieKeys};
 use crate::packet::{HEADER_LEN, Leap, Mode, NtpHeader, Packet, ReferenceId};
-use crate::ratelimit::{RateLimiter, Verdict};
+use crate::ratelimit::{Located, RateLimiter, Verdict};
 use crate::siphash::SipKey;
 use crate::system::SystemState;
 use crate::time::{Log2Seconds, MonoTime, NtpTimestamp};
@@ -37,6 +37,10 @@ pub struct RequestMeta {
     pub monotonic: MonoTime,
     /// The datagram did not fit the receive buffer and was cut short.
     pub truncated: bool,
+    /// Where the source's entry lies in the client table ([`RateLimiter::locate`] on
+    /// [`Server::client_table`]), if the caller found it already, so that the address is
+    /// hashed once per request. Ignored unless it is for the source's address.
+    pub client: Option<Located>,
 }
 
 /// The outcome of [`Server::handle`].
@@ -217,13 +221,14 @@ impl Server {
             return drop(DropReason::ControlRefused);
         }
         if let Some(limiter) = &self.limiter
-            && !limiter.check_control(meta.source.ip(), meta.monotonic)
+            && !limiter.check_control(located(limiter, meta), meta.monotonic)
         {
             return drop(DropReason::RateLimited);
         }
         if let Some(limiter) = &self.limiter {
-            limiter.record(
-                meta.source,
+            limiter.record_located(
+                located(limiter, meta),
+                meta.source.port(),
                 meta.destination,
                 meta.receive_time,
                 meta.monotonic,
@@ -343,8 +348,9 @@ impl Server {
         if flags.contains(RestrictFlags::IGNORE) {
             return;
         }
-        limiter.record(
-            meta.source,
+        limiter.record_located(
+            located(limiter, meta),
+            meta.source.port(),
             meta.destination,
             meta.receive_time,
             meta.monotonic,
@@ -426,7 +432,12 @@ impl Server {
             && let Some(limiter) = &self.limiter
         {
             let kod = flags.contains(RestrictFlags::KOD);
-            match limiter.check(meta.source.ip(), meta.monotonic, kod, self.next_random()) {
+            match limiter.check(
+                located(limiter, meta),
+                meta.monotonic,
+                kod,
+                self.next_random(),
+            ) {
                 Verdict::Allow => {}
                 Verdict::Drop => return Decision::Drop(DropReason::RateLimited),
                 Verdict::Kiss => {
@@ -687,6 +698,15 @@ fn nts_nak(request: &NtpHeader, uid: &[u8], out: &mut [u8], cookie_failed: bool)
         }
     }
     Decision::NtsNak(len, cookie_failed)
+}
+
+/// The source's set in `limiter`: the one the caller found ([`RequestMeta::client`]), or
+/// found now.
+fn located(limiter: &RateLimiter, meta: &RequestMeta) -> Located {
+    match meta.client {
+        Some(client) if client.addr() == meta.source.ip() => client,
+        _ => limiter.locate(meta.source.ip()),
+    }
 }
 
 #[cfg(test)]

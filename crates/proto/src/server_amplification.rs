@@ -115,6 +115,7 @@ fn replies(
         receive_time: T2,
         monotonic: MonoTime::from_duration(Duration::from_secs(100)),
         truncated: false,
+        client: None,
     };
     if bytes.first().is_some_and(|b| b & 0x07 == 6) {
         let mut sent = Vec::new();
@@ -240,6 +241,7 @@ fn flood_request(
         receive_time: T2,
         monotonic: MonoTime::from_duration(Duration::from_secs(second)),
         truncated: false,
+        client: None,
     };
     let mut sent = 0;
     let _ = server.handle_control(access, &meta, &bytes, &snapshot, &mut |d| sent += d.len());

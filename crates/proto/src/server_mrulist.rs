@@ -43,6 +43,7 @@ fn meta(source: &str, second: u64) -> RequestMeta {
         receive_time: NtpTimestamp::from_parts(T2.seconds() + second as u32, 0),
         monotonic: MonoTime::from_duration(Duration::from_secs(second)),
         truncated: false,
+        client: None,
     }
 }
 
@@ -294,4 +295,45 @@ fn filters_select_entries() {
     assert_eq!(list(", resany=0x20"), Vec::<String>::new());
     let reply = ask(&s, ADMIN, 200, &mode6(10, "nonce=x, limit=50, bogus=1"));
     assert_eq!(data_of(&reply).1, Some(ErrorCode::UnknownVariable.code()));
+}
+
+#[test]
+fn a_client_located_by_the_caller_shares_its_entry_and_a_mislocated_one_is_found_again() {
+    let s = setup(RestrictFlags::LIMITED | RestrictFlags::KOD);
+    let table = s.server.client_table().expect("a client table");
+    let source = "198.51.100.20:40000";
+    let other: IpAddr = "198.51.100.21".parse().expect("address");
+    let mut request = [0u8; 48];
+    request[0] = 0x23;
+    request[40] = 1;
+    let mut out = [0u8; 1024];
+    let located = [
+        Some(table.locate(meta(source, 0).source.ip())),
+        None,
+        Some(table.locate(other)),
+    ];
+    for (n, client) in located.into_iter().enumerate() {
+        let second = 100 * n as u64;
+        let action = s.server.handle(
+            &Policy::new(&s.access),
+            &RequestMeta {
+                client,
+                ..meta(source, second)
+            },
+            &request,
+            &synced(),
+            &mut out,
+            || T2,
+        );
+        assert!(matches!(action, Action::Reply(48)), "{n}: {action:?}");
+    }
+    let mut seen = BTreeMap::new();
+    table.clients(&mut |c| {
+        seen.insert(c.addr.ip(), c.count);
+    });
+    assert_eq!(
+        seen,
+        BTreeMap::from([(meta(source, 0).source.ip(), 3)]),
+        "one entry, counted three times, and none for the address a request was mislocated to"
+    );
 }

@@ -21,6 +21,7 @@ fn meta() -> RequestMeta {
         receive_time: T2,
         monotonic: MonoTime::ZERO,
         truncated: false,
+        client: None,
     }
 }
 

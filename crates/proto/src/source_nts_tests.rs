@@ -72,6 +72,7 @@ fn exchange(s: &mut Source, now: u64, server_keys: &CookieKeys) -> Option<(Vec<u
         receive_time: T2,
         monotonic: mono,
         truncated: false,
+        client: None,
     };
     let mut state = SystemState::unsynchronized(Log2Seconds::new(-20));
     state.stratum = 2;

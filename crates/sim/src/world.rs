@@ -636,6 +636,7 @@ impl<'a> World<'a> {
             receive_time,
             monotonic: mono(d.at),
             truncated: false,
+            client: None,
         };
         let sent = d.at + SERVER_PROCESSING_S;
         let mut out = [0u8; HEADER_LEN + 4];
@@ -682,6 +683,7 @@ impl<'a> World<'a> {
             receive_time,
             monotonic: mono(d.at),
             truncated: false,
+            client: None,
         };
         let state = self.system.served_state();
         let mut out = [0u8; HEADER_LEN + 4];

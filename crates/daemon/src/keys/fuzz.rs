@@ -103,6 +103,7 @@ pub fn fuzz_server(data: &[u8]) {
         receive_time: NtpTimestamp::from_parts(0xec00_0000, 0),
         monotonic: MonoTime::ZERO,
         truncated: false,
+        client: None,
     };
     let state = SystemState::unsynchronized(Log2Seconds::new(-20));
     let mut out = [0u8; 1024];

@@ -372,6 +372,7 @@ fn with_counters() -> ControlSnapshot {
         receive_time: NtpTimestamp::from_unix(NOW),
         monotonic: MonoTime::ZERO,
         truncated: false,
+        client: None,
     };
     let state = SystemState::unsynchronized(Log2Seconds::new(-20));
     let mut request = [0u8; 48];

@@ -352,6 +352,7 @@ mod tests {
             receive_time: NOW,
             monotonic: MonoTime::ZERO,
             truncated: false,
+            client: None,
         };
         let request = |version: u8, mode: Mode| {
             let mut b = [0u8; HEADER_LEN];
@@ -549,6 +550,7 @@ mod tests {
                 receive_time: NOW,
                 monotonic: MonoTime::from_duration(core::time::Duration::from_millis(i * 100)),
                 truncated: false,
+                client: None,
             };
             let _ = server.handle(
                 &Policy::new(&table),

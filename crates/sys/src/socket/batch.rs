@@ -8,12 +8,11 @@
 //! construction, so no pointer ever outlives a borrow that Rust knows about.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::{fmt, ptr};
 
 use super::cmsg::{self, CONTROL_LEN, CmsgBuf};
-use super::msg::{RecvMeta, empty_msghdr, source_of};
+use super::msg::{RecvMeta, empty_msghdr};
 use crate::{cvt, retry_eintr};
 
 /// The kernel handles at most `UIO_MAXIOV` (1024) messages per `recvmmsg` call.
@@ -142,20 +141,6 @@ impl RecvBatch {
             &self.names[index],
             &self.controls[index],
         )
-    }
-
-    /// The sender of datagram `index` of the last call: [`Self::meta`]'s `source` alone, without
-    /// reading the control messages (for a look ahead at the batch).
-    ///
-    /// # Panics
-    /// If `index >= self.len()`.
-    pub fn source(&self, index: usize) -> SocketAddr {
-        assert!(
-            index < self.received,
-            "datagram {index} of {} received",
-            self.received
-        );
-        source_of(&self.headers[index].msg_hdr, &self.names[index])
     }
 
     /// Every datagram of the last call with its metadata, in arrival order.

@@ -59,7 +59,7 @@ impl RecvMeta {
 }
 
 /// The sender of a received datagram; `0.0.0.0:0` if the kernel reported no address it knows.
-pub(super) fn source_of(header: &libc::msghdr, name: &libc::sockaddr_storage) -> SocketAddr {
+fn source_of(header: &libc::msghdr, name: &libc::sockaddr_storage) -> SocketAddr {
     cmsg::read_sockaddr(name, header.msg_namelen)
         .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
 }

@@ -291,7 +291,6 @@ fn batch_receive_gets_several_datagrams_in_one_call() {
         assert_eq!(data, &[i as u8; 48]);
         assert_eq!((meta.len, meta.truncated), (48, false));
         assert_eq!(meta.source, client.local_addr().expect("client address"));
-        assert_eq!(batch.source(i), meta.source);
         assert_eq!(meta.dst.map(|d| d.addr), Some(LOCALHOST));
         let stamp = meta.rx_time.expect("kernel timestamp requested");
         assert!((now.as_nanos() - stamp.as_nanos()).abs() < 1_000_000_000);
