@@ -257,6 +257,48 @@ fn sundial_selects_chronyd_over_nts_and_refuses_it_under_another_ca() {
 }
 
 #[test]
+fn a_pool_with_nts_keys_its_servers_and_selects_one_over_nts() {
+    let pki = Pki::generate();
+    let (ntp_port, ke_port) = (free_port(), free_port());
+    let chronyd = chronyd_nts_server(&pki, ntp_port, ke_port);
+    // `localhost` is the name the certificate is checked against, for each address the pool
+    // finds (chronyd listens on 127.0.0.1 only).
+    let ntpd = Daemon::start(format!(
+        "nts ca {}\npool localhost port {ntp_port} nts ntsport {ke_port} iburst minpoll 3 maxpoll 3\n",
+        pki.show("ca.crt")
+    ));
+    let selected = eventually(SELECTS_WITHIN, || {
+        ntpd.log().contains("system peer 127.0.0.1")
+    });
+    let log = ntpd.stop().log;
+    assert!(
+        selected,
+        "sundial never selected chronyd through the pool:\n{log}\n{}",
+        chronyd.log()
+    );
+    assert!(log.contains("NTS-KE with localhost gave"), "{log}");
+    // Every request the pool's association sent was authenticated.
+    let sent: u64 = log
+        .split("): sent ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no association summary:\n{log}"));
+    let stats = chronyd.chronyc(&["serverstats"]);
+    let stat = |label: &str| -> u64 {
+        stats
+            .lines()
+            .find(|l| l.starts_with(label))
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in chronyd's serverstats:\n{stats}"))
+    };
+    assert_eq!(stat("NTS-KE connections accepted"), 1, "{stats}");
+    assert!(sent > 0, "{log}");
+    assert_eq!(stat("Authenticated NTP packets"), sent, "{stats}\n{log}");
+}
+
+#[test]
 fn sundial_asking_chronyd_for_an_ntp_server_still_synchronises() {
     // `ask` puts the NTPv4 Server and Port Negotiation records in the request; chronyd's
     // server takes them as the hints they are and answers with keys and cookies.
