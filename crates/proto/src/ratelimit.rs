@@ -364,7 +364,7 @@ impl RateLimiter {
         });
     }
 
-    /// The memory that [`Self::record`] and [`Self::check`] touch for `addr` (its set), for a
+    /// The memory that [`Self::record`] and [`Self::check`] touch for `client` (its set), for a
     /// caller that handles requests in batches to have loaded ahead of time; opaque: only
     /// where it lies and its size mean anything outside this module.
     pub fn set_of(&self, client: Located) -> Option<&impl Sized> {
@@ -444,7 +444,7 @@ impl RateLimiter {
         self.params.store(params);
     }
 
-    /// Decides a time request from `addr` at `now`. `kod` says whether the client's restrict
+    /// Decides a time request from `client` at `now`. `kod` says whether the client's restrict
     /// entry has `kod`; `random` is a fresh random number (for the leak).
     pub fn check(
         &self,
@@ -483,7 +483,7 @@ impl RateLimiter {
         })
     }
 
-    /// Whether a mode 6 request from `addr` is within its budget and the server-wide one
+    /// Whether a mode 6 request from `client` is within its budget and the server-wide one
     /// (always applied: mode 6 replies can be larger than requests). The caller reports what
     /// it sent with [`Self::charge_control`].
     pub fn check_control(&self, client: impl Into<Client>, now: MonoTime) -> bool {
@@ -521,7 +521,6 @@ impl RateLimiter {
         })
     }
 
-    /// Runs `f` on `addr`'s entry, creating it (and evicting another) if needed.
     /// Takes `octets` of mode 6 replies sent at `now` from the server-wide budget. Requests
     /// are refused while it is used up, so the octets sent in any interval T stay below
     /// [`CONTROL_GLOBAL_BURST_OCTETS`] + T · [`CONTROL_GLOBAL_OCTETS_PER_S`] plus one reply
@@ -537,6 +536,7 @@ impl RateLimiter {
             .saturating_sub(i64::try_from(octets).unwrap_or(i64::MAX));
     }
 
+    /// Runs `f` on `client`'s entry, creating it (and evicting another) if needed.
     fn with_entry<R>(&self, client: Located, now_ms: u64, f: impl FnOnce(&mut Entry) -> R) -> R {
         let Located { addr, set: index } = client;
         let Some(set) = self.sets.get(index) else {
