@@ -308,39 +308,18 @@ impl RateLimiter {
         self.evictions.load(Ordering::Relaxed)
     }
 
-    /// Notes one datagram from `source` in its client's entry for the MRU list: sent to
-    /// `local`, arriving at served time `arrival` (monotonic `now`), with first octet `first`
-    /// (mode and version), from a source whose restrict flags are `restrict` (NTPsec's bits).
-    /// May come before or after [`Self::check`] for the same datagram: it leaves the rate
-    /// limit's times alone and keeps its own.
-    pub fn record(
-        &self,
-        source: SocketAddr,
-        local: Option<IpAddr>,
-        arrival: NtpTimestamp,
-        now: MonoTime,
-        first: u8,
-        restrict: u16,
-    ) {
-        self.record_located(
-            self.locate(source.ip()),
-            source.port(),
-            local,
-            arrival,
-            now,
-            first,
-            restrict,
-        );
-    }
-
-    /// [`Self::record`] for a client already located; `port` is its source port.
+    /// Notes one datagram from `client`, source port `port`, in its entry for the MRU list:
+    /// sent to `local`, arriving at served time `arrival` (monotonic `now`), with first octet
+    /// `first` (mode and version), from a source whose restrict flags are `restrict` (NTPsec's
+    /// bits). May come before or after [`Self::check`] for the same datagram: it leaves the
+    /// rate limit's times alone and keeps its own.
     #[expect(
         clippy::too_many_arguments,
         reason = "what the MRU list keeps of one datagram"
     )]
-    pub fn record_located(
+    pub fn record(
         &self,
-        client: Located,
+        client: impl Into<Client>,
         port: u16,
         local: Option<IpAddr>,
         arrival: NtpTimestamp,
@@ -349,7 +328,7 @@ impl RateLimiter {
         restrict: u16,
     ) {
         let now_ms = ms(now);
-        self.with_entry(client, now_ms, |e| {
+        self.with_entry(self.resolve(client), now_ms, |e| {
             let seen = &mut e.seen;
             seen.at_ms = now_ms;
             if seen.count == 0 {

@@ -226,7 +226,7 @@ impl Server {
             return drop(DropReason::RateLimited);
         }
         if let Some(limiter) = &self.limiter {
-            limiter.record_located(
+            limiter.record(
                 located(limiter, meta),
                 meta.source.port(),
                 meta.destination,
@@ -348,7 +348,7 @@ impl Server {
         if flags.contains(RestrictFlags::IGNORE) {
             return;
         }
-        limiter.record_located(
+        limiter.record(
             located(limiter, meta),
             meta.source.port(),
             meta.destination,

@@ -602,7 +602,8 @@ mod tests {
         ));
         for n in 0..20u8 {
             table.record(
-                ([192, 0, 2, n], 123).into(),
+                std::net::IpAddr::from([192, 0, 2, n]),
+                123,
                 None,
                 NtpTimestamp::ZERO,
                 MonoTime::ZERO,

@@ -477,7 +477,8 @@ pub(crate) fn fuzz_list(data: &[u8]) {
             };
             let second = u64::from(n) * 7;
             table.record(
-                addr,
+                addr.ip(),
+                addr.port(),
                 None,
                 NtpTimestamp::from_parts(0xec00_0000 + u32::from(n), 0),
                 MonoTime::from_duration(core::time::Duration::from_secs(second)),
