@@ -362,7 +362,37 @@ fn a_relay_that_alters_or_replays_ntpsec_replies_is_rejected_and_counted() {
     let pair = NetnsPair::new();
     let dir = TempDir::new("nts-relay");
     let _ntpsec = Peer::ntpsec_orphan_in(&pair.server, &ntpsec_nts_server(&pki, &dir));
-    // The key exchange goes to NTPsec itself (its certificate is for the address); the NTP
+    relays_are_rejected_and_counted(&pair, &pki, &dir);
+}
+
+#[test]
+fn a_relay_that_alters_or_replays_chronyd_replies_is_rejected_and_counted() {
+    let server = NetnsPair::SERVER_V4.to_string();
+    let pki = Pki::generate_for(&server);
+    let pair = NetnsPair::new();
+    let dir = TempDir::new("nts-relay-chronyd");
+    // On port 123, so that chronyd's key exchange names no other NTP port and the NTP
+    // datagrams go where sundial is told to send them: through the relay.
+    let _chronyd = Peer::chronyd_server_in(
+        &pair.server,
+        &format!(
+            "port 123\nallow\nlocal stratum 8\nntsservercert {}\nntsserverkey {}\n",
+            pki.show("server.crt"),
+            pki.show("server.key"),
+        ),
+        123,
+        8,
+    );
+    relays_are_rejected_and_counted(&pair, &pki, &dir);
+}
+
+/// With an NTS server on port 123 of the server namespace (key exchange on 4460), sundial in
+/// the client namespace is pointed at a relay in front of it: faithful, it is selected; flipping
+/// a bit of the authenticator or of the transmit timestamp, or replaying the first reply, it
+/// never is, no reply counts as good, and each rejection is counted by its reason.
+fn relays_are_rejected_and_counted(pair: &NetnsPair, pki: &Pki, dir: &TempDir) {
+    let server = NetnsPair::SERVER_V4.to_string();
+    // The key exchange goes to the server itself (its certificate is for the address); the NTP
     // datagrams go through the relay in front of it, on another port of the same address.
     let relay_port = 10123;
     for (mode, counted) in [
@@ -376,7 +406,7 @@ fn a_relay_that_alters_or_replays_ntpsec_replies_is_rejected_and_counted() {
             (&server, relay_port),
             ("127.0.0.1", 123),
             mode,
-            &dir,
+            dir,
         );
         let ntpd = Daemon::start_in(
             &pair.client,

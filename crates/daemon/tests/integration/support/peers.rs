@@ -217,6 +217,15 @@ statsdir {0}/
         peer.wait_ready(port, 8, || client.query(addr, 4).is_ok())
     }
 
+    /// chronyd as a server inside `ns` with `config` lines (its `port`, `allow`, `local
+    /// stratum {stratum}`, NTS files …) plus its files; returns once it serves `stratum` on
+    /// 127.0.0.1:`port` there.
+    pub(crate) fn chronyd_server_in(ns: &Netns, config: &str, port: u16, stratum: u8) -> Self {
+        let config = format!("{config}{}", Self::CHRONYD_FILES);
+        let peer = Self::chronyd(&config, port, Some(ns));
+        peer.wait_ready(port, stratum, || serves_in(ns, port, stratum))
+    }
+
     /// `chronyc ARGS` through the command socket of a chronyd.
     pub(crate) fn chronyc(&self, args: &[&str]) -> String {
         let mut cmd = notime(chrony_dir().join("usr/bin/chronyc"));
