@@ -246,9 +246,7 @@ mod tests {
 
     #[test]
     fn day_generations_rotate_at_midnight_and_link_follows() {
-        let dir = std::env::temp_dir().join(format!("sundial-filegen-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::safefile::tests::scratch("filegen-day");
         let spec = FileGenSpec {
             dir: dir.clone(),
             file: "loopstats".into(),
@@ -275,8 +273,8 @@ mod tests {
 
     #[test]
     fn a_missing_directory_loses_lines_and_recovers() {
-        let dir = std::env::temp_dir().join(format!("sundial-filegen-gone-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = crate::safefile::tests::scratch("filegen-gone");
+        fs::remove_dir(&dir).unwrap();
         let mut fg = FileGen::new(
             FileGenSpec {
                 dir: dir.clone(),
@@ -298,9 +296,7 @@ mod tests {
 
     #[test]
     fn a_planted_symlink_is_not_followed() {
-        let dir = std::env::temp_dir().join(format!("sundial-filegen-link-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::safefile::tests::scratch("filegen-link");
         let target = dir.join("victim");
         fs::write(&target, "").unwrap();
         std::os::unix::fs::symlink(&target, dir.join("sysstats")).unwrap();
@@ -348,15 +344,9 @@ mod tests {
 
     #[test]
     fn a_planted_fifo_is_refused_not_waited_on() {
-        let dir = std::env::temp_dir().join(format!("sundial-filegen-fifo-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::safefile::tests::scratch("filegen-fifo");
         let fifo = dir.join("loopstats");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::safefile::tests::mkfifo(&fifo);
         let mut fg = FileGen::new(
             FileGenSpec {
                 dir: dir.clone(),

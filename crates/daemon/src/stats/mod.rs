@@ -217,9 +217,7 @@ mod tests {
 
     #[test]
     fn sysstats_is_written_once_an_hour_and_only_enabled_files_exist() {
-        let dir = std::env::temp_dir().join(format!("sundial-stats-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::safefile::tests::scratch("stats");
         let (config, _) = parse_str(
             &format!(
                 "statsdir {}/\nstatistics sysstats loopstats\nfilegen sysstats type none\n\
