@@ -337,3 +337,38 @@ fn a_client_located_by_the_caller_shares_its_entry_and_a_mislocated_one_is_found
         "one entry, counted three times, and none for the address a request was mislocated to"
     );
 }
+
+#[test]
+fn datagrams_from_port_zero_or_cut_short_are_not_recorded() {
+    let s = setup(RestrictFlags::NONE);
+    let mut request = [0u8; 48];
+    request[0] = 0x23;
+    request[40] = 1;
+    let mut out = [0u8; 1024];
+    let zero_port = meta("198.51.100.30:0", 1);
+    let cut_short = RequestMeta {
+        truncated: true,
+        ..meta("198.51.100.31:40000", 2)
+    };
+    let answered = meta("198.51.100.32:40000", 3);
+    for m in [zero_port, cut_short, answered] {
+        let _ = s.server.handle(
+            &Policy::new(&s.access),
+            &m,
+            &request,
+            &synced(),
+            &mut out,
+            || T2,
+        );
+    }
+    let mut seen = Vec::new();
+    s.server
+        .client_table()
+        .expect("a client table")
+        .clients(&mut |c| seen.push(c.addr));
+    assert_eq!(
+        seen,
+        [answered.source],
+        "only the ordinary request is listed"
+    );
+}
