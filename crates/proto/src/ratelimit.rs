@@ -622,6 +622,22 @@ mod tests {
     }
 
     #[test]
+    fn occupancy_counts_the_clients_held_and_evictions_the_ones_pushed_out() {
+        // One set of WAYS entries: the next client takes the place of another.
+        let table = RateLimiter::new(WAYS, LimitParams::default(), SipKey::new(1, 2));
+        assert_eq!((table.occupancy(), table.evictions()), (0, 0));
+        for n in 0..WAYS as u32 {
+            let _ = table.check(client(n), at(1000), false, 1);
+        }
+        let _ = table.check(client(0), at(2000), false, 1);
+        assert_eq!((table.occupancy(), table.evictions()), (WAYS as u64, 0));
+        for n in 0..3 {
+            let _ = table.check(client(100 + n), at(3000), false, 1);
+        }
+        assert_eq!((table.occupancy(), table.evictions()), (WAYS as u64, 3));
+    }
+
+    #[test]
     fn new_params_apply_to_the_next_request() {
         let l = limiter();
         let limited = (0..20).any(|i| l.check(client(7), at(i * 1000), true, 1) != Verdict::Allow);
