@@ -499,8 +499,11 @@ fn sighup_keeps_an_unchanged_associations_state_and_the_frequency() {
     let (reach_before, delay_before) = reach_and_delay(&ntpd, "127.0.0.1").expect("row");
     let poll_before = ntpq_var(&ntpd, "rv 0 poll", "poll");
     let frequency_before = frequency().expect("frequency");
+    // Loaded from the drift file, not started from 0: nearer -5 than 0. Two iburst samples
+    // 2 s apart may already have moved it by their offset noise over those 2 s (0.4–0.5 ppm
+    // with the machine loaded, 1.1 ppm seen in a full CI run).
     assert!(
-        (frequency_before + 5.0).abs() < 1.0,
+        (frequency_before + 5.0).abs() < 2.5,
         "the drift file's frequency is not in use: {frequency_before}"
     );
     assert!(delay_before > 0.0, "no delay in the filter yet");
@@ -527,9 +530,11 @@ fn sighup_keeps_an_unchanged_associations_state_and_the_frequency() {
     );
     assert!(delay_after > 0.0, "the filter was emptied");
     assert_eq!(ntpq_var(&ntpd, "rv 0 poll", "poll"), poll_before);
+    // Kept, not started again from 0; the iburst's later samples may have moved it as much as
+    // the first two did (above).
     let frequency_after = frequency().expect("frequency");
     assert!(
-        (frequency_after - frequency_before).abs() < 0.5,
+        (frequency_after - frequency_before).abs() < 2.5,
         "the frequency went from {frequency_before} to {frequency_after} ppm"
     );
     assert_eq!(
