@@ -43,11 +43,10 @@ use crate::timekeeper::{Timekeeper, Verdict};
 /// How often the main loop refreshes the published state (the fallback's reference time).
 const TICK: Duration = Duration::from_secs(1);
 
-/// Whether this binary was built to run under an LD_PRELOAD clock and network simulator such as
-/// clknetsim (`RUSTFLAGS="--cfg mio_unsupported_force_poll_poll"`, see `docs/CLKNETSIM.md`).
-/// mio then polls with poll(2), which disarms a raw descriptor after each event until it is
-/// registered again.
-const SIMULATOR_BUILD: bool = cfg!(mio_unsupported_force_poll_poll);
+/// Whether this binary was built to run under a simulator such as clknetsim
+/// ([`sundial_sys::SIMULATOR_BUILD`]). mio then polls with poll(2), which disarms a raw
+/// descriptor after each event until it is registered again.
+const SIMULATOR_BUILD: bool = sundial_sys::SIMULATOR_BUILD;
 
 const SIGNAL_TOKEN: Token = Token(0);
 const WAKE_TOKEN: Token = Token(1);

@@ -83,6 +83,13 @@ pub mod syslog;
 
 pub use clock::Timespec;
 
+/// Whether this binary was built to run under an LD_PRELOAD clock and network simulator such as
+/// clknetsim (`RUSTFLAGS="--cfg mio_unsupported_force_poll_poll"`, see `docs/CLKNETSIM.md`). The
+/// simulator stands in for the kernel by replacing the C library's functions, so such builds
+/// call those functions where others make the system call directly; mio then polls with
+/// poll(2).
+pub const SIMULATOR_BUILD: bool = cfg!(mio_unsupported_force_poll_poll);
+
 use std::io;
 
 /// Turns a C return value of -1 into the current `errno` as an [`io::Error`].

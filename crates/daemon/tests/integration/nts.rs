@@ -226,15 +226,7 @@ fn sundial_selects_chronyd_over_nts_and_refuses_it_under_another_ca() {
     let (ntp_port, ke_port) = (free_port(), free_port());
     let chronyd = chronyd_nts_server(&pki, ntp_port, ke_port);
     let ntpd = sundial_nts_client(&pki.show("ca.crt"), ntp_port, ke_port);
-    let selected = eventually(SELECTS_WITHIN, || {
-        ntpd.log().contains("system peer 127.0.0.1")
-    });
-    let log = ntpd.stop().log;
-    assert!(
-        selected,
-        "sundial never selected chronyd:\n{log}\n{}",
-        chronyd.log()
-    );
+    let log = stop_once_it_selects(ntpd, &chronyd);
     assert!(log.contains("NTS-KE with 127.0.0.1 gave"), "{log}");
 
     let ntpd = sundial_nts_client(&pki.show("other-ca.crt"), ntp_port, ke_port);
@@ -267,15 +259,7 @@ fn a_pool_with_nts_keys_its_servers_and_selects_one_over_nts() {
         "nts ca {}\npool localhost port {ntp_port} nts ntsport {ke_port} iburst minpoll 3 maxpoll 3\n",
         pki.show("ca.crt")
     ));
-    let selected = eventually(SELECTS_WITHIN, || {
-        ntpd.log().contains("system peer 127.0.0.1")
-    });
-    let log = ntpd.stop().log;
-    assert!(
-        selected,
-        "sundial never selected chronyd through the pool:\n{log}\n{}",
-        chronyd.log()
-    );
+    let log = stop_once_it_selects(ntpd, &chronyd);
     assert!(log.contains("NTS-KE with localhost gave"), "{log}");
     // Every request the pool's association sent was authenticated.
     let sent: u64 = log
@@ -310,15 +294,7 @@ fn sundial_asking_chronyd_for_an_ntp_server_still_synchronises() {
          ask 127.0.0.1:{ntp_port} iburst minpoll 3 maxpoll 3\n",
         pki.show("ca.crt")
     ));
-    let selected = eventually(SELECTS_WITHIN, || {
-        ntpd.log().contains("system peer 127.0.0.1")
-    });
-    let log = ntpd.stop().log;
-    assert!(
-        selected,
-        "sundial never selected chronyd:\n{log}\n{}",
-        chronyd.log()
-    );
+    let log = stop_once_it_selects(ntpd, &chronyd);
     assert!(
         log.contains(&format!("(asked for 127.0.0.1, port {ntp_port})")),
         "{log}"
@@ -365,6 +341,21 @@ fn cookies_survive_a_restart_with_a_cookie_file() {
         client.log()
     );
     assert_eq!(counter(&log, "NTS NAK"), 0, "{log}");
+}
+
+/// Waits until sundial takes the server at 127.0.0.1 as its system peer, then stops it and
+/// returns its log; fails with both logs if that does not happen within [`SELECTS_WITHIN`].
+fn stop_once_it_selects(ntpd: Daemon, server: &Peer) -> String {
+    let selected = eventually(SELECTS_WITHIN, || {
+        ntpd.log().contains("system peer 127.0.0.1")
+    });
+    let log = ntpd.stop().log;
+    assert!(
+        selected,
+        "sundial never selected the server:\n{log}\n{}",
+        server.log()
+    );
+    log
 }
 
 /// A number the shutdown log prints before `what`, e.g. `3 NTS repl(ies)`.

@@ -51,17 +51,12 @@ impl RecvMeta {
         Self {
             len,
             truncated: header.msg_flags & libc::MSG_TRUNC != 0,
-            source: source_of(header, name),
+            source: cmsg::read_sockaddr(name, header.msg_namelen)
+                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)),
             dst: found.pktinfo,
             rx_time: found.rx_time,
         }
     }
-}
-
-/// The sender of a received datagram; `0.0.0.0:0` if the kernel reported no address it knows.
-fn source_of(header: &libc::msghdr, name: &libc::sockaddr_storage) -> SocketAddr {
-    cmsg::read_sockaddr(name, header.msg_namelen)
-        .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
 }
 
 /// Receives one datagram into `buf` with its metadata. On a non-blocking socket with nothing
@@ -123,10 +118,6 @@ pub fn send_msg(
     })
 }
 
-/// Whether this is a build for clknetsim (`--cfg mio_unsupported_force_poll_poll`, see
-/// docs/CLKNETSIM.md), which stands in for the kernel by replacing the C library's functions.
-const SIMULATOR_BUILD: bool = cfg!(mio_unsupported_force_poll_poll);
-
 /// `sendmsg(2)` without the C library's cancellation point.
 ///
 /// glibc's `sendmsg` is a thread cancellation point: in a process with more than one thread it
@@ -140,7 +131,7 @@ const SIMULATOR_BUILD: bool = cfg!(mio_unsupported_force_poll_poll);
 ///
 /// As for `sendmsg(2)`: every pointer in `header` must be valid for the lengths it gives.
 unsafe fn sendmsg(fd: libc::c_int, header: &libc::msghdr) -> isize {
-    if SIMULATOR_BUILD {
+    if crate::SIMULATOR_BUILD {
         // SAFETY: the caller's promise.
         unsafe { libc::sendmsg(fd, header, 0) }
     } else {
