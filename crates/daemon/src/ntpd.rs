@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Events, Interest, Poll, Token, Waker};
 use sundial_proto::counters::{CounterSnapshot, DropReason, ServerCounters};
 use sundial_proto::server::Server;
 use sundial_proto::system::SystemState;
@@ -36,6 +36,7 @@ use crate::publish::{Publisher, Snapshot};
 use crate::random::Random;
 use crate::resolver::Resolver;
 use crate::safefile::{self, Ownership};
+use crate::serve::main_loop::MainLoopServer;
 use crate::serve::{Families, ServeSocket, open_sockets, threads};
 use crate::setup;
 use crate::timekeeper::{Timekeeper, Verdict};
@@ -210,8 +211,8 @@ struct Daemon {
     stop: Arc<AtomicBool>,
     workers: Vec<(JoinHandle<()>, Arc<Waker>)>,
     counters: Vec<Arc<ServerCounters>>,
-    /// With one server thread, the main loop serves: the server and its sockets.
-    local: Option<(Server, Vec<ServeSocket>)>,
+    /// With one server thread, the main loop serves.
+    local: Option<MainLoopServer>,
     associations: Associations,
     timekeeper: Timekeeper,
 }
@@ -310,21 +311,15 @@ fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles: Vec<(JoinHandle<()>, Arc<Waker>)> = Vec::new();
     let mut counters: Vec<Arc<ServerCounters>> = Vec::new();
-    let mut local: Option<(Server, Vec<ServeSocket>)> = None;
+    let mut local: Option<MainLoopServer> = None;
     if workers == 1 {
         let sockets: Vec<ServeSocket> = sockets.into_iter().map(ServeSocket::new).collect();
-        for (i, s) in sockets.iter().enumerate() {
-            poll.registry()
-                .register(
-                    &mut SourceFd(&raw_fd(s)),
-                    Token(FIRST_SOCKET_TOKEN + i),
-                    Interest::READABLE,
-                )
-                .map_err(|e| StartError::Io("cannot poll server socket", e))?;
-        }
         let server = runtime.server(0);
         counters.push(server.counters_handle());
-        local = Some((server, sockets));
+        local = Some(
+            MainLoopServer::new(server, sockets, poll.registry(), FIRST_SOCKET_TOKEN)
+                .map_err(|e| StartError::Io("cannot poll server socket", e))?,
+        );
     } else {
         let servers: Vec<Server> = (0..workers).map(|n| runtime.server(n)).collect();
         counters.extend(servers.iter().map(Server::counters_handle));
@@ -458,6 +453,9 @@ fn main_loop(
         if let Some(t) = d.timekeeper.timeout() {
             timeout = timeout.min(t);
         }
+        if let Some(t) = d.local.as_ref().and_then(MainLoopServer::next_look) {
+            timeout = timeout.min(t.saturating_duration_since(Instant::now()));
+        }
         if let Err(e) = d.poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 // The signal that interrupted us is in the pipe now. Simulator builds learn of
@@ -476,6 +474,8 @@ fn main_loop(
             return Err(StartError::Io("poll failed", e));
         }
         let mut arrived = false;
+        // Requests the server sockets reported held, and whether any reported.
+        let mut served = (0, false);
         for event in &events {
             match event.token() {
                 SIGNAL_TOKEN => match handle_signals(&d.signals) {
@@ -500,17 +500,29 @@ fn main_loop(
                         mono(started),
                     );
                 }
-                Token(t) => {
-                    if let Some((server, sockets)) = d.local.as_mut()
-                        && let Some(sock) = sockets.get_mut(t.wrapping_sub(FIRST_SOCKET_TOKEN))
+                token => {
+                    if let Some(local) = d.local.as_mut()
+                        && let Some(n) = local.on_readable(
+                            token,
+                            d.poll.registry(),
+                            &mut reader,
+                            filter.get(),
+                            started,
+                        )
                     {
-                        if let Err(e) = sock.drain(server, &mut reader, filter.get(), started) {
-                            tracing::warn!("receiving requests failed: {e}");
-                        }
-                        rearm(d.poll.registry(), sock, Token(t));
+                        served = (served.0 + n, true);
                     }
                 }
             }
+        }
+        if let Some(local) = d.local.as_mut() {
+            local.after_poll(
+                d.poll.registry(),
+                &mut reader,
+                filter.get(),
+                started,
+                served,
+            );
         }
         if arrived
             && let Verdict::Exit(code) =
@@ -614,21 +626,6 @@ fn reload_keys(config: &Config, associations: &mut Associations, publisher: &Pub
 /// Monotonic time since start-up, as the core counts it.
 fn mono(started: Instant) -> MonoTime {
     MonoTime::from_duration(started.elapsed())
-}
-
-/// Registers a drained server socket again where the poller has disarmed it (poll(2) builds, see
-/// [`SIMULATOR_BUILD`]); epoll keeps it armed, so production builds skip the system call.
-fn rearm(registry: &Registry, sock: &ServeSocket, token: Token) {
-    if SIMULATOR_BUILD
-        && let Err(e) = registry.reregister(&mut SourceFd(&raw_fd(sock)), token, Interest::READABLE)
-    {
-        tracing::warn!("cannot poll a server socket again: {e}");
-    }
-}
-
-fn raw_fd(s: &ServeSocket) -> std::os::fd::RawFd {
-    use std::os::fd::AsRawFd;
-    s.socket().as_raw_fd()
 }
 
 /// The starting mapping of served time to kernel time for the chosen clock.

@@ -6,6 +6,8 @@
 //! Wildcard sockets learn each request's destination address from IP_PKTINFO and the reply
 //! leaves from that same address, so multi-homed hosts and 127.0.0.1/::1 all work.
 
+pub mod hold;
+pub mod main_loop;
 pub mod threads;
 
 use std::io;
@@ -130,17 +132,17 @@ impl ServeSocket {
         &self.socket
     }
 
-    /// Answers everything queued on the socket, then returns. Never blocks.
-    /// `origin` is the daemon's monotonic time origin (rate limits measure intervals with it).
+    /// Answers everything queued on the socket, then returns how many datagrams it received.
+    /// Never blocks. `origin` is the daemon's monotonic time origin (rate limits measure
+    /// intervals with it).
     pub fn drain(
         &mut self,
         server: &Server,
         reader: &mut Reader,
         filter: &InterfaceFilter,
         origin: Instant,
-    ) -> io::Result<()> {
+    ) -> io::Result<usize> {
         self.drain_with(server, reader, filter, origin, &mut || {})
-            .map(drop)
     }
 
     /// [`drain`](Self::drain), calling `on_backlog` from the [`BACKLOG_BATCHES`]-th receive

@@ -13,14 +13,9 @@
 //! scheduled again — costs more than answering a request (docs/BENCHMARKS.md, "Where a
 //! request's time goes").
 //!
-//! For the same reason the leader *holds* while requests arrive faster than [`HOLD`] apart: it
-//! sleeps for about as long as [`LOOK`] requests take to arrive at the rate it last saw
-//! (between [`HOLD`] and [`MAX_HOLD`], see [`hold_time`]) and then takes whatever arrived,
-//! rather than waiting to be woken by each request; and while it holds it does not watch its
-//! sockets at all (see [`watch`]). Receive timestamps are the kernel's, and each reply is sent
-//! on its own right after its transmit timestamp is read (see `serve::send`), so served time is
-//! as exact as without holding; only the time a request waits in the socket grows, by up to
-//! [`MAX_HOLD`] plus the timer slack, and only from 5000 requests/s on.
+//! For the same reason the leader *holds* while requests arrive faster than [`hold::HOLD`]
+//! apart: it sleeps between looks at its sockets instead of being woken for each request
+//! ([`hold`]).
 
 use std::io;
 use std::net::UdpSocket;
@@ -28,39 +23,16 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use sundial_proto::server::Server;
 
 use super::ServeSocket;
+use super::hold::{Hold, watch};
 use crate::interfaces::{FilterReader, LiveFilter};
 use crate::publish::{Publisher, Reader};
-
-/// The leader holds while requests arrive faster than this apart (from 5000 requests/s on),
-/// and never for less.
-pub const HOLD: Duration = Duration::from_micros(200);
-
-/// The longest the leader holds: requests wait in the socket at most this much longer (the
-/// kernel's timer slack, 50 µs by default, comes on top). It sets the cost at moderate rates:
-/// at 25 000 requests/s a look every 1 ms finds about 25 requests, where one every 200 µs found
-/// 6, and a wakeup on a virtual machine costs more than answering several requests; that
-/// halved the CPU time per request there (docs/BENCHMARKS.md).
-pub const MAX_HOLD: Duration = Duration::from_micros(1000);
-
-/// Requests a look while holding should find: two receive calls' worth. Above 640 000
-/// requests/s looks are [`HOLD`] apart and find more; twice this did not lower the CPU time
-/// per request further (docs/BENCHMARKS.md).
-const LOOK: u32 = 128;
-
-/// How long to hold before the next look, from what the last look found (`received` requests,
-/// `interval` after the one before): about [`LOOK`] requests' time at that rate, within
-/// [`HOLD`] and [`MAX_HOLD`].
-fn hold_time(received: usize, interval: Duration) -> Duration {
-    let received = u32::try_from(received.max(1)).unwrap_or(u32::MAX);
-    (interval.saturating_mul(LOOK) / received).clamp(HOLD, MAX_HOLD)
-}
 
 /// A thread's poller token for its waker.
 const WAKE: Token = Token(0);
@@ -203,22 +175,20 @@ fn spawn_leader(
 ) -> io::Result<(JoinHandle<()>, Arc<Waker>)> {
     let mut poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-    watch(poll.registry(), &sockets, true)?;
+    watch(poll.registry(), &sockets, FIRST_SOCKET, true)?;
     let mut worker = Worker::new(0, sockets, server, shared, helper);
     let stop = Arc::clone(&shared.stop);
     let handle = std::thread::Builder::new()
         .name("ntp-server-0".to_owned())
         .spawn(move || {
             let mut events = Events::with_capacity(16);
-            let mut hold = false;
-            let mut hold_for = HOLD;
-            let mut last_wakeup = Instant::now();
+            let mut hold = Hold::new(Instant::now());
             while !stop.load(Ordering::Acquire) {
                 let mut received = 0;
-                if hold {
+                if hold.holding() {
                     // Holding, the leader looks at every socket after each sleep anyway, so
                     // they are not watched (see `watch`).
-                    std::thread::sleep(hold_for);
+                    std::thread::sleep(hold.hold_for());
                     for index in 0..worker.sockets.len() {
                         received += worker.drain(index);
                     }
@@ -238,61 +208,16 @@ fn spawn_leader(
                         }
                     }
                 }
-                // Hold while every look finds requests and they come faster than HOLD apart.
-                let now = Instant::now();
-                let was_holding = hold;
-                let interval = now.duration_since(last_wakeup);
-                hold = received > 0 && (hold || interval < HOLD);
-                hold_for = if hold {
-                    hold_time(received, interval)
-                } else {
-                    HOLD
-                };
-                last_wakeup = now;
-                if hold != was_holding {
+                if let Some(on) = hold.looked(received, Instant::now()) {
                     let sockets = worker.sockets.iter().map(ServeSocket::socket);
-                    if let Err(e) = watch(poll.registry(), sockets, !hold) {
+                    if let Err(e) = watch(poll.registry(), sockets, FIRST_SOCKET, on) {
                         tracing::warn!("server thread 0: cannot watch its sockets again: {e}");
-                        // Unwatched, they are still looked at while holding; try again later.
-                        hold = true;
+                        hold.keep_holding();
                     }
                 }
             }
         })?;
     Ok((handle, waker))
-}
-
-/// Starts watching the `sockets` for requests (`on`), or stops.
-///
-/// A watched socket carries the poller on its wait queue, and the kernel then wakes that
-/// queue — two locks and a callback — for every reply it frees after sending as well as for
-/// every request, about 5 % of a reply's cost at 200 000 requests/s (docs/BENCHMARKS.md). While
-/// it holds, the leader needs no wakeup, so it unwatches its sockets until a look finds
-/// nothing; watching again reports a socket that already has requests at once.
-fn watch<'a>(
-    registry: &Registry,
-    sockets: impl IntoIterator<Item = &'a UdpSocket>,
-    on: bool,
-) -> io::Result<()> {
-    for (i, s) in sockets.into_iter().enumerate() {
-        let fd = s.as_raw_fd();
-        let result = if on {
-            registry.register(
-                &mut SourceFd(&fd),
-                Token(FIRST_SOCKET + i),
-                Interest::READABLE,
-            )
-        } else {
-            registry.deregister(&mut SourceFd(&fd))
-        };
-        // A socket left as it should be by an earlier, partly failed call is no failure.
-        match result {
-            Err(e) if on && e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) if !on && e.kind() == io::ErrorKind::NotFound => {}
-            other => other?,
-        }
-    }
-    Ok(())
 }
 
 /// Starts a helper on its own descriptors of the shared sockets (see the module comment).
@@ -352,28 +277,13 @@ fn rearm(registry: &Registry, sock: &ServeSocket, token: Token) {
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, UdpSocket};
+    use std::time::Duration;
 
     use super::*;
     use crate::interfaces::InterfaceFilter;
     use crate::publish::Snapshot;
+    use crate::serve::hold::MAX_HOLD;
     use crate::serve::{Families, open_sockets};
-
-    const fn micros(n: u64) -> Duration {
-        Duration::from_micros(n)
-    }
-
-    #[test]
-    fn a_hold_lasts_about_one_look_of_requests_within_its_bounds() {
-        // 200 000 requests/s: 64 in 320 µs, so 128 come in 640 µs.
-        assert_eq!(hold_time(64, micros(320)), micros(640));
-        // 25 000/s would need 5 ms for a full look: requests wait at most MAX_HOLD longer.
-        assert_eq!(hold_time(6, micros(240)), MAX_HOLD);
-        // Faster than a look per HOLD: the leader still sleeps HOLD, and a helper is called
-        // if the backlog grows.
-        assert_eq!(hold_time(400, micros(250)), HOLD);
-        assert_eq!(hold_time(0, micros(250)), MAX_HOLD);
-        assert_eq!(hold_time(usize::MAX, Duration::MAX), MAX_HOLD);
-    }
 
     /// A client request: version 4, mode 3, and a transmit timestamp that names it.
     fn request(n: u64) -> [u8; 48] {

@@ -12,6 +12,7 @@
 //! * [`nts_keys`]: cookie-key rotation, SIGHUP and the interface rules of the NTS server.
 //! * [`keys`]: symmetric keys with NTPsec's ntpd, chronyd, ntpdig and ntpdate, both directions.
 //! * [`safety`]: nothing the tests start holds CAP_SYS_TIME.
+//! * [`serving`]: the main loop serves bursts of requests (`--threads 1`).
 //! * [`service`]: what a service manager relies on — start-up failures are exit codes, one
 //!   daemon per port, `READY=1`, SIGHUP reloads and reopens the log, `--version`.
 //!
@@ -30,6 +31,7 @@ mod nts_keys;
 mod nts_ntpsec;
 mod safety;
 mod service;
+mod serving;
 #[allow(
     dead_code,
     unused_imports,
