@@ -453,8 +453,8 @@ fn main_loop(
         if let Some(t) = d.timekeeper.timeout() {
             timeout = timeout.min(t);
         }
-        if let Some(t) = d.local.as_ref().and_then(MainLoopServer::next_look) {
-            timeout = timeout.min(t.saturating_duration_since(Instant::now()));
+        if let Some(local) = &d.local {
+            timeout = local.wait_for_look(timeout);
         }
         if let Err(e) = d.poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
