@@ -994,6 +994,35 @@ fn a_pps_clock_numbered_by_the_preferred_gps_is_the_only_source_followed() {
 }
 
 #[test]
+fn only_the_preferred_source_tallied_system_peer_numbers_the_pulses_it_handed_over_to() {
+    let mut w = World::new(params(DisciplineParams::default()), 0.0);
+    // Preferred and listed first, but 50 ms off where two other servers and the GPS agree: a
+    // falseticker, whose offset must not number the pulses.
+    let wrong = w.add(
+        1,
+        0.05,
+        SourceSpec {
+            prefer: true,
+            ..spec()
+        },
+    );
+    let servers = [w.add(2, 0.0, spec()), w.add(3, 0.0, spec())];
+    let (gps, pps) = w.add_gps_and_pps();
+    for _ in 0..6 {
+        for id in [wrong, servers[0], servers[1]] {
+            w.exchange(id);
+        }
+        w.refclock_poll(pps, 0.000_001);
+        w.refclock_poll(gps, 0.000_5);
+    }
+    assert_eq!(w.system.system_peer(), Some(pps));
+    assert_eq!(w.tally(gps), Tally::SystemPeer);
+    assert_eq!(w.tally(wrong), Tally::Falseticker);
+    let gps_offset = w.system.source(gps).unwrap().estimate().unwrap().offset;
+    assert_eq!(w.system.pps_numbering(), Some(gps_offset));
+}
+
+#[test]
 fn pulses_take_no_part_in_the_intersection_so_a_gps_they_disagree_with_still_numbers_them() {
     let mut w = World::new(params(DisciplineParams::default()), 0.0);
     let (gps, pps) = w.add_gps_and_pps();
