@@ -36,7 +36,7 @@ pub const MAX_HOLD: Duration = Duration::from_micros(1000);
 /// Requests a look while holding should find: two receive calls' worth. Above 640 000
 /// requests/s looks are [`HOLD`] apart and find more; twice this did not lower the CPU time
 /// per request further (docs/BENCHMARKS.md).
-const LOOK: u32 = 128;
+pub const LOOK: u32 = 128;
 
 /// How long to hold before the next look, from what the last look found (`received` requests,
 /// `interval` after the one before): about [`LOOK`] requests' time at that rate, within

@@ -13,9 +13,9 @@
 //! scheduled again — costs more than answering a request (docs/BENCHMARKS.md, "Where a
 //! request's time goes").
 //!
-//! For the same reason the leader *holds* while requests arrive faster than [`hold::HOLD`]
-//! apart: it sleeps between looks at its sockets instead of being woken for each request
-//! ([`hold`]).
+//! For the same reason the leader *holds* while requests arrive faster than
+//! [`super::hold::HOLD`] apart: it sleeps between looks at its sockets instead of being woken
+//! for each request ([`super::hold`]).
 
 use std::io;
 use std::net::UdpSocket;
