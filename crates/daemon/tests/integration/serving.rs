@@ -12,6 +12,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use sundial_sys::socket::{SocketOptions, bind_udp};
+
 use crate::support::LOCAL_CLOCK_CONFIG;
 use crate::support::daemon::Daemon;
 
@@ -22,6 +24,10 @@ const STREAM: u64 = 5000;
 
 /// Time between two requests of the stream.
 const SPACING: Duration = Duration::from_micros(65);
+
+/// The client's receive buffer: the whole stream's replies (the kernel charges several hundred
+/// octets per queued datagram).
+const CLIENT_BUFFER: usize = 8 << 20;
 
 /// How long the client waits for a reply.
 const REPLY_WAIT: Duration = Duration::from_secs(5);
@@ -109,7 +115,12 @@ fn holds_under_a_stream_and_watches_its_sockets_after(threads: &str) {
     let fd = socket_fd(ntpd.pid(), server);
     assert!(watched(ntpd.pid(), &fd), "an idle loop watches socket {fd}");
 
-    let client = UdpSocket::bind((server.ip(), 0)).expect("client socket");
+    // Room for every reply, so that a receiver descheduled on a busy machine loses none.
+    let options = SocketOptions {
+        recv_buffer: CLIENT_BUFFER,
+        ..SocketOptions::default()
+    };
+    let client = bind_udp((server.ip(), 0).into(), &options).expect("client socket");
     client
         .set_read_timeout(Some(REPLY_WAIT))
         .expect("read timeout");
@@ -132,8 +143,10 @@ fn holds_under_a_stream_and_watches_its_sockets_after(threads: &str) {
             }
             sending.store(false, Ordering::Release);
         });
+        // A hold lasts as long as the stream: a look every millisecond finds it.
         while sending.load(Ordering::Acquire) && !unwatched {
             unwatched = !watched(ntpd.pid(), &fd);
+            std::thread::sleep(Duration::from_millis(1));
         }
         receiver.join().expect("receiver")
     });
