@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use super::ServeSocket;
+
 /// A loop holds while requests arrive faster than this apart (from 5000 requests/s on), and
 /// never for less.
 pub const HOLD: Duration = Duration::from_micros(200);
@@ -133,6 +135,21 @@ pub fn watch<'a>(
         }
     }
     Ok(())
+}
+
+/// Registers a drained socket again where the poller has disarmed it: poll(2) builds only
+/// ([`sundial_sys::SIMULATOR_BUILD`]); epoll keeps it armed, so production builds skip the
+/// system call.
+pub fn rearm(registry: &Registry, sock: &ServeSocket, token: Token) {
+    if sundial_sys::SIMULATOR_BUILD
+        && let Err(e) = registry.reregister(
+            &mut SourceFd(&sock.socket().as_raw_fd()),
+            token,
+            Interest::READABLE,
+        )
+    {
+        tracing::warn!("cannot poll a server socket again: {e}");
+    }
 }
 
 #[cfg(test)]

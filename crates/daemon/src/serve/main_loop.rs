@@ -8,15 +8,13 @@
 //! (1 ms) longer, and replies keep their kernel receive timestamps.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::{Registry, Token};
 use sundial_proto::server::Server;
 
 use super::ServeSocket;
-use super::hold::{Hold, watch};
+use super::hold::{Hold, rearm, watch};
 use crate::interfaces::InterfaceFilter;
 use crate::publish::Reader;
 
@@ -133,17 +131,4 @@ fn drain(
             tracing::warn!("receiving requests failed: {e}");
             0
         })
-}
-
-/// Registers a drained socket again where the poller has disarmed it (poll(2) builds only).
-fn rearm(registry: &Registry, sock: &ServeSocket, token: Token) {
-    if sundial_sys::SIMULATOR_BUILD
-        && let Err(e) = registry.reregister(
-            &mut SourceFd(&sock.socket().as_raw_fd()),
-            token,
-            Interest::READABLE,
-        )
-    {
-        tracing::warn!("cannot poll a server socket again: {e}");
-    }
 }

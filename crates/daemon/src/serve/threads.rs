@@ -19,18 +19,16 @@
 
 use std::io;
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
 use sundial_proto::server::Server;
 
 use super::ServeSocket;
-use super::hold::{Hold, watch};
+use super::hold::{Hold, rearm, watch};
 use crate::interfaces::{FilterReader, LiveFilter};
 use crate::publish::{Publisher, Reader};
 
@@ -39,10 +37,6 @@ const WAKE: Token = Token(0);
 
 /// The token of a thread's first socket; the others follow.
 const FIRST_SOCKET: usize = 1;
-
-/// Whether mio polls with poll(2), which disarms a descriptor after each event until it is
-/// registered again (see `ntpd`'s `SIMULATOR_BUILD`).
-const POLL_BUILD: bool = cfg!(mio_unsupported_force_poll_poll);
 
 /// What the main loop needs of the running threads.
 pub type Handles = Vec<(JoinHandle<()>, Arc<Waker>)>;
@@ -259,19 +253,6 @@ fn spawn_helper(
             }
         })?;
     Ok((handle, me))
-}
-
-/// Registers a drained socket again where the poller has disarmed it (poll(2) builds only).
-fn rearm(registry: &Registry, sock: &ServeSocket, token: Token) {
-    if POLL_BUILD
-        && let Err(e) = registry.reregister(
-            &mut SourceFd(&sock.socket().as_raw_fd()),
-            token,
-            Interest::READABLE,
-        )
-    {
-        tracing::warn!("cannot poll a server socket again: {e}");
-    }
 }
 
 #[cfg(test)]
