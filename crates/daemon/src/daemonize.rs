@@ -8,7 +8,7 @@
 //! with status 1. In the foreground (`-n`) the error is printed directly, and under systemd
 //! (`Type=notify`) `READY=1` is sent at the same point ([`crate::notify`]).
 //!
-//! The pipe carries one message: [`READY`], or [`FAILED`] followed by the error text.
+//! The pipe carries one message: `READY`, or `FAILED` followed by the error text.
 
 use std::fs::File;
 use std::io::{self, Read, Write};

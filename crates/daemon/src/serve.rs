@@ -145,7 +145,7 @@ impl ServeSocket {
         self.drain_with(server, reader, filter, origin, &mut || {})
     }
 
-    /// [`drain`](Self::drain), calling `on_backlog` from the [`BACKLOG_BATCHES`]-th receive
+    /// [`drain`](Self::drain), calling `on_backlog` from the `BACKLOG_BATCHES`-th receive
     /// call in a row that comes back full on: more requests were waiting than that many
     /// batches hold, so this thread is falling behind and another one may help ([`threads`]).
     /// A few full batches are no sign of that: the leader lets about `threads::LOOK` requests

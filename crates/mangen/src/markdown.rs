@@ -129,7 +129,7 @@ fn table_cells(row: &str) -> Vec<String> {
     cells
 }
 
-/// Inline markup: `code` and **bold** in bold, [text](link) as its text; the rest escaped.
+/// Inline markup: `code` and **bold** in bold, `[text](link)` as its text; the rest escaped.
 fn inline(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;

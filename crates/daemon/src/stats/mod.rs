@@ -1,6 +1,6 @@
 //! The classic statistics files (`statsdir`, `statistics`, `filegen`): `loopstats` at every
 //! clock discipline update, `peerstats` and `rawstats` at every sample a source accepts, `protostats` at every
-//! system event, and `sysstats` once an hour — in ntpd's column layout ([`line`]) and file
+//! system event, and `sysstats` once an hour — in ntpd's column layout ([`line`](mod@line)) and file
 //! generations ([`filegen`]), so that NTPsec's `ntpviz` and the classic awk scripts read them.
 //!
 //! The timekeeper records what the system process reports (its events and readouts) here; the

@@ -245,7 +245,7 @@ impl Discipline {
     }
 
     /// Whether the clock is disciplined: updated since start-up and since the last step, and
-    /// from at least three samples in all ([`SETTLED_UPDATES`]).
+    /// from at least three samples in all (`SETTLED_UPDATES`).
     pub fn is_synchronized(&self) -> bool {
         matches!(self.phase, Phase::Tracking { .. })
             && !self.needs_all_sources
