@@ -212,4 +212,70 @@ mod tests {
         assert_eq!(hold.next_look(), Some(start + micros(300) + HOLD));
         assert_eq!(hold.looked(0, start + micros(600)), Some(true));
     }
+
+    #[test]
+    fn requests_exactly_hold_apart_do_not_start_a_hold() {
+        let start = Instant::now();
+        let mut hold = Hold::new(start);
+        assert_eq!(hold.looked(10, start + HOLD), None);
+        assert!(!hold.holding());
+        assert_eq!(
+            hold.looked(10, start + HOLD + HOLD - micros(1)),
+            Some(false)
+        );
+    }
+
+    fn loopback() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0").expect("bind a loopback socket")
+    }
+
+    /// The tokens the poller reports for datagrams sent to each of `sockets`, in that order.
+    fn tokens_reported(poll: &mut mio::Poll, sockets: &[UdpSocket]) -> Vec<Token> {
+        let sender = loopback();
+        let mut tokens = Vec::new();
+        for s in sockets {
+            sender
+                .send_to(b"x", s.local_addr().expect("local address"))
+                .expect("send to a loopback socket");
+            let mut events = mio::Events::with_capacity(4);
+            poll.poll(&mut events, Some(Duration::from_secs(5)))
+                .expect("poll");
+            tokens.extend(events.iter().map(mio::event::Event::token));
+            let mut buf = [0; 8];
+            s.recv(&mut buf).expect("take the datagram");
+        }
+        tokens
+    }
+
+    #[test]
+    fn watched_sockets_report_consecutive_tokens_from_the_first() {
+        let mut poll = mio::Poll::new().expect("poller");
+        let sockets = [loopback(), loopback()];
+        watch(poll.registry(), &sockets, 5, true).expect("watch");
+        assert_eq!(tokens_reported(&mut poll, &sockets), [Token(5), Token(6)]);
+    }
+
+    #[test]
+    fn watching_a_watched_socket_or_unwatching_an_unwatched_one_is_no_failure() {
+        let mut poll = mio::Poll::new().expect("poller");
+        let sockets = [loopback()];
+        watch(poll.registry(), &sockets, 1, false).expect("unwatch what was never watched");
+        watch(poll.registry(), &sockets, 1, true).expect("watch");
+        watch(poll.registry(), &sockets, 1, true).expect("watch again");
+        assert_eq!(tokens_reported(&mut poll, &sockets), [Token(1)]);
+        watch(poll.registry(), &sockets, 1, false).expect("unwatch");
+        watch(poll.registry(), &sockets, 1, false).expect("unwatch again");
+    }
+
+    #[test]
+    fn a_descriptor_the_poller_refuses_is_a_failure_both_ways() {
+        // /dev/null cannot be polled: epoll refuses it (EPERM) whether it is added or removed.
+        let null = std::fs::File::open("/dev/null").expect("open /dev/null");
+        let not_a_socket = [UdpSocket::from(std::os::fd::OwnedFd::from(null))];
+        let poll = mio::Poll::new().expect("poller");
+        let on = watch(poll.registry(), &not_a_socket, 1, true).expect_err("watch");
+        assert_eq!(on.kind(), io::ErrorKind::PermissionDenied);
+        let off = watch(poll.registry(), &not_a_socket, 1, false).expect_err("unwatch");
+        assert_eq!(off.kind(), io::ErrorKind::PermissionDenied);
+    }
 }
