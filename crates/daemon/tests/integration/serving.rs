@@ -4,7 +4,8 @@
 //! watches them again.
 //!
 //! Whether the loop watches a socket is read from the kernel: `/proc/PID/fdinfo` of an epoll
-//! descriptor lists every descriptor it watches (`tfd:` lines).
+//! descriptor lists every descriptor it watches (`tfd:` lines). Whether it sleeps while idle,
+//! from the CPU time the kernel counts for the daemon's threads.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -31,6 +32,9 @@ const CLIENT_BUFFER: usize = 8 << 20;
 
 /// How long the client waits for a reply.
 const REPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the test watches an idle daemon's CPU time.
+const QUIET: Duration = Duration::from_secs(1);
 
 /// A client request: version 4, mode 3, and a transmit timestamp that names it.
 fn request(n: u64) -> [u8; 48] {
@@ -92,6 +96,25 @@ fn watched(pid: u32, fd: &str) -> bool {
             info.lines()
                 .any(|l| l.split_whitespace().take(2).eq(["tfd:", fd]))
         })
+}
+
+/// The CPU time all of process `pid`'s threads have spent so far (the first field of each
+/// thread's `schedstat`, in nanoseconds).
+fn cpu_time(pid: u32) -> Duration {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
+    let nanos = tasks
+        .map(|task| {
+            let path = task.expect("a thread").path().join("schedstat");
+            // A thread that ended meanwhile has spent nothing more.
+            fs::read_to_string(path).map_or(0, |stat| {
+                stat.split_whitespace()
+                    .next()
+                    .and_then(|ns| ns.parse::<u64>().ok())
+                    .expect("schedstat starts with the CPU time in nanoseconds")
+            })
+        })
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 #[test]
@@ -168,6 +191,15 @@ fn holds_under_a_stream_and_watches_its_sockets_after(threads: &str) {
     assert!(
         watched(ntpd.pid(), &fd),
         "the loop watches socket {fd} again once requests stop"
+    );
+    // ... and sleeps while nothing comes: a loop that polled without waiting would spend a
+    // good part of a CPU here even on a loaded machine; an idle daemon spends next to none.
+    let before = cpu_time(ntpd.pid());
+    std::thread::sleep(QUIET);
+    let spent = cpu_time(ntpd.pid()) - before;
+    assert!(
+        spent < QUIET / 10,
+        "an idle daemon spent {spent:?} of CPU time in {QUIET:?}"
     );
     client.send_to(&request(STREAM), server).expect("send");
     assert_eq!(answered(&client), Some(STREAM));
