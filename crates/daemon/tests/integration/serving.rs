@@ -102,19 +102,21 @@ fn watched(pid: u32, fd: &str) -> bool {
 /// thread's `schedstat`, in nanoseconds).
 fn cpu_time(pid: u32) -> Duration {
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
-    let nanos = tasks
-        .map(|task| {
-            let path = task.expect("a thread").path().join("schedstat");
-            // A thread that ended meanwhile has spent nothing more.
-            fs::read_to_string(path).map_or(0, |stat| {
-                stat.split_whitespace()
-                    .next()
-                    .and_then(|ns| ns.parse::<u64>().ok())
-                    .expect("schedstat starts with the CPU time in nanoseconds")
-            })
+    // A thread that ended meanwhile has no `schedstat` left, and spends nothing more.
+    let spent = tasks
+        .filter_map(|task| {
+            fs::read_to_string(task.expect("a thread").path().join("schedstat")).ok()
         })
-        .sum();
-    Duration::from_nanos(nanos)
+        .map(|stat| {
+            stat.split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .expect("schedstat starts with the CPU time in nanoseconds")
+        })
+        .collect::<Vec<_>>();
+    // The main thread lives as long as the daemon: no figure at all is a kernel without them.
+    assert!(!spent.is_empty(), "no schedstat for process {pid}");
+    Duration::from_nanos(spent.iter().sum())
 }
 
 #[test]
